@@ -1,0 +1,353 @@
+//! `RunConfig`: the harness options, parsed once from the command line and the
+//! environment and then passed explicitly to everything that needs them.
+//!
+//! The harness options are taken out of the argument list before the rest goes to
+//! libtest-mimic, so `cargo test -p suites -- --mark no_deploy --exact foo` works.
+//! Every option also has an environment variable, because `cargo test --workspace`
+//! hands the same arguments to every test binary, including plain libtest ones
+//! that would reject unknown flags.
+
+use std::path::{Path, PathBuf};
+
+use crate::marks::{MarkExpr, MarkExprError};
+
+/// Environment variable for `--mark`.
+pub const ENV_MARK: &str = "HARNESS_MARK";
+/// Environment variable for `--test-namespace`.
+pub const ENV_TEST_NAMESPACE: &str = "HARNESS_TEST_NAMESPACE";
+/// Environment variable for `--kube-context`.
+pub const ENV_KUBE_CONTEXT: &str = "HARNESS_KUBE_CONTEXT";
+/// Environment variable for `--require-cluster` (`1`/`true`/`yes` switch it on).
+pub const ENV_REQUIRE_CLUSTER: &str = "HARNESS_REQUIRE_CLUSTER";
+/// Environment variable for `--keep-namespace`.
+pub const ENV_KEEP_NAMESPACE: &str = "HARNESS_KEEP_NAMESPACE";
+/// Environment variable for `--junit`.
+pub const ENV_JUNIT: &str = "HARNESS_JUNIT";
+/// Environment variable for `--artifacts`.
+pub const ENV_ARTIFACTS: &str = "HARNESS_ARTIFACTS";
+
+/// When to keep a case's namespace after the case ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeepNamespace {
+    /// Always delete (the default).
+    #[default]
+    Never,
+    /// Keep the namespaces of failed cases for inspection.
+    OnFailure,
+    /// Keep every namespace.
+    Always,
+}
+
+impl std::str::FromStr for KeepNamespace {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "never" => Ok(Self::Never),
+            "on-failure" => Ok(Self::OnFailure),
+            "always" => Ok(Self::Always),
+            other => Err(ConfigError::BadValue {
+                option: "--keep-namespace",
+                value: other.to_owned(),
+                expected: "never, on-failure or always",
+            }),
+        }
+    }
+}
+
+/// Errors in the harness options.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// An option that needs a value came last.
+    #[error("option {0} needs a value")]
+    MissingValue(&'static str),
+    /// An option value of the wrong form.
+    #[error("invalid value {value:?} for {option}: expected {expected}")]
+    BadValue {
+        /// The option.
+        option: &'static str,
+        /// What was given.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// The mark expression does not parse.
+    #[error("invalid mark expression")]
+    Mark(#[from] MarkExprError),
+}
+
+/// Everything the harness was told, parsed once.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Only cases whose tier and marks satisfy this run (`--mark`).
+    pub mark: Option<MarkExpr>,
+    /// A namespace name forced by the user (`--test-namespace`).
+    pub test_namespace: Option<String>,
+    /// The kubeconfig context to use (`--kube-context`), else the current one.
+    pub kube_context: Option<String>,
+    /// A missing cluster fails chart_deploy cases instead of ignoring them.
+    pub require_cluster: bool,
+    /// When namespaces survive their case.
+    pub keep_namespace: KeepNamespace,
+    /// Where to write JUnit XML; see [`RunConfig::junit_file`].
+    pub junit: Option<PathBuf>,
+    /// Root of failure bundles and other per-run output.
+    pub artifacts: PathBuf,
+    /// `CI_JOB_ID` when running in a CI job.
+    pub ci_job_id: Option<String>,
+    /// Random id of this run: names and labels of everything the run creates carry it.
+    pub run_id: String,
+}
+
+const VALUE_OPTIONS: [&str; 6] = [
+    "--mark",
+    "--test-namespace",
+    "--kube-context",
+    "--keep-namespace",
+    "--junit",
+    "--artifacts",
+];
+
+impl RunConfig {
+    /// Parses the process's arguments and environment; returns the config and the
+    /// arguments meant for libtest-mimic (program name first).
+    ///
+    /// # Errors
+    /// A harness option without a value or with a value of the wrong form.
+    pub fn from_process() -> Result<(Self, Vec<String>), ConfigError> {
+        Self::parse(std::env::args(), |key| std::env::var(key).ok())
+    }
+
+    /// Parses `args` (program name first) with `env` as the environment.
+    ///
+    /// # Errors
+    /// See [`RunConfig::from_process`].
+    pub fn parse(
+        args: impl IntoIterator<Item = String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(Self, Vec<String>), ConfigError> {
+        let mut given: Vec<(&'static str, String)> = Vec::new();
+        let mut require_cluster = false;
+        let mut rest = Vec::new();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            if arg == "--require-cluster" {
+                require_cluster = true;
+                continue;
+            }
+            let option = VALUE_OPTIONS.iter().copied().find(|o| {
+                arg == *o || arg.strip_prefix(o).is_some_and(|r| r.starts_with('='))
+            });
+            match option {
+                Some(o) if arg.len() > o.len() => given.push((o, arg[o.len() + 1..].to_owned())),
+                Some(o) => given.push((o, args.next().ok_or(ConfigError::MissingValue(o))?)),
+                None => rest.push(arg),
+            }
+        }
+        let pick = |option: &str, var: &str| {
+            given
+                .iter()
+                .rev()
+                .find(|(o, _)| *o == option)
+                .map(|(_, v)| v.clone())
+                .or_else(|| env(var).filter(|v| !v.is_empty()))
+        };
+
+        let mark = pick("--mark", ENV_MARK)
+            .map(|m| MarkExpr::parse(&m))
+            .transpose()?;
+        let test_namespace = pick("--test-namespace", ENV_TEST_NAMESPACE)
+            .map(|ns| {
+                if is_dns_label(&ns) {
+                    Ok(ns)
+                } else {
+                    Err(ConfigError::BadValue {
+                        option: "--test-namespace",
+                        value: ns,
+                        expected: "a DNS label (lowercase letters, digits and '-', at most 63)",
+                    })
+                }
+            })
+            .transpose()?;
+        let keep_namespace = pick("--keep-namespace", ENV_KEEP_NAMESPACE)
+            .map(|v| v.parse())
+            .transpose()?
+            .unwrap_or_default();
+        require_cluster |= env(ENV_REQUIRE_CLUSTER)
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+        let artifacts = pick("--artifacts", ENV_ARTIFACTS)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| default_target_dir(&env).join("harness"));
+
+        let config = RunConfig {
+            mark,
+            test_namespace,
+            kube_context: pick("--kube-context", ENV_KUBE_CONTEXT),
+            require_cluster,
+            keep_namespace,
+            junit: pick("--junit", ENV_JUNIT).map(PathBuf::from),
+            artifacts,
+            ci_job_id: env("CI_JOB_ID").filter(|v| !v.is_empty()),
+            run_id: random_suffix(8),
+        };
+        Ok((config, rest))
+    }
+
+    /// The JUnit file for `suite`: `--junit` names a file, a directory (existing
+    /// or ending in `/`, then `<dir>/<suite>.xml`), or a pattern with `{suite}`.
+    ///
+    /// When nextest runs one case per process, `case` is set and the file name
+    /// gets the case appended, so parallel processes do not overwrite each other.
+    pub fn junit_file(&self, suite: &str, case: Option<&str>) -> Option<PathBuf> {
+        let given = self.junit.as_ref()?;
+        let text = given.to_string_lossy();
+        let base = if text.contains("{suite}") {
+            PathBuf::from(text.replace("{suite}", suite))
+        } else if text.ends_with('/') || given.is_dir() {
+            given.join(format!("{suite}.xml"))
+        } else {
+            given.clone()
+        };
+        Some(match case {
+            None => base,
+            Some(case) => {
+                let stem = base.file_stem().unwrap_or_default().to_string_lossy();
+                base.with_file_name(format!("{stem}--{}.xml", file_safe(case)))
+            }
+        })
+    }
+
+    /// A fresh namespace name for a case: the forced `--test-namespace`,
+    /// else `ci-<job>-<suffix>` in CI, else `test-<run>-<suffix>`; always a DNS label.
+    pub fn namespace_name(&self) -> String {
+        if let Some(ns) = &self.test_namespace {
+            return ns.clone();
+        }
+        let prefix = match &self.ci_job_id {
+            Some(job) => format!("ci-{}", dns_safe(job)),
+            None => format!("test-{}", self.run_id),
+        };
+        let mut name = format!("{prefix}-{}", random_suffix(6));
+        name.truncate(63);
+        name.trim_end_matches('-').to_owned()
+    }
+}
+
+/// `true` for an RFC 1123 label: what Kubernetes accepts as a namespace name.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn dns_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+fn file_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect()
+}
+
+/// Lowercase letters and digits from the OS random source: safe in DNS names and
+/// unique across parallel processes (no counters or clock seeds).
+pub fn random_suffix(len: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// The cargo target directory the running test binary lives in
+/// (`<target>/<profile>/deps/<binary>`), else `CARGO_TARGET_DIR`, else `./target`.
+fn default_target_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(dir) = env("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            let deps = exe.parent()?;
+            (deps.file_name()? == "deps").then(|| deps.parent()?.parent().map(Path::to_path_buf))?
+        })
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<(RunConfig, Vec<String>), ConfigError> {
+        let env: Vec<(String, String)> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        RunConfig::parse(
+            std::iter::once("prog".to_owned()).chain(args.iter().map(|s| s.to_string())),
+            move |k| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()),
+        )
+    }
+
+    #[test]
+    fn harness_options_are_taken_out_and_the_rest_passed_on() {
+        let (config, rest) = parse(
+            &["--mark", "no_deploy", "--exact", "foo", "--keep-namespace=on-failure", "--require-cluster"],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(rest, ["prog", "--exact", "foo"]);
+        assert!(config.mark.is_some());
+        assert!(config.require_cluster);
+        assert_eq!(config.keep_namespace, KeepNamespace::OnFailure);
+    }
+
+    #[test]
+    fn command_line_wins_over_environment() {
+        let (config, _) = parse(
+            &["--kube-context", "kind-a"],
+            &[(ENV_KUBE_CONTEXT, "kind-b"), (ENV_REQUIRE_CLUSTER, "true")],
+        )
+        .unwrap();
+        assert_eq!(config.kube_context.as_deref(), Some("kind-a"));
+        assert!(config.require_cluster);
+    }
+
+    #[rstest]
+    #[case(&["--mark"], "option --mark needs a value")]
+    #[case(&["--keep-namespace", "sometimes"], "invalid value \"sometimes\" for --keep-namespace")]
+    #[case(&["--test-namespace", "Bad_Name"], "invalid value \"Bad_Name\" for --test-namespace")]
+    #[case(&["--mark", "no_deploy and"], "invalid mark expression")]
+    fn bad_options_are_named(#[case] args: &[&str], #[case] expected: &str) {
+        let err = parse(args, &[]).unwrap_err().to_string();
+        assert!(err.starts_with(expected), "{err}");
+    }
+
+    #[test]
+    fn namespaces_follow_ci_job_and_are_unique() {
+        let (config, _) = parse(&[], &[("CI_JOB_ID", "4711")]).unwrap();
+        let (a, b) = (config.namespace_name(), config.namespace_name());
+        assert!(a.starts_with("ci-4711-") && is_dns_label(&a), "{a}");
+        assert_ne!(a, b);
+        let (forced, _) = parse(&["--test-namespace", "mine"], &[("CI_JOB_ID", "1")]).unwrap();
+        assert_eq!(forced.namespace_name(), "mine");
+        let (local, _) = parse(&[], &[]).unwrap();
+        assert!(is_dns_label(&local.namespace_name()));
+    }
+
+    #[rstest]
+    #[case("out/", None, "out/echo.xml")]
+    #[case("out/{suite}-report.xml", None, "out/echo-report.xml")]
+    #[case("out/report.xml", None, "out/report.xml")]
+    #[case("out/", Some("[no_deploy] a::b"), "out/echo--_no_deploy__a__b.xml")]
+    fn junit_file_names(#[case] given: &str, #[case] case: Option<&str>, #[case] expected: &str) {
+        let (config, _) = parse(&["--junit", given], &[]).unwrap();
+        assert_eq!(config.junit_file("echo", case).unwrap(), PathBuf::from(expected));
+    }
+}

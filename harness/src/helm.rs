@@ -1,0 +1,378 @@
+//! The `helm` CLI adapter: locating and version-checking the binary, and running
+//! it with argument vectors, timeouts and errors that carry the command, the exit
+//! status and stderr.
+//!
+//! Template and lint are used by the no_deploy tier; install, upgrade, rollback,
+//! uninstall and status go through the same [`Helm::run`] later.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::process::Command;
+
+/// Oldest helm the harness accepts (`helm template --skip-tests` and the JSON
+/// outputs it relies on behave as used here from 3.8 on).
+pub const MIN_VERSION: Version = Version { major: 3, minor: 8, patch: 0 };
+/// The helm version `ci/test` installs into the project cache.
+pub const PINNED_VERSION: &str = "3.10.1";
+/// Environment variable naming the helm binary to use.
+pub const ENV_HELM: &str = "HELM";
+/// Environment variable naming the project's cache directory.
+pub const ENV_CACHE_DIR: &str = "HARNESS_CACHE_DIR";
+
+/// Default time limit of one helm command.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A helm version (`v3.10.1` → 3.10.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    /// Major.
+    pub major: u32,
+    /// Minor.
+    pub minor: u32,
+    /// Patch.
+    pub patch: u32,
+}
+
+impl Version {
+    /// Parses `v3.10.1`, `3.10.1` or `v3.10.1+g9f88ccb`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let core = text.trim().trim_start_matches('v');
+        let core = core.split(['+', '-']).next()?;
+        let mut parts = core.split('.').map(|p| p.parse::<u32>());
+        Some(Self { major: parts.next()?.ok()?, minor: parts.next()?.ok()?, patch: parts.next()?.ok()? })
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// Errors from locating or running helm.
+#[derive(Debug, thiserror::Error)]
+pub enum HelmError {
+    /// No helm binary anywhere the harness looks.
+    #[error("helm not found (looked at ${ENV_HELM}, PATH and {}) (hint: run `ci/install-helm` or set HELM to a helm {MIN_VERSION}+ binary)", cache.display())]
+    NotFound {
+        /// The project's install location that was checked.
+        cache: PathBuf,
+    },
+    /// The binary could not be started.
+    #[error("failed to start {}", path.display())]
+    Spawn {
+        /// The binary.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `helm version` printed something that is not a version.
+    #[error("{} did not report a helm version (printed {output:?})", path.display())]
+    UnknownVersion {
+        /// The binary.
+        path: PathBuf,
+        /// What it printed.
+        output: String,
+    },
+    /// The binary is older than [`MIN_VERSION`].
+    #[error("{} is helm {found}, but {MIN_VERSION} or newer is needed (hint: run `ci/install-helm` or set HELM)", path.display())]
+    TooOld {
+        /// The binary.
+        path: PathBuf,
+        /// Its version.
+        found: Version,
+    },
+    /// The chart directory has no `Chart.yaml`.
+    #[error("chart not found: {} has no Chart.yaml", path.display())]
+    ChartNotFound {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// helm ran and failed.
+    #[error("`{command}` failed with {status}: {stderr}")]
+    Failed {
+        /// The command line, for reading and re-running.
+        command: String,
+        /// The exit status.
+        status: std::process::ExitStatus,
+        /// Its stderr, trimmed.
+        stderr: String,
+    },
+    /// helm did not finish in time and was killed.
+    #[error("`{command}` did not finish within {after:?} and was killed")]
+    Timeout {
+        /// The command line.
+        command: String,
+        /// The time limit.
+        after: Duration,
+    },
+}
+
+/// A located, version-checked helm binary.
+#[derive(Debug)]
+pub struct Helm {
+    path: PathBuf,
+    version: Version,
+    started: AtomicU64,
+}
+
+/// What `helm template` renders.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct TemplateArgs {
+    /// The chart directory.
+    pub chart: PathBuf,
+    /// The release name.
+    pub release: String,
+    /// The release namespace.
+    pub namespace: String,
+    /// Values files, in order (later ones win).
+    pub values_files: Vec<PathBuf>,
+    /// `--set key=value` pairs, after the values files.
+    pub set: Vec<(String, String)>,
+}
+
+impl TemplateArgs {
+    fn to_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "template".into(),
+            self.release.clone().into(),
+            self.chart.clone().into(),
+            "--namespace".into(),
+            self.namespace.clone().into(),
+            "--include-crds".into(),
+        ];
+        for file in &self.values_files {
+            args.push("--values".into());
+            args.push(file.into());
+        }
+        for (key, value) in &self.set {
+            args.push("--set".into());
+            args.push(format!("{key}={value}").into());
+        }
+        args
+    }
+}
+
+impl Helm {
+    /// Finds helm: `$HELM`, else `helm` on `PATH`, else the project's install
+    /// location (`$HARNESS_CACHE_DIR/helm/<version>/helm`); checks its version.
+    ///
+    /// # Errors
+    /// [`HelmError::NotFound`], or any error of [`Helm::at`].
+    pub async fn locate() -> Result<Self, HelmError> {
+        let cached = cache_dir().join("helm").join(PINNED_VERSION).join("helm");
+        let candidate = std::env::var_os(ENV_HELM)
+            .map(PathBuf::from)
+            .or_else(|| find_on_path("helm"))
+            .or_else(|| cached.is_file().then(|| cached.clone()))
+            .ok_or(HelmError::NotFound { cache: cached })?;
+        Self::at(candidate).await
+    }
+
+    /// Uses the helm at `path` after checking it runs and is new enough.
+    ///
+    /// # Errors
+    /// The binary does not start, does not report a version, or is too old.
+    pub async fn at(path: impl Into<PathBuf>) -> Result<Self, HelmError> {
+        let path = path.into();
+        let mut command = Command::new(&path);
+        command.args(["version", "--template", "{{.Version}}"]);
+        let output = tokio::time::timeout(DEFAULT_TIMEOUT, command.kill_on_drop(true).output())
+            .await
+            .map_err(|_| HelmError::Timeout { command: format!("{} version", path.display()), after: DEFAULT_TIMEOUT })?
+            .map_err(|source| HelmError::Spawn { path: path.clone(), source })?;
+        let printed = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        let version = Version::parse(&printed)
+            .ok_or_else(|| HelmError::UnknownVersion { path: path.clone(), output: printed.clone() })?;
+        if version < MIN_VERSION {
+            return Err(HelmError::TooOld { path, found: version });
+        }
+        Ok(Self { path, version, started: AtomicU64::new(1) })
+    }
+
+    /// The binary in use.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// How many helm processes this adapter has started (the version check included).
+    pub fn processes_started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// `helm template`; returns the multi-document YAML.
+    ///
+    /// # Errors
+    /// A missing chart directory, or the command failing or timing out.
+    pub async fn template(&self, args: &TemplateArgs) -> Result<String, HelmError> {
+        require_chart(&args.chart)?;
+        self.run(args.to_args(), DEFAULT_TIMEOUT).await
+    }
+
+    /// `helm lint --strict` with the given values files; returns helm's report.
+    ///
+    /// # Errors
+    /// A missing chart directory, lint findings (as [`HelmError::Failed`]), or a timeout.
+    pub async fn lint(&self, chart: &Path, values_files: &[PathBuf]) -> Result<String, HelmError> {
+        require_chart(chart)?;
+        let mut args: Vec<OsString> = vec!["lint".into(), "--strict".into(), chart.into()];
+        for file in values_files {
+            args.push("--values".into());
+            args.push(file.into());
+        }
+        self.run(args, DEFAULT_TIMEOUT).await
+    }
+
+    /// Runs helm with `args`; returns stdout.
+    ///
+    /// # Errors
+    /// The process cannot start, exits non-zero, or outlives `timeout` (then it is killed).
+    ///
+    /// # Cancel safety
+    /// Dropping the future kills the process.
+    pub async fn run(&self, args: Vec<OsString>, timeout: Duration) -> Result<String, HelmError> {
+        let command_line = display_command(&self.path, &args);
+        let mut command = Command::new(&self.path);
+        command.args(&args).kill_on_drop(true).stdin(std::process::Stdio::null());
+        self.started.fetch_add(1, Ordering::Relaxed);
+        let output = match tokio::time::timeout(timeout, command.output()).await {
+            Err(_) => return Err(HelmError::Timeout { command: command_line, after: timeout }),
+            Ok(result) => result.map_err(|source| HelmError::Spawn { path: self.path.clone(), source })?,
+        };
+        if !output.status.success() {
+            return Err(HelmError::Failed {
+                command: command_line,
+                status: output.status,
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}
+
+fn require_chart(chart: &Path) -> Result<(), HelmError> {
+    if chart.join("Chart.yaml").is_file() {
+        Ok(())
+    } else {
+        Err(HelmError::ChartNotFound { path: chart.to_path_buf() })
+    }
+}
+
+/// The project's cache for pinned downloads and builds: `$HARNESS_CACHE_DIR`,
+/// else `$XDG_CACHE_HOME/testware`, else `~/.cache/testware`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(ENV_CACHE_DIR) {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    base.join("testware")
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The command as a shell would show it, quoted where needed, for error messages.
+fn display_command(program: &Path, args: &[OsString]) -> String {
+    std::iter::once(program.as_os_str())
+        .chain(args.iter().map(OsString::as_os_str))
+        .map(|a| {
+            let a = a.to_string_lossy();
+            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c)) {
+                a.into_owned()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("v3.10.1", Some((3, 10, 1)))]
+    #[case("v3.8.0+g1234", Some((3, 8, 0)))]
+    #[case("3.12.3\n", Some((3, 12, 3)))]
+    #[case("Client: v2.17.0", None)]
+    #[case("", None)]
+    fn versions_parse(#[case] text: &str, #[case] expected: Option<(u32, u32, u32)>) {
+        let parsed = Version::parse(text).map(|v| (v.major, v.minor, v.patch));
+        assert_eq!(parsed, expected);
+    }
+
+    #[test]
+    fn commands_are_shown_quoted() {
+        let shown = display_command(Path::new("/bin/helm"), &["template".into(), "a b".into(), "x=it's".into()]);
+        assert_eq!(shown, r"/bin/helm template 'a b' 'x=it'\''s'");
+    }
+
+    #[test]
+    fn template_arguments_keep_order() {
+        let args = TemplateArgs {
+            chart: "c".into(),
+            release: "r".into(),
+            namespace: "ns".into(),
+            values_files: vec!["a.yaml".into(), "b.yaml".into()],
+            set: vec![("x.y".into(), "1".into())],
+        };
+        let shown = display_command(Path::new("helm"), &args.to_args());
+        assert_eq!(shown, "helm template r c --namespace ns --include-crds --values a.yaml --values b.yaml --set x.y=1");
+    }
+
+    fn fake_helm(dir: &Path, script: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("helm");
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn old_or_odd_helm_is_refused_with_the_reason() {
+        let dir = std::env::temp_dir().join(format!("helm-test-{}", crate::config::random_suffix(6)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = fake_helm(&dir, "echo v3.7.2");
+        let err = Helm::at(&old).await.unwrap_err().to_string();
+        assert!(err.contains("is helm 3.7.2, but 3.8.0 or newer is needed"), "{err}");
+        let odd = fake_helm(&dir, "echo hello");
+        let err = Helm::at(&odd).await.unwrap_err().to_string();
+        assert!(err.contains("did not report a helm version"), "{err}");
+        let err = Helm::at(dir.join("missing")).await.unwrap_err().to_string();
+        assert!(err.starts_with("failed to start"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_hanging_helm_is_killed_at_the_timeout() {
+        let dir = std::env::temp_dir().join(format!("helm-test-{}", crate::config::random_suffix(6)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = fake_helm(&dir, "case \"$1\" in version) echo v3.10.1;; *) sleep 30;; esac");
+        let helm = Helm::at(&path).await.unwrap();
+        let err = helm.run(vec!["template".into()], Duration::from_millis(200)).await.unwrap_err();
+        assert!(matches!(err, HelmError::Timeout { .. }), "{err}");
+        let failing = fake_helm(&dir, "case \"$1\" in version) echo v3.10.1;; *) echo 'Error: boom' >&2; exit 1;; esac");
+        let helm = Helm::at(&failing).await.unwrap();
+        let err = helm.run(vec!["lint".into()], DEFAULT_TIMEOUT).await.unwrap_err().to_string();
+        assert!(err.contains("lint` failed with exit status: 1: Error: boom"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

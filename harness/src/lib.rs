@@ -1,0 +1,35 @@
+//! The test harness for Helm charts and their deployments.
+//!
+//! - [`runner`]: cases with tiers and marks, mark expressions, quarantine, JUnit.
+//! - [`config`]: the run's options, parsed once and passed explicitly.
+//! - [`helm`]: the helm CLI adapter; [`chart`]: rendering charts once and caching.
+//! - [`manifest`]: typed rendered objects, queries and [`manifest::policy`] checks.
+//! - [`cluster`]: the cluster client and the probe behind the chart_deploy tier.
+#![warn(missing_docs)]
+
+pub mod chart;
+pub mod cluster;
+pub mod config;
+pub mod helm;
+pub mod junit;
+pub mod manifest;
+pub mod marks;
+pub mod runner;
+
+pub use chart::{ChartRenderer, HelmChart, RenderOptions, Rendered};
+pub use config::RunConfig;
+pub use helm::Helm;
+pub use manifest::Manifests;
+pub use runner::{Case, CaseResult, Ctx, Quarantine, Suite, Tier};
+
+/// An error with its whole `source()` chain, joined by `: `.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

@@ -1,0 +1,562 @@
+//! Reusable policy checks for rendered charts. Each rule is a plain function over
+//! [`Manifests`]; [`check_all`] runs every rule. A violation names the chart, the
+//! values set, the object, the container and the rule.
+//!
+//! Charts opt out of a rule per workload with the annotation
+//! `policy.testware.io/exempt-<rule>: "<reason>"` (on the workload or its pod
+//! template; the reason must not be empty), and declare references to objects
+//! that live outside the release with
+//! `policy.testware.io/external-refs: "Secret/name, ConfigMap/name"`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, Service};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{ManifestObject, Manifests, PodTemplate};
+use crate::chart::ChartMeta;
+
+/// Prefix of the exemption annotations.
+pub const EXEMPT_PREFIX: &str = "policy.testware.io/exempt-";
+/// Annotation listing references that are satisfied outside the release.
+pub const EXTERNAL_REFS: &str = "policy.testware.io/external-refs";
+
+/// The rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    /// `app.kubernetes.io/{name,instance,version,managed-by}` and `helm.sh/chart`.
+    Labels,
+    /// Images have a tag other than `latest`, or a digest.
+    ImagePinned,
+    /// CPU and memory requests and limits on every container.
+    Resources,
+    /// Readiness and liveness probes on long-running containers.
+    Probes,
+    /// `runAsNonRoot`, no privilege escalation, not privileged.
+    SecurityContext,
+    /// Service selectors match a workload's pods and their target ports exist.
+    ServiceSelector,
+    /// ConfigMap, Secret and PVC references resolve inside the release.
+    References,
+    /// `global.nodeSelector`/`global.tolerations` reach every pod.
+    Scheduling,
+    /// `global.storageClass` reaches every PVC.
+    StorageClass,
+}
+
+impl Rule {
+    /// The rule's id, as used in messages and exemption annotations.
+    pub fn id(self) -> &'static str {
+        match self {
+            Rule::Labels => "labels",
+            Rule::ImagePinned => "image-pinned",
+            Rule::Resources => "resources",
+            Rule::Probes => "probes",
+            Rule::SecurityContext => "security-context",
+            Rule::ServiceSelector => "service-selector",
+            Rule::References => "references",
+            Rule::Scheduling => "scheduling",
+            Rule::StorageClass => "storage-class",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The rule broken.
+    pub rule: Rule,
+    /// `Kind/name` of the object.
+    pub object: String,
+    /// The container, for container rules.
+    pub container: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Violations of one render, with the chart and values set they belong to.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Chart name.
+    pub chart: String,
+    /// The values set (file name, or `default`).
+    pub values: String,
+    /// The findings.
+    pub violations: Vec<Violation>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} policy violation(s) in chart {} with values {}:", self.violations.len(), self.chart, self.values)?;
+        for v in &self.violations {
+            write!(f, "  - chart {}, values {}: {}", self.chart, self.values, v.object)?;
+            if let Some(c) = &v.container {
+                write!(f, ", container {c}")?;
+            }
+            writeln!(f, ": rule {}: {}", v.rule, v.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// The values that probe whether scheduling and storage are configurable. The
+/// policy suite renders every chart with them (see [`ProbeValues::set_args`]).
+#[derive(Debug, Clone)]
+pub struct ProbeValues {
+    /// Node label key and value for the system node group.
+    pub node_selector: (String, String),
+    /// Toleration key (operator `Equal`, value = node selector value, effect `NoSchedule`).
+    pub toleration_key: String,
+    /// Storage class name.
+    pub storage_class: String,
+}
+
+impl Default for ProbeValues {
+    fn default() -> Self {
+        Self {
+            node_selector: ("testware.io/node-group".into(), "system".into()),
+            toleration_key: "testware.io/node-group".into(),
+            storage_class: "testware-policy-probe".into(),
+        }
+    }
+}
+
+impl ProbeValues {
+    /// The `--set` pairs that apply these values through the `global.*` convention.
+    pub fn set_args(&self) -> Vec<(String, String)> {
+        let escaped_key = self.node_selector.0.replace('.', r"\.");
+        vec![
+            (format!("global.nodeSelector.{escaped_key}"), self.node_selector.1.clone()),
+            ("global.tolerations[0].key".into(), self.toleration_key.clone()),
+            ("global.tolerations[0].operator".into(), "Equal".into()),
+            ("global.tolerations[0].value".into(), self.node_selector.1.clone()),
+            ("global.tolerations[0].effect".into(), "NoSchedule".into()),
+            ("global.storageClass".into(), self.storage_class.clone()),
+        ]
+    }
+}
+
+/// What the checks need to know beyond the objects.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    /// The chart's metadata (for `helm.sh/chart`).
+    pub chart: &'a ChartMeta,
+    /// The release name the chart was rendered with.
+    pub release: &'a str,
+    /// The probe values, when the render applied them; otherwise the scheduling
+    /// and storage-class rules are skipped.
+    pub probe: Option<&'a ProbeValues>,
+}
+
+/// Runs every rule.
+pub fn check_all(m: &Manifests, cx: &Context<'_>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    out.extend(labels(m, cx));
+    out.extend(image_pinned(m));
+    out.extend(resources(m));
+    out.extend(probes(m));
+    out.extend(security_context(m));
+    out.extend(service_selector(m));
+    out.extend(references(m));
+    if let Some(probe) = cx.probe {
+        out.extend(scheduling(m, probe));
+        out.extend(storage_class(m, probe));
+    }
+    out
+}
+
+fn violation(rule: Rule, object: &ManifestObject, container: Option<&str>, message: impl Into<String>) -> Violation {
+    Violation { rule, object: object.id(), container: container.map(str::to_owned), message: message.into() }
+}
+
+/// Standard labels on every object, and name/instance on every pod template.
+pub fn labels(m: &Manifests, cx: &Context<'_>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let expected_chart = cx.chart.chart_label();
+    for object in m.objects() {
+        let labels = object.labels();
+        let mut check = |key: &str, want: Option<&str>, labels: &BTreeMap<String, String>, what: &str| match (labels.get(key), want) {
+            (None, _) => out.push(violation(Rule::Labels, object, None, format!("{what} lacks label {key}"))),
+            (Some(v), _) if v.is_empty() => out.push(violation(Rule::Labels, object, None, format!("{what} has empty label {key}"))),
+            (Some(v), Some(w)) if v != w => {
+                out.push(violation(Rule::Labels, object, None, format!("{what} label {key} is {v:?}, expected {w:?}")))
+            }
+            _ => {}
+        };
+        check("app.kubernetes.io/name", None, &labels, "object");
+        check("app.kubernetes.io/instance", Some(cx.release), &labels, "object");
+        check("app.kubernetes.io/version", None, &labels, "object");
+        check("app.kubernetes.io/managed-by", Some("Helm"), &labels, "object");
+        check("helm.sh/chart", Some(&expected_chart), &labels, "object");
+        if let Some(pod) = object.pod_template() {
+            let pod_labels = pod.labels();
+            check("app.kubernetes.io/name", None, &pod_labels, "pod template");
+            check("app.kubernetes.io/instance", Some(cx.release), &pod_labels, "pod template");
+        }
+    }
+    out
+}
+
+/// `true` when `image` names a tag other than `latest`, or a digest.
+pub fn is_pinned(image: &str) -> bool {
+    if image.contains("@sha256:") {
+        return true;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        Some((_, tag)) => !tag.is_empty() && tag != "latest",
+        None => false,
+    }
+}
+
+/// Every container image is pinned.
+pub fn image_pinned(m: &Manifests) -> Vec<Violation> {
+    for_each_container(m, |pod, c, _| match c.image.as_deref() {
+        None | Some("") => vec![violation(Rule::ImagePinned, pod.owner, Some(&c.name), "no image")],
+        Some(image) if !is_pinned(image) => vec![violation(
+            Rule::ImagePinned,
+            pod.owner,
+            Some(&c.name),
+            format!("image {image:?} is not pinned (use a version tag or digest, not latest or none)"),
+        )],
+        _ => vec![],
+    })
+}
+
+/// CPU and memory requests and limits on every container and init container.
+pub fn resources(m: &Manifests) -> Vec<Violation> {
+    for_each_container(m, |pod, c, _| {
+        let mut missing = Vec::new();
+        let res = c.resources.as_ref();
+        for (section, map) in [("requests", res.and_then(|r| r.requests.as_ref())), ("limits", res.and_then(|r| r.limits.as_ref()))] {
+            for resource in ["cpu", "memory"] {
+                if !map.is_some_and(|m| m.contains_key(resource)) {
+                    missing.push(format!("{section}.{resource}"));
+                }
+            }
+        }
+        if missing.is_empty() {
+            vec![]
+        } else {
+            vec![violation(Rule::Resources, pod.owner, Some(&c.name), format!("missing resources {}", missing.join(", ")))]
+        }
+    })
+}
+
+/// Readiness and liveness probes on the regular containers of long-running workloads.
+pub fn probes(m: &Manifests) -> Vec<Violation> {
+    for_each_container(m, |pod, c, init| {
+        if init || !pod.owner.is_long_running() {
+            return vec![];
+        }
+        let mut missing = Vec::new();
+        if c.readiness_probe.is_none() {
+            missing.push("readinessProbe");
+        }
+        if c.liveness_probe.is_none() {
+            missing.push("livenessProbe");
+        }
+        if missing.is_empty() {
+            vec![]
+        } else {
+            vec![violation(Rule::Probes, pod.owner, Some(&c.name), format!("long-running container lacks {}", missing.join(" and ")))]
+        }
+    })
+}
+
+/// Non-root, no privilege escalation, not privileged, unless exempted with a reason.
+pub fn security_context(m: &Manifests) -> Vec<Violation> {
+    for_each_container(m, |pod, c, _| {
+        let pod_non_root = pod.spec.security_context.as_ref().and_then(|s| s.run_as_non_root);
+        let sc = c.security_context.as_ref();
+        let mut problems = Vec::new();
+        if sc.and_then(|s| s.run_as_non_root).or(pod_non_root) != Some(true) {
+            problems.push("runAsNonRoot is not true");
+        }
+        if sc.and_then(|s| s.allow_privilege_escalation) != Some(false) {
+            problems.push("allowPrivilegeEscalation is not false");
+        }
+        if sc.and_then(|s| s.privileged) == Some(true) {
+            problems.push("container is privileged");
+        }
+        if problems.is_empty() || exempt(pod, Rule::SecurityContext) {
+            vec![]
+        } else {
+            vec![violation(Rule::SecurityContext, pod.owner, Some(&c.name), problems.join("; "))]
+        }
+    })
+}
+
+/// Every Service with a selector selects the pods of some workload in the
+/// release, and each target port exists on those pods.
+pub fn service_selector(m: &Manifests) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let pods: Vec<PodTemplate<'_>> =
+        m.pod_templates().into_iter().filter(|p| p.owner.is_long_running() || p.owner.kind == "Pod").collect();
+    for object in m.objects() {
+        let Some(service) = object.as_kind::<Service>() else { continue };
+        let Some(spec) = &service.spec else { continue };
+        let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty()) else { continue };
+        let matched: Vec<&PodTemplate<'_>> =
+            pods.iter().filter(|p| { let labels = p.labels(); selector.iter().all(|(k, v)| labels.get(k) == Some(v)) }).collect();
+        if matched.is_empty() {
+            out.push(violation(Rule::ServiceSelector, object, None, format!("selector {} matches no pod template of a long-running workload in the release", show_labels(selector))));
+            continue;
+        }
+        for port in spec.ports.iter().flatten() {
+            let target = port.target_port.clone().unwrap_or(IntOrString::Int(port.port));
+            let found = matched.iter().flat_map(|p| p.ports()).any(|cp| match &target {
+                IntOrString::Int(n) => cp.container_port == *n,
+                IntOrString::String(name) => cp.name.as_deref() == Some(name.as_str()),
+            });
+            if !found {
+                let owners: Vec<String> = matched.iter().map(|p| p.owner.id()).collect();
+                out.push(violation(
+                    Rule::ServiceSelector,
+                    object,
+                    None,
+                    format!("targetPort {} of port {} is not a container port of {}", show(&target), port.port, owners.join(", ")),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn show_labels(labels: &BTreeMap<String, String>) -> String {
+    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
+fn show(port: &IntOrString) -> String {
+    match port {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(s) => format!("{s:?}"),
+    }
+}
+
+/// ConfigMap, Secret and PVC references of every pod resolve inside the release
+/// (keys included) or are declared external.
+pub fn references(m: &Manifests) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for pod in m.pod_templates() {
+        let external: Vec<String> = pod
+            .annotation(EXTERNAL_REFS)
+            .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default();
+        let mut check = |kind: &str, name: &str, key: Option<&str>, optional: bool, container: Option<&str>, via: &str| {
+            if optional || external.iter().any(|e| *e == format!("{kind}/{name}")) {
+                return;
+            }
+            let Some(target) = m.find(kind, name) else {
+                out.push(violation(Rule::References, pod.owner, container, format!("{via} refers to {kind}/{name}, which is not in the release and not declared in {EXTERNAL_REFS}")));
+                return;
+            };
+            if let Some(key) = key {
+                let data = match kind {
+                    "ConfigMap" => m.config_map_data(name).ok(),
+                    _ => m.secret_data(name).ok(),
+                };
+                if data.is_some_and(|d| !d.contains_key(key)) {
+                    out.push(violation(Rule::References, pod.owner, container, format!("{via} refers to key {key:?} of {}, which has no such key", target.id())));
+                }
+            }
+        };
+        for v in pod.volumes() {
+            if let Some(c) = &v.config_map {
+                check("ConfigMap", &c.name, None, c.optional == Some(true), None, &format!("volume {}", v.name));
+            }
+            if let Some(s) = &v.secret {
+                check("Secret", s.secret_name.as_deref().unwrap_or_default(), None, s.optional == Some(true), None, &format!("volume {}", v.name));
+            }
+            if let Some(p) = &v.persistent_volume_claim {
+                check("PersistentVolumeClaim", &p.claim_name, None, false, None, &format!("volume {}", v.name));
+            }
+            for source in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+                if let Some(c) = &source.config_map {
+                    check("ConfigMap", &c.name, None, c.optional == Some(true), None, &format!("volume {}", v.name));
+                }
+                if let Some(s) = &source.secret {
+                    check("Secret", &s.name, None, s.optional == Some(true), None, &format!("volume {}", v.name));
+                }
+            }
+        }
+        for (c, _) in pod.all_containers() {
+            for from in c.env_from.iter().flatten() {
+                if let Some(r) = &from.config_map_ref {
+                    check("ConfigMap", &r.name, None, r.optional == Some(true), Some(&c.name), "envFrom");
+                }
+                if let Some(r) = &from.secret_ref {
+                    check("Secret", &r.name, None, r.optional == Some(true), Some(&c.name), "envFrom");
+                }
+            }
+            for var in c.env.iter().flatten() {
+                let Some(from) = &var.value_from else { continue };
+                let via = format!("env {}", var.name);
+                if let Some(r) = &from.config_map_key_ref {
+                    check("ConfigMap", &r.name, Some(&r.key), r.optional == Some(true), Some(&c.name), &via);
+                }
+                if let Some(r) = &from.secret_key_ref {
+                    check("Secret", &r.name, Some(&r.key), r.optional == Some(true), Some(&c.name), &via);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every pod carries the probe node selector and toleration.
+pub fn scheduling(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let (key, value) = &probe.node_selector;
+    for pod in m.pod_templates() {
+        if pod.spec.node_selector.as_ref().and_then(|s| s.get(key)) != Some(value) {
+            out.push(violation(Rule::Scheduling, pod.owner, None, format!("global.nodeSelector ({key}: {value}) does not reach the pod's nodeSelector")));
+        }
+        let tolerated = pod.spec.tolerations.iter().flatten().any(|t| t.key.as_deref() == Some(probe.toleration_key.as_str()));
+        if !tolerated {
+            out.push(violation(Rule::Scheduling, pod.owner, None, format!("global.tolerations (key {}) do not reach the pod's tolerations", probe.toleration_key)));
+        }
+    }
+    out
+}
+
+/// Every PVC and volume claim template uses the probe storage class.
+pub fn storage_class(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let wrong = |pvc: &PersistentVolumeClaim| {
+        pvc.spec.as_ref().and_then(|s| s.storage_class_name.as_deref()) != Some(probe.storage_class.as_str())
+    };
+    for object in m.objects() {
+        let claims: Vec<(String, &PersistentVolumeClaim)> = if let Some(pvc) = object.as_kind::<PersistentVolumeClaim>() {
+            vec![("claim".into(), pvc)]
+        } else if let Some(sts) = object.as_kind::<k8s_openapi::api::apps::v1::StatefulSet>() {
+            sts.spec
+                .iter()
+                .flat_map(|s| s.volume_claim_templates.iter().flatten())
+                .map(|t| (format!("volumeClaimTemplate {}", t.metadata.name.as_deref().unwrap_or_default()), t))
+                .collect()
+        } else {
+            vec![]
+        };
+        for (what, pvc) in claims {
+            if wrong(pvc) {
+                out.push(violation(Rule::StorageClass, object, None, format!("{what} does not use global.storageClass ({})", probe.storage_class)));
+            }
+        }
+    }
+    out
+}
+
+fn exempt(pod: &PodTemplate<'_>, rule: Rule) -> bool {
+    pod.annotation(&format!("{EXEMPT_PREFIX}{}", rule.id())).is_some_and(|reason| !reason.trim().is_empty())
+}
+
+fn for_each_container(m: &Manifests, mut f: impl FnMut(&PodTemplate<'_>, &Container, bool) -> Vec<Violation>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for pod in m.pod_templates() {
+        for (c, init) in pod.all_containers() {
+            out.extend(f(&pod, c, init));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn load(name: &str) -> Manifests {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/policy").join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Manifests::parse(&text).unwrap()
+    }
+
+    fn chart() -> ChartMeta {
+        ChartMeta { name: "demo".into(), version: "1.2.3".into(), app_version: Some("1.2.3".into()) }
+    }
+
+    fn run(m: &Manifests) -> Vec<Violation> {
+        let meta = chart();
+        let probe = ProbeValues::default();
+        check_all(m, &Context { chart: &meta, release: "rel", probe: Some(&probe) })
+    }
+
+    #[test]
+    fn the_good_fixture_passes_every_rule() {
+        let violations = run(&load("good.yaml"));
+        assert!(violations.is_empty(), "{violations:#?}");
+    }
+
+    #[rstest]
+    #[case(Rule::Labels, "bad-labels.yaml", "Deployment/demo", None, "object label app.kubernetes.io/instance is \"other\", expected \"rel\"")]
+    #[case(Rule::Labels, "bad-labels.yaml", "Deployment/demo", None, "object label helm.sh/chart is \"demo-0.0.1\", expected \"demo-1.2.3\"")]
+    #[case(Rule::ImagePinned, "bad-image.yaml", "Deployment/demo", Some("web"), "image \"localhost/demo:latest\" is not pinned")]
+    #[case(Rule::ImagePinned, "bad-image.yaml", "Deployment/demo", Some("init"), "image \"busybox\" is not pinned")]
+    #[case(Rule::Resources, "bad-resources.yaml", "Deployment/demo", Some("web"), "missing resources limits.cpu, limits.memory")]
+    #[case(Rule::Probes, "bad-probes.yaml", "Deployment/demo", Some("web"), "long-running container lacks livenessProbe")]
+    #[case(Rule::SecurityContext, "bad-security.yaml", "Deployment/demo", Some("web"), "runAsNonRoot is not true; allowPrivilegeEscalation is not false; container is privileged")]
+    #[case(Rule::ServiceSelector, "bad-service.yaml", "Service/demo", None, "selector app.kubernetes.io/instance=rel,app.kubernetes.io/name=dmeo matches no pod template")]
+    #[case(Rule::ServiceSelector, "bad-service.yaml", "Service/demo-metrics", None, "targetPort \"metrics\" of port 9090 is not a container port of Deployment/demo")]
+    #[case(Rule::References, "bad-references.yaml", "Deployment/demo", Some("web"), "env PASSWORD refers to Secret/demo-auth, which is not in the release")]
+    #[case(Rule::References, "bad-references.yaml", "Deployment/demo", Some("web"), "env MODE refers to key \"mode\" of ConfigMap/demo-config, which has no such key")]
+    #[case(Rule::References, "bad-references.yaml", "Deployment/demo", None, "volume data refers to PersistentVolumeClaim/demo-data, which is not in the release")]
+    #[case(Rule::Scheduling, "bad-scheduling.yaml", "Deployment/demo", None, "global.nodeSelector (testware.io/node-group: system) does not reach")]
+    #[case(Rule::Scheduling, "bad-scheduling.yaml", "Deployment/demo", None, "global.tolerations (key testware.io/node-group) do not reach")]
+    #[case(Rule::StorageClass, "bad-storage.yaml", "StatefulSet/demo-db", None, "volumeClaimTemplate data does not use global.storageClass")]
+    #[case(Rule::StorageClass, "bad-storage.yaml", "PersistentVolumeClaim/demo-cache", None, "claim does not use global.storageClass")]
+    fn each_bad_fixture_is_caught_by_its_rule(
+        #[case] rule: Rule,
+        #[case] fixture: &str,
+        #[case] object: &str,
+        #[case] container: Option<&str>,
+        #[case] message: &str,
+    ) {
+        let violations = run(&load(fixture));
+        let hit = violations.iter().any(|v| {
+            v.rule == rule && v.object == object && v.container.as_deref() == container && v.message.starts_with(message)
+        });
+        assert!(hit, "no {rule} violation on {object} {container:?} starting {message:?} in {violations:#?}");
+        let others: Vec<&Violation> = violations.iter().filter(|v| v.rule != rule).collect();
+        assert!(others.is_empty(), "{fixture} should break only {rule}: {others:#?}");
+    }
+
+    #[test]
+    fn exemptions_need_a_reason_and_external_refs_are_honoured() {
+        let violations = run(&load("exempt.yaml"));
+        let ids: Vec<(Rule, &str)> = violations.iter().map(|v| (v.rule, v.object.as_str())).collect();
+        assert_eq!(ids, [(Rule::SecurityContext, "Deployment/no-reason"); 2], "{violations:#?}");
+    }
+
+    #[rstest]
+    #[case("redis:7.0.15", true)]
+    #[case("localhost:5000/redis:7", true)]
+    #[case("localhost:5000/redis", false)]
+    #[case("redis", false)]
+    #[case("redis:latest", false)]
+    #[case("redis@sha256:abcd", true)]
+    fn pinned_images(#[case] image: &str, #[case] pinned: bool) {
+        assert_eq!(is_pinned(image), pinned);
+    }
+
+    #[test]
+    fn report_names_chart_values_object_container_and_rule() {
+        let meta = chart();
+        let m = load("bad-resources.yaml");
+        let report = Report {
+            chart: meta.name.clone(),
+            values: "ci/small.yaml".into(),
+            violations: resources(&m),
+        };
+        assert!(report.to_string().contains(
+            "chart demo, values ci/small.yaml: Deployment/demo, container web: rule resources: missing resources limits.cpu, limits.memory"
+        ), "{report}");
+    }
+}
