@@ -92,7 +92,12 @@ pub struct RenderOptions {
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        Self { release: "test".into(), namespace: "default".into(), values_files: Vec::new(), set: Vec::new() }
+        Self {
+            release: "test".into(),
+            namespace: "default".into(),
+            values_files: Vec::new(),
+            set: Vec::new(),
+        }
     }
 }
 
@@ -140,9 +145,14 @@ impl HelmChart {
         if !file.is_file() {
             return Err(ChartError::NotFound { path: dir });
         }
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| ChartError::Metadata { path: file.clone(), source: Box::new(e) })?;
-        let meta = serde_yaml_ng::from_str(&text).map_err(|e| ChartError::Metadata { path: file, source: Box::new(e) })?;
+        let text = std::fs::read_to_string(&file).map_err(|e| ChartError::Metadata {
+            path: file.clone(),
+            source: Box::new(e),
+        })?;
+        let meta = serde_yaml_ng::from_str(&text).map_err(|e| ChartError::Metadata {
+            path: file,
+            source: Box::new(e),
+        })?;
         Ok(Self { dir, meta })
     }
 
@@ -202,7 +212,10 @@ pub struct ChartRenderer {
 impl ChartRenderer {
     /// A renderer using `helm`.
     pub fn new(helm: Arc<Helm>) -> Self {
-        Self { helm, cache: Mutex::default() }
+        Self {
+            helm,
+            cache: Mutex::default(),
+        }
     }
 
     /// The helm adapter in use (e.g. to read its process count).
@@ -215,15 +228,33 @@ impl ChartRenderer {
     /// # Errors
     /// A missing values file, helm failing (template or schema errors, with stderr),
     /// or output that does not parse. Failed renders are not cached.
-    pub async fn render(&self, chart: &HelmChart, options: &RenderOptions) -> Result<Arc<Rendered>, ChartError> {
+    pub async fn render(
+        &self,
+        chart: &HelmChart,
+        options: &RenderOptions,
+    ) -> Result<Arc<Rendered>, ChartError> {
         let key = (chart.dir.clone(), options.clone());
-        let cell = self.cache.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default().clone();
-        cell.get_or_try_init(|| self.render_uncached(chart, options)).await.cloned()
+        let cell = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.render_uncached(chart, options))
+            .await
+            .cloned()
     }
 
-    async fn render_uncached(&self, chart: &HelmChart, options: &RenderOptions) -> Result<Arc<Rendered>, ChartError> {
+    async fn render_uncached(
+        &self,
+        chart: &HelmChart,
+        options: &RenderOptions,
+    ) -> Result<Arc<Rendered>, ChartError> {
         if let Some(missing) = options.values_files.iter().find(|f| !f.is_file()) {
-            return Err(ChartError::MissingValues { path: missing.clone() });
+            return Err(ChartError::MissingValues {
+                path: missing.clone(),
+            });
         }
         let args = TemplateArgs {
             chart: chart.dir.clone(),
@@ -237,8 +268,18 @@ impl ChartRenderer {
             .helm
             .template(&args)
             .await
-            .map_err(|source| ChartError::Helm { chart: name.clone(), source })?;
-        let manifests = Manifests::parse(&text).map_err(|source| ChartError::Manifest { chart: name, source })?;
-        Ok(Arc::new(Rendered { chart: chart.meta.clone(), options: options.clone(), manifests }))
+            .map_err(|source| ChartError::Helm {
+                chart: name.clone(),
+                source,
+            })?;
+        let manifests = Manifests::parse(&text).map_err(|source| ChartError::Manifest {
+            chart: name,
+            source,
+        })?;
+        Ok(Arc::new(Rendered {
+            chart: chart.meta.clone(),
+            options: options.clone(),
+            manifests,
+        }))
     }
 }

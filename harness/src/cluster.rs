@@ -54,10 +54,17 @@ pub enum ClusterUnavailable {
 pub async fn client_config(config: &RunConfig) -> Result<kube::Config, ClusterUnavailable> {
     match &config.kube_context {
         Some(context) => {
-            let options = kube::config::KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
-            kube::Config::from_kubeconfig(&options).await.map_err(ClusterUnavailable::Kubeconfig)
+            let options = kube::config::KubeConfigOptions {
+                context: Some(context.clone()),
+                ..Default::default()
+            };
+            kube::Config::from_kubeconfig(&options)
+                .await
+                .map_err(ClusterUnavailable::Kubeconfig)
         }
-        None => kube::Config::infer().await.map_err(|e| ClusterUnavailable::NoKubeconfig(e.to_string())),
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| ClusterUnavailable::NoKubeconfig(e.to_string())),
     }
 }
 
@@ -68,8 +75,11 @@ pub async fn client_config(config: &RunConfig) -> Result<kube::Config, ClusterUn
 pub async fn probe(config: &RunConfig) -> Result<String, ClusterUnavailable> {
     let client_config = client_config(config).await?;
     let server = client_config.cluster_url.to_string();
-    let client = kube::Client::try_from(client_config)
-        .map_err(|source| ClusterUnavailable::Client { server: server.clone(), source })?;
+    let client =
+        kube::Client::try_from(client_config).map_err(|source| ClusterUnavailable::Client {
+            server: server.clone(),
+            source,
+        })?;
     match tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await {
         Ok(Ok(info)) => Ok(info.git_version),
         Ok(Err(source)) => Err(ClusterUnavailable::Unreachable { server, source }),

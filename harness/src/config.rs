@@ -134,9 +134,10 @@ impl RunConfig {
                 require_cluster = true;
                 continue;
             }
-            let option = VALUE_OPTIONS.iter().copied().find(|o| {
-                arg == *o || arg.strip_prefix(o).is_some_and(|r| r.starts_with('='))
-            });
+            let option = VALUE_OPTIONS
+                .iter()
+                .copied()
+                .find(|o| arg == *o || arg.strip_prefix(o).is_some_and(|r| r.starts_with('=')));
             match option {
                 Some(o) if arg.len() > o.len() => given.push((o, arg[o.len() + 1..].to_owned())),
                 Some(o) => given.push((o, args.next().ok_or(ConfigError::MissingValue(o))?)),
@@ -251,7 +252,13 @@ fn dns_safe(s: &str) -> String {
 
 fn file_safe(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -287,8 +294,10 @@ mod tests {
     use rstest::rstest;
 
     fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<(RunConfig, Vec<String>), ConfigError> {
-        let env: Vec<(String, String)> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         RunConfig::parse(
             std::iter::once("prog".to_owned()).chain(args.iter().map(|s| s.to_string())),
             move |k| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()),
@@ -298,7 +307,14 @@ mod tests {
     #[test]
     fn harness_options_are_taken_out_and_the_rest_passed_on() {
         let (config, rest) = parse(
-            &["--mark", "no_deploy", "--exact", "foo", "--keep-namespace=on-failure", "--require-cluster"],
+            &[
+                "--mark",
+                "no_deploy",
+                "--exact",
+                "foo",
+                "--keep-namespace=on-failure",
+                "--require-cluster",
+            ],
             &[],
         )
         .unwrap();
@@ -348,6 +364,9 @@ mod tests {
     #[case("out/", Some("[no_deploy] a::b"), "out/echo--_no_deploy__a__b.xml")]
     fn junit_file_names(#[case] given: &str, #[case] case: Option<&str>, #[case] expected: &str) {
         let (config, _) = parse(&["--junit", given], &[]).unwrap();
-        assert_eq!(config.junit_file("echo", case).unwrap(), PathBuf::from(expected));
+        assert_eq!(
+            config.junit_file("echo", case).unwrap(),
+            PathBuf::from(expected)
+        );
     }
 }

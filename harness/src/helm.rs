@@ -15,7 +15,11 @@ use tokio::process::Command;
 
 /// Oldest helm the harness accepts (`helm template --skip-tests` and the JSON
 /// outputs it relies on behave as used here from 3.8 on).
-pub const MIN_VERSION: Version = Version { major: 3, minor: 8, patch: 0 };
+pub const MIN_VERSION: Version = Version {
+    major: 3,
+    minor: 8,
+    patch: 0,
+};
 /// The helm version `ci/test` installs into the project cache.
 pub const PINNED_VERSION: &str = "3.10.1";
 /// Environment variable naming the helm binary to use.
@@ -43,7 +47,11 @@ impl Version {
         let core = text.trim().trim_start_matches('v');
         let core = core.split(['+', '-']).next()?;
         let mut parts = core.split('.').map(|p| p.parse::<u32>());
-        Some(Self { major: parts.next()?.ok()?, minor: parts.next()?.ok()?, patch: parts.next()?.ok()? })
+        Some(Self {
+            major: parts.next()?.ok()?,
+            minor: parts.next()?.ok()?,
+            patch: parts.next()?.ok()?,
+        })
     }
 }
 
@@ -165,10 +173,32 @@ impl Helm {
     /// # Errors
     /// [`HelmError::NotFound`], or any error of [`Helm::at`].
     pub async fn locate() -> Result<Self, HelmError> {
-        let cached = cache_dir().join("helm").join(PINNED_VERSION).join("helm");
-        let candidate = std::env::var_os(ENV_HELM)
-            .map(PathBuf::from)
-            .or_else(|| find_on_path("helm"))
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        Self::locate_in(
+            std::env::var_os(ENV_HELM).map(PathBuf::from),
+            &path,
+            &cache_dir(),
+        )
+        .await
+    }
+
+    /// [`Helm::locate`] with the places to look given explicitly: `helm_var`
+    /// (the value of `$HELM`), the `PATH` list and the cache directory.
+    ///
+    /// # Errors
+    /// See [`Helm::locate`].
+    pub async fn locate_in(
+        helm_var: Option<PathBuf>,
+        path: &std::ffi::OsStr,
+        cache: &Path,
+    ) -> Result<Self, HelmError> {
+        let cached = cache.join("helm").join(PINNED_VERSION).join("helm");
+        let candidate = helm_var
+            .or_else(|| {
+                std::env::split_paths(path)
+                    .map(|dir| dir.join("helm"))
+                    .find(|c| c.is_file())
+            })
             .or_else(|| cached.is_file().then(|| cached.clone()))
             .ok_or(HelmError::NotFound { cache: cached })?;
         Self::at(candidate).await
@@ -184,15 +214,30 @@ impl Helm {
         command.args(["version", "--template", "{{.Version}}"]);
         let output = tokio::time::timeout(DEFAULT_TIMEOUT, command.kill_on_drop(true).output())
             .await
-            .map_err(|_| HelmError::Timeout { command: format!("{} version", path.display()), after: DEFAULT_TIMEOUT })?
-            .map_err(|source| HelmError::Spawn { path: path.clone(), source })?;
+            .map_err(|_| HelmError::Timeout {
+                command: format!("{} version", path.display()),
+                after: DEFAULT_TIMEOUT,
+            })?
+            .map_err(|source| HelmError::Spawn {
+                path: path.clone(),
+                source,
+            })?;
         let printed = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        let version = Version::parse(&printed)
-            .ok_or_else(|| HelmError::UnknownVersion { path: path.clone(), output: printed.clone() })?;
+        let version = Version::parse(&printed).ok_or_else(|| HelmError::UnknownVersion {
+            path: path.clone(),
+            output: printed.clone(),
+        })?;
         if version < MIN_VERSION {
-            return Err(HelmError::TooOld { path, found: version });
+            return Err(HelmError::TooOld {
+                path,
+                found: version,
+            });
         }
-        Ok(Self { path, version, started: AtomicU64::new(1) })
+        Ok(Self {
+            path,
+            version,
+            started: AtomicU64::new(1),
+        })
     }
 
     /// The binary in use.
@@ -243,11 +288,22 @@ impl Helm {
     pub async fn run(&self, args: Vec<OsString>, timeout: Duration) -> Result<String, HelmError> {
         let command_line = display_command(&self.path, &args);
         let mut command = Command::new(&self.path);
-        command.args(&args).kill_on_drop(true).stdin(std::process::Stdio::null());
+        command
+            .args(&args)
+            .kill_on_drop(true)
+            .stdin(std::process::Stdio::null());
         self.started.fetch_add(1, Ordering::Relaxed);
         let output = match tokio::time::timeout(timeout, command.output()).await {
-            Err(_) => return Err(HelmError::Timeout { command: command_line, after: timeout }),
-            Ok(result) => result.map_err(|source| HelmError::Spawn { path: self.path.clone(), source })?,
+            Err(_) => {
+                return Err(HelmError::Timeout {
+                    command: command_line,
+                    after: timeout,
+                })
+            }
+            Ok(result) => result.map_err(|source| HelmError::Spawn {
+                path: self.path.clone(),
+                source,
+            })?,
         };
         if !output.status.success() {
             return Err(HelmError::Failed {
@@ -264,7 +320,9 @@ fn require_chart(chart: &Path) -> Result<(), HelmError> {
     if chart.join("Chart.yaml").is_file() {
         Ok(())
     } else {
-        Err(HelmError::ChartNotFound { path: chart.to_path_buf() })
+        Err(HelmError::ChartNotFound {
+            path: chart.to_path_buf(),
+        })
     }
 }
 
@@ -281,19 +339,16 @@ pub fn cache_dir() -> PathBuf {
     base.join("testware")
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
 /// The command as a shell would show it, quoted where needed, for error messages.
 fn display_command(program: &Path, args: &[OsString]) -> String {
     std::iter::once(program.as_os_str())
         .chain(args.iter().map(OsString::as_os_str))
         .map(|a| {
             let a = a.to_string_lossy();
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c)) {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c))
+            {
                 a.into_owned()
             } else {
                 format!("'{}'", a.replace('\'', r"'\''"))
@@ -321,7 +376,10 @@ mod tests {
 
     #[test]
     fn commands_are_shown_quoted() {
-        let shown = display_command(Path::new("/bin/helm"), &["template".into(), "a b".into(), "x=it's".into()]);
+        let shown = display_command(
+            Path::new("/bin/helm"),
+            &["template".into(), "a b".into(), "x=it's".into()],
+        );
         assert_eq!(shown, r"/bin/helm template 'a b' 'x=it'\''s'");
     }
 
@@ -348,11 +406,15 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn old_or_odd_helm_is_refused_with_the_reason() {
-        let dir = std::env::temp_dir().join(format!("helm-test-{}", crate::config::random_suffix(6)));
+        let dir =
+            std::env::temp_dir().join(format!("helm-test-{}", crate::config::random_suffix(6)));
         std::fs::create_dir_all(&dir).unwrap();
         let old = fake_helm(&dir, "echo v3.7.2");
         let err = Helm::at(&old).await.unwrap_err().to_string();
-        assert!(err.contains("is helm 3.7.2, but 3.8.0 or newer is needed"), "{err}");
+        assert!(
+            err.contains("is helm 3.7.2, but 3.8.0 or newer is needed"),
+            "{err}"
+        );
         let odd = fake_helm(&dir, "echo hello");
         let err = Helm::at(&odd).await.unwrap_err().to_string();
         assert!(err.contains("did not report a helm version"), "{err}");
@@ -363,16 +425,33 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_hanging_helm_is_killed_at_the_timeout() {
-        let dir = std::env::temp_dir().join(format!("helm-test-{}", crate::config::random_suffix(6)));
+        let dir =
+            std::env::temp_dir().join(format!("helm-test-{}", crate::config::random_suffix(6)));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = fake_helm(&dir, "case \"$1\" in version) echo v3.10.1;; *) sleep 30;; esac");
+        let path = fake_helm(
+            &dir,
+            "case \"$1\" in version) echo v3.10.1;; *) sleep 30;; esac",
+        );
         let helm = Helm::at(&path).await.unwrap();
-        let err = helm.run(vec!["template".into()], Duration::from_millis(200)).await.unwrap_err();
+        let err = helm
+            .run(vec!["template".into()], Duration::from_millis(200))
+            .await
+            .unwrap_err();
         assert!(matches!(err, HelmError::Timeout { .. }), "{err}");
-        let failing = fake_helm(&dir, "case \"$1\" in version) echo v3.10.1;; *) echo 'Error: boom' >&2; exit 1;; esac");
+        let failing = fake_helm(
+            &dir,
+            "case \"$1\" in version) echo v3.10.1;; *) echo 'Error: boom' >&2; exit 1;; esac",
+        );
         let helm = Helm::at(&failing).await.unwrap();
-        let err = helm.run(vec!["lint".into()], DEFAULT_TIMEOUT).await.unwrap_err().to_string();
-        assert!(err.contains("lint` failed with exit status: 1: Error: boom"), "{err}");
+        let err = helm
+            .run(vec!["lint".into()], DEFAULT_TIMEOUT)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("lint` failed with exit status: 1: Error: boom"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -39,7 +39,12 @@ pub struct CaseRecord {
 pub fn render(suite: &str, records: &[CaseRecord]) -> String {
     let count = |f: fn(&CaseStatus) -> bool| records.iter().filter(|r| f(&r.status)).count();
     let failures = count(|s| matches!(s, CaseStatus::Failed(_)));
-    let skipped = count(|s| matches!(s, CaseStatus::Ignored(_) | CaseStatus::QuarantinedFailure(_)));
+    let skipped = count(|s| {
+        matches!(
+            s,
+            CaseStatus::Ignored(_) | CaseStatus::QuarantinedFailure(_)
+        )
+    });
     let total: f64 = records.iter().map(|r| r.duration.as_secs_f64()).sum();
     let timestamp = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -61,8 +66,15 @@ pub fn render(suite: &str, records: &[CaseRecord]) -> String {
             r.duration.as_secs_f64()
         );
         xml.push_str("      <properties>\n");
-        for (name, value) in std::iter::once(&("kind".to_owned(), r.kind.clone())).chain(&r.properties) {
-            let _ = writeln!(xml, "        <property name=\"{}\" value=\"{}\"/>", escape(name), escape(value));
+        for (name, value) in
+            std::iter::once(&("kind".to_owned(), r.kind.clone())).chain(&r.properties)
+        {
+            let _ = writeln!(
+                xml,
+                "        <property name=\"{}\" value=\"{}\"/>",
+                escape(name),
+                escape(value)
+            );
         }
         xml.push_str("      </properties>\n");
         match &r.status {
@@ -143,15 +155,33 @@ mod tests {
             "echo",
             &[
                 record("ok", CaseStatus::Passed),
-                record("bad", CaseStatus::Failed("expected <1> & got \"2\"\nmore".into())),
+                record(
+                    "bad",
+                    CaseStatus::Failed("expected <1> & got \"2\"\nmore".into()),
+                ),
                 record("skip", CaseStatus::Ignored("needs a cluster".into())),
                 record("flaky", CaseStatus::QuarantinedFailure("boom\u{1b}".into())),
             ],
         );
-        assert!(xml.contains("tests=\"4\" failures=\"1\" errors=\"0\" skipped=\"2\" time=\"6.000\""), "{xml}");
-        assert!(xml.contains("<failure message=\"expected &lt;1&gt; &amp; got &quot;2&quot;\""), "{xml}");
-        assert!(xml.contains("<skipped message=\"needs a cluster\"/>"), "{xml}");
-        assert!(xml.contains("<skipped message=\"quarantined failure: boom\"/>"), "{xml}");
-        assert!(xml.contains("<property name=\"tier\" value=\"no_deploy\"/>"), "{xml}");
+        assert!(
+            xml.contains("tests=\"4\" failures=\"1\" errors=\"0\" skipped=\"2\" time=\"6.000\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<failure message=\"expected &lt;1&gt; &amp; got &quot;2&quot;\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<skipped message=\"needs a cluster\"/>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<skipped message=\"quarantined failure: boom\"/>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<property name=\"tier\" value=\"no_deploy\"/>"),
+            "{xml}"
+        );
     }
 }

@@ -10,8 +10,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerPort, EnvVar, PersistentVolumeClaim, Pod, PodSpec, Secret, Service,
-    ServiceAccount, Volume,
+    ConfigMap, Container, ContainerPort, EnvVar, PersistentVolumeClaim, Pod, PodSpec, Secret,
+    Service, ServiceAccount, Volume,
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -173,15 +173,27 @@ impl ManifestObject {
     /// The pod this object runs, for every workload kind (and bare Pods).
     pub fn pod_template(&self) -> Option<PodTemplate<'_>> {
         let (meta, spec) = match &self.typed {
-            Typed::Deployment(o) => o.spec.as_ref().map(|s| (s.template.metadata.as_ref(), s.template.spec.as_ref()))?,
-            Typed::StatefulSet(o) => o.spec.as_ref().map(|s| (s.template.metadata.as_ref(), s.template.spec.as_ref()))?,
-            Typed::DaemonSet(o) => o.spec.as_ref().map(|s| (s.template.metadata.as_ref(), s.template.spec.as_ref()))?,
+            Typed::Deployment(o) => o
+                .spec
+                .as_ref()
+                .map(|s| (s.template.metadata.as_ref(), s.template.spec.as_ref()))?,
+            Typed::StatefulSet(o) => o
+                .spec
+                .as_ref()
+                .map(|s| (s.template.metadata.as_ref(), s.template.spec.as_ref()))?,
+            Typed::DaemonSet(o) => o
+                .spec
+                .as_ref()
+                .map(|s| (s.template.metadata.as_ref(), s.template.spec.as_ref()))?,
             Typed::ReplicaSet(o) => o
                 .spec
                 .as_ref()
                 .and_then(|s| s.template.as_ref())
                 .map(|t| (t.metadata.as_ref(), t.spec.as_ref()))?,
-            Typed::Job(o) => o.spec.as_ref().map(|s| (s.template.metadata.as_ref(), s.template.spec.as_ref()))?,
+            Typed::Job(o) => o
+                .spec
+                .as_ref()
+                .map(|s| (s.template.metadata.as_ref(), s.template.spec.as_ref()))?,
             Typed::CronJob(o) => o
                 .spec
                 .as_ref()
@@ -190,20 +202,30 @@ impl ManifestObject {
             Typed::Pod(o) => (Some(&o.metadata), o.spec.as_ref()),
             _ => return None,
         };
-        Some(PodTemplate { owner: self, metadata: meta, spec: spec? })
+        Some(PodTemplate {
+            owner: self,
+            metadata: meta,
+            spec: spec?,
+        })
     }
 
     /// `true` for workloads whose pods are meant to keep running (not Jobs or bare Pods).
     pub fn is_long_running(&self) -> bool {
         matches!(
             self.typed,
-            Typed::Deployment(_) | Typed::StatefulSet(_) | Typed::DaemonSet(_) | Typed::ReplicaSet(_)
+            Typed::Deployment(_)
+                | Typed::StatefulSet(_)
+                | Typed::DaemonSet(_)
+                | Typed::ReplicaSet(_)
         )
     }
 
     /// `true` for Helm hook objects (`helm.sh/hook` annotation).
     pub fn is_hook(&self) -> bool {
-        self.metadata().annotations.as_ref().is_some_and(|a| a.contains_key("helm.sh/hook"))
+        self.metadata()
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("helm.sh/hook"))
     }
 }
 
@@ -221,13 +243,23 @@ pub struct PodTemplate<'a> {
 impl<'a> PodTemplate<'a> {
     /// The pod's labels.
     pub fn labels(&self) -> BTreeMap<String, String> {
-        self.metadata.and_then(|m| m.labels.clone()).unwrap_or_default()
+        self.metadata
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default()
     }
 
     /// The value of `key` among the pod's or the owner's annotations.
     pub fn annotation(&self, key: &str) -> Option<&'a str> {
-        let own = self.metadata.and_then(|m| m.annotations.as_ref()).and_then(|a| a.get(key));
-        let owner = self.owner.metadata().annotations.as_ref().and_then(|a| a.get(key));
+        let own = self
+            .metadata
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(key));
+        let owner = self
+            .owner
+            .metadata()
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key));
         own.or(owner).map(String::as_str)
     }
 
@@ -243,12 +275,18 @@ impl<'a> PodTemplate<'a> {
 
     /// A regular or init container by name.
     pub fn container(&self, name: &str) -> Option<&'a Container> {
-        self.all_containers().map(|(c, _)| c).find(|c| c.name == name)
+        self.all_containers()
+            .map(|(c, _)| c)
+            .find(|c| c.name == name)
     }
 
     /// Ports of all regular containers.
     pub fn ports(&self) -> Vec<&'a ContainerPort> {
-        self.spec.containers.iter().flat_map(|c| c.ports.iter().flatten()).collect()
+        self.spec
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .collect()
     }
 
     /// The pod's volumes.
@@ -315,11 +353,12 @@ impl Manifests {
                 .find_map(|l| l.strip_prefix("# Source: "))
                 .unwrap_or("(unknown template)")
                 .to_owned();
-            let value: serde_json::Value = serde_yaml_ng::from_str(doc).map_err(|source| ManifestError::Yaml {
-                index,
-                source_template: source_template.clone(),
-                source,
-            })?;
+            let value: serde_json::Value =
+                serde_yaml_ng::from_str(doc).map_err(|source| ManifestError::Yaml {
+                    index,
+                    source_template: source_template.clone(),
+                    source,
+                })?;
             if value.is_null() {
                 continue;
             }
@@ -331,12 +370,19 @@ impl Manifests {
                     source: serde::de::Error::custom("apiVersion and kind are required"),
                 });
             };
-            let typed = Typed::parse(value, &api_version, &kind).map_err(|source| ManifestError::Schema {
-                kind: kind.clone(),
-                source_template: source_template.clone(),
-                source,
+            let typed = Typed::parse(value, &api_version, &kind).map_err(|source| {
+                ManifestError::Schema {
+                    kind: kind.clone(),
+                    source_template: source_template.clone(),
+                    source,
+                }
             })?;
-            objects.push(ManifestObject { source: source_template, api_version, kind, typed });
+            objects.push(ManifestObject {
+                source: source_template,
+                api_version,
+                kind,
+                typed,
+            });
         }
         Ok(Self { objects })
     }
@@ -356,22 +402,32 @@ impl Manifests {
     /// # Errors
     /// [`ManifestError::Missing`] naming the objects of that kind that do exist.
     pub fn get<K: KnownKind>(&self, name: &str) -> Result<&K, ManifestError> {
-        self.find(K::KIND, name).and_then(ManifestObject::as_kind::<K>).ok_or_else(|| self.missing(K::KIND, name))
+        self.find(K::KIND, name)
+            .and_then(ManifestObject::as_kind::<K>)
+            .ok_or_else(|| self.missing(K::KIND, name))
     }
 
     /// The object of `kind` named `name`, of any kind (CRDs included).
     pub fn find(&self, kind: &str, name: &str) -> Option<&ManifestObject> {
-        self.objects.iter().find(|o| o.kind == kind && o.name() == name)
+        self.objects
+            .iter()
+            .find(|o| o.kind == kind && o.name() == name)
     }
 
     /// Objects whose label `key` has `value`.
     pub fn with_label(&self, key: &str, value: &str) -> Vec<&ManifestObject> {
-        self.objects.iter().filter(|o| o.labels().get(key).is_some_and(|v| v == value)).collect()
+        self.objects
+            .iter()
+            .filter(|o| o.labels().get(key).is_some_and(|v| v == value))
+            .collect()
     }
 
     /// The pod templates of every workload (and bare Pod).
     pub fn pod_templates(&self) -> Vec<PodTemplate<'_>> {
-        self.objects.iter().filter_map(ManifestObject::pod_template).collect()
+        self.objects
+            .iter()
+            .filter_map(ManifestObject::pod_template)
+            .collect()
     }
 
     /// The pod template of the workload `kind/name`.
@@ -379,7 +435,9 @@ impl Manifests {
     /// # Errors
     /// No such workload.
     pub fn pod_template(&self, kind: &str, name: &str) -> Result<PodTemplate<'_>, ManifestError> {
-        self.find(kind, name).and_then(ManifestObject::pod_template).ok_or_else(|| self.missing(kind, name))
+        self.find(kind, name)
+            .and_then(ManifestObject::pod_template)
+            .ok_or_else(|| self.missing(kind, name))
     }
 
     /// Every image of every container and init container, sorted, once each.
@@ -387,7 +445,11 @@ impl Manifests {
         let mut images: Vec<String> = self
             .pod_templates()
             .iter()
-            .flat_map(|p| p.all_containers().filter_map(|(c, _)| c.image.clone()).collect::<Vec<_>>())
+            .flat_map(|p| {
+                p.all_containers()
+                    .filter_map(|(c, _)| c.image.clone())
+                    .collect::<Vec<_>>()
+            })
             .collect();
         images.sort();
         images.dedup();
@@ -399,7 +461,11 @@ impl Manifests {
     /// # Errors
     /// No such ConfigMap.
     pub fn config_map_data(&self, name: &str) -> Result<BTreeMap<String, String>, ManifestError> {
-        Ok(self.get::<ConfigMap>(name)?.data.clone().unwrap_or_default())
+        Ok(self
+            .get::<ConfigMap>(name)?
+            .data
+            .clone()
+            .unwrap_or_default())
     }
 
     /// The data of the Secret `name`, decoded (`data` and `stringData` merged).
@@ -426,22 +492,46 @@ impl Manifests {
             let prefix = from.prefix.clone().unwrap_or_default();
             if let Some(name) = from.config_map_ref.as_ref().map(|r| r.name.clone()) {
                 for (key, value) in self.config_map_data(&name).unwrap_or_default() {
-                    env.push((format!("{prefix}{key}"), EnvValue::ConfigMap { name: name.clone(), key, value: Some(value) }));
+                    env.push((
+                        format!("{prefix}{key}"),
+                        EnvValue::ConfigMap {
+                            name: name.clone(),
+                            key,
+                            value: Some(value),
+                        },
+                    ));
                 }
             }
             if let Some(name) = from.secret_ref.as_ref().map(|r| r.name.clone()) {
                 for (key, value) in self.secret_data(&name).unwrap_or_default() {
-                    env.push((format!("{prefix}{key}"), EnvValue::Secret { name: name.clone(), key, value: Some(value) }));
+                    env.push((
+                        format!("{prefix}{key}"),
+                        EnvValue::Secret {
+                            name: name.clone(),
+                            key,
+                            value: Some(value),
+                        },
+                    ));
                 }
             }
         }
-        env.extend(container.env.iter().flatten().map(|var| (var.name.clone(), self.env_value(var))));
+        env.extend(
+            container
+                .env
+                .iter()
+                .flatten()
+                .map(|var| (var.name.clone(), self.env_value(var))),
+        );
         env
     }
 
     /// The value of the variable `name` of `container`, resolved where possible.
     pub fn env_var(&self, container: &Container, name: &str) -> Option<EnvValue> {
-        self.env(container).into_iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.env(container)
+            .into_iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
     }
 
     fn env_value(&self, var: &EnvVar) -> EnvValue {
@@ -449,12 +539,26 @@ impl Manifests {
             return EnvValue::Literal(var.value.clone().unwrap_or_default());
         };
         if let Some(r) = &from.config_map_key_ref {
-            let value = self.config_map_data(&r.name).ok().and_then(|d| d.get(&r.key).cloned());
-            return EnvValue::ConfigMap { name: r.name.clone(), key: r.key.clone(), value };
+            let value = self
+                .config_map_data(&r.name)
+                .ok()
+                .and_then(|d| d.get(&r.key).cloned());
+            return EnvValue::ConfigMap {
+                name: r.name.clone(),
+                key: r.key.clone(),
+                value,
+            };
         }
         if let Some(r) = &from.secret_key_ref {
-            let value = self.secret_data(&r.name).ok().and_then(|d| d.get(&r.key).cloned());
-            return EnvValue::Secret { name: r.name.clone(), key: r.key.clone(), value };
+            let value = self
+                .secret_data(&r.name)
+                .ok()
+                .and_then(|d| d.get(&r.key).cloned());
+            return EnvValue::Secret {
+                name: r.name.clone(),
+                key: r.key.clone(),
+                value,
+            };
         }
         let path = from
             .field_ref
@@ -466,11 +570,20 @@ impl Manifests {
     }
 
     fn missing(&self, kind: &str, name: &str) -> ManifestError {
-        let present: Vec<&str> = self.objects.iter().filter(|o| o.kind == kind).map(ManifestObject::name).collect();
+        let present: Vec<&str> = self
+            .objects
+            .iter()
+            .filter(|o| o.kind == kind)
+            .map(ManifestObject::name)
+            .collect();
         ManifestError::Missing {
             kind: kind.to_owned(),
             name: name.to_owned(),
-            present: if present.is_empty() { "none".into() } else { present.join(", ") },
+            present: if present.is_empty() {
+                "none".into()
+            } else {
+                present.join(", ")
+            },
         }
     }
 }
@@ -550,7 +663,10 @@ spec: {size: 3}
         assert_eq!(widget.source, "demo/templates/crd-object.yaml");
         assert!(m.get::<Deployment>("demo").is_ok());
         let err = m.get::<Deployment>("other").unwrap_err().to_string();
-        assert_eq!(err, "no Deployment named \"other\" in the rendered chart (present: demo)");
+        assert_eq!(
+            err,
+            "no Deployment named \"other\" in the rendered chart (present: demo)"
+        );
     }
 
     #[test]
@@ -559,9 +675,15 @@ spec: {size: 3}
         let pod = m.pod_template("Deployment", "demo").unwrap();
         let web = pod.container("web").unwrap();
         assert_eq!(m.env_var(web, "MODE").unwrap().resolved(), Some("fast"));
-        assert_eq!(m.env_var(web, "PASSWORD").unwrap().resolved(), Some("hunter2"));
+        assert_eq!(
+            m.env_var(web, "PASSWORD").unwrap().resolved(),
+            Some("hunter2")
+        );
         assert_eq!(m.env_var(web, "LITERAL").unwrap().resolved(), Some("x"));
-        assert_eq!(m.env_var(web, "NODE").unwrap(), EnvValue::Downward("spec.nodeName".into()));
+        assert_eq!(
+            m.env_var(web, "NODE").unwrap(),
+            EnvValue::Downward("spec.nodeName".into())
+        );
         assert_eq!(m.images(), ["busybox:1.36", "localhost/demo:1.0.0"]);
         assert_eq!(pod.ports()[0].container_port, 8080);
     }
@@ -570,9 +692,15 @@ spec: {size: 3}
     fn broken_documents_name_their_template() {
         let bad_yaml = "# Source: demo/templates/x.yaml\nkind: [unclosed\n";
         let err = Manifests::parse(bad_yaml).unwrap_err().to_string();
-        assert_eq!(err, "document 0 from demo/templates/x.yaml is not valid YAML");
+        assert_eq!(
+            err,
+            "document 0 from demo/templates/x.yaml is not valid YAML"
+        );
         let bad_schema = "# Source: demo/templates/d.yaml\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {replicas: many}\n";
         let err = Manifests::parse(bad_schema).unwrap_err().to_string();
-        assert_eq!(err, "Deployment from demo/templates/d.yaml does not match the Deployment schema");
+        assert_eq!(
+            err,
+            "Deployment from demo/templates/d.yaml does not match the Deployment schema"
+        );
     }
 }

@@ -42,11 +42,17 @@ impl MarkExpr {
     /// An empty expression, an unknown character, a missing operand or parenthesis.
     pub fn parse(text: &str) -> Result<Self, MarkExprError> {
         let tokens = tokenize(text)?;
-        let mut parser = Parser { text, tokens, pos: 0 };
+        let mut parser = Parser {
+            text,
+            tokens,
+            pos: 0,
+        };
         let expr = parser.or()?;
         match parser.tokens.get(parser.pos) {
             None => Ok(expr),
-            Some((at, t)) => Err(parser.error(*at, format!("unexpected {t:?} after a complete expression"))),
+            Some((at, t)) => {
+                Err(parser.error(*at, format!("unexpected {t:?} after a complete expression")))
+            }
         }
     }
 
@@ -85,7 +91,9 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, MarkExprError> {
             i += 1;
         } else if c.is_ascii_alphanumeric() || c == '_' {
             let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '_' | '-' | '.')) {
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '_' | '-' | '.'))
+            {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
@@ -115,7 +123,11 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn error(&self, at: usize, message: String) -> MarkExprError {
-        MarkExprError { expr: self.text.to_owned(), at, message }
+        MarkExprError {
+            expr: self.text.to_owned(),
+            at,
+            message,
+        }
     }
 
     fn eat(&mut self, token: &Token) -> bool {
@@ -180,15 +192,26 @@ mod tests {
     #[case("(a or b) and c", &["a"], false)]
     #[case("(a or b) and c", &["b", "c"], true)]
     #[case("full-stack.kafka", &["full-stack.kafka"], true)]
-    fn expressions_select_as_pytest_does(#[case] expr: &str, #[case] marks: &[&str], #[case] expected: bool) {
-        assert_eq!(MarkExpr::parse(expr).unwrap().matches(marks), expected, "{expr} on {marks:?}");
+    fn expressions_select_as_pytest_does(
+        #[case] expr: &str,
+        #[case] marks: &[&str],
+        #[case] expected: bool,
+    ) {
+        assert_eq!(
+            MarkExpr::parse(expr).unwrap().matches(marks),
+            expected,
+            "{expr} on {marks:?}"
+        );
     }
 
     #[rstest]
     #[case("", "expected a mark, found the end at column 1")]
     #[case("a and", "expected a mark, found the end at column 6")]
     #[case("(a or b", "unclosed parenthesis at column 1")]
-    #[case("a b", "unexpected Ident(\"b\") after a complete expression at column 3")]
+    #[case(
+        "a b",
+        "unexpected Ident(\"b\") after a complete expression at column 3"
+    )]
     #[case("a && b", "unexpected character '&'")]
     fn broken_expressions_say_where(#[case] expr: &str, #[case] expected: &str) {
         let err = MarkExpr::parse(expr).unwrap_err().to_string();

@@ -60,7 +60,11 @@ pub struct Quarantine {
 impl Quarantine {
     /// Quarantines a case, saying why.
     pub fn new(reason: impl Into<String>) -> Self {
-        Self { reason: reason.into(), ticket: None, expires: None }
+        Self {
+            reason: reason.into(),
+            ticket: None,
+            expires: None,
+        }
     }
 
     /// The issue that tracks the fix.
@@ -89,10 +93,13 @@ impl Quarantine {
 
     /// `Err` with the explanation when the quarantine no longer holds on `today`.
     fn check_expiry(&self, today: time::Date) -> Result<(), String> {
-        let Some(expires) = &self.expires else { return Ok(()) };
+        let Some(expires) = &self.expires else {
+            return Ok(());
+        };
         let format = time::macros::format_description!("[year]-[month]-[day]");
-        let date = time::Date::parse(expires, &format)
-            .map_err(|e| format!("invalid quarantine expiry {expires:?} (expected YYYY-MM-DD): {e}"))?;
+        let date = time::Date::parse(expires, &format).map_err(|e| {
+            format!("invalid quarantine expiry {expires:?} (expected YYYY-MM-DD): {e}")
+        })?;
         if today > date {
             return Err(format!(
                 "quarantine expired on {expires} ({}): fix the case and lift the quarantine, or renew it with a new date",
@@ -104,8 +111,16 @@ impl Quarantine {
 
     fn properties(&self) -> Vec<(String, String)> {
         let mut p = vec![("quarantine.reason".to_owned(), self.reason.clone())];
-        p.extend(self.ticket.iter().map(|t| ("quarantine.ticket".to_owned(), t.clone())));
-        p.extend(self.expires.iter().map(|e| ("quarantine.expires".to_owned(), e.clone())));
+        p.extend(
+            self.ticket
+                .iter()
+                .map(|t| ("quarantine.ticket".to_owned(), t.clone())),
+        );
+        p.extend(
+            self.expires
+                .iter()
+                .map(|e| ("quarantine.expires".to_owned(), e.clone())),
+        );
         p
     }
 }
@@ -209,7 +224,13 @@ impl Ctx {
         let safe: String = self
             .case
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         self.config.artifacts.join(&self.suite).join(safe)
     }
@@ -248,7 +269,10 @@ impl Report {
 impl Suite {
     /// An empty suite; `name` names the JUnit testsuite and the artifacts directory.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), cases: Vec::new() }
+        Self {
+            name: name.into(),
+            cases: Vec::new(),
+        }
     }
 
     /// Adds a case.
@@ -275,7 +299,9 @@ impl Suite {
         };
         let args = Arguments::from_iter(rest);
         let report = self.run_with(config, &args, |config| {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             match runtime {
                 Ok(rt) => rt.block_on(cluster::probe(config)).map(|_| ()),
                 Err(e) => Err(ClusterUnavailable::Runtime(e)),
@@ -300,7 +326,12 @@ impl Suite {
         let selected: Vec<Case> = self
             .cases
             .into_iter()
-            .filter(|c| config.mark.as_ref().is_none_or(|m| m.matches(&c.all_marks())))
+            .filter(|c| {
+                config
+                    .mark
+                    .as_ref()
+                    .is_none_or(|m| m.matches(&c.all_marks()))
+            })
             .collect();
 
         let trials: Vec<(Tier, Trial)> = selected
@@ -310,19 +341,29 @@ impl Suite {
                 let kind = case.all_marks().join(",");
                 let name = case.name.clone();
                 let run = CaseRun {
-                    ctx: Ctx { config: config.clone(), suite: self.name.clone(), case: case.name.clone(), tier },
+                    ctx: Ctx {
+                        config: config.clone(),
+                        suite: self.name.clone(),
+                        case: case.name.clone(),
+                        tier,
+                    },
                     case,
                     cluster_state: cluster_state.clone(),
                     records: records.clone(),
                     today,
                 };
-                (tier, Trial::ignorable_test(name, move || run.execute()).with_kind(kind))
+                (
+                    tier,
+                    Trial::ignorable_test(name, move || run.execute()).with_kind(kind),
+                )
             })
             .collect();
 
         let needs_cluster = !args.list
             && trials.iter().any(|(tier, trial)| {
-                *tier == Tier::ChartDeploy && !args.is_filtered_out(trial) && !args.is_ignored(trial)
+                *tier == Tier::ChartDeploy
+                    && !args.is_filtered_out(trial)
+                    && !args.is_ignored(trial)
             });
         if needs_cluster {
             let state = match probe(&config) {
@@ -330,7 +371,11 @@ impl Suite {
                 Err(e) => ClusterState::Unreachable(crate::error_chain(&e)),
             };
             if let ClusterState::Unreachable(reason) = &state {
-                let effect = if config.require_cluster { "fail" } else { "are ignored" };
+                let effect = if config.require_cluster {
+                    "fail"
+                } else {
+                    "are ignored"
+                };
                 eprintln!("note: chart_deploy cases {effect}: no reachable cluster: {reason}");
             }
             let _ = cluster_state.set(state);
@@ -346,11 +391,17 @@ impl Suite {
         if let Some(path) = config.junit_file(&self.name, single_case.as_deref()) {
             if !records.is_empty() {
                 if let Err(e) = junit::write(&path, &self.name, &records) {
-                    eprintln!("error: failed to write JUnit report {}: {e}", path.display());
+                    eprintln!(
+                        "error: failed to write JUnit report {}: {e}",
+                        path.display()
+                    );
                 }
             }
         }
-        Report { conclusion, records }
+        Report {
+            conclusion,
+            records,
+        }
     }
 }
 
@@ -387,13 +438,16 @@ impl CaseRun {
                 self.case.quarantine.as_ref().map(Quarantine::describe).unwrap_or_default()
             );
         }
-        self.records.lock().unwrap_or_else(|p| p.into_inner()).push(CaseRecord {
-            name: self.ctx.case.clone(),
-            kind: self.case.all_marks().join(","),
-            duration: started.elapsed(),
-            properties,
-            status,
-        });
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(CaseRecord {
+                name: self.ctx.case.clone(),
+                kind: self.case.all_marks().join(","),
+                duration: started.elapsed(),
+                properties,
+                status,
+            });
         result
     }
 
@@ -402,7 +456,9 @@ impl CaseRun {
             if let Some(ClusterState::Unreachable(reason)) = self.cluster_state.get() {
                 let hint = "(hint: set KUBECONFIG or --kube-context, or start the local cluster with `ci/cluster up`)";
                 return if self.ctx.config.require_cluster {
-                    CaseStatus::Failed(format!("no reachable cluster and --require-cluster is set: {reason} {hint}"))
+                    CaseStatus::Failed(format!(
+                        "no reachable cluster and --require-cluster is set: {reason} {hint}"
+                    ))
                 } else {
                     CaseStatus::Ignored(format!("needs a cluster: {reason} {hint}"))
                 };
@@ -415,7 +471,9 @@ impl CaseRun {
         }
         match run_body(&self.case, self.ctx.clone()) {
             Ok(()) => CaseStatus::Passed,
-            Err(message) if self.case.quarantine.is_some() => CaseStatus::QuarantinedFailure(message),
+            Err(message) if self.case.quarantine.is_some() => {
+                CaseStatus::QuarantinedFailure(message)
+            }
             Err(message) => CaseStatus::Failed(message),
         }
     }
@@ -449,10 +507,15 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 fn report_quarantine(records: &[CaseRecord]) {
-    let failed: Vec<&CaseRecord> =
-        records.iter().filter(|r| matches!(r.status, CaseStatus::QuarantinedFailure(_))).collect();
+    let failed: Vec<&CaseRecord> = records
+        .iter()
+        .filter(|r| matches!(r.status, CaseStatus::QuarantinedFailure(_)))
+        .collect();
     if !failed.is_empty() {
-        eprintln!("quarantine: {} quarantined case(s) failed and were not counted:", failed.len());
+        eprintln!(
+            "quarantine: {} quarantined case(s) failed and were not counted:",
+            failed.len()
+        );
         for r in failed {
             eprintln!("  - {}", r.name);
         }
@@ -469,18 +532,32 @@ mod tests {
             |_| None,
         )
         .unwrap();
-        (config, Arguments::from_iter(rest.into_iter().chain(["--test-threads=1", "--logfile=/dev/null"].map(String::from))))
+        (
+            config,
+            Arguments::from_iter(
+                rest.into_iter()
+                    .chain(["--test-threads=1", "--logfile=/dev/null"].map(String::from)),
+            ),
+        )
     }
 
     fn failing_quarantined(expires: &str) -> Suite {
         Suite::new("t").case(
-            Case::no_deploy("flaky", |_| async { anyhow::bail!("the flake") })
-                .quarantine(Quarantine::new("known flake").ticket("T-1").expires(expires)),
+            Case::no_deploy("flaky", |_| async { anyhow::bail!("the flake") }).quarantine(
+                Quarantine::new("known flake")
+                    .ticket("T-1")
+                    .expires(expires),
+            ),
         )
     }
 
     fn status_of(report: &Report, name: &str) -> CaseStatus {
-        report.records.iter().find(|r| r.name == name).map(|r| r.status.clone()).unwrap()
+        report
+            .records
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.status.clone())
+            .unwrap()
     }
 
     #[test]
@@ -488,7 +565,9 @@ mod tests {
         let (config, args) = config(&[]);
         let report = failing_quarantined("2999-12-31").run_with(config, &args, |_| unreachable!());
         assert!(!report.conclusion.has_failed());
-        assert!(matches!(status_of(&report, "flaky"), CaseStatus::QuarantinedFailure(m) if m.contains("the flake")));
+        assert!(
+            matches!(status_of(&report, "flaky"), CaseStatus::QuarantinedFailure(m) if m.contains("the flake"))
+        );
     }
 
     #[test]
@@ -496,14 +575,18 @@ mod tests {
         let (config, args) = config(&[]);
         let report = failing_quarantined("2020-01-31").run_with(config, &args, |_| unreachable!());
         assert!(report.conclusion.has_failed());
-        assert!(matches!(status_of(&report, "flaky"), CaseStatus::Failed(m) if m.contains("quarantine expired on 2020-01-31")));
+        assert!(
+            matches!(status_of(&report, "flaky"), CaseStatus::Failed(m) if m.contains("quarantine expired on 2020-01-31"))
+        );
     }
 
     #[test]
     fn invalid_expiry_fails_with_the_reason() {
         let (config, args) = config(&[]);
         let report = failing_quarantined("next week").run_with(config, &args, |_| unreachable!());
-        assert!(matches!(status_of(&report, "flaky"), CaseStatus::Failed(m) if m.contains("invalid quarantine expiry")));
+        assert!(
+            matches!(status_of(&report, "flaky"), CaseStatus::Failed(m) if m.contains("invalid quarantine expiry"))
+        );
     }
 
     fn mixed() -> Suite {
@@ -511,29 +594,47 @@ mod tests {
             .case(Case::no_deploy("renders", |_| async { Ok(()) }))
             .case(Case::chart_deploy("deploys", |_| async { Ok(()) }).mark("slow"))
             .case(Case::no_deploy("panics", |_| async { panic!("boom") }))
-            .case(Case::no_deploy("hangs", |_| std::future::pending()).timeout(Duration::from_millis(50)))
+            .case(
+                Case::no_deploy("hangs", |_| std::future::pending())
+                    .timeout(Duration::from_millis(50)),
+            )
     }
 
     #[test]
     fn missing_cluster_ignores_chart_deploy_with_the_reason() {
         let (config, args) = config(&["--mark", "chart_deploy"]);
-        let report = mixed().run_with(config, &args, |_| Err(ClusterUnavailable::NoKubeconfig("no file".into())));
+        let report = mixed().run_with(config, &args, |_| {
+            Err(ClusterUnavailable::NoKubeconfig("no file".into()))
+        });
         assert_eq!(report.records.len(), 1);
-        assert!(matches!(status_of(&report, "deploys"), CaseStatus::Ignored(m) if m.contains("needs a cluster") && m.contains("hint")));
+        assert!(
+            matches!(status_of(&report, "deploys"), CaseStatus::Ignored(m) if m.contains("needs a cluster") && m.contains("hint"))
+        );
         assert!(!report.conclusion.has_failed());
     }
 
     #[test]
     fn missing_cluster_fails_when_required() {
         let (config, args) = config(&["--mark", "chart_deploy", "--require-cluster"]);
-        let report = mixed().run_with(config, &args, |_| Err(ClusterUnavailable::NoKubeconfig("no file".into())));
+        let report = mixed().run_with(config, &args, |_| {
+            Err(ClusterUnavailable::NoKubeconfig("no file".into()))
+        });
         assert!(report.conclusion.has_failed());
-        assert!(matches!(status_of(&report, "deploys"), CaseStatus::Failed(m) if m.contains("--require-cluster")));
+        assert!(
+            matches!(status_of(&report, "deploys"), CaseStatus::Failed(m) if m.contains("--require-cluster"))
+        );
     }
 
     #[test]
     fn no_deploy_selection_never_probes_the_cluster() {
-        let (config, args) = config(&["--mark", "no_deploy and not chart_deploy", "--skip", "hangs", "--skip", "panics"]);
+        let (config, args) = config(&[
+            "--mark",
+            "no_deploy and not chart_deploy",
+            "--skip",
+            "hangs",
+            "--skip",
+            "panics",
+        ]);
         let report = mixed().run_with(config, &args, |_| panic!("probed"));
         assert_eq!(report.conclusion.num_passed, 1);
     }
@@ -542,8 +643,12 @@ mod tests {
     fn panics_and_timeouts_become_failures_with_messages() {
         let (config, args) = config(&["--mark", "no_deploy"]);
         let report = mixed().run_with(config, &args, |_| unreachable!());
-        assert!(matches!(status_of(&report, "panics"), CaseStatus::Failed(m) if m.contains("case panicked: boom")));
-        assert!(matches!(status_of(&report, "hangs"), CaseStatus::Failed(m) if m.contains("timed out after 50ms")));
+        assert!(
+            matches!(status_of(&report, "panics"), CaseStatus::Failed(m) if m.contains("case panicked: boom"))
+        );
+        assert!(
+            matches!(status_of(&report, "hangs"), CaseStatus::Failed(m) if m.contains("timed out after 50ms"))
+        );
     }
 
     #[test]

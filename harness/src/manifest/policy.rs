@@ -94,9 +94,19 @@ pub struct Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} policy violation(s) in chart {} with values {}:", self.violations.len(), self.chart, self.values)?;
+        writeln!(
+            f,
+            "{} policy violation(s) in chart {} with values {}:",
+            self.violations.len(),
+            self.chart,
+            self.values
+        )?;
         for v in &self.violations {
-            write!(f, "  - chart {}, values {}: {}", self.chart, self.values, v.object)?;
+            write!(
+                f,
+                "  - chart {}, values {}: {}",
+                self.chart, self.values, v.object
+            )?;
             if let Some(c) = &v.container {
                 write!(f, ", container {c}")?;
             }
@@ -133,10 +143,19 @@ impl ProbeValues {
     pub fn set_args(&self) -> Vec<(String, String)> {
         let escaped_key = self.node_selector.0.replace('.', r"\.");
         vec![
-            (format!("global.nodeSelector.{escaped_key}"), self.node_selector.1.clone()),
-            ("global.tolerations[0].key".into(), self.toleration_key.clone()),
+            (
+                format!("global.nodeSelector.{escaped_key}"),
+                self.node_selector.1.clone(),
+            ),
+            (
+                "global.tolerations[0].key".into(),
+                self.toleration_key.clone(),
+            ),
             ("global.tolerations[0].operator".into(), "Equal".into()),
-            ("global.tolerations[0].value".into(), self.node_selector.1.clone()),
+            (
+                "global.tolerations[0].value".into(),
+                self.node_selector.1.clone(),
+            ),
             ("global.tolerations[0].effect".into(), "NoSchedule".into()),
             ("global.storageClass".into(), self.storage_class.clone()),
         ]
@@ -172,8 +191,18 @@ pub fn check_all(m: &Manifests, cx: &Context<'_>) -> Vec<Violation> {
     out
 }
 
-fn violation(rule: Rule, object: &ManifestObject, container: Option<&str>, message: impl Into<String>) -> Violation {
-    Violation { rule, object: object.id(), container: container.map(str::to_owned), message: message.into() }
+fn violation(
+    rule: Rule,
+    object: &ManifestObject,
+    container: Option<&str>,
+    message: impl Into<String>,
+) -> Violation {
+    Violation {
+        rule,
+        object: object.id(),
+        container: container.map(str::to_owned),
+        message: message.into(),
+    }
 }
 
 /// Standard labels on every object, and name/instance on every pod template.
@@ -182,23 +211,54 @@ pub fn labels(m: &Manifests, cx: &Context<'_>) -> Vec<Violation> {
     let expected_chart = cx.chart.chart_label();
     for object in m.objects() {
         let labels = object.labels();
-        let mut check = |key: &str, want: Option<&str>, labels: &BTreeMap<String, String>, what: &str| match (labels.get(key), want) {
-            (None, _) => out.push(violation(Rule::Labels, object, None, format!("{what} lacks label {key}"))),
-            (Some(v), _) if v.is_empty() => out.push(violation(Rule::Labels, object, None, format!("{what} has empty label {key}"))),
-            (Some(v), Some(w)) if v != w => {
-                out.push(violation(Rule::Labels, object, None, format!("{what} label {key} is {v:?}, expected {w:?}")))
-            }
+        let mut check = |key: &str,
+                         want: Option<&str>,
+                         labels: &BTreeMap<String, String>,
+                         what: &str| match (labels.get(key), want) {
+            (None, _) => out.push(violation(
+                Rule::Labels,
+                object,
+                None,
+                format!("{what} lacks label {key}"),
+            )),
+            (Some(v), _) if v.is_empty() => out.push(violation(
+                Rule::Labels,
+                object,
+                None,
+                format!("{what} has empty label {key}"),
+            )),
+            (Some(v), Some(w)) if v != w => out.push(violation(
+                Rule::Labels,
+                object,
+                None,
+                format!("{what} label {key} is {v:?}, expected {w:?}"),
+            )),
             _ => {}
         };
         check("app.kubernetes.io/name", None, &labels, "object");
-        check("app.kubernetes.io/instance", Some(cx.release), &labels, "object");
+        check(
+            "app.kubernetes.io/instance",
+            Some(cx.release),
+            &labels,
+            "object",
+        );
         check("app.kubernetes.io/version", None, &labels, "object");
-        check("app.kubernetes.io/managed-by", Some("Helm"), &labels, "object");
+        check(
+            "app.kubernetes.io/managed-by",
+            Some("Helm"),
+            &labels,
+            "object",
+        );
         check("helm.sh/chart", Some(&expected_chart), &labels, "object");
         if let Some(pod) = object.pod_template() {
             let pod_labels = pod.labels();
             check("app.kubernetes.io/name", None, &pod_labels, "pod template");
-            check("app.kubernetes.io/instance", Some(cx.release), &pod_labels, "pod template");
+            check(
+                "app.kubernetes.io/instance",
+                Some(cx.release),
+                &pod_labels,
+                "pod template",
+            );
         }
     }
     out
@@ -219,12 +279,19 @@ pub fn is_pinned(image: &str) -> bool {
 /// Every container image is pinned.
 pub fn image_pinned(m: &Manifests) -> Vec<Violation> {
     for_each_container(m, |pod, c, _| match c.image.as_deref() {
-        None | Some("") => vec![violation(Rule::ImagePinned, pod.owner, Some(&c.name), "no image")],
+        None | Some("") => vec![violation(
+            Rule::ImagePinned,
+            pod.owner,
+            Some(&c.name),
+            "no image",
+        )],
         Some(image) if !is_pinned(image) => vec![violation(
             Rule::ImagePinned,
             pod.owner,
             Some(&c.name),
-            format!("image {image:?} is not pinned (use a version tag or digest, not latest or none)"),
+            format!(
+                "image {image:?} is not pinned (use a version tag or digest, not latest or none)"
+            ),
         )],
         _ => vec![],
     })
@@ -235,7 +302,10 @@ pub fn resources(m: &Manifests) -> Vec<Violation> {
     for_each_container(m, |pod, c, _| {
         let mut missing = Vec::new();
         let res = c.resources.as_ref();
-        for (section, map) in [("requests", res.and_then(|r| r.requests.as_ref())), ("limits", res.and_then(|r| r.limits.as_ref()))] {
+        for (section, map) in [
+            ("requests", res.and_then(|r| r.requests.as_ref())),
+            ("limits", res.and_then(|r| r.limits.as_ref())),
+        ] {
             for resource in ["cpu", "memory"] {
                 if !map.is_some_and(|m| m.contains_key(resource)) {
                     missing.push(format!("{section}.{resource}"));
@@ -245,7 +315,12 @@ pub fn resources(m: &Manifests) -> Vec<Violation> {
         if missing.is_empty() {
             vec![]
         } else {
-            vec![violation(Rule::Resources, pod.owner, Some(&c.name), format!("missing resources {}", missing.join(", ")))]
+            vec![violation(
+                Rule::Resources,
+                pod.owner,
+                Some(&c.name),
+                format!("missing resources {}", missing.join(", ")),
+            )]
         }
     })
 }
@@ -266,7 +341,12 @@ pub fn probes(m: &Manifests) -> Vec<Violation> {
         if missing.is_empty() {
             vec![]
         } else {
-            vec![violation(Rule::Probes, pod.owner, Some(&c.name), format!("long-running container lacks {}", missing.join(" and ")))]
+            vec![violation(
+                Rule::Probes,
+                pod.owner,
+                Some(&c.name),
+                format!("long-running container lacks {}", missing.join(" and ")),
+            )]
         }
     })
 }
@@ -274,7 +354,11 @@ pub fn probes(m: &Manifests) -> Vec<Violation> {
 /// Non-root, no privilege escalation, not privileged, unless exempted with a reason.
 pub fn security_context(m: &Manifests) -> Vec<Violation> {
     for_each_container(m, |pod, c, _| {
-        let pod_non_root = pod.spec.security_context.as_ref().and_then(|s| s.run_as_non_root);
+        let pod_non_root = pod
+            .spec
+            .security_context
+            .as_ref()
+            .and_then(|s| s.run_as_non_root);
         let sc = c.security_context.as_ref();
         let mut problems = Vec::new();
         if sc.and_then(|s| s.run_as_non_root).or(pod_non_root) != Some(true) {
@@ -289,7 +373,12 @@ pub fn security_context(m: &Manifests) -> Vec<Violation> {
         if problems.is_empty() || exempt(pod, Rule::SecurityContext) {
             vec![]
         } else {
-            vec![violation(Rule::SecurityContext, pod.owner, Some(&c.name), problems.join("; "))]
+            vec![violation(
+                Rule::SecurityContext,
+                pod.owner,
+                Some(&c.name),
+                problems.join("; "),
+            )]
         }
     })
 }
@@ -298,31 +387,62 @@ pub fn security_context(m: &Manifests) -> Vec<Violation> {
 /// release, and each target port exists on those pods.
 pub fn service_selector(m: &Manifests) -> Vec<Violation> {
     let mut out = Vec::new();
-    let pods: Vec<PodTemplate<'_>> =
-        m.pod_templates().into_iter().filter(|p| p.owner.is_long_running() || p.owner.kind == "Pod").collect();
+    let pods: Vec<PodTemplate<'_>> = m
+        .pod_templates()
+        .into_iter()
+        .filter(|p| p.owner.is_long_running() || p.owner.kind == "Pod")
+        .collect();
     for object in m.objects() {
-        let Some(service) = object.as_kind::<Service>() else { continue };
+        let Some(service) = object.as_kind::<Service>() else {
+            continue;
+        };
         let Some(spec) = &service.spec else { continue };
-        let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty()) else { continue };
-        let matched: Vec<&PodTemplate<'_>> =
-            pods.iter().filter(|p| { let labels = p.labels(); selector.iter().all(|(k, v)| labels.get(k) == Some(v)) }).collect();
+        let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        let matched: Vec<&PodTemplate<'_>> = pods
+            .iter()
+            .filter(|p| {
+                let labels = p.labels();
+                selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .collect();
         if matched.is_empty() {
-            out.push(violation(Rule::ServiceSelector, object, None, format!("selector {} matches no pod template of a long-running workload in the release", show_labels(selector))));
+            out.push(violation(
+                Rule::ServiceSelector,
+                object,
+                None,
+                format!(
+                    "selector {} matches no pod template of a long-running workload in the release",
+                    show_labels(selector)
+                ),
+            ));
             continue;
         }
         for port in spec.ports.iter().flatten() {
-            let target = port.target_port.clone().unwrap_or(IntOrString::Int(port.port));
-            let found = matched.iter().flat_map(|p| p.ports()).any(|cp| match &target {
-                IntOrString::Int(n) => cp.container_port == *n,
-                IntOrString::String(name) => cp.name.as_deref() == Some(name.as_str()),
-            });
+            let target = port
+                .target_port
+                .clone()
+                .unwrap_or(IntOrString::Int(port.port));
+            let found = matched
+                .iter()
+                .flat_map(|p| p.ports())
+                .any(|cp| match &target {
+                    IntOrString::Int(n) => cp.container_port == *n,
+                    IntOrString::String(name) => cp.name.as_deref() == Some(name.as_str()),
+                });
             if !found {
                 let owners: Vec<String> = matched.iter().map(|p| p.owner.id()).collect();
                 out.push(violation(
                     Rule::ServiceSelector,
                     object,
                     None,
-                    format!("targetPort {} of port {} is not a container port of {}", show(&target), port.port, owners.join(", ")),
+                    format!(
+                        "targetPort {} of port {} is not a container port of {}",
+                        show(&target),
+                        port.port,
+                        owners.join(", ")
+                    ),
                 ));
             }
         }
@@ -331,7 +451,11 @@ pub fn service_selector(m: &Manifests) -> Vec<Violation> {
 }
 
 fn show_labels(labels: &BTreeMap<String, String>) -> String {
-    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn show(port: &IntOrString) -> String {
@@ -348,9 +472,19 @@ pub fn references(m: &Manifests) -> Vec<Violation> {
     for pod in m.pod_templates() {
         let external: Vec<String> = pod
             .annotation(EXTERNAL_REFS)
-            .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
-        let mut check = |kind: &str, name: &str, key: Option<&str>, optional: bool, container: Option<&str>, via: &str| {
+        let mut check = |kind: &str,
+                         name: &str,
+                         key: Option<&str>,
+                         optional: bool,
+                         container: Option<&str>,
+                         via: &str| {
             if optional || external.iter().any(|e| *e == format!("{kind}/{name}")) {
                 return;
             }
@@ -364,46 +498,119 @@ pub fn references(m: &Manifests) -> Vec<Violation> {
                     _ => m.secret_data(name).ok(),
                 };
                 if data.is_some_and(|d| !d.contains_key(key)) {
-                    out.push(violation(Rule::References, pod.owner, container, format!("{via} refers to key {key:?} of {}, which has no such key", target.id())));
+                    out.push(violation(
+                        Rule::References,
+                        pod.owner,
+                        container,
+                        format!(
+                            "{via} refers to key {key:?} of {}, which has no such key",
+                            target.id()
+                        ),
+                    ));
                 }
             }
         };
         for v in pod.volumes() {
             if let Some(c) = &v.config_map {
-                check("ConfigMap", &c.name, None, c.optional == Some(true), None, &format!("volume {}", v.name));
+                check(
+                    "ConfigMap",
+                    &c.name,
+                    None,
+                    c.optional == Some(true),
+                    None,
+                    &format!("volume {}", v.name),
+                );
             }
             if let Some(s) = &v.secret {
-                check("Secret", s.secret_name.as_deref().unwrap_or_default(), None, s.optional == Some(true), None, &format!("volume {}", v.name));
+                check(
+                    "Secret",
+                    s.secret_name.as_deref().unwrap_or_default(),
+                    None,
+                    s.optional == Some(true),
+                    None,
+                    &format!("volume {}", v.name),
+                );
             }
             if let Some(p) = &v.persistent_volume_claim {
-                check("PersistentVolumeClaim", &p.claim_name, None, false, None, &format!("volume {}", v.name));
+                check(
+                    "PersistentVolumeClaim",
+                    &p.claim_name,
+                    None,
+                    false,
+                    None,
+                    &format!("volume {}", v.name),
+                );
             }
             for source in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
                 if let Some(c) = &source.config_map {
-                    check("ConfigMap", &c.name, None, c.optional == Some(true), None, &format!("volume {}", v.name));
+                    check(
+                        "ConfigMap",
+                        &c.name,
+                        None,
+                        c.optional == Some(true),
+                        None,
+                        &format!("volume {}", v.name),
+                    );
                 }
                 if let Some(s) = &source.secret {
-                    check("Secret", &s.name, None, s.optional == Some(true), None, &format!("volume {}", v.name));
+                    check(
+                        "Secret",
+                        &s.name,
+                        None,
+                        s.optional == Some(true),
+                        None,
+                        &format!("volume {}", v.name),
+                    );
                 }
             }
         }
         for (c, _) in pod.all_containers() {
             for from in c.env_from.iter().flatten() {
                 if let Some(r) = &from.config_map_ref {
-                    check("ConfigMap", &r.name, None, r.optional == Some(true), Some(&c.name), "envFrom");
+                    check(
+                        "ConfigMap",
+                        &r.name,
+                        None,
+                        r.optional == Some(true),
+                        Some(&c.name),
+                        "envFrom",
+                    );
                 }
                 if let Some(r) = &from.secret_ref {
-                    check("Secret", &r.name, None, r.optional == Some(true), Some(&c.name), "envFrom");
+                    check(
+                        "Secret",
+                        &r.name,
+                        None,
+                        r.optional == Some(true),
+                        Some(&c.name),
+                        "envFrom",
+                    );
                 }
             }
             for var in c.env.iter().flatten() {
-                let Some(from) = &var.value_from else { continue };
+                let Some(from) = &var.value_from else {
+                    continue;
+                };
                 let via = format!("env {}", var.name);
                 if let Some(r) = &from.config_map_key_ref {
-                    check("ConfigMap", &r.name, Some(&r.key), r.optional == Some(true), Some(&c.name), &via);
+                    check(
+                        "ConfigMap",
+                        &r.name,
+                        Some(&r.key),
+                        r.optional == Some(true),
+                        Some(&c.name),
+                        &via,
+                    );
                 }
                 if let Some(r) = &from.secret_key_ref {
-                    check("Secret", &r.name, Some(&r.key), r.optional == Some(true), Some(&c.name), &via);
+                    check(
+                        "Secret",
+                        &r.name,
+                        Some(&r.key),
+                        r.optional == Some(true),
+                        Some(&c.name),
+                        &via,
+                    );
                 }
             }
         }
@@ -417,11 +624,31 @@ pub fn scheduling(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
     let (key, value) = &probe.node_selector;
     for pod in m.pod_templates() {
         if pod.spec.node_selector.as_ref().and_then(|s| s.get(key)) != Some(value) {
-            out.push(violation(Rule::Scheduling, pod.owner, None, format!("global.nodeSelector ({key}: {value}) does not reach the pod's nodeSelector")));
+            out.push(violation(
+                Rule::Scheduling,
+                pod.owner,
+                None,
+                format!(
+                    "global.nodeSelector ({key}: {value}) does not reach the pod's nodeSelector"
+                ),
+            ));
         }
-        let tolerated = pod.spec.tolerations.iter().flatten().any(|t| t.key.as_deref() == Some(probe.toleration_key.as_str()));
+        let tolerated = pod
+            .spec
+            .tolerations
+            .iter()
+            .flatten()
+            .any(|t| t.key.as_deref() == Some(probe.toleration_key.as_str()));
         if !tolerated {
-            out.push(violation(Rule::Scheduling, pod.owner, None, format!("global.tolerations (key {}) do not reach the pod's tolerations", probe.toleration_key)));
+            out.push(violation(
+                Rule::Scheduling,
+                pod.owner,
+                None,
+                format!(
+                    "global.tolerations (key {}) do not reach the pod's tolerations",
+                    probe.toleration_key
+                ),
+            ));
         }
     }
     out
@@ -431,23 +658,43 @@ pub fn scheduling(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
 pub fn storage_class(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
     let mut out = Vec::new();
     let wrong = |pvc: &PersistentVolumeClaim| {
-        pvc.spec.as_ref().and_then(|s| s.storage_class_name.as_deref()) != Some(probe.storage_class.as_str())
+        pvc.spec
+            .as_ref()
+            .and_then(|s| s.storage_class_name.as_deref())
+            != Some(probe.storage_class.as_str())
     };
     for object in m.objects() {
-        let claims: Vec<(String, &PersistentVolumeClaim)> = if let Some(pvc) = object.as_kind::<PersistentVolumeClaim>() {
-            vec![("claim".into(), pvc)]
-        } else if let Some(sts) = object.as_kind::<k8s_openapi::api::apps::v1::StatefulSet>() {
-            sts.spec
-                .iter()
-                .flat_map(|s| s.volume_claim_templates.iter().flatten())
-                .map(|t| (format!("volumeClaimTemplate {}", t.metadata.name.as_deref().unwrap_or_default()), t))
-                .collect()
-        } else {
-            vec![]
-        };
+        let claims: Vec<(String, &PersistentVolumeClaim)> =
+            if let Some(pvc) = object.as_kind::<PersistentVolumeClaim>() {
+                vec![("claim".into(), pvc)]
+            } else if let Some(sts) = object.as_kind::<k8s_openapi::api::apps::v1::StatefulSet>() {
+                sts.spec
+                    .iter()
+                    .flat_map(|s| s.volume_claim_templates.iter().flatten())
+                    .map(|t| {
+                        (
+                            format!(
+                                "volumeClaimTemplate {}",
+                                t.metadata.name.as_deref().unwrap_or_default()
+                            ),
+                            t,
+                        )
+                    })
+                    .collect()
+            } else {
+                vec![]
+            };
         for (what, pvc) in claims {
             if wrong(pvc) {
-                out.push(violation(Rule::StorageClass, object, None, format!("{what} does not use global.storageClass ({})", probe.storage_class)));
+                out.push(violation(
+                    Rule::StorageClass,
+                    object,
+                    None,
+                    format!(
+                        "{what} does not use global.storageClass ({})",
+                        probe.storage_class
+                    ),
+                ));
             }
         }
     }
@@ -455,10 +702,14 @@ pub fn storage_class(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
 }
 
 fn exempt(pod: &PodTemplate<'_>, rule: Rule) -> bool {
-    pod.annotation(&format!("{EXEMPT_PREFIX}{}", rule.id())).is_some_and(|reason| !reason.trim().is_empty())
+    pod.annotation(&format!("{EXEMPT_PREFIX}{}", rule.id()))
+        .is_some_and(|reason| !reason.trim().is_empty())
 }
 
-fn for_each_container(m: &Manifests, mut f: impl FnMut(&PodTemplate<'_>, &Container, bool) -> Vec<Violation>) -> Vec<Violation> {
+fn for_each_container(
+    m: &Manifests,
+    mut f: impl FnMut(&PodTemplate<'_>, &Container, bool) -> Vec<Violation>,
+) -> Vec<Violation> {
     let mut out = Vec::new();
     for pod in m.pod_templates() {
         for (c, init) in pod.all_containers() {
@@ -474,19 +725,33 @@ mod tests {
     use rstest::rstest;
 
     fn load(name: &str) -> Manifests {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/policy").join(name);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/policy")
+            .join(name);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         Manifests::parse(&text).unwrap()
     }
 
     fn chart() -> ChartMeta {
-        ChartMeta { name: "demo".into(), version: "1.2.3".into(), app_version: Some("1.2.3".into()) }
+        ChartMeta {
+            name: "demo".into(),
+            version: "1.2.3".into(),
+            app_version: Some("1.2.3".into()),
+        }
     }
 
     fn run(m: &Manifests) -> Vec<Violation> {
         let meta = chart();
         let probe = ProbeValues::default();
-        check_all(m, &Context { chart: &meta, release: "rel", probe: Some(&probe) })
+        check_all(
+            m,
+            &Context {
+                chart: &meta,
+                release: "rel",
+                probe: Some(&probe),
+            },
+        )
     }
 
     #[test]
@@ -496,22 +761,112 @@ mod tests {
     }
 
     #[rstest]
-    #[case(Rule::Labels, "bad-labels.yaml", "Deployment/demo", None, "object label app.kubernetes.io/instance is \"other\", expected \"rel\"")]
-    #[case(Rule::Labels, "bad-labels.yaml", "Deployment/demo", None, "object label helm.sh/chart is \"demo-0.0.1\", expected \"demo-1.2.3\"")]
-    #[case(Rule::ImagePinned, "bad-image.yaml", "Deployment/demo", Some("web"), "image \"localhost/demo:latest\" is not pinned")]
-    #[case(Rule::ImagePinned, "bad-image.yaml", "Deployment/demo", Some("init"), "image \"busybox\" is not pinned")]
-    #[case(Rule::Resources, "bad-resources.yaml", "Deployment/demo", Some("web"), "missing resources limits.cpu, limits.memory")]
-    #[case(Rule::Probes, "bad-probes.yaml", "Deployment/demo", Some("web"), "long-running container lacks livenessProbe")]
-    #[case(Rule::SecurityContext, "bad-security.yaml", "Deployment/demo", Some("web"), "runAsNonRoot is not true; allowPrivilegeEscalation is not false; container is privileged")]
+    #[case(
+        Rule::Labels,
+        "bad-labels.yaml",
+        "Deployment/demo",
+        None,
+        "object label app.kubernetes.io/instance is \"other\", expected \"rel\""
+    )]
+    #[case(
+        Rule::Labels,
+        "bad-labels.yaml",
+        "Deployment/demo",
+        None,
+        "object label helm.sh/chart is \"demo-0.0.1\", expected \"demo-1.2.3\""
+    )]
+    #[case(
+        Rule::ImagePinned,
+        "bad-image.yaml",
+        "Deployment/demo",
+        Some("web"),
+        "image \"localhost/demo:latest\" is not pinned"
+    )]
+    #[case(
+        Rule::ImagePinned,
+        "bad-image.yaml",
+        "Deployment/demo",
+        Some("init"),
+        "image \"busybox\" is not pinned"
+    )]
+    #[case(
+        Rule::Resources,
+        "bad-resources.yaml",
+        "Deployment/demo",
+        Some("web"),
+        "missing resources limits.cpu, limits.memory"
+    )]
+    #[case(
+        Rule::Probes,
+        "bad-probes.yaml",
+        "Deployment/demo",
+        Some("web"),
+        "long-running container lacks livenessProbe"
+    )]
+    #[case(
+        Rule::SecurityContext,
+        "bad-security.yaml",
+        "Deployment/demo",
+        Some("web"),
+        "runAsNonRoot is not true; allowPrivilegeEscalation is not false; container is privileged"
+    )]
     #[case(Rule::ServiceSelector, "bad-service.yaml", "Service/demo", None, "selector app.kubernetes.io/instance=rel,app.kubernetes.io/name=dmeo matches no pod template")]
-    #[case(Rule::ServiceSelector, "bad-service.yaml", "Service/demo-metrics", None, "targetPort \"metrics\" of port 9090 is not a container port of Deployment/demo")]
-    #[case(Rule::References, "bad-references.yaml", "Deployment/demo", Some("web"), "env PASSWORD refers to Secret/demo-auth, which is not in the release")]
-    #[case(Rule::References, "bad-references.yaml", "Deployment/demo", Some("web"), "env MODE refers to key \"mode\" of ConfigMap/demo-config, which has no such key")]
-    #[case(Rule::References, "bad-references.yaml", "Deployment/demo", None, "volume data refers to PersistentVolumeClaim/demo-data, which is not in the release")]
-    #[case(Rule::Scheduling, "bad-scheduling.yaml", "Deployment/demo", None, "global.nodeSelector (testware.io/node-group: system) does not reach")]
-    #[case(Rule::Scheduling, "bad-scheduling.yaml", "Deployment/demo", None, "global.tolerations (key testware.io/node-group) do not reach")]
-    #[case(Rule::StorageClass, "bad-storage.yaml", "StatefulSet/demo-db", None, "volumeClaimTemplate data does not use global.storageClass")]
-    #[case(Rule::StorageClass, "bad-storage.yaml", "PersistentVolumeClaim/demo-cache", None, "claim does not use global.storageClass")]
+    #[case(
+        Rule::ServiceSelector,
+        "bad-service.yaml",
+        "Service/demo-metrics",
+        None,
+        "targetPort \"metrics\" of port 9090 is not a container port of Deployment/demo"
+    )]
+    #[case(
+        Rule::References,
+        "bad-references.yaml",
+        "Deployment/demo",
+        Some("web"),
+        "env PASSWORD refers to Secret/demo-auth, which is not in the release"
+    )]
+    #[case(
+        Rule::References,
+        "bad-references.yaml",
+        "Deployment/demo",
+        Some("web"),
+        "env MODE refers to key \"mode\" of ConfigMap/demo-config, which has no such key"
+    )]
+    #[case(
+        Rule::References,
+        "bad-references.yaml",
+        "Deployment/demo",
+        None,
+        "volume data refers to PersistentVolumeClaim/demo-data, which is not in the release"
+    )]
+    #[case(
+        Rule::Scheduling,
+        "bad-scheduling.yaml",
+        "Deployment/demo",
+        None,
+        "global.nodeSelector (testware.io/node-group: system) does not reach"
+    )]
+    #[case(
+        Rule::Scheduling,
+        "bad-scheduling.yaml",
+        "Deployment/demo",
+        None,
+        "global.tolerations (key testware.io/node-group) do not reach"
+    )]
+    #[case(
+        Rule::StorageClass,
+        "bad-storage.yaml",
+        "StatefulSet/demo-db",
+        None,
+        "volumeClaimTemplate data does not use global.storageClass"
+    )]
+    #[case(
+        Rule::StorageClass,
+        "bad-storage.yaml",
+        "PersistentVolumeClaim/demo-cache",
+        None,
+        "claim does not use global.storageClass"
+    )]
     fn each_bad_fixture_is_caught_by_its_rule(
         #[case] rule: Rule,
         #[case] fixture: &str,
@@ -521,18 +876,34 @@ mod tests {
     ) {
         let violations = run(&load(fixture));
         let hit = violations.iter().any(|v| {
-            v.rule == rule && v.object == object && v.container.as_deref() == container && v.message.starts_with(message)
+            v.rule == rule
+                && v.object == object
+                && v.container.as_deref() == container
+                && v.message.starts_with(message)
         });
-        assert!(hit, "no {rule} violation on {object} {container:?} starting {message:?} in {violations:#?}");
+        assert!(
+            hit,
+            "no {rule} violation on {object} {container:?} starting {message:?} in {violations:#?}"
+        );
         let others: Vec<&Violation> = violations.iter().filter(|v| v.rule != rule).collect();
-        assert!(others.is_empty(), "{fixture} should break only {rule}: {others:#?}");
+        assert!(
+            others.is_empty(),
+            "{fixture} should break only {rule}: {others:#?}"
+        );
     }
 
     #[test]
     fn exemptions_need_a_reason_and_external_refs_are_honoured() {
         let violations = run(&load("exempt.yaml"));
-        let ids: Vec<(Rule, &str)> = violations.iter().map(|v| (v.rule, v.object.as_str())).collect();
-        assert_eq!(ids, [(Rule::SecurityContext, "Deployment/no-reason"); 2], "{violations:#?}");
+        let ids: Vec<(Rule, &str)> = violations
+            .iter()
+            .map(|v| (v.rule, v.object.as_str()))
+            .collect();
+        assert_eq!(
+            ids,
+            [(Rule::SecurityContext, "Deployment/no-reason"); 2],
+            "{violations:#?}"
+        );
     }
 
     #[rstest]

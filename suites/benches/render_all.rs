@@ -1,0 +1,80 @@
+//! Benchmark: wall time to render and policy-check every chart × values set, and
+//! the number of helm processes started (target: under 5 s on 2 cores, one helm
+//! process per render). Run with `cargo bench -p suites --bench render_all`.
+//!
+//! Pass 1 renders everything concurrently, as a suite process does; pass 2 asks
+//! for the same renders again and must be served from the cache.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use harness::manifest::policy::{self, ProbeValues};
+use harness::{ChartRenderer, Helm, HelmChart, RenderOptions};
+use suites::{chart_dir, CHARTS};
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let helm = Arc::new(Helm::locate().await?);
+    let renderer = Arc::new(ChartRenderer::new(helm.clone()));
+    let mut jobs = Vec::new();
+    for name in CHARTS {
+        let chart = HelmChart::open(chart_dir(name))?;
+        let sets = std::iter::once(None).chain(chart.ci_values_files().into_iter().map(Some));
+        for values in sets {
+            let mut options = RenderOptions {
+                set: ProbeValues::default().set_args(),
+                ..Default::default()
+            };
+            options.values_files.extend(values);
+            jobs.push((chart.clone(), options));
+        }
+    }
+    let before = helm.processes_started();
+    for pass in 1..=2 {
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (chart, options) in jobs.clone() {
+            let renderer = renderer.clone();
+            tasks.spawn(async move {
+                let t = Instant::now();
+                let rendered = renderer.render(&chart, &options).await?;
+                let probe = ProbeValues::default();
+                let cx = policy::Context {
+                    chart: &rendered.chart,
+                    release: &rendered.options.release,
+                    probe: Some(&probe),
+                };
+                let violations = policy::check_all(&rendered, &cx).len();
+                anyhow::Ok((t.elapsed(), rendered.objects().len(), violations))
+            });
+        }
+        let (mut objects, mut violations, mut slowest) = (0, 0, std::time::Duration::ZERO);
+        while let Some(result) = tasks.join_next().await {
+            let (took, n, v) = result??;
+            objects += n;
+            violations += v;
+            slowest = slowest.max(took);
+        }
+        println!(
+            "pass {pass}: {} renders of {} charts, {objects} objects, {violations} violations: wall {:.3} s, slowest render+check {:.3} s, helm processes so far {}",
+            jobs.len(),
+            CHARTS.len(),
+            started.elapsed().as_secs_f64(),
+            slowest.as_secs_f64(),
+            helm.processes_started() - before
+        );
+    }
+    println!(
+        "helm {} at {}; one process per distinct render, none for cached ones",
+        helm.version(),
+        helm.path().display()
+    );
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! no_deploy cases for the efd chart: broker, InfluxDB, connector, topics, Chronograf.
+
+use std::sync::Arc;
+
+use harness::manifest::EnvValue;
+use harness::{RenderOptions, Rendered, Suite};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Container, Service};
+use suites::{chart_case, check, check_eq, Charts};
+
+const CHART: &str = "efd";
+const KAFKA: &str = "test-efd-kafka";
+const INFLUXDB: &str = "test-efd-influxdb";
+const CONNECTOR: &str = "test-efd-connector";
+
+fn main() -> std::process::ExitCode {
+    let c = Charts::shared();
+    Suite::new("efd")
+        .case(chart_case(
+            &c,
+            "connector_points_at_the_broker_and_database_the_chart_creates",
+            connector_points_at_the_broker_and_database,
+        ))
+        .case(chart_case(
+            &c,
+            "tansu_is_the_default_engine_and_advertises_its_pod_name",
+            tansu_is_the_default_engine,
+        ))
+        .case(chart_case(
+            &c,
+            "kafka_engine_runs_kraft_mode",
+            kafka_engine_runs_kraft_mode,
+        ))
+        .case(chart_case(
+            &c,
+            "chronograf_is_optional",
+            chronograf_is_optional,
+        ))
+        .case(chart_case(
+            &c,
+            "topic_job_creates_the_configured_topics",
+            topic_job_creates_the_configured_topics,
+        ))
+        .case(chart_case(
+            &c,
+            "persistence_toggles_volume_claims",
+            persistence_toggles_volume_claims,
+        ))
+        .case(chart_case(
+            &c,
+            "influxdb_listens_where_its_service_points",
+            influxdb_listens_where_its_service_points,
+        ))
+        .run()
+}
+
+fn container<'a>(
+    r: &'a Rendered,
+    kind: &str,
+    workload: &str,
+    name: &str,
+) -> anyhow::Result<&'a Container> {
+    r.pod_template(kind, workload)?
+        .container(name)
+        .ok_or_else(|| anyhow::anyhow!("{kind}/{workload} has no container {name}"))
+}
+
+fn literal(r: &Rendered, c: &Container, var: &str) -> anyhow::Result<String> {
+    match r.env_var(c, var) {
+        Some(EnvValue::Literal(v)) => Ok(v),
+        other => anyhow::bail!(
+            "container {} should set {var} literally, has {other:?}",
+            c.name
+        ),
+    }
+}
+
+fn service_port(r: &Rendered, name: &str) -> anyhow::Result<i32> {
+    let ports = r
+        .get::<Service>(name)?
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.clone())
+        .unwrap_or_default();
+    ports
+        .first()
+        .map(|p| p.port)
+        .ok_or_else(|| anyhow::anyhow!("Service/{name} has no ports"))
+}
+
+async fn connector_points_at_the_broker_and_database(charts: Arc<Charts>) -> anyhow::Result<()> {
+    for values in [
+        None,
+        Some("offline"),
+        Some("kafka-kraft"),
+        Some("ephemeral"),
+    ] {
+        let r = charts.render_ci(CHART, values).await?;
+        let connector = container(&r, "Deployment", CONNECTOR, "connector")?;
+        let brokers = literal(&r, connector, "KAFKA_BROKERS")?;
+        check_eq!(
+            brokers,
+            format!("{KAFKA}:{}", service_port(&r, KAFKA)?),
+            "{values:?}: KAFKA_BROKERS"
+        );
+        let url = literal(&r, connector, "INFLUXDB_URL")?;
+        check_eq!(
+            url,
+            format!("http://{INFLUXDB}:{}", service_port(&r, INFLUXDB)?),
+            "{values:?}: INFLUXDB_URL"
+        );
+        let influxdb = container(&r, "StatefulSet", INFLUXDB, "influxdb")?;
+        check_eq!(
+            literal(&r, connector, "INFLUXDB_DATABASE")?,
+            literal(&r, influxdb, "INFLUXDB_DB")?,
+            "{values:?}: database"
+        );
+        check_eq!(literal(&r, influxdb, "INFLUXDB_DB")?, "efd");
+    }
+    Ok(())
+}
+
+async fn tansu_is_the_default_engine(charts: Arc<Charts>) -> anyhow::Result<()> {
+    let r = charts
+        .render(CHART, RenderOptions::default().namespace("obs"))
+        .await?;
+    let kafka = container(&r, "StatefulSet", KAFKA, "kafka")?;
+    check!(
+        kafka
+            .image
+            .as_deref()
+            .is_some_and(|i| i.starts_with("localhost/tansu:")),
+        "image {:?}",
+        kafka.image
+    );
+    let args = kafka.args.clone().unwrap_or_default();
+    let advertised = format!(
+        "--kafka-advertised-listener-url=tcp://$(POD_NAME).{KAFKA}.obs.svc.cluster.local:9092"
+    );
+    check!(
+        args.contains(&advertised),
+        "{advertised} not among {args:?}"
+    );
+    let service = r.get::<Service>(KAFKA)?;
+    check_eq!(
+        service
+            .spec
+            .as_ref()
+            .and_then(|s| s.cluster_ip.clone())
+            .as_deref(),
+        Some("None"),
+        "broker Service must be headless"
+    );
+    let sts = r.get::<StatefulSet>(KAFKA)?;
+    check_eq!(
+        sts.spec
+            .as_ref()
+            .and_then(|s| s.service_name.clone())
+            .as_deref(),
+        Some(KAFKA),
+        "pod DNS names come from serviceName"
+    );
+    Ok(())
+}
+
+async fn kafka_engine_runs_kraft_mode(charts: Arc<Charts>) -> anyhow::Result<()> {
+    let r = charts.render_ci(CHART, Some("kafka-kraft")).await?;
+    let kafka = container(&r, "StatefulSet", KAFKA, "kafka")?;
+    check!(
+        kafka
+            .image
+            .as_deref()
+            .is_some_and(|i| i.starts_with("docker.io/apache/kafka:")),
+        "image {:?}",
+        kafka.image
+    );
+    check_eq!(
+        literal(&r, kafka, "KAFKA_PROCESS_ROLES")?,
+        "broker,controller"
+    );
+    check!(
+        literal(&r, kafka, "KAFKA_ADVERTISED_LISTENERS")?
+            .contains(&format!("$(POD_NAME).{KAFKA}.default.svc")),
+        "advertised listener"
+    );
+    check!(
+        kafka.args.is_none(),
+        "the Apache image is configured by env only, has args {:?}",
+        kafka.args
+    );
+    Ok(())
+}
+
+async fn chronograf_is_optional(charts: Arc<Charts>) -> anyhow::Result<()> {
+    let off = charts.render_ci(CHART, None).await?;
+    check!(
+        off.objects()
+            .iter()
+            .all(|o| !o.name().contains("chronograf")),
+        "chronograf rendered while disabled"
+    );
+    let on = charts.render_ci(CHART, Some("kafka-kraft")).await?;
+    on.get::<Service>("test-efd-chronograf")?;
+    let chronograf = container(&on, "Deployment", "test-efd-chronograf", "chronograf")?;
+    check_eq!(
+        literal(&on, chronograf, "INFLUXDB_URL")?,
+        format!("http://{INFLUXDB}:8086")
+    );
+    Ok(())
+}
+
+async fn topic_job_creates_the_configured_topics(charts: Arc<Charts>) -> anyhow::Result<()> {
+    let r = charts.render_ci(CHART, None).await?;
+    let job = r.get::<Job>("test-efd-topics")?;
+    let args = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|s| s.containers[0].args.clone().unwrap_or_default())
+        .unwrap_or_default();
+    for topic in ["lsst.sal.Test.scalars", "lsst.sal.MTM1M3.forceActuatorData"] {
+        check!(
+            args.iter().any(|a| a == topic),
+            "topic {topic} not in {args:?}"
+        );
+    }
+    check!(
+        args.contains(&format!("--brokers={KAFKA}:9092")),
+        "job must use the chart's broker: {args:?}"
+    );
+    let off = charts
+        .render(
+            CHART,
+            RenderOptions::default().set("topics.create", "false"),
+        )
+        .await?;
+    check!(
+        off.get::<Job>("test-efd-topics").is_err(),
+        "topics.create=false still renders the Job"
+    );
+    Ok(())
+}
+
+async fn persistence_toggles_volume_claims(charts: Arc<Charts>) -> anyhow::Result<()> {
+    let offline = charts.render_ci(CHART, Some("offline")).await?;
+    for (name, size) in [(KAFKA, "256Mi"), (INFLUXDB, "512Mi")] {
+        let claims = offline
+            .get::<StatefulSet>(name)?
+            .spec
+            .as_ref()
+            .and_then(|s| s.volume_claim_templates.clone())
+            .unwrap_or_default();
+        check_eq!(claims.len(), 1, "{name} claim templates");
+        let request = claims[0]
+            .spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"))
+            .map(|q| q.0.clone());
+        check_eq!(request.as_deref(), Some(size), "{name} storage request");
+    }
+    let ephemeral = charts.render_ci(CHART, Some("ephemeral")).await?;
+    for name in [KAFKA, INFLUXDB] {
+        let sts = ephemeral.get::<StatefulSet>(name)?;
+        check!(
+            sts.spec
+                .as_ref()
+                .and_then(|s| s.volume_claim_templates.as_ref())
+                .is_none_or(|v| v.is_empty()),
+            "{name} still claims volumes"
+        );
+        let pod = ephemeral.pod_template("StatefulSet", name)?;
+        check!(
+            pod.volumes()
+                .iter()
+                .any(|v| v.name == "data" && v.empty_dir.is_some()),
+            "{name} lacks an emptyDir data volume"
+        );
+    }
+    check_eq!(
+        ephemeral
+            .get::<Deployment>(CONNECTOR)?
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas),
+        Some(2)
+    );
+    Ok(())
+}
+
+async fn influxdb_listens_where_its_service_points(charts: Arc<Charts>) -> anyhow::Result<()> {
+    let r = charts
+        .render(
+            CHART,
+            RenderOptions::default().set("influxdb.port", "18086"),
+        )
+        .await?;
+    let conf = r
+        .config_map_data(INFLUXDB)?
+        .get("influxdb.conf")
+        .cloned()
+        .unwrap_or_default();
+    check!(
+        conf.contains("bind-address = \":18086\""),
+        "influxdb.conf does not bind 18086:\n{conf}"
+    );
+    check_eq!(service_port(&r, INFLUXDB)?, 18086);
+    let pod = r.pod_template("StatefulSet", INFLUXDB)?;
+    check_eq!(pod.ports()[0].container_port, 18086);
+    Ok(())
+}
