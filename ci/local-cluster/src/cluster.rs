@@ -1,0 +1,436 @@
+//! `up`, `down`, `status` and the leftover check of the local cluster.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+use crate::components::{self, Binaries, Component, Health, ADMIN, IDENTITIES};
+use crate::layout::{self, Layout, NODE_IP, NODE_NAME, SERVICE_IP};
+use crate::network::{self, BeforeUp};
+use crate::pki::Pki;
+use crate::process::{self, Supervisor};
+
+/// How long one component may take to become healthy.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The local cluster on this machine.
+pub struct LocalCluster {
+    /// Its state directory.
+    pub layout: Layout,
+    /// Its binaries.
+    pub bins: Binaries,
+    supervisor: Supervisor,
+}
+
+/// One component's state, for `status`.
+#[derive(Debug)]
+pub struct ComponentStatus {
+    /// Component name.
+    pub name: &'static str,
+    /// `Ok(detail)` when healthy, `Err(reason)` otherwise.
+    pub state: Result<String, String>,
+}
+
+impl LocalCluster {
+    /// The cluster described by `layout`, using `bins`.
+    pub fn new(layout: Layout, bins: Binaries) -> Self {
+        let supervisor = Supervisor::new(layout.run(), layout.logs());
+        Self {
+            layout,
+            bins,
+            supervisor,
+        }
+    }
+
+    fn components(&self) -> Vec<Component> {
+        components::start_order(&self.layout, &self.bins)
+    }
+
+    /// Checks that everything `up` needs is installed, naming what is missing.
+    ///
+    /// # Errors
+    /// Not root, or a binary is missing (with the command that installs it).
+    pub fn check_prerequisites(&self) -> anyhow::Result<()> {
+        if !nix::unistd::Uid::effective().is_root() {
+            bail!("the local cluster needs root (mounts, iptables, network namespaces) (hint: run as root)");
+        }
+        let mut missing = Vec::new();
+        for c in self.components() {
+            if !components::is_executable(&c.daemon.program) {
+                missing.push(c.daemon.program.display().to_string());
+            }
+        }
+        for tool in [
+            "/usr/sbin/runc",
+            "/usr/bin/ctr",
+            "/usr/lib/cni/bridge",
+            "/usr/lib/cni/host-local",
+            "/usr/lib/cni/portmap",
+            "/usr/lib/cni/loopback",
+        ] {
+            if !components::is_executable(Path::new(tool)) {
+                missing.push(tool.to_owned());
+            }
+        }
+        for tool in ["ip", "iptables", "iptables-save", "iptables-restore"] {
+            if network::output("which", &[tool]).is_none() {
+                missing.push(tool.to_owned());
+            }
+        }
+        if !missing.is_empty() {
+            bail!(
+                "missing prerequisites: {} (hint: `ci/install-packages` installs the Debian packages, `ci/build-kubernetes` builds the Kubernetes binaries, or pass --bin-dir with official release binaries)",
+                missing.join(", ")
+            );
+        }
+        if !Path::new("/proc/sys/net/bridge").exists() {
+            bail!("the br_netfilter kernel module is not loaded (hint: modprobe br_netfilter)");
+        }
+        Ok(())
+    }
+
+    /// Starts the cluster unless it already runs healthy; returns whether it started it.
+    ///
+    /// # Errors
+    /// A prerequisite is missing, a port is taken, or a component fails to start
+    /// (then everything started is stopped again and the error carries its log).
+    pub async fn up(&self, images: &[PathBuf]) -> anyhow::Result<bool> {
+        self.check_prerequisites()?;
+        let status = self.status().await;
+        if status.iter().all(|s| s.state.is_ok()) {
+            return Ok(false);
+        }
+        if status.iter().any(|s| s.state.is_ok()) || self.layout.root.exists() {
+            eprintln!("a partial cluster is present; cleaning it up before starting");
+            self.down()?;
+        }
+        for c in self.components() {
+            for (addr, what) in &c.ports {
+                check_port_free(addr, what)?;
+            }
+        }
+        match self.start(images).await {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                let saved = self.save_logs();
+                let cleanup = self
+                    .down()
+                    .err()
+                    .map(|e| format!("; cleanup also failed: {e:#}"))
+                    .unwrap_or_default();
+                Err(e.context(format!(
+                    "the local cluster did not start (component logs saved in {}){cleanup}",
+                    saved.display()
+                )))
+            }
+        }
+    }
+
+    async fn start(&self, images: &[PathBuf]) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.layout.root)?;
+        BeforeUp::capture().save(&self.layout.before_up())?;
+        let pki = Pki::new(self.layout.pki());
+        pki.generate(NODE_IP, NODE_NAME, SERVICE_IP, &IDENTITIES)?;
+        components::write_configs(&self.layout, &pki)?;
+        std::fs::create_dir_all(self.layout.volumes())?;
+        network::set_up()?;
+        for component in self.components() {
+            let started = Instant::now();
+            self.supervisor.start(&component.daemon)?;
+            self.wait_healthy(&component).await?;
+            eprintln!(
+                "  {} healthy after {:.1} s",
+                component.daemon.name,
+                started.elapsed().as_secs_f64()
+            );
+            if component.daemon.name == "containerd" {
+                for archive in images {
+                    crate::images::import(&self.layout, archive)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_healthy(&self, component: &Component) -> anyhow::Result<()> {
+        let name = component.daemon.name;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let result = self.check_health(&component.health).await;
+            if result.is_ok() {
+                return Ok(());
+            }
+            if self.supervisor.running(name).is_none() {
+                bail!(
+                    "{name} exited during start; last log lines:\n{}",
+                    self.supervisor.log_tail(name, 15)
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{name} did not become healthy within {START_TIMEOUT:?} ({}); last log lines:\n{}",
+                    result.err().map(|e| format!("{e:#}")).unwrap_or_default(),
+                    self.supervisor.log_tail(name, 15)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn check_health(&self, health: &Health) -> anyhow::Result<String> {
+        match health {
+            Health::Http { addr, path, body } => {
+                let (status, text) = http_get(addr, path).await?;
+                if status == 200 && text.trim_start().starts_with(body) {
+                    Ok(format!("GET {path}: 200"))
+                } else {
+                    bail!("GET http://{addr}{path} answered {status}: {}", text.trim())
+                }
+            }
+            Health::ApiServer => {
+                let client = self.admin_client().await?;
+                let request = http::Request::get("/readyz").body(Vec::new())?;
+                let text =
+                    tokio::time::timeout(Duration::from_secs(3), client.request_text(request))
+                        .await
+                        .context("GET /readyz timed out")??;
+                anyhow::ensure!(text.trim() == "ok", "GET /readyz: {text}");
+                Ok("/readyz ok".into())
+            }
+            Health::Containerd => {
+                let socket = self.layout.containerd_socket();
+                let out = tokio::process::Command::new("ctr")
+                    .args(["--address", &socket.display().to_string(), "version"])
+                    .kill_on_drop(true)
+                    .output();
+                let out = tokio::time::timeout(Duration::from_secs(3), out)
+                    .await
+                    .context("ctr version timed out")??;
+                anyhow::ensure!(
+                    out.status.success(),
+                    "ctr version: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                Ok("answers on its socket".into())
+            }
+        }
+    }
+
+    /// A client with the admin credentials.
+    ///
+    /// # Errors
+    /// The admin kubeconfig is missing or unusable.
+    pub async fn admin_client(&self) -> anyhow::Result<kube::Client> {
+        let path = self.layout.admin_kubeconfig();
+        let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// Every component's state, with the reason for anything unhealthy.
+    pub async fn status(&self) -> Vec<ComponentStatus> {
+        let mut out = Vec::new();
+        for c in self.components() {
+            let name = c.daemon.name;
+            let state = match self.supervisor.running(name) {
+                None if self.supervisor.log_path(name).exists() => Err(format!(
+                    "not running; last log lines:\n{}",
+                    indent(&self.supervisor.log_tail(name, 8))
+                )),
+                None => Err("not running".into()),
+                Some(pid) => match self.check_health(&c.health).await {
+                    Ok(detail) => Ok(format!("pid {pid}, {detail}")),
+                    Err(e) => Err(format!("pid {pid} runs but is unhealthy: {e:#}")),
+                },
+            };
+            out.push(ComponentStatus { name, state });
+        }
+        out
+    }
+
+    /// Stops everything `up` started and removes what it created.
+    ///
+    /// # Errors
+    /// Something could not be removed; the message lists what is left.
+    pub fn down(&self) -> anyhow::Result<()> {
+        let socket = self.layout.containerd_socket().display().to_string();
+        for name in ["kube-proxy", "kubelet"] {
+            self.supervisor.stop(name, Duration::from_secs(10));
+        }
+        // Pods: every containerd shim of this cluster, and all they started.
+        let all = process::processes();
+        let shims: Vec<u32> = all
+            .iter()
+            .filter(|p| p.cmdline.contains("containerd-shim") && p.cmdline.contains(&socket))
+            .map(|p| p.pid)
+            .collect();
+        process::kill_all(&process::with_descendants(&all, &shims));
+        for c in self.components().iter().rev() {
+            self.supervisor.stop(c.daemon.name, Duration::from_secs(10));
+        }
+        // Safety net: anything else still running from the state directory.
+        let root = self.layout.root.display().to_string();
+        let strays: Vec<u32> = process::processes()
+            .iter()
+            .filter(|p| p.cmdline.contains(&root))
+            .map(|p| p.pid)
+            .collect();
+        process::kill_all(&strays);
+
+        let before = BeforeUp::load(&self.layout.before_up()).unwrap_or_default();
+        let mut problems = Vec::new();
+        for mount in layout::mounts_under(&self.layout.root) {
+            if let Err(e) = nix::mount::umount2(&mount, nix::mount::MntFlags::MNT_DETACH) {
+                problems.push(format!("unmount {}: {e}", mount.display()));
+            }
+        }
+        problems.extend(network::tear_down(&before));
+        if self.layout.root.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&self.layout.root) {
+                problems.push(format!("remove {}: {e}", self.layout.root.display()));
+            }
+        }
+        let left = self.leftovers();
+        problems.extend(left);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            bail!(
+                "the cluster was stopped but not everything was removed:\n  - {}",
+                problems.join("\n  - ")
+            )
+        }
+    }
+
+    /// What of a cluster is still on the machine: processes, mounts, the bridge,
+    /// network namespaces, iptables chains, the node address, the state directory.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        let root = self.layout.root.display().to_string();
+        let names: Vec<String> = self
+            .components()
+            .iter()
+            .map(|c| c.daemon.program.display().to_string())
+            .collect();
+        for p in process::processes() {
+            let ours = p.cmdline.contains(&root)
+                || names
+                    .iter()
+                    .any(|n| p.cmdline.starts_with(n.as_str()) && p.cmdline.contains(&root));
+            if ours {
+                left.push(format!(
+                    "process {} ({})",
+                    p.pid,
+                    p.cmdline.chars().take(120).collect::<String>()
+                ));
+            }
+        }
+        left.extend(
+            layout::mounts_under(&self.layout.root)
+                .into_iter()
+                .map(|m| format!("mount {}", m.display())),
+        );
+        if network::bridge_present() {
+            left.push(format!("bridge {}", layout::BRIDGE));
+        }
+        let before = BeforeUp::load(&self.layout.before_up()).unwrap_or_default();
+        left.extend(
+            network::cni_netns()
+                .into_iter()
+                .filter(|n| !before.netns.contains(n))
+                .map(|n| format!("network namespace {n}")),
+        );
+        left.extend(
+            network::cluster_chains()
+                .into_iter()
+                .map(|c| format!("iptables chain {c}")),
+        );
+        if network::node_ip_present() && !before.node_ip_present {
+            left.push(format!("address {NODE_IP} on lo"));
+        }
+        if self.layout.root.exists() && !self.layout.before_up().exists() {
+            left.push(format!("state directory {}", self.layout.root.display()));
+        }
+        left
+    }
+
+    /// Copies the component logs out of the state directory (which `down` removes).
+    fn save_logs(&self) -> PathBuf {
+        let target =
+            std::env::temp_dir().join(format!("testware-cluster-logs-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&target);
+        if let Ok(entries) = std::fs::read_dir(self.layout.logs()) {
+            for e in entries.filter_map(Result::ok) {
+                let _ = std::fs::copy(e.path(), target.join(e.file_name()));
+            }
+        }
+        target
+    }
+
+    /// Writes the admin kubeconfig to `path` (the well-known copy under `target/`).
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn export_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let pki = Pki::new(self.layout.pki());
+        std::fs::write(path, pki.kubeconfig(&ADMIN, &layout::apiserver_url())?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("      {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Fails when something already listens on `addr`, naming it if `ss` can.
+fn check_port_free(addr: &str, what: &str) -> anyhow::Result<()> {
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => Ok(()),
+        Err(e) => {
+            let port = addr.rsplit(':').next().unwrap_or_default();
+            let owner = network::output("ss", &["-Hltnp", &format!("sport = :{port}")])
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .map(|o| format!(" (held by: {o})"))
+                .unwrap_or_default();
+            bail!("port {addr} for {what} is not free: {e}{owner} (hint: stop what holds it, or `ci/cluster down` if it is an old cluster)")
+        }
+    }
+}
+
+/// A plain HTTP/1.0 GET on loopback; returns status and body.
+async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        anyhow::Ok(String::from_utf8_lossy(&response).into_owned())
+    };
+    let response = tokio::time::timeout(Duration::from_secs(3), exchange)
+        .await
+        .with_context(|| format!("GET http://{addr}{path} timed out"))?
+        .with_context(|| format!("GET http://{addr}{path}"))?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}

@@ -1,0 +1,513 @@
+//! The cluster's components: their configuration files, command lines and the
+//! health check that says each one is up. Order matters: [`start_order`].
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::layout::{
+    apiserver_url, Layout, APISERVER_PORT, BRIDGE, DNS_IP, ETCD_CLIENT_PORT, ETCD_PEER_PORT,
+    NODE_IP, NODE_NAME, POD_CIDR, SERVICE_CIDR,
+};
+use crate::pki::{Identity, Pki};
+use crate::process::Daemon;
+
+/// Client identities, one kubeconfig each.
+pub const ADMIN: Identity = Identity {
+    file: "admin",
+    cn: "testware-admin",
+    org: Some("system:masters"),
+};
+/// The controller manager's identity.
+pub const CONTROLLER_MANAGER: Identity = Identity {
+    file: "controller-manager",
+    cn: "system:kube-controller-manager",
+    org: None,
+};
+/// The scheduler's identity.
+pub const SCHEDULER: Identity = Identity {
+    file: "scheduler",
+    cn: "system:kube-scheduler",
+    org: None,
+};
+/// The kubelet's identity (Node authorizer: `system:node:<name>` in `system:nodes`).
+pub const KUBELET: Identity = Identity {
+    file: "kubelet-client",
+    cn: "system:node:testware",
+    org: Some("system:nodes"),
+};
+/// kube-proxy's identity.
+pub const KUBE_PROXY: Identity = Identity {
+    file: "kube-proxy",
+    cn: "system:kube-proxy",
+    org: None,
+};
+/// The API server's identity towards kubelets.
+pub const APISERVER_KUBELET: Identity = Identity {
+    file: "apiserver-kubelet-client",
+    cn: "kube-apiserver-kubelet-client",
+    org: Some("system:masters"),
+};
+
+/// All client identities the PKI issues.
+pub const IDENTITIES: [Identity; 6] = [
+    ADMIN,
+    CONTROLLER_MANAGER,
+    SCHEDULER,
+    KUBELET,
+    KUBE_PROXY,
+    APISERVER_KUBELET,
+];
+
+/// How a component shows it is healthy.
+#[derive(Debug, Clone)]
+pub enum Health {
+    /// Plain HTTP GET on loopback answering 200 with this body prefix.
+    Http {
+        /// `host:port`.
+        addr: String,
+        /// The path.
+        path: &'static str,
+        /// Expected start of the body.
+        body: &'static str,
+    },
+    /// The API server's `/readyz`, asked with the admin credentials.
+    ApiServer,
+    /// containerd answers on its socket (`ctr version`).
+    Containerd,
+}
+
+/// A component: the daemon, its health check and the ports it must own.
+#[derive(Debug, Clone)]
+pub struct Component {
+    /// The daemon.
+    pub daemon: Daemon,
+    /// Its health check.
+    pub health: Health,
+    /// `(address, what)` pairs that must be free before it starts.
+    pub ports: Vec<(String, &'static str)>,
+}
+
+/// Where the binaries come from.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// Directory with kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy.
+    pub kube: PathBuf,
+}
+
+impl Binaries {
+    fn kube(&self, name: &str) -> PathBuf {
+        self.kube.join(name)
+    }
+}
+
+/// The local image used as every pod's sandbox.
+pub fn pause_image() -> String {
+    format!("localhost/testware-pause:{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Writes every configuration file and kubeconfig the components read.
+///
+/// # Errors
+/// A file cannot be written, or the PKI cannot be read.
+pub fn write_configs(layout: &Layout, pki: &Pki) -> anyhow::Result<()> {
+    let write = |rel: &str, text: &str| -> anyhow::Result<()> {
+        let path = layout.path(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    for id in [ADMIN, CONTROLLER_MANAGER, SCHEDULER, KUBELET, KUBE_PROXY] {
+        write(
+            &format!("kubeconfigs/{}.conf", id.file),
+            &pki.kubeconfig(&id, &apiserver_url())?,
+        )?;
+    }
+    let root = layout.root.display();
+    let pki_dir = layout.pki();
+    let pki_dir = pki_dir.display();
+
+    write(
+        "containerd/config.toml",
+        &format!(
+            r#"version = 2
+root = "{root}/containerd/root"
+state = "{root}/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+
+[grpc]
+  address = "{sock}"
+
+[ttrpc]
+  address = "{root}/run/containerd.ttrpc.sock"
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{root}/containerd/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{pause}"
+  # Negative oom_score_adj is refused on these machines, even for root.
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  disable_apparmor = true
+  max_container_log_line_size = 65536
+
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        # crun refuses the hybrid cgroup layout; runc works.
+        BinaryName = "/usr/sbin/runc"
+        SystemdCgroup = false
+
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{root}/cni/net.d"
+"#,
+            sock = layout.containerd_socket().display(),
+            pause = pause_image(),
+        ),
+    )?;
+
+    write(
+        "cni/net.d/10-testware.conflist",
+        &format!(
+            r#"{{
+  "cniVersion": "0.4.0",
+  "name": "testware",
+  "plugins": [
+    {{
+      "type": "bridge",
+      "bridge": "{BRIDGE}",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {{
+        "type": "host-local",
+        "dataDir": "{root}/cni/networks",
+        "ranges": [[{{"subnet": "{POD_CIDR}"}}]],
+        "routes": [{{"dst": "0.0.0.0/0"}}]
+      }}
+    }},
+    {{"type": "portmap", "capabilities": {{"portMappings": true}}}},
+    {{"type": "loopback"}}
+  ]
+}}
+"#
+        ),
+    )?;
+
+    write(
+        "kubelet/config.yaml",
+        &format!(
+            r#"apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: "{NODE_IP}"
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+authentication:
+  anonymous: {{enabled: false}}
+  webhook: {{enabled: true}}
+  x509: {{clientCAFile: "{pki_dir}/ca.crt"}}
+authorization:
+  mode: Webhook
+tlsCertFile: "{pki_dir}/kubelet.crt"
+tlsPrivateKeyFile: "{pki_dir}/kubelet.key"
+# cgroups v1 with a v2 hierarchy mounted too: cgroupfs, no QoS cgroups.
+cgroupDriver: cgroupfs
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+failSwapOn: false
+clusterDNS: ["{DNS_IP}"]
+clusterDomain: cluster.local
+serializeImagePulls: false
+imageGCHighThresholdPercent: 99
+imageGCLowThresholdPercent: 95
+evictionHard:
+  memory.available: "100Mi"
+  nodefs.available: "1%"
+  nodefs.inodesFree: "1%"
+  imagefs.available: "1%"
+containerLogMaxSize: 10Mi
+rotateCertificates: false
+"#
+        ),
+    )?;
+    Ok(())
+}
+
+/// The components in start order (reverse for stopping).
+pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
+    let root = &layout.root;
+    let p = |rel: &str| root.join(rel).display().to_string();
+    let pki = |name: &str| layout.pki().join(name).display().to_string();
+    let kubeconfig = |file: &str| p(&format!("kubeconfigs/{file}.conf"));
+    let arg = |k: &str, v: &str| format!("--{k}={v}");
+    let loopback = |port: u16| format!("127.0.0.1:{port}");
+
+    let etcd = Component {
+        daemon: Daemon {
+            name: "etcd",
+            program: PathBuf::from("/usr/bin/etcd"),
+            args: vec![
+                arg("name", NODE_NAME),
+                arg("data-dir", &p("etcd")),
+                arg(
+                    "listen-client-urls",
+                    &format!("http://{}", loopback(ETCD_CLIENT_PORT)),
+                ),
+                arg(
+                    "advertise-client-urls",
+                    &format!("http://{}", loopback(ETCD_CLIENT_PORT)),
+                ),
+                arg(
+                    "listen-peer-urls",
+                    &format!("http://{}", loopback(ETCD_PEER_PORT)),
+                ),
+                arg(
+                    "initial-advertise-peer-urls",
+                    &format!("http://{}", loopback(ETCD_PEER_PORT)),
+                ),
+                arg(
+                    "initial-cluster",
+                    &format!("{NODE_NAME}=http://{}", loopback(ETCD_PEER_PORT)),
+                ),
+                arg("auto-compaction-retention", "1"),
+                arg("quota-backend-bytes", &(2u64 << 30).to_string()),
+                arg("log-level", "warn"),
+            ],
+        },
+        health: Health::Http {
+            addr: loopback(ETCD_CLIENT_PORT),
+            path: "/health",
+            body: "{\"health\":\"true\"",
+        },
+        ports: vec![
+            (loopback(ETCD_CLIENT_PORT), "etcd client"),
+            (loopback(ETCD_PEER_PORT), "etcd peer"),
+        ],
+    };
+
+    let apiserver = Component {
+        daemon: Daemon {
+            name: "kube-apiserver",
+            program: bins.kube("kube-apiserver"),
+            args: vec![
+                arg(
+                    "etcd-servers",
+                    &format!("http://{}", loopback(ETCD_CLIENT_PORT)),
+                ),
+                arg("bind-address", &NODE_IP.to_string()),
+                arg("advertise-address", &NODE_IP.to_string()),
+                arg("secure-port", &APISERVER_PORT.to_string()),
+                arg("insecure-port", "0"),
+                arg("anonymous-auth", "false"),
+                arg("client-ca-file", &pki("ca.crt")),
+                arg("tls-cert-file", &pki("apiserver.crt")),
+                arg("tls-private-key-file", &pki("apiserver.key")),
+                arg(
+                    "kubelet-client-certificate",
+                    &pki("apiserver-kubelet-client.crt"),
+                ),
+                arg("kubelet-client-key", &pki("apiserver-kubelet-client.key")),
+                arg("kubelet-certificate-authority", &pki("ca.crt")),
+                // The node's hostname does not resolve; dial kubelets by address.
+                arg("kubelet-preferred-address-types", "InternalIP,Hostname"),
+                arg("service-account-key-file", &pki("sa.pub")),
+                arg("service-account-signing-key-file", &pki("sa.key")),
+                arg(
+                    "service-account-issuer",
+                    "https://kubernetes.default.svc.cluster.local",
+                ),
+                arg("service-cluster-ip-range", SERVICE_CIDR),
+                arg("authorization-mode", "Node,RBAC"),
+                arg("enable-admission-plugins", "NodeRestriction"),
+                arg("allow-privileged", "true"),
+                arg("profiling", "false"),
+                arg("event-ttl", "1h"),
+                arg("v", "1"),
+            ],
+        },
+        health: Health::ApiServer,
+        ports: vec![(format!("{NODE_IP}:{APISERVER_PORT}"), "kube-apiserver")],
+    };
+
+    let controller_manager = Component {
+        daemon: Daemon {
+            name: "kube-controller-manager",
+            program: bins.kube("kube-controller-manager"),
+            args: vec![
+                arg("kubeconfig", &kubeconfig("controller-manager")),
+                arg(
+                    "authentication-kubeconfig",
+                    &kubeconfig("controller-manager"),
+                ),
+                arg(
+                    "authorization-kubeconfig",
+                    &kubeconfig("controller-manager"),
+                ),
+                arg("bind-address", "127.0.0.1"),
+                arg("address", "127.0.0.1"),
+                arg("port", "10252"),
+                arg("secure-port", "10257"),
+                arg("cluster-signing-cert-file", &pki("ca.crt")),
+                arg("cluster-signing-key-file", &pki("ca.key")),
+                arg("root-ca-file", &pki("ca.crt")),
+                arg("service-account-private-key-file", &pki("sa.key")),
+                arg("use-service-account-credentials", "true"),
+                arg("leader-elect", "false"),
+                arg("terminated-pod-gc-threshold", "50"),
+                arg("profiling", "false"),
+                arg("v", "1"),
+            ],
+        },
+        health: Health::Http {
+            addr: loopback(10252),
+            path: "/healthz",
+            body: "ok",
+        },
+        ports: vec![
+            (loopback(10252), "kube-controller-manager"),
+            (loopback(10257), "kube-controller-manager (secure)"),
+        ],
+    };
+
+    let scheduler = Component {
+        daemon: Daemon {
+            name: "kube-scheduler",
+            program: bins.kube("kube-scheduler"),
+            args: vec![
+                arg("kubeconfig", &kubeconfig("scheduler")),
+                arg("authentication-kubeconfig", &kubeconfig("scheduler")),
+                arg("authorization-kubeconfig", &kubeconfig("scheduler")),
+                arg("bind-address", "127.0.0.1"),
+                arg("address", "127.0.0.1"),
+                arg("port", "10251"),
+                arg("secure-port", "10259"),
+                arg("leader-elect", "false"),
+                arg("profiling", "false"),
+                arg("v", "1"),
+            ],
+        },
+        health: Health::Http {
+            addr: loopback(10251),
+            path: "/healthz",
+            body: "ok",
+        },
+        ports: vec![
+            (loopback(10251), "kube-scheduler"),
+            (loopback(10259), "kube-scheduler (secure)"),
+        ],
+    };
+
+    let containerd = Component {
+        daemon: Daemon {
+            name: "containerd",
+            program: PathBuf::from("/usr/bin/containerd"),
+            args: vec![
+                arg("config", &p("containerd/config.toml")),
+                arg("log-level", "warn"),
+            ],
+        },
+        health: Health::Containerd,
+        ports: vec![],
+    };
+
+    let kubelet = Component {
+        daemon: Daemon {
+            name: "kubelet",
+            program: bins.kube("kubelet"),
+            args: vec![
+                arg("config", &p("kubelet/config.yaml")),
+                arg("kubeconfig", &kubeconfig("kubelet-client")),
+                arg("container-runtime", "remote"),
+                arg(
+                    "container-runtime-endpoint",
+                    &format!("unix://{}", layout.containerd_socket().display()),
+                ),
+                arg("pod-infra-container-image", &pause_image()),
+                // kubelet refuses a loopback node IP; the node address lives on lo but is not 127/8.
+                arg("node-ip", &NODE_IP.to_string()),
+                arg("hostname-override", NODE_NAME),
+                arg("root-dir", &p("kubelet/root")),
+                arg("cert-dir", &p("kubelet/pki")),
+                arg("v", "1"),
+            ],
+        },
+        health: Health::Http {
+            addr: loopback(10248),
+            path: "/healthz",
+            body: "ok",
+        },
+        ports: vec![
+            (loopback(10248), "kubelet healthz"),
+            (format!("{NODE_IP}:10250"), "kubelet"),
+        ],
+    };
+
+    let proxy = Component {
+        daemon: Daemon {
+            name: "kube-proxy",
+            program: bins.kube("kube-proxy"),
+            args: vec![
+                arg("kubeconfig", &kubeconfig("kube-proxy")),
+                arg("proxy-mode", "iptables"),
+                arg("cluster-cidr", POD_CIDR),
+                arg("hostname-override", NODE_NAME),
+                arg("bind-address", &NODE_IP.to_string()),
+                arg("healthz-bind-address", &loopback(10256)),
+                arg("metrics-bind-address", &loopback(10249)),
+                // 0 = leave conntrack sysctls as they are (they cannot be written here).
+                arg("conntrack-max-per-core", "0"),
+                arg("conntrack-tcp-timeout-established", "0"),
+                arg("conntrack-tcp-timeout-close-wait", "0"),
+                arg("v", "1"),
+            ],
+        },
+        health: Health::Http {
+            addr: loopback(10256),
+            path: "/healthz",
+            body: "{",
+        },
+        ports: vec![
+            (loopback(10256), "kube-proxy healthz"),
+            (loopback(10249), "kube-proxy metrics"),
+        ],
+    };
+
+    vec![
+        etcd,
+        apiserver,
+        controller_manager,
+        scheduler,
+        containerd,
+        kubelet,
+        proxy,
+    ]
+}
+
+/// The names of the components, in start order.
+pub fn names(layout: &Layout, bins: &Binaries) -> Vec<&'static str> {
+    start_order(layout, bins)
+        .iter()
+        .map(|c| c.daemon.name)
+        .collect()
+}
+
+/// `true` if `path` is an executable file.
+pub fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
