@@ -86,3 +86,442 @@ pub async fn probe(config: &RunConfig) -> Result<String, ClusterUnavailable> {
         Err(_) => Err(ClusterUnavailable::Timeout { server }),
     }
 }
+
+/// A client for the configured cluster.
+///
+/// # Errors
+/// No usable kubeconfig, or the client cannot be built.
+pub async fn client(config: &RunConfig) -> Result<kube::Client, ClusterUnavailable> {
+    let client_config = client_config(config).await?;
+    let server = client_config.cluster_url.to_string();
+    kube::Client::try_from(client_config)
+        .map_err(|source| ClusterUnavailable::Client { server, source })
+}
+
+/// Label keys the harness puts on what it creates.
+pub mod labels {
+    /// Marks objects created by the harness.
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    /// Value of [`MANAGED_BY`].
+    pub const MANAGER: &str = "testware-harness";
+    /// The run that created the object.
+    pub const RUN_ID: &str = "testware.io/run-id";
+    /// The CI job that created the object.
+    pub const JOB_ID: &str = "testware.io/ci-job-id";
+    /// The case that created the object.
+    pub const CASE: &str = "testware.io/case";
+}
+
+/// An ephemeral namespace for one case, labelled with the run, job and case.
+/// Delete it with [`TestNamespace::delete`], which waits until it is gone.
+pub struct TestNamespace {
+    client: kube::Client,
+    name: String,
+}
+
+/// Errors from cluster operations of the harness.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The API server refused or failed a request.
+    #[error("failed to {action}")]
+    Api {
+        /// What was attempted.
+        action: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// A condition did not hold in time.
+    #[error("timed out after {after:?} waiting for {what} (last state: {last})")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        after: Duration,
+        /// The last state seen.
+        last: String,
+    },
+    /// A command in a pod failed.
+    #[error("`{command}` in pod {pod} failed: {detail}")]
+    Exec {
+        /// The command.
+        command: String,
+        /// The pod.
+        pod: String,
+        /// Exit status and stderr.
+        detail: String,
+    },
+}
+
+fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> ClusterError {
+    let action = action.into();
+    move |source| ClusterError::Api { action, source }
+}
+
+impl TestNamespace {
+    /// Creates a namespace named by [`RunConfig::namespace_name`] for `case`.
+    ///
+    /// # Errors
+    /// The API server refuses the namespace.
+    pub async fn create(
+        client: &kube::Client,
+        config: &RunConfig,
+        case: &str,
+    ) -> Result<Self, ClusterError> {
+        use k8s_openapi::api::core::v1::Namespace;
+        let name = config.namespace_name();
+        let mut label_values = vec![
+            (labels::MANAGED_BY, labels::MANAGER.to_owned()),
+            (labels::RUN_ID, config.run_id.clone()),
+            (labels::CASE, label_value(case)),
+        ];
+        if let Some(job) = &config.ci_job_id {
+            label_values.push((labels::JOB_ID, label_value(job)));
+        }
+        let namespace = Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some(
+                    label_values
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        kube::Api::<Namespace>::all(client.clone())
+            .create(&Default::default(), &namespace)
+            .await
+            .map_err(api_error(format!("create namespace {name}")))?;
+        let ns = Self {
+            client: client.clone(),
+            name,
+        };
+        ns.wait_usable(Duration::from_secs(30)).await?;
+        Ok(ns)
+    }
+
+    /// Waits until pods can be created: the `default` ServiceAccount exists and,
+    /// on clusters before 1.24 (token Secrets), has its token.
+    async fn wait_usable(&self, timeout: Duration) -> Result<(), ClusterError> {
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let version = self
+            .client
+            .apiserver_version()
+            .await
+            .map_err(api_error("read the server version"))?;
+        let minor: u32 = version
+            .minor
+            .trim_end_matches('+')
+            .parse()
+            .unwrap_or(u32::MAX);
+        let needs_token = version.major == "1" && minor < 24;
+        let accounts: kube::Api<ServiceAccount> = self.api();
+        let usable = move |sa: Option<&ServiceAccount>| {
+            sa.is_some_and(|sa| !needs_token || sa.secrets.as_ref().is_some_and(|s| !s.is_empty()))
+        };
+        let waited = tokio::time::timeout(
+            timeout,
+            kube::runtime::wait::await_condition(accounts, "default", usable),
+        )
+        .await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(ClusterError::Timeout {
+                what: format!("namespace {} to be usable", self.name),
+                after: timeout,
+                last: e.to_string(),
+            }),
+            Err(_) => Err(ClusterError::Timeout {
+                what: format!("the default ServiceAccount of namespace {}", self.name),
+                after: timeout,
+                last: "no token yet (is kube-controller-manager running?)".into(),
+            }),
+        }
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A namespaced API in this namespace.
+    pub fn api<K>(&self) -> kube::Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        kube::Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Deletes the namespace (pods without grace period) and waits until it is gone.
+    ///
+    /// # Errors
+    /// The deletion is refused, or the namespace still exists after `timeout`.
+    pub async fn delete(self, timeout: Duration) -> Result<(), ClusterError> {
+        use k8s_openapi::api::core::v1::{Namespace, Pod};
+        let pods: kube::Api<Pod> = self.api();
+        let now = kube::api::DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        let _ = pods.delete_collection(&now, &Default::default()).await;
+        let namespaces = kube::Api::<Namespace>::all(self.client.clone());
+        let uid = match namespaces
+            .get_opt(&self.name)
+            .await
+            .map_err(api_error(format!("read namespace {}", self.name)))?
+        {
+            None => return Ok(()),
+            Some(ns) => ns.metadata.uid.unwrap_or_default(),
+        };
+        match namespaces.delete(&self.name, &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+            Err(e) => return Err(api_error(format!("delete namespace {}", self.name))(e)),
+        }
+        let gone = kube::runtime::wait::await_condition(
+            namespaces.clone(),
+            &self.name,
+            kube::runtime::wait::conditions::is_deleted(&uid),
+        );
+        match tokio::time::timeout(timeout, gone).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(ClusterError::Timeout {
+                what: format!("namespace {} to be deleted", self.name),
+                after: timeout,
+                last: e.to_string(),
+            }),
+            Err(_) => {
+                let last = namespaces
+                    .get_opt(&self.name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|ns| ns.status)
+                    .map(|s| {
+                        format!(
+                            "phase {:?}, conditions {:?}",
+                            s.phase,
+                            s.conditions
+                                .unwrap_or_default()
+                                .iter()
+                                .map(|c| c.message.clone().unwrap_or_default())
+                                .collect::<Vec<_>>()
+                        )
+                    })
+                    .unwrap_or_else(|| "gone".into());
+                Err(ClusterError::Timeout {
+                    what: format!("namespace {} to be deleted", self.name),
+                    after: timeout,
+                    last,
+                })
+            }
+        }
+    }
+}
+
+/// Label values: at most 63 characters of `[A-Za-z0-9._-]`, alphanumeric at both ends.
+pub fn label_value(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(63)
+        .collect();
+    cleaned
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_owned()
+}
+
+/// Waits until the pod `name` is Ready, by watching it.
+///
+/// # Errors
+/// [`ClusterError::Timeout`] with the pod's last phase and container states.
+pub async fn wait_pod_ready(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), ClusterError> {
+    use k8s_openapi::api::core::v1::Pod;
+    let ready = |pod: Option<&Pod>| {
+        pod.and_then(|p| p.status.as_ref())
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    let waited = tokio::time::timeout(
+        timeout,
+        kube::runtime::wait::await_condition(pods.clone(), name, ready),
+    )
+    .await;
+    match waited {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(ClusterError::Timeout {
+            what: format!("pod {name} to be ready"),
+            after: timeout,
+            last: e.to_string(),
+        }),
+        Err(_) => {
+            let last = pods
+                .get_opt(name)
+                .await
+                .ok()
+                .flatten()
+                .map(|p| describe_pod(&p))
+                .unwrap_or_else(|| "no such pod".into());
+            Err(ClusterError::Timeout {
+                what: format!("pod {name} to be ready"),
+                after: timeout,
+                last,
+            })
+        }
+    }
+}
+
+/// Phase and container states of a pod, for messages.
+pub fn describe_pod(pod: &k8s_openapi::api::core::v1::Pod) -> String {
+    let Some(status) = &pod.status else {
+        return "no status".into();
+    };
+    let mut parts = vec![format!(
+        "phase {}",
+        status.phase.clone().unwrap_or_default()
+    )];
+    for c in status.container_statuses.iter().flatten() {
+        let state = c.state.as_ref();
+        let detail = if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
+            format!(
+                "waiting: {} {}",
+                w.reason.clone().unwrap_or_default(),
+                w.message.clone().unwrap_or_default()
+            )
+        } else if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
+            format!(
+                "terminated: exit {} {}",
+                t.exit_code,
+                t.reason.clone().unwrap_or_default()
+            )
+        } else {
+            "running".into()
+        };
+        parts.push(format!("container {} {}", c.name, detail.trim()));
+    }
+    for cond in status
+        .conditions
+        .iter()
+        .flatten()
+        .filter(|c| c.status != "True")
+    {
+        parts.push(format!(
+            "{} {}: {}",
+            cond.type_,
+            cond.status,
+            cond.message.clone().unwrap_or_default()
+        ));
+    }
+    parts.join("; ")
+}
+
+/// Runs `command` in `pod` through the API server; returns stdout.
+///
+/// # Errors
+/// The exec request fails, or the command exits non-zero (with its stderr).
+pub async fn exec(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    pod: &str,
+    command: &[&str],
+) -> Result<String, ClusterError> {
+    use tokio::io::AsyncReadExt;
+    let shown = command.join(" ");
+    let params = kube::api::AttachParams::default()
+        .stdin(false)
+        .stdout(true)
+        .stderr(true);
+    let mut attached = pods
+        .exec(pod, command.iter().copied(), &params)
+        .await
+        .map_err(api_error(format!("exec `{shown}` in {pod}")))?;
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let out_reader = attached.stdout();
+    let err_reader = attached.stderr();
+    let status = attached.take_status();
+    let read_out = async {
+        if let Some(mut r) = out_reader {
+            let _ = r.read_to_string(&mut stdout).await;
+        }
+    };
+    let read_err = async {
+        if let Some(mut r) = err_reader {
+            let _ = r.read_to_string(&mut stderr).await;
+        }
+    };
+    futures::join!(read_out, read_err);
+    let status = match status {
+        Some(s) => s.await,
+        None => None,
+    };
+    let _ = attached.join().await;
+    match status {
+        Some(s) if s.status.as_deref() == Some("Success") => Ok(stdout),
+        Some(s) => Err(ClusterError::Exec {
+            command: shown,
+            pod: pod.to_owned(),
+            detail: format!(
+                "{}; stderr: {}",
+                s.message.unwrap_or_default(),
+                stderr.trim()
+            ),
+        }),
+        None => Err(ClusterError::Exec {
+            command: shown,
+            pod: pod.to_owned(),
+            detail: format!("no exit status; stderr: {}", stderr.trim()),
+        }),
+    }
+}
+
+/// Sends one HTTP/1.0 request to `port` of `pod` through an API-server
+/// port-forward (no local port is opened); returns the raw response.
+///
+/// # Errors
+/// The port-forward cannot be opened or the exchange fails.
+pub async fn port_forward_http(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    pod: &str,
+    port: u16,
+    request: &str,
+) -> Result<String, ClusterError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut forwarder = pods
+        .portforward(pod, &[port])
+        .await
+        .map_err(api_error(format!("port-forward to {pod}:{port}")))?;
+    let mut stream = forwarder
+        .take_stream(port)
+        .ok_or_else(|| ClusterError::Exec {
+            command: format!("port-forward {port}"),
+            pod: pod.to_owned(),
+            detail: "no stream for the port".into(),
+        })?;
+    let io_error = |e: std::io::Error| ClusterError::Exec {
+        command: format!("port-forward {port}"),
+        pod: pod.to_owned(),
+        detail: e.to_string(),
+    };
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(io_error)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.map_err(io_error)?;
+    drop(stream);
+    let _ = forwarder.join().await;
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}

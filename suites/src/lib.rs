@@ -151,3 +151,43 @@ pub fn expect_err<T, E>(result: Result<T, E>, what: &str) -> anyhow::Result<E> {
         Err(e) => Ok(e),
     }
 }
+
+/// Tag of the images this workspace builds (`localhost/<name>:<tag>`).
+pub const IMAGE_TAG: &str = env!("CARGO_PKG_VERSION");
+
+/// Runs `body` in a fresh [`harness::cluster::TestNamespace`] and deletes the
+/// namespace afterwards — also when the body fails — unless `--keep-namespace`
+/// says otherwise (then the namespace name is printed).
+///
+/// # Errors
+/// No cluster, the namespace cannot be created or deleted, or the body fails.
+pub async fn with_namespace<F, Fut>(ctx: &harness::Ctx, body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(kube::Client, Arc<harness::cluster::TestNamespace>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    use harness::config::KeepNamespace;
+    let client = harness::cluster::client(&ctx.config).await?;
+    let ns =
+        Arc::new(harness::cluster::TestNamespace::create(&client, &ctx.config, &ctx.case).await?);
+    let result = body(client, ns.clone()).await;
+    let keep = match ctx.config.keep_namespace {
+        KeepNamespace::Always => true,
+        KeepNamespace::OnFailure => result.is_err(),
+        KeepNamespace::Never => false,
+    };
+    if keep {
+        eprintln!(
+            "keeping namespace {} (inspect: kubectl get all -n {})",
+            ns.name(),
+            ns.name()
+        );
+        return result;
+    }
+    let ns =
+        Arc::try_unwrap(ns).map_err(|_| anyhow::anyhow!("the case still holds its namespace"))?;
+    let cleanup = ns.delete(std::time::Duration::from_secs(60)).await;
+    result?;
+    cleanup?;
+    Ok(())
+}

@@ -27,7 +27,7 @@ pub struct RustImage {
 }
 
 /// The images of the cluster's addons and the charts under test.
-pub const IMAGES: [RustImage; 4] = [
+pub const IMAGES: [RustImage; 5] = [
     RustImage {
         name: "testware-pause",
         package: "local-cluster",
@@ -47,6 +47,11 @@ pub const IMAGES: [RustImage; 4] = [
         name: "echo-server",
         package: "echo-server",
         bin: "echo-server",
+    },
+    RustImage {
+        name: "testware-toolbox",
+        package: "local-cluster",
+        bin: "testware-toolbox",
     },
 ];
 

@@ -1,0 +1,299 @@
+//! chart_deploy cases that show the cluster itself works as charts need it:
+//! service DNS, StatefulSet pod DNS, persistent volumes that survive a pod
+//! restart, and logs, exec and port-forward through the API server.
+
+use std::time::{Duration, Instant};
+
+use harness::cluster::{exec, port_forward_http, wait_pod_ready, TestNamespace};
+use harness::{Case, Ctx, Suite};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, Service};
+use kube::api::{DeleteParams, PostParams};
+use kube::Api;
+use suites::{chart_dir, check, check_eq, with_namespace, IMAGE_TAG};
+
+const READY: Duration = Duration::from_secs(90);
+
+fn main() -> std::process::ExitCode {
+    Suite::new("cluster")
+        .case(Case::chart_deploy(
+            "service_name_resolves_and_answers",
+            |ctx| async move { service_name_resolves_and_answers(ctx).await },
+        ))
+        .case(Case::chart_deploy(
+            "statefulset_pod_resolves_its_own_dns_name",
+            |ctx| async move { statefulset_pod_dns(ctx).await },
+        ))
+        .case(Case::chart_deploy(
+            "volume_binds_and_data_survives_a_pod_restart",
+            |ctx| async move { volume_survives_restart(ctx).await },
+        ))
+        .case(Case::chart_deploy(
+            "logs_exec_and_port_forward_go_through_the_api_server",
+            |ctx| async move { logs_exec_port_forward(ctx).await },
+        ))
+        .run()
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> anyhow::Result<T> {
+    Ok(serde_json::from_value(value)?)
+}
+
+/// A pod of the toolbox image that sleeps until deleted.
+fn toolbox_pod(name: &str, volume_claim: Option<&str>) -> anyhow::Result<Pod> {
+    let mut spec = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{
+                "name": "toolbox",
+                "image": format!("localhost/testware-toolbox:{IMAGE_TAG}"),
+                "imagePullPolicy": "IfNotPresent",
+                "args": ["sleep"],
+                "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false}
+            }]
+        }
+    });
+    if let Some(claim) = volume_claim {
+        spec["spec"]["containers"][0]["volumeMounts"] =
+            serde_json::json!([{"name": "data", "mountPath": "/data"}]);
+        spec["spec"]["volumes"] =
+            serde_json::json!([{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]);
+    }
+    from_json(spec)
+}
+
+async fn start_pod(pods: &Api<Pod>, pod: &Pod) -> anyhow::Result<String> {
+    let created = pods.create(&PostParams::default(), pod).await?;
+    let name = created.metadata.name.unwrap_or_default();
+    wait_pod_ready(pods, &name, READY).await?;
+    Ok(name)
+}
+
+/// Retries `attempt` until it succeeds or `within` passes (DNS follows the API by watch, so
+/// a record can lag an object by a moment); returns the last error on timeout.
+async fn eventually<T, F, Fut>(within: Duration, mut attempt: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(e.context(format!("still failing after {within:?}")))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+async fn helm_install(
+    ctx: &Ctx,
+    ns: &TestNamespace,
+    release: &str,
+    chart: &str,
+) -> anyhow::Result<()> {
+    let helm = harness::Helm::locate().await?;
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "install".into(),
+        release.into(),
+        chart_dir(chart).into(),
+        "--namespace".into(),
+        ns.name().into(),
+        "--wait".into(),
+        "--timeout".into(),
+        "120s".into(),
+    ];
+    if let Some(context) = &ctx.config.kube_context {
+        args.extend(["--kube-context".into(), context.into()]);
+    }
+    helm.run(args, Duration::from_secs(150)).await?;
+    Ok(())
+}
+
+async fn service_name_resolves_and_answers(ctx: Ctx) -> anyhow::Result<()> {
+    with_namespace(&ctx, |_client, ns| {
+        let ctx = ctx.clone();
+        async move {
+            helm_install(&ctx, &ns, "web", "echo-server").await?;
+            let pods: Api<Pod> = ns.api();
+            let toolbox = start_pod(&pods, &toolbox_pod("toolbox", None)?).await?;
+            let fqdn = format!("web-echo-server.{}.svc.cluster.local", ns.name());
+            let service: Service = ns.api::<Service>().get("web-echo-server").await?;
+            let cluster_ip = service.spec.and_then(|s| s.cluster_ip).unwrap_or_default();
+            let resolved = eventually(Duration::from_secs(10), || async {
+                exec_anyhow(&pods, &toolbox, &["/testware-toolbox", "resolve", &fqdn]).await
+            })
+            .await?;
+            check_eq!(
+                resolved.trim(),
+                cluster_ip.as_str(),
+                "{fqdn} should resolve to the Service's ClusterIP"
+            );
+            let body = exec_anyhow(
+                &pods,
+                &toolbox,
+                &[
+                    "/testware-toolbox",
+                    "http-get",
+                    &format!("http://{fqdn}/healthz"),
+                ],
+            )
+            .await?;
+            check_eq!(body, "ok\n", "GET /healthz through the Service");
+            let short = exec_anyhow(
+                &pods,
+                &toolbox,
+                &[
+                    "/testware-toolbox",
+                    "http-get",
+                    "http://web-echo-server/healthz",
+                ],
+            )
+            .await?;
+            check_eq!(
+                short,
+                "ok\n",
+                "the short name through the pod's search domains"
+            );
+            let missing = exec_anyhow(
+                &pods,
+                &toolbox,
+                &[
+                    "/testware-toolbox",
+                    "resolve",
+                    &format!("nope.{}.svc.cluster.local", ns.name()),
+                ],
+            )
+            .await;
+            check!(
+                missing.is_err(),
+                "a missing Service must not resolve: {missing:?}"
+            );
+            Ok(())
+        }
+    })
+    .await
+}
+
+async fn exec_anyhow(pods: &Api<Pod>, pod: &str, command: &[&str]) -> anyhow::Result<String> {
+    Ok(exec(pods, pod, command).await?)
+}
+
+async fn statefulset_pod_dns(ctx: Ctx) -> anyhow::Result<()> {
+    with_namespace(&ctx, |_client, ns| async move {
+        let service: Service = from_json(serde_json::json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "db"},
+            "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"name": "db", "port": 7000}]}
+        }))?;
+        ns.api::<Service>().create(&PostParams::default(), &service).await?;
+        let mut template = serde_json::to_value(toolbox_pod("db", None)?)?;
+        template["spec"]["containers"][0]["ports"] = serde_json::json!([{"name": "db", "containerPort": 7000}]);
+        let sts: StatefulSet = from_json(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db"},
+            "spec": {
+                "serviceName": "db", "replicas": 1,
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {"metadata": {"labels": {"app": "db"}}, "spec": template["spec"].clone()}
+            }
+        }))?;
+        ns.api::<StatefulSet>().create(&PostParams::default(), &sts).await?;
+        let pods: Api<Pod> = ns.api();
+        let deadline = Instant::now() + READY;
+        while pods.get_opt("db-0").await?.is_none() {
+            check!(Instant::now() < deadline, "the StatefulSet did not create db-0 within {READY:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        wait_pod_ready(&pods, "db-0", READY).await?;
+        let pod_ip = pods.get("db-0").await?.status.and_then(|s| s.pod_ip).unwrap_or_default();
+        let own_name = format!("db-0.db.{}.svc.cluster.local", ns.name());
+        let resolved = eventually(Duration::from_secs(15), || async {
+            let out = exec_anyhow(&pods, "db-0", &["/testware-toolbox", "resolve", &own_name]).await?;
+            anyhow::ensure!(out.trim() == pod_ip, "{own_name} resolved to {:?}, the pod has {pod_ip}", out.trim());
+            Ok(out)
+        })
+        .await?;
+        check_eq!(resolved.trim(), pod_ip.as_str());
+        Ok(())
+    })
+    .await
+}
+
+async fn volume_survives_restart(ctx: Ctx) -> anyhow::Result<()> {
+    with_namespace(&ctx, |client, ns| async move {
+        let claim: PersistentVolumeClaim = from_json(serde_json::json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}}
+        }))?;
+        let claims: Api<PersistentVolumeClaim> = ns.api();
+        claims.create(&PostParams::default(), &claim).await?;
+        let pods: Api<Pod> = ns.api();
+        let writer = start_pod(&pods, &toolbox_pod("writer", Some("data"))?).await?;
+        let bound = claims.get("data").await?;
+        check_eq!(bound.status.and_then(|s| s.phase).as_deref(), Some("Bound"), "the claim should be bound once its pod runs");
+        let volume_name = bound.spec.and_then(|s| s.volume_name).unwrap_or_default();
+        let volume = Api::<PersistentVolume>::all(client.clone()).get(&volume_name).await?;
+        check!(volume.spec.as_ref().and_then(|s| s.host_path.as_ref()).is_some(), "the volume should be a hostPath volume: {volume:?}");
+
+        let token = harness::config::random_suffix(12);
+        exec_anyhow(&pods, &writer, &["/testware-toolbox", "write", "/data/token", &token]).await?;
+        pods.delete(&writer, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await?;
+        let deadline = Instant::now() + READY;
+        while pods.get_opt(&writer).await?.is_some() {
+            check!(Instant::now() < deadline, "the writer pod was not deleted within {READY:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let reader = start_pod(&pods, &toolbox_pod("reader", Some("data"))?).await?;
+        let read = exec_anyhow(&pods, &reader, &["/testware-toolbox", "read", "/data/token"]).await?;
+        check_eq!(read, token, "data written before the restart");
+        Ok(())
+    })
+    .await
+}
+
+async fn logs_exec_port_forward(ctx: Ctx) -> anyhow::Result<()> {
+    with_namespace(&ctx, |_client, ns| async move {
+        let echo: Pod = from_json(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "echo"},
+            "spec": {
+                "terminationGracePeriodSeconds": 0,
+                "containers": [{
+                    "name": "echo",
+                    "image": format!("localhost/echo-server:{IMAGE_TAG}"),
+                    "imagePullPolicy": "IfNotPresent",
+                    "ports": [{"name": "http", "containerPort": 8080}],
+                    "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1}
+                }]
+            }
+        }))?;
+        let pods: Api<Pod> = ns.api();
+        start_pod(&pods, &echo).await?;
+        let line = format!("hello from {}", harness::config::random_suffix(8));
+        let request = format!("POST /echo HTTP/1.0\r\nHost: echo\r\nContent-Length: {}\r\n\r\n{line}", line.len());
+        let response = port_forward_http(&pods, "echo", 8080, &request).await?;
+        check!(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"), "POST /echo through port-forward: {response:?}");
+        let logs = eventually(Duration::from_secs(10), || async {
+            let logs = pods.logs("echo", &Default::default()).await?;
+            anyhow::ensure!(logs.contains(&line), "pod log lacks {line:?}: {logs:?}");
+            Ok(logs)
+        })
+        .await?;
+        check!(logs.lines().any(|l| l == line), "the echoed line should be a line of its own: {logs:?}");
+
+        let toolbox = start_pod(&pods, &toolbox_pod("toolbox", None)?).await?;
+        let out = exec_anyhow(&pods, &toolbox, &["/testware-toolbox", "echo", "through", "exec"]).await?;
+        check_eq!(out, "through exec\n");
+        let failing = exec(&pods, &toolbox, &["/testware-toolbox", "read", "/no/such/file"]).await;
+        let text = failing.err().map(|e| e.to_string()).unwrap_or_default();
+        check!(text.contains("reading /no/such/file"), "a failing command reports its stderr: {text:?}");
+        Ok(())
+    })
+    .await
+}
