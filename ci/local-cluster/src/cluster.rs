@@ -198,6 +198,7 @@ impl LocalCluster {
                 anyhow::ensure!(text.trim() == "ok", "GET /readyz: {text}");
                 Ok("/readyz ok".into())
             }
+            Health::Alive => Ok("running".into()),
             Health::Containerd => {
                 let socket = self.layout.containerd_socket();
                 let out = tokio::process::Command::new("ctr")

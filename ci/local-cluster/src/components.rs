@@ -75,6 +75,8 @@ pub enum Health {
     ApiServer,
     /// containerd answers on its socket (`ctr version`).
     Containerd,
+    /// Only that the process runs (components without a plain-HTTP health port in newer releases).
+    Alive,
 }
 
 /// A component: the daemon, its health check and the ports it must own.
@@ -93,12 +95,37 @@ pub struct Component {
 pub struct Binaries {
     /// Directory with kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy.
     pub kube: PathBuf,
+    /// Their minor version (flags differ between releases).
+    pub minor: u32,
 }
 
 impl Binaries {
+    /// The binaries in `kube`; reads their version from `kube-apiserver --version`
+    /// (1.20 when it cannot be read: the prerequisite check reports missing binaries).
+    pub fn new(kube: PathBuf) -> Self {
+        let minor = std::process::Command::new(kube.join("kube-apiserver"))
+            .arg("--version")
+            .output()
+            .ok()
+            .and_then(|o| parse_minor(&String::from_utf8_lossy(&o.stdout)))
+            .unwrap_or(20);
+        Self { kube, minor }
+    }
+
     fn kube(&self, name: &str) -> PathBuf {
         self.kube.join(name)
     }
+}
+
+/// The minor version from `Kubernetes v1.20.2`.
+pub fn parse_minor(text: &str) -> Option<u32> {
+    let version = text.split_whitespace().find(|w| w.starts_with("v1."))?;
+    version
+        .trim_start_matches("v1.")
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The local image used as every pod's sandbox.
@@ -256,6 +283,10 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
     let kubeconfig = |file: &str| p(&format!("kubeconfigs/{file}.conf"));
     let arg = |k: &str, v: &str| format!("--{k}={v}");
     let loopback = |port: u16| format!("127.0.0.1:{port}");
+    // 1.24 removed the insecure ports; 1.27 removed the kubelet's runtime flags.
+    let insecure_ports = bins.minor < 24;
+    let legacy_kubelet = bins.minor < 27;
+    let insecure = |args: Vec<String>| if insecure_ports { args } else { Vec::new() };
 
     let etcd = Component {
         daemon: Daemon {
@@ -312,7 +343,6 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
                 arg("bind-address", &NODE_IP.to_string()),
                 arg("advertise-address", &NODE_IP.to_string()),
                 arg("secure-port", &APISERVER_PORT.to_string()),
-                arg("insecure-port", "0"),
                 arg("anonymous-auth", "false"),
                 arg("client-ca-file", &pki("ca.crt")),
                 arg("tls-cert-file", &pki("apiserver.crt")),
@@ -338,7 +368,10 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
                 arg("profiling", "false"),
                 arg("event-ttl", "1h"),
                 arg("v", "1"),
-            ],
+            ]
+            .into_iter()
+            .chain(insecure(vec![arg("insecure-port", "0")]))
+            .collect(),
         },
         health: Health::ApiServer,
         ports: vec![(format!("{NODE_IP}:{APISERVER_PORT}"), "kube-apiserver")],
@@ -359,8 +392,6 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
                     &kubeconfig("controller-manager"),
                 ),
                 arg("bind-address", "127.0.0.1"),
-                arg("address", "127.0.0.1"),
-                arg("port", "10252"),
                 arg("secure-port", "10257"),
                 arg("cluster-signing-cert-file", &pki("ca.crt")),
                 arg("cluster-signing-key-file", &pki("ca.key")),
@@ -393,8 +424,6 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
                 arg("authentication-kubeconfig", &kubeconfig("scheduler")),
                 arg("authorization-kubeconfig", &kubeconfig("scheduler")),
                 arg("bind-address", "127.0.0.1"),
-                arg("address", "127.0.0.1"),
-                arg("port", "10251"),
                 arg("secure-port", "10259"),
                 arg("leader-elect", "false"),
                 arg("profiling", "false"),
@@ -432,19 +461,27 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
             args: vec![
                 arg("config", &p("kubelet/config.yaml")),
                 arg("kubeconfig", &kubeconfig("kubelet-client")),
-                arg("container-runtime", "remote"),
                 arg(
                     "container-runtime-endpoint",
                     &format!("unix://{}", layout.containerd_socket().display()),
                 ),
-                arg("pod-infra-container-image", &pause_image()),
                 // kubelet refuses a loopback node IP; the node address lives on lo but is not 127/8.
                 arg("node-ip", &NODE_IP.to_string()),
                 arg("hostname-override", NODE_NAME),
                 arg("root-dir", &p("kubelet/root")),
                 arg("cert-dir", &p("kubelet/pki")),
                 arg("v", "1"),
-            ],
+            ]
+            .into_iter()
+            .chain(if legacy_kubelet {
+                vec![
+                    arg("container-runtime", "remote"),
+                    arg("pod-infra-container-image", &pause_image()),
+                ]
+            } else {
+                Vec::new()
+            })
+            .collect(),
         },
         health: Health::Http {
             addr: loopback(10248),
@@ -510,4 +547,41 @@ pub fn names(layout: &Layout, bins: &Binaries) -> Vec<&'static str> {
 pub fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_select_the_flags_of_their_release() {
+        assert_eq!(parse_minor("Kubernetes v1.20.2"), Some(20));
+        assert_eq!(parse_minor("Kubernetes v1.31.0-rc.1"), Some(31));
+        assert_eq!(parse_minor("garbage"), None);
+        let layout = Layout {
+            root: PathBuf::from("/tmp/x"),
+        };
+        let args_of = |minor: u32, name: &str| {
+            let bins = Binaries {
+                kube: PathBuf::from("/bin"),
+                minor,
+            };
+            start_order(&layout, &bins)
+                .into_iter()
+                .find(|c| c.daemon.name == name)
+                .map(|c| c.daemon.args)
+                .unwrap_or_default()
+        };
+        assert!(args_of(20, "kube-apiserver").contains(&"--insecure-port=0".to_owned()));
+        assert!(!args_of(28, "kube-apiserver")
+            .iter()
+            .any(|a| a.starts_with("--insecure-port")));
+        assert!(args_of(20, "kubelet").contains(&"--container-runtime=remote".to_owned()));
+        assert!(!args_of(28, "kubelet")
+            .iter()
+            .any(|a| a == "--container-runtime=remote"));
+        assert!(!args_of(28, "kube-scheduler")
+            .iter()
+            .any(|a| a.starts_with("--port=")));
+    }
 }

@@ -65,12 +65,145 @@ pub fn archive_dir(cache: &Path) -> PathBuf {
     cache.join("images")
 }
 
+/// An image made of files of this machine (Debian's binaries), with the shared
+/// libraries `ldd` lists for them, plus optional binaries of this workspace.
+#[derive(Debug, Clone, Copy)]
+pub struct HostImage {
+    /// Image name.
+    pub name: &'static str,
+    /// Tag: the upstream version the charts pin.
+    pub tag: &'static str,
+    /// Debian package whose version must start with `tag`.
+    pub package: &'static str,
+    /// Binaries of the machine, copied with their libraries to the same paths.
+    pub binaries: &'static [&'static str],
+    /// Workspace binaries `(package, bin)` copied to `/<bin>`.
+    pub workspace_bins: &'static [(&'static str, &'static str)],
+    /// The entrypoint.
+    pub entrypoint: &'static str,
+}
+
+/// Images built from Debian's binaries.
+pub const HOST_IMAGES: [HostImage; 2] = [
+    HostImage {
+        name: "redis",
+        tag: "7.0.15",
+        package: "redis-server",
+        binaries: &["/usr/bin/redis-server"],
+        workspace_bins: &[],
+        entrypoint: "/usr/bin/redis-server",
+    },
+    HostImage {
+        name: "influxdb",
+        tag: "1.6.7",
+        package: "influxdb",
+        binaries: &["/usr/bin/influxd"],
+        workspace_bins: &[("efd-components", "influxdb-entrypoint")],
+        entrypoint: "/influxdb-entrypoint",
+    },
+];
+
+/// The files of one image: path inside the image, content, executable.
+type Files = Vec<(String, Vec<u8>, bool)>;
+
 /// Builds every image whose content changed; returns the archives of all images.
 ///
 /// # Errors
-/// cargo or podman fail (with their output), or a file cannot be written.
+/// cargo or podman fail (with their output), a Debian package is missing or of
+/// another version than the charts pin, or a file cannot be written.
 pub fn build(repo: &Path, cache: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let target_dir = repo.join("target/images");
+    let mut bins: Vec<(&str, &str)> = IMAGES.iter().map(|i| (i.package, i.bin)).collect();
+    bins.extend(
+        HOST_IMAGES
+            .iter()
+            .flat_map(|h| h.workspace_bins.iter().copied()),
+    );
+    cargo_build_static(repo, &target_dir, &bins)?;
+    let release = target_dir.join(TARGET).join("release");
+
+    let mut specs: Vec<(String, String, Files, String)> = Vec::new();
+    for image in IMAGES {
+        let bytes = read(&release.join(image.bin))?;
+        specs.push((
+            image.name.into(),
+            tag().into(),
+            vec![(format!("/{}", image.bin), bytes, true)],
+            format!("/{}", image.bin),
+        ));
+    }
+    for image in HOST_IMAGES {
+        check_package_version(&image)?;
+        let mut files: Files = Vec::new();
+        for binary in image.binaries {
+            files.push(((*binary).to_owned(), read(Path::new(binary))?, true));
+            for lib in shared_libraries(binary)? {
+                let bytes = read(&lib)?;
+                files.push((lib.display().to_string(), bytes, true));
+            }
+        }
+        for (_, bin) in image.workspace_bins {
+            files.push((format!("/{bin}"), read(&release.join(bin))?, true));
+        }
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        files.dedup_by(|a, b| a.0 == b.0);
+        specs.push((
+            image.name.into(),
+            image.tag.into(),
+            files,
+            image.entrypoint.into(),
+        ));
+    }
+
+    let dir = archive_dir(cache);
+    std::fs::create_dir_all(&dir)?;
+    let mut archives = Vec::new();
+    for (name, image_tag, files, entrypoint) in specs {
+        let containerfile = format!(
+            "FROM scratch\nCOPY rootfs/ /\nUSER 65532:65532\nENTRYPOINT [\"{entrypoint}\"]\n"
+        );
+        let mut hasher = DefaultHasher::new();
+        containerfile.hash(&mut hasher);
+        files.hash(&mut hasher);
+        let archive = dir.join(format!("{name}-{image_tag}-{:016x}.tar", hasher.finish()));
+        if !archive.is_file() {
+            let context = target_dir.join("context").join(&name);
+            if context.exists() {
+                std::fs::remove_dir_all(&context)?;
+            }
+            for (path, bytes, executable) in &files {
+                let target = context.join("rootfs").join(path.trim_start_matches('/'));
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::write(&target, bytes)?;
+                if *executable {
+                    set_executable(&target)?;
+                }
+            }
+            std::fs::write(context.join("Containerfile"), &containerfile)?;
+            let reference = format!("localhost/{name}:{image_tag}");
+            run_podman(
+                &["build", "--quiet", "--tag", &reference, "--file"],
+                &[&context.join("Containerfile"), &context],
+            )?;
+            let partial = archive.with_extension("tar.partial");
+            run_podman_save(&reference, &partial)?;
+            std::fs::rename(&partial, &archive)?;
+            remove_older(&dir, &name, &archive);
+            eprintln!("  built {reference}");
+        }
+        archives.push(archive);
+    }
+    Ok(archives)
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Builds `bins` as static binaries for [`TARGET`] into `target_dir`.
+fn cargo_build_static(repo: &Path, target_dir: &Path, bins: &[(&str, &str)]) -> anyhow::Result<()> {
     let mut cargo = Command::new("cargo");
     cargo
         .current_dir(repo)
@@ -82,61 +215,70 @@ pub fn build(repo: &Path, cache: &Path) -> anyhow::Result<Vec<PathBuf>> {
             TARGET,
             "--target-dir",
         ])
-        .arg(&target_dir)
+        .arg(target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static");
-    let mut packages: Vec<&str> = IMAGES.iter().map(|i| i.package).collect();
+    let mut packages: Vec<&str> = bins.iter().map(|(p, _)| *p).collect();
+    packages.sort_unstable();
     packages.dedup();
     for p in packages {
         cargo.args(["-p", p]);
     }
-    for image in IMAGES {
-        cargo.args(["--bin", image.bin]);
+    for (_, bin) in bins {
+        cargo.args(["--bin", bin]);
     }
     let status = cargo.status().context("failed to run cargo")?;
     if !status.success() {
         bail!("building the image binaries failed ({status})");
     }
+    Ok(())
+}
 
-    let dir = archive_dir(cache);
-    std::fs::create_dir_all(&dir)?;
-    let mut archives = Vec::new();
-    for image in IMAGES {
-        let binary = target_dir.join(TARGET).join("release").join(image.bin);
-        let context = target_dir.join("context").join(image.name);
-        std::fs::create_dir_all(&context)?;
-        let containerfile = format!(
-            "FROM scratch\nCOPY {bin} /{bin}\nUSER 65532:65532\nENTRYPOINT [\"/{bin}\"]\n",
-            bin = image.bin
-        );
-        let bytes =
-            std::fs::read(&binary).with_context(|| format!("reading {}", binary.display()))?;
-        let mut hasher = DefaultHasher::new();
-        containerfile.hash(&mut hasher);
-        bytes.hash(&mut hasher);
-        let archive = dir.join(format!(
-            "{}-{}-{:016x}.tar",
-            image.name,
-            tag(),
-            hasher.finish()
-        ));
-        if !archive.is_file() {
-            std::fs::write(context.join("Containerfile"), &containerfile)?;
-            std::fs::write(context.join(image.bin), &bytes)?;
-            set_executable(&context.join(image.bin))?;
-            let reference = format!("localhost/{}:{}", image.name, tag());
-            run_podman(
-                &["build", "--quiet", "--tag", &reference, "--file"],
-                &[&context.join("Containerfile"), &context],
-            )?;
-            let partial = archive.with_extension("tar.partial");
-            run_podman_save(&reference, &partial)?;
-            std::fs::rename(&partial, &archive)?;
-            remove_older(&dir, image.name, &archive);
-            eprintln!("  built {reference}");
-        }
-        archives.push(archive);
+/// The shared libraries (and loader) `ldd` lists for `binary`.
+fn shared_libraries(binary: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let out = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .context("failed to run ldd")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("not a dynamic executable") || !out.status.success() {
+        return Ok(Vec::new());
     }
-    Ok(archives)
+    let mut libs = Vec::new();
+    for line in text.lines() {
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(path) = path.filter(|p| p.starts_with('/')) {
+            libs.push(PathBuf::from(path));
+        }
+    }
+    Ok(libs)
+}
+
+/// Fails unless the installed Debian package has the version the charts pin.
+fn check_package_version(image: &HostImage) -> anyhow::Result<()> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", image.package])
+        .output()
+        .context("failed to run dpkg-query")?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() || version.is_empty() {
+        bail!(
+            "Debian package {} is not installed (hint: ci/install-packages)",
+            image.package
+        );
+    }
+    let upstream = version.split_once(':').map(|(_, v)| v).unwrap_or(&version);
+    if !upstream.starts_with(image.tag) {
+        bail!(
+            "Debian ships {} {version}, but the charts pin image localhost/{}:{}: update the tag here and in the charts' values",
+            image.package,
+            image.name,
+            image.tag
+        );
+    }
+    Ok(())
 }
 
 fn run_podman(args: &[&str], paths: &[&Path]) -> anyhow::Result<()> {

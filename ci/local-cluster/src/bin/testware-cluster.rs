@@ -79,7 +79,7 @@ fn local(options: &Options) -> LocalCluster {
             .join(KUBE_VERSION)
             .join("bin")
     });
-    LocalCluster::new(Layout::from_env(), Binaries { kube })
+    LocalCluster::new(Layout::from_env(), Binaries::new(kube))
 }
 
 async fn run(options: Options) -> anyhow::Result<()> {

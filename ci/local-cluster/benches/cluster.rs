@@ -1,0 +1,123 @@
+//! Benchmark of the local cluster (needs root; stops a running local cluster):
+//! warm `up` time to node Ready with addons serving, idle CPU and memory of each
+//! component, and the create -> ready -> deleted cycle of a namespace with one
+//! pod. Run with `cargo bench -p local-cluster --bench cluster`.
+
+use std::time::{Duration, Instant};
+
+use harness::cluster::{wait_pod_ready, TestNamespace};
+use k8s_openapi::api::core::v1::Pod;
+use local_cluster::cluster::LocalCluster;
+use local_cluster::components::Binaries;
+use local_cluster::layout::Layout;
+use local_cluster::{addons, images, process};
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run())
+}
+
+/// CPU ticks (user + system) and resident memory of a process.
+fn usage(pid: u32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((ticks, rss_kb))
+}
+
+async fn run() -> anyhow::Result<()> {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()?;
+    let cache = harness::helm::cache_dir();
+    let cluster = LocalCluster::new(
+        Layout::from_env(),
+        Binaries::new(cache.join("kubernetes/v1.20.2/bin")),
+    );
+    let archives = images::build(&repo, &cache)?;
+    cluster.down()?;
+
+    let started = Instant::now();
+    cluster.up(&archives).await?;
+    let client = cluster.admin_client().await?;
+    addons::install(&client, &cluster.layout).await?;
+    addons::wait_serving(&client).await?;
+    println!(
+        "warm up: {:.1} s to node Ready with DNS and storage serving",
+        started.elapsed().as_secs_f64()
+    );
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let names = [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "containerd",
+        "kubelet",
+        "kube-proxy",
+    ];
+    let supervisor = process::Supervisor::new(cluster.layout.run(), cluster.layout.logs());
+    let pids: Vec<(&str, u32)> = names
+        .iter()
+        .filter_map(|n| Some((*n, supervisor.running(n)?)))
+        .collect();
+    let before: Vec<Option<(u64, u64)>> = pids.iter().map(|(_, p)| usage(*p)).collect();
+    let window = Duration::from_secs(10);
+    tokio::time::sleep(window).await;
+    let ticks_per_s = 100.0;
+    let (mut total_cpu, mut total_rss) = (0.0, 0);
+    println!("idle over {window:?} (2 cores = 200 %):");
+    for ((name, pid), b) in pids.iter().zip(before) {
+        if let (Some((t0, _)), Some((t1, rss))) = (b, usage(*pid)) {
+            let cpu = (t1 - t0) as f64 / ticks_per_s / window.as_secs_f64() * 100.0;
+            total_cpu += cpu;
+            total_rss += rss;
+            println!(
+                "  {name:<24} {cpu:>5.1} % cpu  {:>6.1} MiB",
+                rss as f64 / 1024.0
+            );
+        }
+    }
+    println!(
+        "  {:<24} {total_cpu:>5.1} % cpu  {:>6.1} MiB",
+        "total",
+        total_rss as f64 / 1024.0
+    );
+
+    let (config, _) = harness::RunConfig::parse(["bench".to_owned()], |_| None)?;
+    let mut cycles = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let ns = TestNamespace::create(&client, &config, "bench").await?;
+        let pods: kube::Api<Pod> = ns.api();
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "c",
+                "image": format!("localhost/testware-toolbox:{}", images::tag()), "imagePullPolicy": "IfNotPresent", "args": ["sleep"]}]}
+        }))?;
+        pods.create(&Default::default(), &pod).await?;
+        wait_pod_ready(&pods, "p", Duration::from_secs(60)).await?;
+        ns.delete(Duration::from_secs(60)).await?;
+        cycles.push(t.elapsed().as_secs_f64());
+    }
+    cycles.sort_by(f64::total_cmp);
+    println!(
+        "namespace create -> pod ready -> namespace deleted: median {:.2} s, max {:.2} s over {} cycles",
+        cycles[cycles.len() / 2],
+        cycles[cycles.len() - 1],
+        cycles.len()
+    );
+    Ok(())
+}
