@@ -379,8 +379,11 @@ impl LocalCluster {
             std::fs::create_dir_all(dir)?;
         }
         let pki = Pki::new(self.layout.pki());
-        std::fs::write(path, pki.kubeconfig(&ADMIN, &layout::apiserver_url())?)
-            .with_context(|| format!("writing {}", path.display()))
+        let text = pki.kubeconfig(&ADMIN, &layout::apiserver_url())?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        // It holds the admin key: readable by the owner only.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        Ok(())
     }
 }
 

@@ -27,7 +27,7 @@ pub struct RustImage {
 }
 
 /// The images of the cluster's addons and the charts under test.
-pub const IMAGES: [RustImage; 5] = [
+pub const IMAGES: [RustImage; 9] = [
     RustImage {
         name: "testware-pause",
         package: "local-cluster",
@@ -53,6 +53,26 @@ pub const IMAGES: [RustImage; 5] = [
         package: "local-cluster",
         bin: "testware-toolbox",
     },
+    RustImage {
+        name: "embargo-enqueue",
+        package: "embargo-components",
+        bin: "embargo-enqueue",
+    },
+    RustImage {
+        name: "embargo-ingest",
+        package: "embargo-components",
+        bin: "embargo-ingest",
+    },
+    RustImage {
+        name: "embargo-idle",
+        package: "embargo-components",
+        bin: "embargo-idle",
+    },
+    RustImage {
+        name: "efd-connector",
+        package: "efd-components",
+        bin: "efd-connector",
+    },
 ];
 
 /// Image tag: the workspace version.
@@ -77,6 +97,8 @@ pub struct HostImage {
     pub package: &'static str,
     /// Binaries of the machine, copied with their libraries to the same paths.
     pub binaries: &'static [&'static str],
+    /// Binaries in the project cache `(path under the cache, path in the image)`, with their libraries.
+    pub cached: &'static [(&'static str, &'static str)],
     /// Workspace binaries `(package, bin)` copied to `/<bin>`.
     pub workspace_bins: &'static [(&'static str, &'static str)],
     /// The entrypoint.
@@ -84,12 +106,22 @@ pub struct HostImage {
 }
 
 /// Images built from Debian's binaries.
-pub const HOST_IMAGES: [HostImage; 2] = [
+pub const HOST_IMAGES: [HostImage; 3] = [
+    HostImage {
+        name: "tansu",
+        tag: "0.6.0",
+        package: "",
+        binaries: &[],
+        cached: &[("tansu/0.6.0-libsql/bin/tansu", "/usr/bin/tansu")],
+        workspace_bins: &[],
+        entrypoint: "/usr/bin/tansu",
+    },
     HostImage {
         name: "redis",
         tag: "7.0.15",
         package: "redis-server",
         binaries: &["/usr/bin/redis-server"],
+        cached: &[],
         workspace_bins: &[],
         entrypoint: "/usr/bin/redis-server",
     },
@@ -98,6 +130,7 @@ pub const HOST_IMAGES: [HostImage; 2] = [
         tag: "1.6.7",
         package: "influxdb",
         binaries: &["/usr/bin/influxd"],
+        cached: &[],
         workspace_bins: &[("efd-components", "influxdb-entrypoint")],
         entrypoint: "/influxdb-entrypoint",
     },
@@ -138,6 +171,20 @@ pub fn build(repo: &Path, cache: &Path) -> anyhow::Result<Vec<PathBuf>> {
         for binary in image.binaries {
             files.push(((*binary).to_owned(), read(Path::new(binary))?, true));
             for lib in shared_libraries(binary)? {
+                let bytes = read(&lib)?;
+                files.push((lib.display().to_string(), bytes, true));
+            }
+        }
+        for (in_cache, in_image) in image.cached {
+            let path = cache.join(in_cache);
+            if !path.is_file() {
+                bail!(
+                    "{} is missing (hint: ci/install-tansu builds it)",
+                    path.display()
+                );
+            }
+            files.push(((*in_image).to_owned(), read(&path)?, true));
+            for lib in shared_libraries(&path.display().to_string())? {
                 let bytes = read(&lib)?;
                 files.push((lib.display().to_string(), bytes, true));
             }
@@ -258,6 +305,9 @@ fn shared_libraries(binary: &str) -> anyhow::Result<Vec<PathBuf>> {
 
 /// Fails unless the installed Debian package has the version the charts pin.
 fn check_package_version(image: &HostImage) -> anyhow::Result<()> {
+    if image.package.is_empty() {
+        return Ok(());
+    }
     let out = Command::new("dpkg-query")
         .args(["-W", "-f", "${Version}", image.package])
         .output()

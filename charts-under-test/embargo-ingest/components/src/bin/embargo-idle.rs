@@ -1,0 +1,100 @@
+//! idle: the reaper. Every `IDLE_MAX` seconds it scans `WORKER:{bucket}:*`; a
+//! worker list untouched for longer than `IDLE_MAX` (`OBJECT IDLETIME`) belongs
+//! to a dead worker, and its keys go back onto `QUEUE:{bucket}` with
+//! `LMOVE … RIGHT LEFT` until it is empty, so another worker processes them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use embargo_components::{env, env_or, queue};
+
+async fn reap(
+    redis: &mut redis::aio::MultiplexedConnection,
+    bucket: &str,
+    idle_max: u64,
+) -> redis::RedisResult<usize> {
+    let mut moved = 0;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("WORKER:{bucket}:*"))
+            .arg("COUNT")
+            .arg(100)
+            .query_async(redis)
+            .await?;
+        for list in keys {
+            let idle: Option<u64> = redis::cmd("OBJECT")
+                .arg("IDLETIME")
+                .arg(&list)
+                .query_async(redis)
+                .await?;
+            if idle.is_none_or(|i| i <= idle_max) {
+                continue;
+            }
+            loop {
+                let key: Option<String> = redis::cmd("LMOVE")
+                    .arg(&list)
+                    .arg(queue(bucket))
+                    .arg("RIGHT")
+                    .arg("LEFT")
+                    .query_async(redis)
+                    .await?;
+                match key {
+                    Some(k) => {
+                        moved += 1;
+                        eprintln!(
+                            "requeued {k} from {list} (idle {}s)",
+                            idle.unwrap_or_default()
+                        );
+                    }
+                    None => break,
+                }
+            }
+        }
+        cursor = next;
+        if cursor == 0 {
+            return Ok(moved);
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let bucket = env("BUCKET")?;
+    let idle_max: u64 = env_or("IDLE_MAX", 30)?;
+    let healthy = Arc::new(AtomicBool::new(false));
+    let health = embargo_components::serve_health(
+        env_or("HEALTH_LISTEN", "0.0.0.0:8080".to_owned())?,
+        healthy.clone(),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = health.await {
+            eprintln!("error: health endpoint: {e:#}");
+        }
+    });
+    let mut redis = embargo_components::redis().await?;
+    eprintln!("idle reaper for WORKER:{bucket}:* every {idle_max}s");
+    loop {
+        match reap(&mut redis, &bucket, idle_max).await {
+            Ok(_) => healthy.store(true, Ordering::Relaxed),
+            Err(e) => {
+                healthy.store(false, Ordering::Relaxed);
+                eprintln!("error: reaping: {e}");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(idle_max.max(1))).await;
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

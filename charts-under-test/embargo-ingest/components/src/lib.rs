@@ -1,0 +1,159 @@
+//! Shared parts of the embargo ingest components: configuration from the
+//! environment, the Redis key layout, and the health endpoint.
+//!
+//! Keys (see the design notes): `QUEUE:{bucket}` (list, LPUSH by enqueue),
+//! `WORKER:{bucket}:{pod}` (a worker's in-flight list), `FILE:{key}` (hash with
+//! `recv_time`, 7-day TTL), `COUNT:{bucket}:{day}` (accepted per day),
+//! `INGESTED:{bucket}` (set of processed keys), `FAILS:{bucket}` (hash of failure
+//! counts), `FAILED:{bucket}` (set of keys given up).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+/// A required environment variable.
+///
+/// # Errors
+/// The variable is unset or empty.
+pub fn env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .with_context(|| format!("environment variable {name} is not set"))
+}
+
+/// An optional environment variable parsed as `T`, or `default`.
+///
+/// # Errors
+/// The variable is set but does not parse.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("environment variable {name}={v:?} is not valid")),
+    }
+}
+
+/// Connects to Redis from `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, retrying
+/// for two minutes (Redis may start after its clients).
+///
+/// # Errors
+/// Missing settings or an unreachable server.
+pub async fn redis() -> anyhow::Result<redis::aio::MultiplexedConnection> {
+    let host = env("REDIS_HOST")?;
+    let port: u16 = env_or("REDIS_PORT", 6379)?;
+    let password = std::env::var("REDIS_PASSWORD").unwrap_or_default();
+    let encoded: String = password
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let url = if password.is_empty() {
+        format!("redis://{host}:{port}/")
+    } else {
+        format!("redis://:{encoded}@{host}:{port}/")
+    };
+    let client = redis::Client::open(url).context("redis settings")?;
+    // Longer than the blocking BLMOVE of the workers; connection attempts are short and retried.
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(3)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(30)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        match client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
+            Ok(connection) => return Ok(connection),
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("waiting for redis at {host}:{port}: {e}");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("connecting to redis at {host}:{port}"))
+            }
+        }
+    }
+}
+
+/// The queue of a bucket.
+pub fn queue(bucket: &str) -> String {
+    format!("QUEUE:{bucket}")
+}
+
+/// The in-flight list of a worker.
+pub fn worker_list(bucket: &str, pod: &str) -> String {
+    format!("WORKER:{bucket}:{pod}")
+}
+
+/// Serves `GET /healthz` (200 while `healthy`, 503 otherwise) on `addr`.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn serve_health(addr: String, healthy: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let app = axum::Router::new().route(
+        "/healthz",
+        axum::routing::get(move || {
+            let healthy = healthy.clone();
+            async move {
+                if healthy.load(Ordering::Relaxed) {
+                    (axum::http::StatusCode::OK, "ok\n")
+                } else {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n")
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// Decodes an object key as S3 notifications encode it: `%XX` escapes and `+` for space.
+pub fn decode_key(key: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_decoded_like_s3_notifications() {
+        assert_eq!(
+            decode_key("raw/2026-11-24/a+b%2Cc.fits"),
+            "raw/2026-11-24/a b,c.fits"
+        );
+        assert_eq!(decode_key("plain.fits"), "plain.fits");
+        assert_eq!(decode_key("bad%zzescape%"), "bad%zzescape%");
+    }
+}

@@ -1,0 +1,203 @@
+//! chart_deploy cases: each chart under test installs with its offline values on
+//! the cluster, every pod becomes ready and every Job completes, and the first
+//! thing each system promises can be observed.
+
+use std::time::{Duration, Instant};
+
+use harness::cluster::{exec, port_forward_http, TestNamespace};
+use harness::{Case, Ctx, Suite};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::PostParams;
+use kube::Api;
+use suites::{chart_dir, check, check_eq, with_namespace, IMAGE_TAG};
+
+fn main() -> std::process::ExitCode {
+    Suite::new("deploy")
+        .case(Case::chart_deploy(
+            "echo_server_installs_and_serves",
+            |ctx| async move { echo_server(ctx).await },
+        ))
+        .case(Case::chart_deploy(
+            "efd_installs_offline_with_topics_and_database",
+            |ctx| async move { efd(ctx).await },
+        ))
+        .case(Case::chart_deploy(
+            "embargo_ingest_installs_offline_and_accepts_notifications",
+            |ctx| async move { embargo(ctx).await },
+        ))
+        .run()
+}
+
+/// `helm install --wait --wait-for-jobs` of a chart with one of its `ci/` value sets.
+async fn install(
+    ctx: &Ctx,
+    ns: &TestNamespace,
+    release: &str,
+    chart: &str,
+    values: &str,
+) -> anyhow::Result<()> {
+    let helm = harness::Helm::locate().await?;
+    let dir = chart_dir(chart);
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "install".into(),
+        release.into(),
+        dir.clone().into(),
+        "--namespace".into(),
+        ns.name().into(),
+        "--values".into(),
+        dir.join("ci").join(format!("{values}.yaml")).into(),
+        "--wait".into(),
+        "--wait-for-jobs".into(),
+        "--timeout".into(),
+        "240s".into(),
+    ];
+    if let Some(context) = &ctx.config.kube_context {
+        args.extend(["--kube-context".into(), context.into()]);
+    }
+    if let Err(e) = helm.run(args, Duration::from_secs(270)).await {
+        let pods: Api<Pod> = ns.api();
+        let states: Vec<String> = pods
+            .list(&Default::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{}: {}",
+                            p.metadata.name.clone().unwrap_or_default(),
+                            harness::cluster::describe_pod(p)
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        anyhow::bail!("{e}\npods:\n  {}", states.join("\n  "));
+    }
+    Ok(())
+}
+
+async fn all_pods_ready(ns: &TestNamespace) -> anyhow::Result<Vec<Pod>> {
+    let pods: Vec<Pod> = ns.api::<Pod>().list(&Default::default()).await?.items;
+    for pod in &pods {
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        let ready = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        check!(
+            ready || phase == "Succeeded",
+            "pod {} is not ready: {}",
+            pod.metadata.name.clone().unwrap_or_default(),
+            harness::cluster::describe_pod(pod)
+        );
+    }
+    Ok(pods)
+}
+
+fn first_pod_with(pods: &[Pod], component: &str) -> anyhow::Result<String> {
+    pods.iter()
+        .find(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("app.kubernetes.io/component"))
+                .map(String::as_str)
+                == Some(component)
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+        .and_then(|p| p.metadata.name.clone())
+        .ok_or_else(|| anyhow::anyhow!("no running {component} pod"))
+}
+
+async fn toolbox(ns: &TestNamespace) -> anyhow::Result<String> {
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "toolbox"},
+        "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "toolbox",
+            "image": format!("localhost/testware-toolbox:{IMAGE_TAG}"), "imagePullPolicy": "IfNotPresent", "args": ["sleep"]}]}
+    }))?;
+    let pods: Api<Pod> = ns.api();
+    pods.create(&PostParams::default(), &pod).await?;
+    harness::cluster::wait_pod_ready(&pods, "toolbox", Duration::from_secs(60)).await?;
+    Ok("toolbox".into())
+}
+
+async fn echo_server(ctx: Ctx) -> anyhow::Result<()> {
+    with_namespace(&ctx.clone(), |_client, ns| async move {
+        install(&ctx, &ns, "echo", "echo-server", "two-replicas").await?;
+        let pods = all_pods_ready(&ns).await?;
+        check_eq!(pods.len(), 2, "two-replicas.yaml asks for two pods");
+        let tb = toolbox(&ns).await?;
+        let body = exec(
+            &ns.api(),
+            &tb,
+            &[
+                "/testware-toolbox",
+                "http-get",
+                "http://echo-echo-server:9001/healthz",
+            ],
+        )
+        .await?;
+        check_eq!(body, "ok\n");
+        Ok(())
+    })
+    .await
+}
+
+async fn efd(ctx: Ctx) -> anyhow::Result<()> {
+    with_namespace(&ctx.clone(), |_client, ns| async move {
+        install(&ctx, &ns, "efd", "efd", "offline").await?;
+        all_pods_ready(&ns).await?;
+        let job = ns.api::<Job>().get("efd-topics").await?;
+        check_eq!(
+            job.status.and_then(|s| s.succeeded),
+            Some(1),
+            "the topic job should have completed"
+        );
+        let tb = toolbox(&ns).await?;
+        let databases = exec(
+            &ns.api(),
+            &tb,
+            &[
+                "/testware-toolbox",
+                "http-get",
+                "http://efd-influxdb:8086/query?q=SHOW%20DATABASES",
+            ],
+        )
+        .await?;
+        check!(
+            databases.contains("\"efd\""),
+            "InfluxDB should hold database efd: {databases}"
+        );
+        Ok(())
+    })
+    .await
+}
+
+async fn embargo(ctx: Ctx) -> anyhow::Result<()> {
+    with_namespace(&ctx.clone(), |_client, ns| async move {
+        install(&ctx, &ns, "emb", "embargo-ingest", "offline").await?;
+        let pods = all_pods_ready(&ns).await?;
+        let enqueue = first_pod_with(&pods, "enqueue")?;
+        let body = r#"{"Records":[{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/a+b.fits"}},"opaqueData":"ci-webhook-secret"},{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/c.txt"}},"opaqueData":"ci-webhook-secret"},{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/d.fits"}},"opaqueData":"wrong"}]}"#;
+        let request = format!("POST /notify HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let response = loop {
+            let response = port_forward_http(&ns.api(), &enqueue, 8080, &request).await?;
+            if response.contains("\"accepted\"") || Instant::now() > deadline {
+                break response;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        check!(response.contains("\"accepted\":1"), "one of three records should be accepted: {response}");
+        check!(response.contains("key does not match the dataset regexp") && response.contains("opaqueData does not match"), "skips are explained: {response}");
+        Ok(())
+    })
+    .await
+}
