@@ -212,16 +212,19 @@ impl Helm {
         let path = path.into();
         let mut command = Command::new(&path);
         command.args(["version", "--template", "{{.Version}}"]);
-        let output = tokio::time::timeout(DEFAULT_TIMEOUT, command.kill_on_drop(true).output())
-            .await
-            .map_err(|_| HelmError::Timeout {
-                command: format!("{} version", path.display()),
-                after: DEFAULT_TIMEOUT,
-            })?
-            .map_err(|source| HelmError::Spawn {
-                path: path.clone(),
-                source,
-            })?;
+        let output = tokio::time::timeout(
+            DEFAULT_TIMEOUT,
+            output_when_not_busy(command.kill_on_drop(true)),
+        )
+        .await
+        .map_err(|_| HelmError::Timeout {
+            command: format!("{} version", path.display()),
+            after: DEFAULT_TIMEOUT,
+        })?
+        .map_err(|source| HelmError::Spawn {
+            path: path.clone(),
+            source,
+        })?;
         let printed = String::from_utf8_lossy(&output.stdout).trim().to_owned();
         let version = Version::parse(&printed).ok_or_else(|| HelmError::UnknownVersion {
             path: path.clone(),
@@ -293,7 +296,7 @@ impl Helm {
             .kill_on_drop(true)
             .stdin(std::process::Stdio::null());
         self.started.fetch_add(1, Ordering::Relaxed);
-        let output = match tokio::time::timeout(timeout, command.output()).await {
+        let output = match tokio::time::timeout(timeout, output_when_not_busy(&mut command)).await {
             Err(_) => {
                 return Err(HelmError::Timeout {
                     command: command_line,
@@ -313,6 +316,22 @@ impl Helm {
             });
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}
+
+/// Runs the command, retrying briefly while the binary is "text file busy": a
+/// binary that was just written (an install, a test's fake helm) can be held open
+/// for writing by a process forked elsewhere in the meantime.
+async fn output_when_not_busy(command: &mut Command) -> std::io::Result<std::process::Output> {
+    let mut attempts = 0;
+    loop {
+        match command.output().await {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
     }
 }
 
