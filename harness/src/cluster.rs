@@ -287,6 +287,30 @@ impl TestNamespace {
             &self.name,
             kube::runtime::wait::conditions::is_deleted(&uid),
         );
+        // Controllers may still create pods while the namespace terminates, and the
+        // namespace controller deletes them with their own grace period: cut it to 0.
+        let hurry = async {
+            loop {
+                if let Ok(list) = pods.list(&Default::default()).await {
+                    for pod in list.items {
+                        let graced = pod
+                            .metadata
+                            .deletion_grace_period_seconds
+                            .is_none_or(|g| g > 0);
+                        if let (true, Some(name)) = (graced, pod.metadata.name.as_deref()) {
+                            let _ = pods.delete(name, &now).await;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        };
+        let gone = async {
+            tokio::select! {
+                result = gone => result,
+                never = hurry => never,
+            }
+        };
         match tokio::time::timeout(timeout, gone).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(ClusterError::Timeout {

@@ -186,7 +186,7 @@ where
     }
     let ns =
         Arc::try_unwrap(ns).map_err(|_| anyhow::anyhow!("the case still holds its namespace"))?;
-    let cleanup = ns.delete(std::time::Duration::from_secs(60)).await;
+    let cleanup = ns.delete(std::time::Duration::from_secs(120)).await;
     result?;
     cleanup?;
     Ok(())

@@ -252,6 +252,16 @@ async fn volume_survives_restart(ctx: Ctx) -> anyhow::Result<()> {
         let reader = start_pod(&pods, &toolbox_pod("reader", Some("data"))?).await?;
         let read = exec_anyhow(&pods, &reader, &["/testware-toolbox", "read", "/data/token"]).await?;
         check_eq!(read, token, "data written before the restart");
+
+        // Reclaim policy Delete: releasing the claim removes the volume.
+        pods.delete(&reader, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await?;
+        claims.delete("data", &DeleteParams::default()).await?;
+        let volumes = Api::<PersistentVolume>::all(client.clone());
+        eventually(Duration::from_secs(60), || async {
+            anyhow::ensure!(volumes.get_opt(&volume_name).await?.is_none(), "volume {volume_name} still exists");
+            Ok(())
+        })
+        .await?;
         Ok(())
     })
     .await

@@ -157,3 +157,18 @@ mod tests {
         assert_eq!(decode_key("bad%zzescape%"), "bad%zzescape%");
     }
 }
+
+/// Exits the process on SIGTERM. Safe for every component: enqueue has answered
+/// or not answered each request; a worker's unfinished keys stay in its worker
+/// list, which the idle reaper requeues (at-least-once).
+pub fn exit_on_sigterm() {
+    tokio::spawn(async {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            term.recv().await;
+            eprintln!("SIGTERM: exiting");
+            std::process::exit(0);
+        }
+    });
+}

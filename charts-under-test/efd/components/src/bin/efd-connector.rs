@@ -293,6 +293,15 @@ async fn serve_health(addr: String, healthy: Arc<AtomicBool>) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::process::ExitCode {
+    // Uncommitted records are re-delivered after a restart (at-least-once), so SIGTERM can end at once.
+    tokio::spawn(async {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            term.recv().await;
+            std::process::exit(0);
+        }
+    });
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("run") | None => run().await,

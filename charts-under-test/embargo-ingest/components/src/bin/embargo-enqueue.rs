@@ -119,6 +119,7 @@ async fn healthz(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
 }
 
 async fn run() -> anyhow::Result<()> {
+    embargo_components::exit_on_sigterm();
     let listen = env_or("LISTEN", "0.0.0.0:8080".to_owned())?;
     let pattern = env_or("DATASET_REGEXP", "fits$".to_owned())?;
     let app = Arc::new(App {

@@ -62,6 +62,7 @@ async fn reap(
 }
 
 async fn run() -> anyhow::Result<()> {
+    embargo_components::exit_on_sigterm();
     let bucket = env("BUCKET")?;
     let idle_max: u64 = env_or("IDLE_MAX", 30)?;
     let healthy = Arc::new(AtomicBool::new(false));

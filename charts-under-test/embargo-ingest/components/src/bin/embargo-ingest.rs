@@ -88,6 +88,7 @@ impl Worker {
 }
 
 async fn run() -> anyhow::Result<()> {
+    embargo_components::exit_on_sigterm();
     let bucket = env("BUCKET")?;
     let pod = env("POD_NAME")?;
     let healthy = Arc::new(AtomicBool::new(false));
