@@ -143,21 +143,6 @@ pub fn decode_key(key: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_decoded_like_s3_notifications() {
-        assert_eq!(
-            decode_key("raw/2026-11-24/a+b%2Cc.fits"),
-            "raw/2026-11-24/a b,c.fits"
-        );
-        assert_eq!(decode_key("plain.fits"), "plain.fits");
-        assert_eq!(decode_key("bad%zzescape%"), "bad%zzescape%");
-    }
-}
-
 /// Exits the process on SIGTERM. Safe for every component: enqueue has answered
 /// or not answered each request; a worker's unfinished keys stay in its worker
 /// list, which the idle reaper requeues (at-least-once).
@@ -171,4 +156,19 @@ pub fn exit_on_sigterm() {
             std::process::exit(0);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_decoded_like_s3_notifications() {
+        assert_eq!(
+            decode_key("raw/2026-11-24/a+b%2Cc.fits"),
+            "raw/2026-11-24/a b,c.fits"
+        );
+        assert_eq!(decode_key("plain.fits"), "plain.fits");
+        assert_eq!(decode_key("bad%zzescape%"), "bad%zzescape%");
+    }
 }
