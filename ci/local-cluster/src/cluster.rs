@@ -137,8 +137,8 @@ impl LocalCluster {
         network::set_up()?;
         for component in self.components() {
             let started = Instant::now();
-            self.supervisor.start(&component.daemon)?;
-            self.wait_healthy(&component).await?;
+            let mut child = self.supervisor.start(&component.daemon)?;
+            self.wait_healthy(&component, &mut child).await?;
             eprintln!(
                 "  {} healthy after {:.1} s",
                 component.daemon.name,
@@ -153,7 +153,11 @@ impl LocalCluster {
         Ok(())
     }
 
-    async fn wait_healthy(&self, component: &Component) -> anyhow::Result<()> {
+    async fn wait_healthy(
+        &self,
+        component: &Component,
+        child: &mut std::process::Child,
+    ) -> anyhow::Result<()> {
         let name = component.daemon.name;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -161,9 +165,9 @@ impl LocalCluster {
             if result.is_ok() {
                 return Ok(());
             }
-            if self.supervisor.running(name).is_none() {
+            if let Ok(Some(status)) = child.try_wait() {
                 bail!(
-                    "{name} exited during start; last log lines:\n{}",
+                    "{name} exited during start ({status}); last log lines:\n{}",
                     self.supervisor.log_tail(name, 15)
                 );
             }

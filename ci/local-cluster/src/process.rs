@@ -50,7 +50,9 @@ impl Supervisor {
     ///
     /// # Errors
     /// The binary does not exist or cannot be started, or a file cannot be written.
-    pub fn start(&self, daemon: &Daemon) -> anyhow::Result<u32> {
+    /// Returns the child, so the caller can see it exit while it waits for health;
+    /// dropping it does not stop the daemon.
+    pub fn start(&self, daemon: &Daemon) -> anyhow::Result<std::process::Child> {
         std::fs::create_dir_all(&self.run_dir)?;
         std::fs::create_dir_all(&self.log_dir)?;
         let log = std::fs::OpenOptions::new()
@@ -73,11 +75,19 @@ impl Supervisor {
                 )
             })?;
         let pid = child.id();
+        // /proc/<pid>/exe shows the resolved binary; record that (the program may be a symlink).
+        let program =
+            std::fs::canonicalize(&daemon.program).unwrap_or_else(|_| daemon.program.clone());
         std::fs::write(
             self.pid_path(daemon.name),
-            format!("{pid}\n{}\n", daemon.program.display()),
+            format!(
+                "{pid}
+{}
+",
+                program.display()
+            ),
         )?;
-        Ok(pid)
+        Ok(child)
     }
 
     /// The pid of `name` if it runs (the pid file names a live process running the
@@ -229,14 +239,7 @@ mod tests {
             program: PathBuf::from("/bin/sh"),
             args: vec!["-c".into(), "echo started; sleep 300 & wait".into()],
         };
-        let pid = sup.start(&daemon).unwrap();
-        let resolved = std::fs::canonicalize("/bin/sh").unwrap();
-        // The pid file records the program as given; /proc shows the resolved binary.
-        std::fs::write(
-            dir.join("run/sleeper.pid"),
-            format!("{pid}\n{}\n", resolved.display()),
-        )
-        .unwrap();
+        let pid = sup.start(&daemon).unwrap().id();
         assert_eq!(sup.running("sleeper"), Some(pid));
         let deadline = Instant::now() + Duration::from_secs(5);
         while sup.log_tail("sleeper", 1) != "started" && Instant::now() < deadline {
