@@ -158,6 +158,36 @@ pub fn exit_on_sigterm() {
     });
 }
 
+/// Serves the health endpoint from `HEALTH_LISTEN` in the background; the flag
+/// it returns says whether the component is healthy.
+///
+/// # Errors
+/// `HEALTH_LISTEN` is not valid.
+pub fn spawn_health() -> anyhow::Result<Arc<AtomicBool>> {
+    let healthy = Arc::new(AtomicBool::new(false));
+    let server = serve_health(
+        env_or("HEALTH_LISTEN", "0.0.0.0:8080".to_owned())?,
+        healthy.clone(),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            eprintln!("error: health endpoint: {e:#}");
+        }
+    });
+    Ok(healthy)
+}
+
+/// The exit code for `main`: the error chain printed on failure.
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,15 @@ use kube::Api;
 use local_cluster::dns::{self, Endpoint, Port, ServiceEntry};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+/// A Service or endpoint port as DNS sees it (protocol lowercase, TCP by default).
+fn port(name: &Option<String>, protocol: &Option<String>, number: i32) -> Port {
+    Port {
+        name: name.clone().unwrap_or_default(),
+        protocol: protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase(),
+        port: number as u16,
+    }
+}
+
 #[derive(Clone)]
 struct Zone {
     services: Store<Service>,
@@ -37,15 +46,7 @@ impl Zone {
                     .ports
                     .iter()
                     .flatten()
-                    .map(|p| Port {
-                        name: p.name.clone().unwrap_or_default(),
-                        protocol: p
-                            .protocol
-                            .clone()
-                            .unwrap_or_else(|| "TCP".into())
-                            .to_ascii_lowercase(),
-                        port: p.port as u16,
-                    })
+                    .map(|p| port(&p.name, &p.protocol, p.port))
                     .collect();
                 let ready = endpoints
                     .iter()
@@ -62,15 +63,7 @@ impl Zone {
                                     .ports
                                     .iter()
                                     .flatten()
-                                    .map(|p| Port {
-                                        name: p.name.clone().unwrap_or_default(),
-                                        protocol: p
-                                            .protocol
-                                            .clone()
-                                            .unwrap_or_else(|| "TCP".into())
-                                            .to_ascii_lowercase(),
-                                        port: p.port as u16,
-                                    })
+                                    .map(|p| port(&p.name, &p.protocol, p.port))
                                     .collect();
                                 subset.addresses.iter().flatten().filter_map(move |a| {
                                     Some(Endpoint {

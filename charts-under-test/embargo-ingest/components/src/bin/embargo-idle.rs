@@ -3,8 +3,7 @@
 //! to a dead worker, and its keys go back onto `QUEUE:{bucket}` with
 //! `LMOVE … RIGHT LEFT` until it is empty, so another worker processes them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use embargo_components::{env, env_or, queue};
@@ -65,16 +64,7 @@ async fn run() -> anyhow::Result<()> {
     embargo_components::exit_on_sigterm();
     let bucket = env("BUCKET")?;
     let idle_max: u64 = env_or("IDLE_MAX", 30)?;
-    let healthy = Arc::new(AtomicBool::new(false));
-    let health = embargo_components::serve_health(
-        env_or("HEALTH_LISTEN", "0.0.0.0:8080".to_owned())?,
-        healthy.clone(),
-    );
-    tokio::spawn(async move {
-        if let Err(e) = health.await {
-            eprintln!("error: health endpoint: {e:#}");
-        }
-    });
+    let healthy = embargo_components::spawn_health()?;
     let mut redis = embargo_components::redis().await?;
     eprintln!("idle reaper for WORKER:{bucket}:* every {idle_max}s");
     loop {
@@ -91,11 +81,5 @@ async fn run() -> anyhow::Result<()> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    embargo_components::exit_code(run().await)
 }

@@ -6,8 +6,7 @@
 //! `LREM` — at-least-once. Failures are counted; a key is given up (moved to
 //! `FAILED:{bucket}`) after `MAX_FAILURES`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use embargo_components::{env, env_or, queue, worker_list};
@@ -91,16 +90,7 @@ async fn run() -> anyhow::Result<()> {
     embargo_components::exit_on_sigterm();
     let bucket = env("BUCKET")?;
     let pod = env("POD_NAME")?;
-    let healthy = Arc::new(AtomicBool::new(false));
-    let health = embargo_components::serve_health(
-        env_or("HEALTH_LISTEN", "0.0.0.0:8080".to_owned())?,
-        healthy.clone(),
-    );
-    tokio::spawn(async move {
-        if let Err(e) = health.await {
-            eprintln!("error: health endpoint: {e:#}");
-        }
-    });
+    let healthy = embargo_components::spawn_health()?;
     let mut worker = Worker {
         redis: embargo_components::redis().await?,
         list: worker_list(&bucket, &pod),
@@ -130,11 +120,5 @@ async fn run() -> anyhow::Result<()> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    embargo_components::exit_code(run().await)
 }
