@@ -110,6 +110,19 @@ pub mod labels {
     pub const JOB_ID: &str = "testware.io/ci-job-id";
     /// The case that created the object.
     pub const CASE: &str = "testware.io/case";
+    /// Annotation: when the namespace may be reaped unless its run renews it (RFC 3339, UTC).
+    pub const EXPIRES_AT: &str = "testware.io/expires-at";
+}
+
+/// How long a namespace lives without renewal; a live run renews it every [`RENEW_EVERY`].
+pub const LEASE: Duration = Duration::from_secs(300);
+/// How often a live run renews its namespaces' expiry.
+pub const RENEW_EVERY: Duration = Duration::from_secs(60);
+
+fn expiry_from_now(lease: Duration) -> String {
+    let at = time::OffsetDateTime::now_utc() + lease;
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// An ephemeral namespace for one case, labelled with the run, job and case.
@@ -117,6 +130,13 @@ pub mod labels {
 pub struct TestNamespace {
     client: kube::Client,
     name: String,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        self.renewal.abort();
+    }
 }
 
 /// Errors from cluster operations of the harness.
@@ -187,6 +207,7 @@ impl TestNamespace {
                         .map(|(k, v)| (k.to_owned(), v))
                         .collect(),
                 ),
+                annotations: Some([(labels::EXPIRES_AT.to_owned(), expiry_from_now(LEASE))].into()),
                 ..Default::default()
             },
             ..Default::default()
@@ -195,9 +216,27 @@ impl TestNamespace {
             .create(&Default::default(), &namespace)
             .await
             .map_err(api_error(format!("create namespace {name}")))?;
+        // While this run lives, push the expiry forward; a killed run stops renewing
+        // and the janitor of a later run reaps the namespace.
+        let (renew_client, renew_name) = (client.clone(), name.clone());
+        let renewal = tokio::spawn(async move {
+            let api = kube::Api::<Namespace>::all(renew_client);
+            loop {
+                tokio::time::sleep(RENEW_EVERY).await;
+                let patch = serde_json::json!({"metadata": {"annotations": {labels::EXPIRES_AT: expiry_from_now(LEASE)}}});
+                let _ = api
+                    .patch(
+                        &renew_name,
+                        &kube::api::PatchParams::default(),
+                        &kube::api::Patch::Merge(&patch),
+                    )
+                    .await;
+            }
+        });
         let ns = Self {
             client: client.clone(),
             name,
+            renewal,
         };
         ns.wait_usable(Duration::from_secs(30)).await?;
         Ok(ns)
@@ -345,6 +384,44 @@ impl TestNamespace {
             }
         }
     }
+}
+
+/// Deletes the namespaces of runs that stopped renewing them (killed runs):
+/// harness-managed namespaces whose `expires-at` has passed. Returns their names.
+///
+/// # Errors
+/// Listing namespaces fails.
+pub async fn reap_expired(client: &kube::Client) -> Result<Vec<String>, ClusterError> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api = kube::Api::<Namespace>::all(client.clone());
+    let selector = format!("{}={}", labels::MANAGED_BY, labels::MANAGER);
+    let list = api
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map_err(api_error("list harness namespaces"))?;
+    let now = time::OffsetDateTime::now_utc();
+    let mut reaped = Vec::new();
+    for ns in list.items {
+        let expired = ns
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(labels::EXPIRES_AT))
+            .and_then(|at| {
+                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .is_some_and(|at| at < now);
+        let (Some(name), true, None) = (ns.metadata.name, expired, ns.metadata.deletion_timestamp)
+        else {
+            continue;
+        };
+        match api.delete(&name, &Default::default()).await {
+            Ok(_) => reaped.push(name),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(api_error(format!("delete expired namespace {name}"))(e)),
+        }
+    }
+    Ok(reaped)
 }
 
 /// Label values: at most 63 characters of `[A-Za-z0-9._-]`, alphanumeric at both ends.

@@ -303,7 +303,26 @@ impl Suite {
                 .enable_all()
                 .build();
             match runtime {
-                Ok(rt) => rt.block_on(cluster::probe(config)).map(|_| ()),
+                Ok(rt) => rt.block_on(async {
+                    cluster::probe(config).await?;
+                    // The janitor: reap what killed runs left behind.
+                    match cluster::client(config).await {
+                        Ok(client) => match cluster::reap_expired(&client).await {
+                            Ok(reaped) if !reaped.is_empty() => {
+                                eprintln!(
+                                    "janitor: deleted expired namespaces of killed runs: {}",
+                                    reaped.join(", ")
+                                );
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                eprintln!("warning: janitor failed: {}", crate::error_chain(&e))
+                            }
+                        },
+                        Err(e) => eprintln!("warning: janitor failed: {}", crate::error_chain(&e)),
+                    }
+                    Ok(())
+                }),
                 Err(e) => Err(ClusterUnavailable::Runtime(e)),
             }
         });

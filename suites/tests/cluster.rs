@@ -32,6 +32,10 @@ fn main() -> std::process::ExitCode {
             "logs_exec_and_port_forward_go_through_the_api_server",
             |ctx| async move { logs_exec_port_forward(ctx).await },
         ))
+        .case(Case::chart_deploy(
+            "janitor_reaps_only_namespaces_whose_run_stopped_renewing",
+            |ctx| async move { janitor(ctx).await },
+        ))
         .run()
 }
 
@@ -303,6 +307,55 @@ async fn logs_exec_port_forward(ctx: Ctx) -> anyhow::Result<()> {
         let failing = exec(&pods, &toolbox, &["/testware-toolbox", "read", "/no/such/file"]).await;
         let text = failing.err().map(|e| e.to_string()).unwrap_or_default();
         check!(text.contains("reading /no/such/file"), "a failing command reports its stderr: {text:?}");
+        Ok(())
+    })
+    .await
+}
+
+async fn janitor(ctx: Ctx) -> anyhow::Result<()> {
+    use harness::cluster::labels;
+    use k8s_openapi::api::core::v1::Namespace;
+    with_namespace(&ctx, |client, live| async move {
+        let namespaces = Api::<Namespace>::all(client.clone());
+        let dead_name = format!("{}-dead", live.name());
+        let dead: Namespace = from_json(serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {
+                "name": dead_name,
+                "labels": {labels::MANAGED_BY: labels::MANAGER, labels::RUN_ID: "killed-run"},
+                "annotations": {labels::EXPIRES_AT: "2020-01-01T00:00:00Z"}
+            }
+        }))?;
+        namespaces.create(&PostParams::default(), &dead).await?;
+        let reaped = harness::cluster::reap_expired(&client).await?;
+        check!(
+            reaped.contains(&dead_name),
+            "the expired namespace {dead_name} should be reaped: {reaped:?}"
+        );
+        check!(
+            !reaped.iter().any(|n| n == live.name()),
+            "the live namespace {} must not be reaped: {reaped:?}",
+            live.name()
+        );
+        let gone = eventually(Duration::from_secs(60), || async {
+            anyhow::ensure!(
+                namespaces.get_opt(&dead_name).await?.is_none(),
+                "{dead_name} still exists"
+            );
+            Ok(())
+        })
+        .await;
+        gone?;
+        let annotation = namespaces
+            .get(live.name())
+            .await?
+            .metadata
+            .annotations
+            .unwrap_or_default();
+        check!(
+            annotation.contains_key(labels::EXPIRES_AT),
+            "a live namespace carries its expiry: {annotation:?}"
+        );
         Ok(())
     })
     .await
