@@ -208,11 +208,7 @@ async fn statefulset_pod_dns(ctx: Ctx) -> anyhow::Result<()> {
         }))?;
         ns.api::<StatefulSet>().create(&PostParams::default(), &sts).await?;
         let pods: Api<Pod> = ns.api();
-        let deadline = Instant::now() + READY;
-        while pods.get_opt("db-0").await?.is_none() {
-            check!(Instant::now() < deadline, "the StatefulSet did not create db-0 within {READY:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        // The watch behind wait_pod_ready also covers the time until the StatefulSet creates the pod.
         wait_pod_ready(&pods, "db-0", READY).await?;
         let pod_ip = pods.get("db-0").await?.status.and_then(|s| s.pod_ip).unwrap_or_default();
         let own_name = format!("db-0.db.{}.svc.cluster.local", ns.name());
@@ -247,12 +243,10 @@ async fn volume_survives_restart(ctx: Ctx) -> anyhow::Result<()> {
 
         let token = harness::config::random_suffix(12);
         exec_anyhow(&pods, &writer, &["/testware-toolbox", "write", "/data/token", &token]).await?;
+        let writer_uid = pods.get(&writer).await?.metadata.uid.unwrap_or_default();
         pods.delete(&writer, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await?;
-        let deadline = Instant::now() + READY;
-        while pods.get_opt(&writer).await?.is_some() {
-            check!(Instant::now() < deadline, "the writer pod was not deleted within {READY:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let deleted = kube::runtime::wait::await_condition(pods.clone(), &writer, kube::runtime::wait::conditions::is_deleted(&writer_uid));
+        tokio::time::timeout(READY, deleted).await.map_err(|_| anyhow::anyhow!("the writer pod was not deleted within {READY:?}"))??;
         let reader = start_pod(&pods, &toolbox_pod("reader", Some("data"))?).await?;
         let read = exec_anyhow(&pods, &reader, &["/testware-toolbox", "read", "/data/token"]).await?;
         check_eq!(read, token, "data written before the restart");
