@@ -36,6 +36,7 @@ fn main() -> std::process::ExitCode {
             "janitor_reaps_only_namespaces_whose_run_stopped_renewing",
             |ctx| async move { janitor(ctx).await },
         ))
+        .cases(explained_timeouts())
         .run()
 }
 
@@ -353,4 +354,71 @@ async fn janitor(ctx: Ctx) -> anyhow::Result<()> {
         Ok(())
     })
     .await
+}
+
+/// Pods that never become ready; the timeout must say why.
+fn explained_timeouts() -> Vec<Case> {
+    let cases: [(&str, serde_json::Value, &[&str]); 3] = [
+        (
+            "timeout_explains_a_missing_image",
+            serde_json::json!({"image": "localhost/no-such-image:1.0", "imagePullPolicy": "IfNotPresent"}),
+            &["ErrImagePull", "localhost/no-such-image:1.0"],
+        ),
+        (
+            "timeout_explains_a_crashing_container",
+            // A probe that never passes, so the moments the container runs do not count as ready.
+            serde_json::json!({"args": ["read", "/no/such/file"],
+                "readinessProbe": {"exec": {"command": ["/testware-toolbox", "read", "/never"]}, "periodSeconds": 1}}),
+            &["last exit 1", "reading /no/such/file"],
+        ),
+        (
+            "timeout_explains_an_unschedulable_pod",
+            serde_json::json!({"nodeSelector": {"testware.io/no-such-node": "x"}}),
+            &["Unschedulable", "0/1 nodes are available"],
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, change, expected)| {
+            Case::chart_deploy(name, move |ctx| {
+                let change = change.clone();
+                async move {
+                    with_namespace(&ctx, |_client, ns| async move {
+                        let mut pod = serde_json::to_value(toolbox_pod("broken", None)?)?;
+                        for (key, value) in change.as_object().into_iter().flatten() {
+                            if key == "nodeSelector" {
+                                pod["spec"][key] = value.clone();
+                            } else {
+                                pod["spec"]["containers"][0][key] = value.clone();
+                            }
+                        }
+                        let pods: Api<Pod> = ns.api();
+                        pods.create(&PostParams::default(), &from_json(pod)?)
+                            .await?;
+                        let result = wait_pod_ready(&pods, "broken", Duration::from_secs(25)).await;
+                        let text = result.err().map(|e| e.to_string()).unwrap_or_default();
+                        check!(
+                            text.starts_with(
+                                "timed out after 25s waiting for pod broken to be ready"
+                            ),
+                            "{text:?}"
+                        );
+                        // Image-pull reasons alternate between ErrImagePull and ImagePullBackOff.
+                        let any_pull =
+                            |t: &str| t.contains("ErrImagePull") || t.contains("ImagePullBackOff");
+                        for want in expected {
+                            let found = if *want == "ErrImagePull" {
+                                any_pull(&text)
+                            } else {
+                                text.contains(want)
+                            };
+                            check!(found, "the explanation should mention {want:?}: {text}");
+                        }
+                        Ok(())
+                    })
+                    .await
+                }
+            })
+        })
+        .collect()
 }
