@@ -16,3 +16,14 @@ pub mod layout;
 pub mod network;
 pub mod pki;
 pub mod process;
+
+/// The exit code for a binary's `main`: the error chain printed on failure.
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

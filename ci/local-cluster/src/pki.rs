@@ -80,10 +80,19 @@ impl Pki {
         self.write("ca.crt", &ca.pem())?;
         self.write_key("ca.key", &ca.key().serialize_pem())?;
 
-        let serving = |file: &str, cn: &str, sans: Vec<String>| -> anyhow::Result<()> {
+        // One leaf certificate signed by the CA: serving (with SANs) or client (with a group).
+        let issue = |file: &str,
+                     cn: &str,
+                     org: Option<&str>,
+                     sans: Vec<String>,
+                     usage: ExtendedKeyUsagePurpose|
+         -> anyhow::Result<()> {
             let mut p = CertificateParams::new(sans)?;
             p.distinguished_name.push(DnType::CommonName, cn);
-            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+            if let Some(org) = org {
+                p.distinguished_name.push(DnType::OrganizationName, org);
+            }
+            p.extended_key_usages = vec![usage];
             p.key_usages = vec![
                 KeyUsagePurpose::DigitalSignature,
                 KeyUsagePurpose::KeyEncipherment,
@@ -94,42 +103,39 @@ impl Pki {
             self.write(&format!("{file}.crt"), &cert.pem())?;
             self.write_key(&format!("{file}.key"), &key.serialize_pem())
         };
-        serving(
+        let apiserver_sans = vec![
+            "kubernetes".into(),
+            "kubernetes.default".into(),
+            "kubernetes.default.svc".into(),
+            "kubernetes.default.svc.cluster.local".into(),
+            "localhost".into(),
+            "127.0.0.1".into(),
+            node_ip.to_string(),
+            service_ip.to_string(),
+        ];
+        issue(
             "apiserver",
             "kube-apiserver",
-            vec![
-                "kubernetes".into(),
-                "kubernetes.default".into(),
-                "kubernetes.default.svc".into(),
-                "kubernetes.default.svc.cluster.local".into(),
-                "localhost".into(),
-                "127.0.0.1".into(),
-                node_ip.to_string(),
-                service_ip.to_string(),
-            ],
+            None,
+            apiserver_sans,
+            ExtendedKeyUsagePurpose::ServerAuth,
         )?;
-        serving(
+        let kubelet_cn = format!("system:node:{node_name}");
+        issue(
             "kubelet",
-            &format!("system:node:{node_name}"),
+            &kubelet_cn,
+            None,
             vec![node_name.into(), node_ip.to_string()],
+            ExtendedKeyUsagePurpose::ServerAuth,
         )?;
-
         for id in clients {
-            let mut p = CertificateParams::new(Vec::<String>::new())?;
-            p.distinguished_name.push(DnType::CommonName, id.cn);
-            if let Some(org) = id.org {
-                p.distinguished_name.push(DnType::OrganizationName, org);
-            }
-            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-            p.key_usages = vec![
-                KeyUsagePurpose::DigitalSignature,
-                KeyUsagePurpose::KeyEncipherment,
-            ];
-            validity(&mut p);
-            let key = KeyPair::generate()?;
-            let cert = p.signed_by(&key, &ca)?;
-            self.write(&format!("{}.crt", id.file), &cert.pem())?;
-            self.write_key(&format!("{}.key", id.file), &key.serialize_pem())?;
+            issue(
+                id.file,
+                id.cn,
+                id.org,
+                Vec::new(),
+                ExtendedKeyUsagePurpose::ClientAuth,
+            )?;
         }
 
         let sa = KeyPair::generate()?;
