@@ -191,3 +191,105 @@ where
     cleanup?;
     Ok(())
 }
+
+/// A pod of the `testware-toolbox` image that sleeps until deleted, optionally
+/// with the claim `volume_claim` mounted at `/data`.
+///
+/// # Errors
+/// Never in practice (the JSON is fixed); kept a `Result` for `?` in cases.
+pub fn toolbox_pod(
+    name: &str,
+    volume_claim: Option<&str>,
+) -> anyhow::Result<k8s_openapi::api::core::v1::Pod> {
+    let mut spec = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{
+                "name": "toolbox",
+                "image": format!("localhost/testware-toolbox:{IMAGE_TAG}"),
+                "imagePullPolicy": "IfNotPresent",
+                "args": ["sleep"],
+                "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false}
+            }]
+        }
+    });
+    if let Some(claim) = volume_claim {
+        spec["spec"]["containers"][0]["volumeMounts"] =
+            serde_json::json!([{"name": "data", "mountPath": "/data"}]);
+        spec["spec"]["volumes"] =
+            serde_json::json!([{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]);
+    }
+    Ok(serde_json::from_value(spec)?)
+}
+
+/// Creates `pod` and waits (by watch) until it is ready; returns its name.
+///
+/// # Errors
+/// The pod is refused, or not ready within 90 s (the error explains why).
+pub async fn start_pod(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    pod: &k8s_openapi::api::core::v1::Pod,
+) -> anyhow::Result<String> {
+    let created = pods.create(&Default::default(), pod).await?;
+    let name = created.metadata.name.unwrap_or_default();
+    harness::cluster::wait_pod_ready(pods, &name, std::time::Duration::from_secs(90)).await?;
+    Ok(name)
+}
+
+/// `helm install --wait --wait-for-jobs` of a chart under test into the case's
+/// namespace, with one of its `ci/` value sets (`None`: defaults). On failure the
+/// error lists the state of every pod in the namespace.
+///
+/// # Errors
+/// helm is missing, or the install fails or times out (240 s).
+pub async fn helm_install(
+    ctx: &harness::Ctx,
+    ns: &harness::cluster::TestNamespace,
+    release: &str,
+    chart: &str,
+    values: Option<&str>,
+) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Pod;
+    let helm = harness::Helm::locate().await?;
+    let dir = chart_dir(chart);
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "install".into(),
+        release.into(),
+        dir.clone().into(),
+        "--namespace".into(),
+        ns.name().into(),
+    ];
+    if let Some(values) = values {
+        args.extend([
+            "--values".into(),
+            dir.join("ci").join(format!("{values}.yaml")).into(),
+        ]);
+    }
+    args.extend(["--wait", "--wait-for-jobs", "--timeout", "240s"].map(Into::into));
+    if let Some(context) = &ctx.config.kube_context {
+        args.extend(["--kube-context".into(), context.into()]);
+    }
+    if let Err(e) = helm.run(args, std::time::Duration::from_secs(270)).await {
+        let pods: kube::Api<Pod> = ns.api();
+        let states: Vec<String> = pods
+            .list(&Default::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{}: {}",
+                            p.metadata.name.clone().unwrap_or_default(),
+                            harness::cluster::describe_pod(p)
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        anyhow::bail!("{e}\npods:\n  {}", states.join("\n  "));
+    }
+    Ok(())
+}

@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use harness::cluster::{exec, port_forward_http, wait_pod_ready, TestNamespace};
+use harness::cluster::{exec, port_forward_http, wait_pod_ready};
 use harness::{Case, Ctx, Suite};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, Service};
 use kube::api::{DeleteParams, PostParams};
 use kube::Api;
-use suites::{chart_dir, check, check_eq, with_namespace, IMAGE_TAG};
+use suites::{check, check_eq, helm_install, start_pod, toolbox_pod, with_namespace, IMAGE_TAG};
 
 const READY: Duration = Duration::from_secs(90);
 
@@ -44,38 +44,6 @@ fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> anyhow
     Ok(serde_json::from_value(value)?)
 }
 
-/// A pod of the toolbox image that sleeps until deleted.
-fn toolbox_pod(name: &str, volume_claim: Option<&str>) -> anyhow::Result<Pod> {
-    let mut spec = serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": name}},
-        "spec": {
-            "terminationGracePeriodSeconds": 0,
-            "containers": [{
-                "name": "toolbox",
-                "image": format!("localhost/testware-toolbox:{IMAGE_TAG}"),
-                "imagePullPolicy": "IfNotPresent",
-                "args": ["sleep"],
-                "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false}
-            }]
-        }
-    });
-    if let Some(claim) = volume_claim {
-        spec["spec"]["containers"][0]["volumeMounts"] =
-            serde_json::json!([{"name": "data", "mountPath": "/data"}]);
-        spec["spec"]["volumes"] =
-            serde_json::json!([{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]);
-    }
-    from_json(spec)
-}
-
-async fn start_pod(pods: &Api<Pod>, pod: &Pod) -> anyhow::Result<String> {
-    let created = pods.create(&PostParams::default(), pod).await?;
-    let name = created.metadata.name.unwrap_or_default();
-    wait_pod_ready(pods, &name, READY).await?;
-    Ok(name)
-}
-
 /// Retries `attempt` until it succeeds or `within` passes (DNS follows the API by watch, so
 /// a record can lag an object by a moment); returns the last error on timeout.
 async fn eventually<T, F, Fut>(within: Duration, mut attempt: F) -> anyhow::Result<T>
@@ -95,35 +63,11 @@ where
     }
 }
 
-async fn helm_install(
-    ctx: &Ctx,
-    ns: &TestNamespace,
-    release: &str,
-    chart: &str,
-) -> anyhow::Result<()> {
-    let helm = harness::Helm::locate().await?;
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "install".into(),
-        release.into(),
-        chart_dir(chart).into(),
-        "--namespace".into(),
-        ns.name().into(),
-        "--wait".into(),
-        "--timeout".into(),
-        "120s".into(),
-    ];
-    if let Some(context) = &ctx.config.kube_context {
-        args.extend(["--kube-context".into(), context.into()]);
-    }
-    helm.run(args, Duration::from_secs(150)).await?;
-    Ok(())
-}
-
 async fn service_name_resolves_and_answers(ctx: Ctx) -> anyhow::Result<()> {
     with_namespace(&ctx, |_client, ns| {
         let ctx = ctx.clone();
         async move {
-            helm_install(&ctx, &ns, "web", "echo-server").await?;
+            helm_install(&ctx, &ns, "web", "echo-server", None).await?;
             let pods: Api<Pod> = ns.api();
             let toolbox = start_pod(&pods, &toolbox_pod("toolbox", None)?).await?;
             let fqdn = format!("web-echo-server.{}.svc.cluster.local", ns.name());

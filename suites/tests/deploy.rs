@@ -8,9 +8,7 @@ use harness::cluster::{exec, port_forward_http, TestNamespace};
 use harness::{Case, Ctx, Suite};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::PostParams;
-use kube::Api;
-use suites::{chart_dir, check, check_eq, with_namespace, IMAGE_TAG};
+use suites::{check, check_eq, helm_install, start_pod, toolbox_pod, with_namespace};
 
 fn main() -> std::process::ExitCode {
     Suite::new("deploy")
@@ -27,55 +25,6 @@ fn main() -> std::process::ExitCode {
             |ctx| async move { embargo(ctx).await },
         ))
         .run()
-}
-
-/// `helm install --wait --wait-for-jobs` of a chart with one of its `ci/` value sets.
-async fn install(
-    ctx: &Ctx,
-    ns: &TestNamespace,
-    release: &str,
-    chart: &str,
-    values: &str,
-) -> anyhow::Result<()> {
-    let helm = harness::Helm::locate().await?;
-    let dir = chart_dir(chart);
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "install".into(),
-        release.into(),
-        dir.clone().into(),
-        "--namespace".into(),
-        ns.name().into(),
-        "--values".into(),
-        dir.join("ci").join(format!("{values}.yaml")).into(),
-        "--wait".into(),
-        "--wait-for-jobs".into(),
-        "--timeout".into(),
-        "240s".into(),
-    ];
-    if let Some(context) = &ctx.config.kube_context {
-        args.extend(["--kube-context".into(), context.into()]);
-    }
-    if let Err(e) = helm.run(args, Duration::from_secs(270)).await {
-        let pods: Api<Pod> = ns.api();
-        let states: Vec<String> = pods
-            .list(&Default::default())
-            .await
-            .map(|l| {
-                l.items
-                    .iter()
-                    .map(|p| {
-                        format!(
-                            "{}: {}",
-                            p.metadata.name.clone().unwrap_or_default(),
-                            harness::cluster::describe_pod(p)
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        anyhow::bail!("{e}\npods:\n  {}", states.join("\n  "));
-    }
-    Ok(())
 }
 
 async fn all_pods_ready(ns: &TestNamespace) -> anyhow::Result<Vec<Pod>> {
@@ -117,20 +66,12 @@ fn first_pod_with(pods: &[Pod], component: &str) -> anyhow::Result<String> {
 }
 
 async fn toolbox(ns: &TestNamespace) -> anyhow::Result<String> {
-    let pod: Pod = serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "toolbox"},
-        "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "toolbox",
-            "image": format!("localhost/testware-toolbox:{IMAGE_TAG}"), "imagePullPolicy": "IfNotPresent", "args": ["sleep"]}]}
-    }))?;
-    let pods: Api<Pod> = ns.api();
-    pods.create(&PostParams::default(), &pod).await?;
-    harness::cluster::wait_pod_ready(&pods, "toolbox", Duration::from_secs(60)).await?;
-    Ok("toolbox".into())
+    start_pod(&ns.api(), &toolbox_pod("toolbox", None)?).await
 }
 
 async fn echo_server(ctx: Ctx) -> anyhow::Result<()> {
     with_namespace(&ctx.clone(), |_client, ns| async move {
-        install(&ctx, &ns, "echo", "echo-server", "two-replicas").await?;
+        helm_install(&ctx, &ns, "echo", "echo-server", Some("two-replicas")).await?;
         let pods = all_pods_ready(&ns).await?;
         check_eq!(pods.len(), 2, "two-replicas.yaml asks for two pods");
         let tb = toolbox(&ns).await?;
@@ -152,7 +93,7 @@ async fn echo_server(ctx: Ctx) -> anyhow::Result<()> {
 
 async fn efd(ctx: Ctx) -> anyhow::Result<()> {
     with_namespace(&ctx.clone(), |_client, ns| async move {
-        install(&ctx, &ns, "efd", "efd", "offline").await?;
+        helm_install(&ctx, &ns, "efd", "efd", Some("offline")).await?;
         all_pods_ready(&ns).await?;
         let job = ns.api::<Job>().get("efd-topics").await?;
         check_eq!(
@@ -182,7 +123,7 @@ async fn efd(ctx: Ctx) -> anyhow::Result<()> {
 
 async fn embargo(ctx: Ctx) -> anyhow::Result<()> {
     with_namespace(&ctx.clone(), |_client, ns| async move {
-        install(&ctx, &ns, "emb", "embargo-ingest", "offline").await?;
+        helm_install(&ctx, &ns, "emb", "embargo-ingest", Some("offline")).await?;
         let pods = all_pods_ready(&ns).await?;
         let enqueue = first_pod_with(&pods, "enqueue")?;
         let body = r#"{"Records":[{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/a+b.fits"}},"opaqueData":"ci-webhook-secret"},{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/c.txt"}},"opaqueData":"ci-webhook-secret"},{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/d.fits"}},"opaqueData":"wrong"}]}"#;
