@@ -327,22 +327,26 @@ impl TestNamespace {
             kube::runtime::wait::conditions::is_deleted(&uid),
         );
         // Controllers may still create pods while the namespace terminates, and the
-        // namespace controller deletes them with their own grace period: cut it to 0.
+        // namespace controller deletes them with their own grace period: watch the
+        // namespace's pods and cut each one's grace period to 0.
         let hurry = async {
-            loop {
-                if let Ok(list) = pods.list(&Default::default()).await {
-                    for pod in list.items {
-                        let graced = pod
-                            .metadata
-                            .deletion_grace_period_seconds
-                            .is_none_or(|g| g > 0);
-                        if let (true, Some(name)) = (graced, pod.metadata.name.as_deref()) {
-                            let _ = pods.delete(name, &now).await;
-                        }
-                    }
+            use futures::StreamExt as _;
+            use kube::runtime::WatchStreamExt as _;
+            let events = kube::runtime::watcher(pods.clone(), Default::default())
+                .default_backoff()
+                .applied_objects();
+            futures::pin_mut!(events);
+            while let Some(event) = events.next().await {
+                let Ok(pod) = event else { continue };
+                let graced = pod
+                    .metadata
+                    .deletion_grace_period_seconds
+                    .is_none_or(|g| g > 0);
+                if let (true, Some(name)) = (graced, pod.metadata.name.as_deref()) {
+                    let _ = pods.delete(name, &now).await;
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
             }
+            std::future::pending::<Result<Option<Namespace>, kube::runtime::wait::Error>>().await
         };
         let gone = async {
             tokio::select! {
