@@ -25,6 +25,14 @@ pub const ENV_KEEP_NAMESPACE: &str = "HARNESS_KEEP_NAMESPACE";
 pub const ENV_JUNIT: &str = "HARNESS_JUNIT";
 /// Environment variable for `--artifacts`.
 pub const ENV_ARTIFACTS: &str = "HARNESS_ARTIFACTS";
+/// Environment variable forcing the run id (a DNS label of at most 20 characters),
+/// e.g. so a supervising process can find what a run created.
+pub const ENV_RUN_ID: &str = "HARNESS_RUN_ID";
+/// Environment variable: seconds a namespace lives unless its run renews it.
+pub const ENV_NAMESPACE_LEASE: &str = "HARNESS_NAMESPACE_LEASE";
+
+/// How long a namespace lives without renewal, unless `HARNESS_NAMESPACE_LEASE` says otherwise.
+pub const DEFAULT_NAMESPACE_LEASE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// When to keep a case's namespace after the case ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -96,6 +104,9 @@ pub struct RunConfig {
     pub ci_job_id: Option<String>,
     /// Random id of this run: names and labels of everything the run creates carry it.
     pub run_id: String,
+    /// How long a namespace outlives the last renewal by its run; the janitor
+    /// reaps it after that. A live run renews every fifth of it.
+    pub namespace_lease: std::time::Duration,
 }
 
 const VALUE_OPTIONS: [&str; 6] = [
@@ -179,6 +190,30 @@ impl RunConfig {
             .map(PathBuf::from)
             .unwrap_or_else(|| default_target_dir(&env).join("harness"));
 
+        let run_id = match env(ENV_RUN_ID).filter(|v| !v.is_empty()) {
+            Some(id) if is_dns_label(&id) && id.len() <= 20 => id,
+            Some(id) => {
+                return Err(ConfigError::BadValue {
+                    option: ENV_RUN_ID,
+                    value: id,
+                    expected: "a DNS label of at most 20 characters",
+                })
+            }
+            None => random_suffix(8),
+        };
+        let namespace_lease = match env(ENV_NAMESPACE_LEASE).filter(|v| !v.is_empty()) {
+            Some(text) => match text.parse::<u64>() {
+                Ok(secs) if secs >= 5 => std::time::Duration::from_secs(secs),
+                _ => {
+                    return Err(ConfigError::BadValue {
+                        option: ENV_NAMESPACE_LEASE,
+                        value: text,
+                        expected: "whole seconds, at least 5",
+                    })
+                }
+            },
+            None => DEFAULT_NAMESPACE_LEASE,
+        };
         let config = RunConfig {
             mark,
             test_namespace,
@@ -188,7 +223,8 @@ impl RunConfig {
             junit: pick("--junit", ENV_JUNIT).map(PathBuf::from),
             artifacts,
             ci_job_id: env("CI_JOB_ID").filter(|v| !v.is_empty()),
-            run_id: random_suffix(8),
+            run_id,
+            namespace_lease,
         };
         Ok((config, rest))
     }
@@ -355,6 +391,18 @@ mod tests {
         assert_eq!(forced.namespace_name(), "mine");
         let (local, _) = parse(&[], &[]).unwrap();
         assert!(is_dns_label(&local.namespace_name()));
+    }
+
+    #[test]
+    fn run_id_and_lease_come_from_the_environment() {
+        let (config, _) =
+            parse(&[], &[(ENV_RUN_ID, "leak-1"), (ENV_NAMESPACE_LEASE, "12")]).unwrap();
+        assert_eq!(config.run_id, "leak-1");
+        assert_eq!(config.namespace_lease, std::time::Duration::from_secs(12));
+        let bad_id = parse(&[], &[(ENV_RUN_ID, "Bad_Id")]).unwrap_err();
+        assert!(bad_id.to_string().contains(ENV_RUN_ID), "{bad_id}");
+        let short = parse(&[], &[(ENV_NAMESPACE_LEASE, "2")]).unwrap_err();
+        assert!(short.to_string().contains("at least 5"), "{short}");
     }
 
     #[rstest]

@@ -10,11 +10,15 @@
 pub mod chart;
 pub mod cluster;
 pub mod config;
+pub mod explain;
 pub mod helm;
 pub mod junit;
 pub mod manifest;
 pub mod marks;
+pub mod namespace;
+pub mod net;
 pub mod runner;
+pub mod wait;
 
 pub use chart::{ChartRenderer, HelmChart, RenderOptions, Rendered};
 pub use config::RunConfig;

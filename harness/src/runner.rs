@@ -307,7 +307,7 @@ impl Suite {
                     cluster::probe(config).await?;
                     // The janitor: reap what killed runs left behind.
                     match cluster::client(config).await {
-                        Ok(client) => match cluster::reap_expired(&client).await {
+                        Ok(client) => match crate::namespace::reap_expired(&client).await {
                             Ok(reaped) if !reaped.is_empty() => {
                                 eprintln!(
                                     "janitor: deleted expired namespaces of killed runs: {}",

@@ -155,7 +155,7 @@ pub fn expect_err<T, E>(result: Result<T, E>, what: &str) -> anyhow::Result<E> {
 /// Tag of the images this workspace builds (`localhost/<name>:<tag>`).
 pub const IMAGE_TAG: &str = env!("CARGO_PKG_VERSION");
 
-/// Runs `body` in a fresh [`harness::cluster::TestNamespace`] and deletes the
+/// Runs `body` in a fresh [`harness::namespace::TestNamespace`] and deletes the
 /// namespace afterwards — also when the body fails — unless `--keep-namespace`
 /// says otherwise (then the namespace name is printed).
 ///
@@ -163,13 +163,13 @@ pub const IMAGE_TAG: &str = env!("CARGO_PKG_VERSION");
 /// No cluster, the namespace cannot be created or deleted, or the body fails.
 pub async fn with_namespace<F, Fut>(ctx: &harness::Ctx, body: F) -> anyhow::Result<()>
 where
-    F: FnOnce(kube::Client, Arc<harness::cluster::TestNamespace>) -> Fut,
+    F: FnOnce(kube::Client, Arc<harness::namespace::TestNamespace>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     use harness::config::KeepNamespace;
     let client = harness::cluster::client(&ctx.config).await?;
     let ns =
-        Arc::new(harness::cluster::TestNamespace::create(&client, &ctx.config, &ctx.case).await?);
+        Arc::new(harness::namespace::TestNamespace::create(&client, &ctx.config, &ctx.case).await?);
     let result = body(client, ns.clone()).await;
     let keep = match ctx.config.keep_namespace {
         KeepNamespace::Always => true,
@@ -234,7 +234,7 @@ pub async fn start_pod(
 ) -> anyhow::Result<String> {
     let created = pods.create(&Default::default(), pod).await?;
     let name = created.metadata.name.unwrap_or_default();
-    harness::cluster::wait_pod_ready(pods, &name, std::time::Duration::from_secs(90)).await?;
+    harness::wait::wait_pod_ready(pods, &name, std::time::Duration::from_secs(90)).await?;
     Ok(name)
 }
 
@@ -246,7 +246,7 @@ pub async fn start_pod(
 /// helm is missing, or the install fails or times out (240 s).
 pub async fn helm_install(
     ctx: &harness::Ctx,
-    ns: &harness::cluster::TestNamespace,
+    ns: &harness::namespace::TestNamespace,
     release: &str,
     chart: &str,
     values: Option<&str>,
@@ -283,7 +283,7 @@ pub async fn helm_install(
                         format!(
                             "{}: {}",
                             p.metadata.name.clone().unwrap_or_default(),
-                            harness::cluster::describe_pod(p)
+                            harness::explain::describe_pod(p)
                         )
                     })
                     .collect()

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use harness::cluster::{exec, port_forward_http, wait_pod_ready};
+use harness::net::{exec, port_forward_http};
+use harness::wait::wait_pod_ready;
 use harness::{Case, Ctx, Suite};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, Service};
@@ -266,7 +267,7 @@ async fn janitor(ctx: Ctx) -> anyhow::Result<()> {
             }
         }))?;
         namespaces.create(&PostParams::default(), &dead).await?;
-        let reaped = harness::cluster::reap_expired(&client).await?;
+        let reaped = harness::namespace::reap_expired(&client).await?;
         check!(
             reaped.contains(&dead_name),
             "the expired namespace {dead_name} should be reaped: {reaped:?}"

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use harness::cluster::{exec, port_forward_http, TestNamespace};
+use harness::namespace::TestNamespace;
+use harness::net::{exec, port_forward_http};
 use harness::{Case, Ctx, Suite};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -44,7 +45,7 @@ async fn all_pods_ready(ns: &TestNamespace) -> anyhow::Result<Vec<Pod>> {
             ready || phase == "Succeeded",
             "pod {} is not ready: {}",
             pod.metadata.name.clone().unwrap_or_default(),
-            harness::cluster::describe_pod(pod)
+            harness::explain::describe_pod(pod)
         );
     }
     Ok(pods)

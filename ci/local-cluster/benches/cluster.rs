@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use harness::cluster::{wait_pod_ready, TestNamespace};
+use harness::namespace::TestNamespace;
+use harness::wait::wait_pod_ready;
 use k8s_openapi::api::core::v1::Pod;
 use local_cluster::cluster::LocalCluster;
 use local_cluster::components::Binaries;
