@@ -7,7 +7,6 @@
 /// are not true (e.g. `PodScheduled False: 0/1 nodes are available …`), and its
 /// latest warning events.
 pub async fn explain_pod(pods: &kube::Api<k8s_openapi::api::core::v1::Pod>, name: &str) -> String {
-    use k8s_openapi::api::core::v1::Event;
     let Ok(Some(pod)) = pods.get_opt(name).await else {
         return format!("pod {name} does not exist");
     };
@@ -49,21 +48,10 @@ pub async fn explain_pod(pods: &kube::Api<k8s_openapi::api::core::v1::Pod>, name
         }
     }
     if let Some(ns) = pod.metadata.namespace.as_deref() {
-        let events: kube::Api<Event> = kube::Api::namespaced(pods.clone().into_client(), ns);
-        let selector = format!("involvedObject.name={name},type=Warning");
-        if let Ok(list) = events
-            .list(&kube::api::ListParams::default().fields(&selector))
-            .await
-        {
-            let mut items = list.items;
-            items.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
-            for e in items.iter().rev().take(3) {
-                text.push_str(&format!(
-                    "; event {}: {}",
-                    e.reason.clone().unwrap_or_default(),
-                    e.message.clone().unwrap_or_default().trim()
-                ));
-            }
+        let events = events_of(&pods.clone().into_client(), ns, name, false).await;
+        if !events.is_empty() {
+            text.push_str("; ");
+            text.push_str(&events);
         }
     }
     text
@@ -112,4 +100,202 @@ pub fn describe_pod(pod: &k8s_openapi::api::core::v1::Pod) -> String {
         ));
     }
     parts.join("; ")
+}
+
+/// The latest events (Warnings only, or all) about object `name` in `namespace`,
+/// newest first, as `event Reason: message` parts joined by `; `.
+pub async fn events_of(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    all_types: bool,
+) -> String {
+    use k8s_openapi::api::core::v1::Event;
+    let events: kube::Api<Event> = kube::Api::namespaced(client.clone(), namespace);
+    let mut selector = format!("involvedObject.name={name}");
+    if !all_types {
+        selector.push_str(",type=Warning");
+    }
+    let Ok(list) = events
+        .list(&kube::api::ListParams::default().fields(&selector))
+        .await
+    else {
+        return String::new();
+    };
+    let mut items = list.items;
+    items.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
+    items
+        .iter()
+        .rev()
+        .take(3)
+        .map(|e| {
+            format!(
+                "event {}: {}",
+                e.reason.clone().unwrap_or_default(),
+                e.message.clone().unwrap_or_default().trim()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `k=v,k=v` from a label map, for list selectors.
+pub fn selector_string(labels: &std::collections::BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Why workload `kind/name` is not rolled out: each of its pods that is not ready
+/// explained (see [`explain_pod`]), or — when it has no pods — its own warning
+/// events and those of its ReplicaSets (quota, admission and similar refusals).
+pub async fn explain_workload(
+    client: &kube::Client,
+    namespace: &str,
+    kind: crate::wait::WorkloadKind,
+    name: &str,
+) -> String {
+    use crate::wait::WorkloadKind;
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::Pod;
+    let labels = match kind {
+        WorkloadKind::Deployment => namespaced::<Deployment>(client, namespace)
+            .get_opt(name)
+            .await
+            .ok()
+            .flatten()
+            .map(|d| d.spec.and_then(|s| s.selector.match_labels)),
+        WorkloadKind::StatefulSet => namespaced::<StatefulSet>(client, namespace)
+            .get_opt(name)
+            .await
+            .ok()
+            .flatten()
+            .map(|d| d.spec.and_then(|s| s.selector.match_labels)),
+        WorkloadKind::DaemonSet => namespaced::<DaemonSet>(client, namespace)
+            .get_opt(name)
+            .await
+            .ok()
+            .flatten()
+            .map(|d| d.spec.and_then(|s| s.selector.match_labels)),
+        WorkloadKind::Job => namespaced::<Job>(client, namespace)
+            .get_opt(name)
+            .await
+            .ok()
+            .flatten()
+            .map(|_| Some([("job-name".to_owned(), name.to_owned())].into())),
+    };
+    let Some(labels) = labels else {
+        return format!("{} {name} does not exist", kind.as_str());
+    };
+    let selector = labels.as_ref().map(selector_string).unwrap_or_default();
+    let pods: kube::Api<Pod> = namespaced(client, namespace);
+    let listed = pods
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    let mut parts = Vec::new();
+    for pod in listed.iter().filter(|p| {
+        !crate::wait::is_ready(p)
+            && p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Succeeded")
+    }) {
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        parts.push(format!(
+            "pod {pod_name}: {}",
+            explain_pod(&pods, &pod_name).await
+        ));
+        if parts.len() == 3 {
+            break;
+        }
+    }
+    if listed.is_empty() {
+        parts.push(format!("{} {name} has no pods", kind.as_str()));
+        let own = events_of(client, namespace, name, false).await;
+        parts.extend(Some(own).filter(|e| !e.is_empty()));
+        if kind == WorkloadKind::Deployment {
+            let sets: kube::Api<ReplicaSet> = namespaced(client, namespace);
+            let owned = sets
+                .list(&kube::api::ListParams::default().labels(&selector))
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default();
+            for set in owned {
+                let set_name = set.metadata.name.unwrap_or_default();
+                let events = events_of(client, namespace, &set_name, false).await;
+                if !events.is_empty() {
+                    parts.push(format!("ReplicaSet {set_name}: {events}"));
+                }
+            }
+        }
+    }
+    parts.join("; ")
+}
+
+/// Why a Service has no ready endpoint: the pods its selector picks, explained,
+/// or that it selects none.
+pub async fn explain_service(client: &kube::Client, namespace: &str, service: &str) -> String {
+    use k8s_openapi::api::core::v1::{Pod, Service};
+    let Ok(Some(svc)) = namespaced::<Service>(client, namespace)
+        .get_opt(service)
+        .await
+    else {
+        return format!("Service {service} does not exist");
+    };
+    let Some(labels) = svc.spec.and_then(|s| s.selector) else {
+        return format!("Service {service} has no selector: its Endpoints are managed by hand");
+    };
+    let selector = selector_string(&labels);
+    let pods: kube::Api<Pod> = namespaced(client, namespace);
+    let listed = pods
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    if listed.is_empty() {
+        return format!("no pod matches the Service's selector {selector}");
+    }
+    let mut parts = Vec::new();
+    for pod in listed.iter().filter(|p| !crate::wait::is_ready(p)).take(3) {
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        parts.push(format!(
+            "pod {pod_name}: {}",
+            explain_pod(&pods, &pod_name).await
+        ));
+    }
+    parts.join("; ")
+}
+
+/// Phase and true conditions of a namespace (what content keeps it terminating).
+pub fn describe_namespace(ns: &k8s_openapi::api::core::v1::Namespace) -> String {
+    let Some(status) = &ns.status else {
+        return "no status".into();
+    };
+    let mut parts = vec![format!(
+        "phase {}",
+        status.phase.clone().unwrap_or_default()
+    )];
+    for c in status
+        .conditions
+        .iter()
+        .flatten()
+        .filter(|c| c.status == "True")
+    {
+        parts.push(format!(
+            "{}: {}",
+            c.type_,
+            c.message.clone().unwrap_or_default().trim()
+        ));
+    }
+    parts.join("; ")
+}
+
+fn namespaced<K>(client: &kube::Client, namespace: &str) -> kube::Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    kube::Api::namespaced(client.clone(), namespace)
 }

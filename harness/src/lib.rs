@@ -10,6 +10,9 @@
 pub mod chart;
 pub mod cluster;
 pub mod config;
+pub mod deployment;
+pub mod diagnostics;
+pub mod echo;
 pub mod explain;
 pub mod helm;
 pub mod junit;

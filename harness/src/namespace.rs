@@ -172,7 +172,7 @@ impl TestNamespace {
     ///
     /// # Errors
     /// The expiry cannot be updated.
-    pub async fn keep(self, keep_for: Duration) -> Result<String, ClusterError> {
+    pub async fn keep(&self, keep_for: Duration) -> Result<String, ClusterError> {
         self.renewal.abort();
         set_expiry(&self.client, &self.name, keep_for).await?;
         let ns = &self.name;
@@ -191,7 +191,7 @@ impl TestNamespace {
     ///
     /// # Errors
     /// The deletion is refused, or something still exists after `timeout`.
-    pub async fn delete(self, timeout: Duration) -> Result<(), ClusterError> {
+    pub async fn delete(&self, timeout: Duration) -> Result<(), ClusterError> {
         self.renewal.abort();
         delete_namespace(&self.client, &self.name, timeout).await
     }

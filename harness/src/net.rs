@@ -98,3 +98,178 @@ pub async fn port_forward_http(
     let _ = forwarder.join().await;
     Ok(String::from_utf8_lossy(&response).into_owned())
 }
+
+/// A local TCP port on 127.0.0.1 (chosen by the OS, so parallel cases never
+/// collide) forwarded to a port of a pod through the API server. Each accepted
+/// connection gets its own port-forward stream. Dropping it stops forwarding.
+#[derive(Debug)]
+pub struct PortForward {
+    local: std::net::SocketAddr,
+    target: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PortForward {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl PortForward {
+    /// Forwards a free local port to `port` of pod `pod` in `namespace`.
+    ///
+    /// # Errors
+    /// No local port can be bound.
+    pub async fn to_pod(
+        client: &kube::Client,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+    ) -> Result<Self, ClusterError> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| ClusterError::Exec {
+                command: format!("port-forward {port}"),
+                pod: pod.to_owned(),
+                detail: format!("cannot bind a local port: {e}"),
+            })?;
+        let local = listener.local_addr().map_err(|e| ClusterError::Exec {
+            command: format!("port-forward {port}"),
+            pod: pod.to_owned(),
+            detail: e.to_string(),
+        })?;
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(client.clone(), namespace);
+        let pod_name = pod.to_owned();
+        let task = tokio::spawn(async move {
+            while let Ok((mut connection, _)) = listener.accept().await {
+                let (pods, pod_name) = (pods.clone(), pod_name.clone());
+                tokio::spawn(async move {
+                    let Ok(mut forwarder) = pods.portforward(&pod_name, &[port]).await else {
+                        return;
+                    };
+                    if let Some(mut upstream) = forwarder.take_stream(port) {
+                        let _ = tokio::io::copy_bidirectional(&mut connection, &mut upstream).await;
+                        drop(upstream);
+                    }
+                    let _ = forwarder.join().await;
+                });
+            }
+        });
+        Ok(Self {
+            local,
+            target: format!("pod/{pod}:{port}"),
+            task,
+        })
+    }
+
+    /// Forwards a free local port to Service `service`'s `port`: to the target
+    /// port of one of its ready endpoints (as `kubectl port-forward svc/…` does).
+    ///
+    /// # Errors
+    /// The Service lacks the port or has no ready endpoint.
+    pub async fn to_service(
+        client: &kube::Client,
+        namespace: &str,
+        service: &str,
+        port: u16,
+    ) -> Result<Self, ClusterError> {
+        use k8s_openapi::api::core::v1::{Endpoints, Service};
+        let services: kube::Api<Service> = kube::Api::namespaced(client.clone(), namespace);
+        let svc = services
+            .get(service)
+            .await
+            .map_err(api_error(format!("read Service {service}")))?;
+        let not_forwardable = |detail: String| ClusterError::Exec {
+            command: format!("port-forward svc/{service} {port}"),
+            pod: "-".into(),
+            detail,
+        };
+        let spec_port = svc
+            .spec
+            .iter()
+            .flat_map(|s| s.ports.iter().flatten())
+            .find(|p| p.port == i32::from(port))
+            .ok_or_else(|| not_forwardable(format!("Service {service} has no port {port}")))?;
+        let endpoints: kube::Api<Endpoints> = kube::Api::namespaced(client.clone(), namespace);
+        let eps = endpoints
+            .get(service)
+            .await
+            .map_err(api_error(format!("read Endpoints {service}")))?;
+        let target = eps.subsets.iter().flatten().find_map(|subset| {
+            let port = subset
+                .ports
+                .iter()
+                .flatten()
+                .find(|p| p.name == spec_port.name)?;
+            let pod = subset.addresses.iter().flatten().find_map(|a| {
+                a.target_ref
+                    .as_ref()
+                    .filter(|r| r.kind.as_deref() == Some("Pod"))
+            })?;
+            Some((pod.name.clone()?, u16::try_from(port.port).ok()?))
+        });
+        let (pod, target_port) = target.ok_or_else(|| {
+            not_forwardable(format!(
+                "Service {service} has no ready endpoint (hint: wait with wait::endpoints_ready first)"
+            ))
+        })?;
+        let mut forward = Self::to_pod(client, namespace, &pod, target_port).await?;
+        forward.target = format!("svc/{service}:{port} (pod/{pod}:{target_port})");
+        Ok(forward)
+    }
+
+    /// The local address to connect to.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.local
+    }
+
+    /// `http://127.0.0.1:<port>` for HTTP clients.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local)
+    }
+
+    /// What is forwarded, for messages.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+}
+
+/// Sends one HTTP/1.0 request to a local address and returns (status code, body):
+/// a minimal client for harness helpers that must not pull in an HTTP stack.
+///
+/// # Errors
+/// The connection fails, or the answer is not HTTP.
+pub async fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "not an HTTP response: {:?}",
+                    head.chars().take(80).collect::<String>()
+                ),
+            )
+        })?;
+    Ok((code, body.to_owned()))
+}

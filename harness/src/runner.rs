@@ -7,7 +7,6 @@
 //! listings as `[no_deploy,slow] name: test` — that is how nextest filtersets see them.
 
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitCode;
@@ -17,8 +16,13 @@ use std::time::{Duration, Instant};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 use crate::cluster::{self, ClusterUnavailable};
-use crate::config::RunConfig;
+use crate::config::{KeepNamespace, RunConfig};
 use crate::junit::{self, CaseRecord, CaseStatus};
+use crate::namespace::TestNamespace;
+use crate::wait::Deadline;
+
+/// How long a namespace kept by `--keep-namespace` lives before the janitor may reap it.
+pub const KEEP_FOR: Duration = Duration::from_secs(3600);
 
 /// Where a case runs: decides what it needs and when CI runs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -205,7 +209,8 @@ impl Case {
     }
 }
 
-/// What a running case knows about its run.
+/// What a running case knows about its run, and the namespaces it created
+/// (the runner deletes them when the case ends, however it ends).
 #[derive(Clone)]
 pub struct Ctx {
     /// The run's options.
@@ -216,24 +221,86 @@ pub struct Ctx {
     pub case: String,
     /// The case's tier.
     pub tier: Tier,
+    deadline: Deadline,
+    scope: Arc<CaseScope>,
+}
+
+/// What the runner cleans up after a case.
+#[derive(Default)]
+struct CaseScope {
+    client: tokio::sync::OnceCell<kube::Client>,
+    namespaces: Mutex<Vec<Arc<TestNamespace>>>,
 }
 
 impl Ctx {
+    /// A context for running case code outside the runner (benchmarks, tools):
+    /// nothing is cleaned up for it, and its deadline is `timeout` from now.
+    pub fn detached(config: Arc<RunConfig>, case: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            config,
+            suite: "detached".into(),
+            case: case.into(),
+            tier: Tier::ChartDeploy,
+            deadline: Deadline::after(timeout),
+            scope: Arc::default(),
+        }
+    }
+
     /// Directory for this case's artifacts (failure bundles, logs); not created here.
     pub fn artifacts_dir(&self) -> PathBuf {
-        let safe: String = self
-            .case
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        self.config.artifacts.join(&self.suite).join(safe)
+        self.config
+            .artifacts
+            .join(&self.suite)
+            .join(file_safe(&self.case))
     }
+
+    /// When the case body must be done; the runner keeps time after it for cleanup.
+    /// Waits inside the case use `ctx.deadline().cap(timeout)`.
+    pub fn deadline(&self) -> Deadline {
+        self.deadline
+    }
+
+    /// The cluster client (built once per case).
+    ///
+    /// # Errors
+    /// No usable kubeconfig.
+    pub async fn client(&self) -> Result<kube::Client, ClusterUnavailable> {
+        self.scope
+            .client
+            .get_or_try_init(|| cluster::client(&self.config))
+            .await
+            .cloned()
+    }
+
+    /// A fresh [`TestNamespace`] for this case. The runner deletes it (and awaits
+    /// the deletion) when the case ends — passed, failed, panicked or timed out —
+    /// after writing a failure bundle if the case failed, and keeps it instead when
+    /// `--keep-namespace` asks for that.
+    ///
+    /// # Errors
+    /// No cluster, or the namespace cannot be created.
+    pub async fn namespace(&self) -> anyhow::Result<Arc<TestNamespace>> {
+        let client = self.client().await?;
+        let ns = Arc::new(TestNamespace::create(&client, &self.config, &self.case).await?);
+        self.scope
+            .namespaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ns.clone());
+        Ok(ns)
+    }
+}
+
+fn file_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Whether chart_deploy cases can run.
@@ -305,6 +372,7 @@ impl Suite {
             match runtime {
                 Ok(rt) => rt.block_on(async {
                     cluster::probe(config).await?;
+                    clean_up_on_signal(config.clone());
                     // The janitor: reap what killed runs left behind.
                     match cluster::client(config).await {
                         Ok(client) => match crate::namespace::reap_expired(&client).await {
@@ -365,6 +433,8 @@ impl Suite {
                         suite: self.name.clone(),
                         case: case.name.clone(),
                         tier,
+                        deadline: Deadline::after(case.timeout),
+                        scope: Arc::default(),
                     },
                     case,
                     cluster_state: cluster_state.clone(),
@@ -436,8 +506,9 @@ struct CaseRun {
 impl CaseRun {
     fn execute(self) -> Result<Completion, Failed> {
         let started = Instant::now();
-        let status = self.decide();
+        let (status, extra) = self.decide();
         let mut properties = vec![("tier".to_owned(), self.case.tier.as_str().to_owned())];
+        properties.extend(extra);
         if !self.case.marks.is_empty() {
             properties.push(("marks".to_owned(), self.case.marks.join(",")));
         }
@@ -470,52 +541,237 @@ impl CaseRun {
         result
     }
 
-    fn decide(&self) -> CaseStatus {
+    /// The case's outcome and extra JUnit properties (failure bundles).
+    fn decide(&self) -> (CaseStatus, Vec<(String, String)>) {
         if self.case.tier == Tier::ChartDeploy {
             if let Some(ClusterState::Unreachable(reason)) = self.cluster_state.get() {
                 let hint = "(hint: set KUBECONFIG or --kube-context, or start the local cluster with `ci/cluster up`)";
-                return if self.ctx.config.require_cluster {
+                let status = if self.ctx.config.require_cluster {
                     CaseStatus::Failed(format!(
                         "no reachable cluster and --require-cluster is set: {reason} {hint}"
                     ))
                 } else {
                     CaseStatus::Ignored(format!("needs a cluster: {reason} {hint}"))
                 };
+                return (status, Vec::new());
             }
         }
         if let Some(q) = &self.case.quarantine {
             if let Err(expired) = q.check_expiry(self.today) {
-                return CaseStatus::Failed(expired);
+                return (CaseStatus::Failed(expired), Vec::new());
             }
         }
-        match run_body(&self.case, self.ctx.clone()) {
+        let (result, properties) = run_body(&self.case, self.ctx.clone());
+        let status = match result {
             Ok(()) => CaseStatus::Passed,
             Err(message) if self.case.quarantine.is_some() => {
                 CaseStatus::QuarantinedFailure(message)
             }
             Err(message) => CaseStatus::Failed(message),
-        }
+        };
+        (status, properties)
     }
 }
 
-/// Runs a case body on its own runtime, turning errors, panics and timeouts into a message.
-fn run_body(case: &Case, ctx: Ctx) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+/// Time kept after the body's deadline for cleanup (bundles, namespace deletion).
+fn cleanup_reserve(timeout: Duration) -> Duration {
+    (timeout / 4).min(Duration::from_secs(90))
+}
+
+/// Runs a case body on its own runtime, turning errors, panics and timeouts into
+/// a message, then cleans up what the case created; returns the outcome and
+/// JUnit properties (failure bundles).
+fn run_body(case: &Case, ctx: Ctx) -> (Result<(), String>, Vec<(String, String)>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("failed to start the case's tokio runtime: {e}"))?;
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return (
+                Err(format!("failed to start the case's tokio runtime: {e}")),
+                Vec::new(),
+            )
+        }
+    };
+    let reserve = if case.tier == Tier::ChartDeploy {
+        cleanup_reserve(case.timeout)
+    } else {
+        Duration::ZERO
+    };
+    let body_limit = case.timeout - reserve;
     let body = case.body.clone();
-    let timeout = case.timeout;
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(async move { tokio::time::timeout(timeout, body(ctx)).await })
-    }));
-    match outcome {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(e))) => Err(format!("{e:#}")),
-        Ok(Err(_elapsed)) => Err(format!("case timed out after {timeout:?}")),
-        Err(panic) => Err(format!("case panicked: {}", panic_message(panic.as_ref()))),
+    let body_ctx = Ctx {
+        deadline: Deadline::after(body_limit),
+        ..ctx
+    };
+    runtime.block_on(async move {
+        // The body runs as its own task, so a panic or a timeout ends the task but
+        // not this function, which still cleans up on the same runtime.
+        let mut task = tokio::spawn(body(body_ctx.clone()));
+        let result = match tokio::time::timeout(body_limit, &mut task).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(format!("{e:#}")),
+            Ok(Err(join)) if join.is_panic() => Err(format!(
+                "case panicked: {}",
+                panic_message(join.into_panic().as_ref())
+            )),
+            Ok(Err(join)) => Err(format!("case task ended abnormally: {join}")),
+            Err(_elapsed) => {
+                task.abort();
+                let _ = task.await;
+                Err(format!(
+                    "case timed out after {body_limit:?} (the case's timeout is {:?}, of which {reserve:?} are kept for cleanup)",
+                    case.timeout
+                ))
+            }
+        };
+        let cleanup = tokio::time::timeout(
+            reserve.max(Duration::from_secs(5)),
+            clean_up(&body_ctx, result.as_ref().err()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            (
+                vec![format!("cleanup did not finish within {reserve:?}; the janitor of a later run deletes what is left")],
+                Vec::new(),
+            )
+        });
+        let (problems, properties) = cleanup;
+        let result = match (result, problems.is_empty()) {
+            (Ok(()), true) => Ok(()),
+            (Ok(()), false) => Err(format!("cleanup failed: {}", problems.join("; "))),
+            (Err(message), true) => Err(message),
+            (Err(message), false) => Err(format!(
+                "{message}\nalso, cleanup failed: {}",
+                problems.join("; ")
+            )),
+        };
+        let result = match (result, properties.iter().find(|(k, _)| k == "failure_bundle")) {
+            (Err(message), Some((_, path))) => Err(format!("{message}\nfailure bundle: {path}")),
+            (result, _) => result,
+        };
+        (result, properties)
+    })
+}
+
+/// After a case: for each namespace it created, write a failure bundle if it
+/// failed, then keep or delete the namespace. Returns cleanup problems and JUnit
+/// properties.
+async fn clean_up(ctx: &Ctx, failure: Option<&String>) -> (Vec<String>, Vec<(String, String)>) {
+    let namespaces = std::mem::take(
+        &mut *ctx
+            .scope
+            .namespaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
+    let (mut problems, mut properties) = (Vec::new(), Vec::new());
+    for ns in namespaces {
+        if let Some(failure) = failure {
+            let dir = ctx.artifacts_dir().join(ns.name());
+            match crate::diagnostics::write_bundle(
+                ns.client(),
+                ns.name(),
+                failure,
+                &dir,
+                ctx.config.kube_context.as_deref(),
+            )
+            .await
+            {
+                Ok(summary) => {
+                    properties.push(("failure_bundle".to_owned(), summary.display().to_string()))
+                }
+                Err(e) => problems.push(format!(
+                    "failed to write the failure bundle to {}: {e}",
+                    dir.display()
+                )),
+            }
+        }
+        let keep = match ctx.config.keep_namespace {
+            KeepNamespace::Always => true,
+            KeepNamespace::OnFailure => failure.is_some(),
+            KeepNamespace::Never => false,
+        };
+        if keep {
+            match ns.keep(KEEP_FOR).await {
+                Ok(how) => eprintln!("{}: {how}", ctx.case),
+                Err(e) => problems.push(crate::error_chain(&e)),
+            }
+            continue;
+        }
+        if let Err(e) = ns.delete(NAMESPACE_DELETE).await {
+            problems.push(crate::error_chain(&e));
+        }
+    }
+    (problems, properties)
+}
+
+/// On SIGINT or SIGTERM (Ctrl-C; nextest stopping a run or a slow case), deletes
+/// every namespace of this run and awaits it, then exits 130 or 143. Runs on its
+/// own thread and runtime, so it works while cases block theirs.
+fn clean_up_on_signal(config: RunConfig) {
+    let spawned = std::thread::Builder::new()
+        .name("signal-cleanup".into())
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut interrupt), Ok(mut terminate)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                ) else {
+                    eprintln!("warning: cannot handle SIGINT/SIGTERM; a killed run leaves its namespaces to the janitor");
+                    return;
+                };
+                let (name, code) = tokio::select! {
+                    _ = interrupt.recv() => ("SIGINT", 130),
+                    _ = terminate.recv() => ("SIGTERM", 143),
+                };
+                eprintln!(
+                    "\n{name}: deleting the namespaces of run {} before exiting",
+                    config.run_id
+                );
+                let deleted = match cluster::client(&config).await {
+                    Ok(client) => {
+                        crate::namespace::delete_run_namespaces(
+                            &client,
+                            &config.run_id,
+                            SIGNAL_CLEANUP,
+                        )
+                        .await
+                    }
+                    Err(e) => {
+                        eprintln!("error: {}", crate::error_chain(&e));
+                        std::process::exit(code);
+                    }
+                };
+                match deleted {
+                    Ok(names) => eprintln!("{name}: deleted {} namespace(s): {}", names.len(), names.join(", ")),
+                    Err(e) => eprintln!(
+                        "{name}: cleanup failed ({}); the janitor of a later run deletes what is left",
+                        crate::error_chain(&e)
+                    ),
+                }
+                std::process::exit(code);
+            });
+        });
+    if let Err(e) = spawned {
+        eprintln!("warning: cannot start the signal handler thread: {e}");
     }
 }
+
+/// How long the signal handler waits for the run's namespaces to go (nextest
+/// sends SIGKILL 10 s after SIGTERM by default).
+const SIGNAL_CLEANUP: Duration = Duration::from_secs(8);
+
+/// The longest a namespace deletion is awaited after a case.
+const NAMESPACE_DELETE: Duration = Duration::from_secs(120);
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload

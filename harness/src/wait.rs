@@ -1,41 +1,659 @@
-//! Waiting for conditions: watches for the common cases, explained timeouts.
+//! Waiting: [`wait_until`] for any async check, and watch-based conditions for the
+//! common cases (pod ready, workload rolled out, job complete, endpoints ready, PVC
+//! bound, namespace gone). Every wait has a timeout that is honoured exactly, and a
+//! timeout explains itself: what was awaited, for how long, the last state seen,
+//! and the root cause found by walking workload -> pods -> containers -> events.
 
-use std::time::Duration;
+use std::fmt::{Debug, Display};
+use std::future::Future;
+use std::time::{Duration, Instant};
 
-use crate::cluster::ClusterError;
-use crate::explain::explain_pod;
+use futures::StreamExt as _;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, PersistentVolumeClaim, Pod};
+use serde::de::DeserializeOwned;
 
-/// Waits until the pod `name` is Ready, by watching it.
+use crate::explain;
+
+/// The one point in time by which a case must be done. Waits inside a case take
+/// `deadline.cap(timeout)` so no single wait eats the time kept for cleanup.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+}
+
+impl Deadline {
+    /// The deadline `after` from now.
+    pub fn after(after: Duration) -> Self {
+        Self {
+            at: Instant::now() + after,
+        }
+    }
+
+    /// The instant itself.
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// Time left (zero once passed).
+    pub fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    /// `timeout`, shortened so it ends no later than the deadline.
+    pub fn cap(&self, timeout: Duration) -> Duration {
+        timeout.min(self.remaining())
+    }
+}
+
+/// Why a wait ended without its condition.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// The condition did not hold in time.
+    #[error("timed out after {} waiting for {what}; last state: {last}{}", seconds(*.waited), cause.as_ref().map(|c| format!("; cause: {c}")).unwrap_or_default())]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        waited: Duration,
+        /// The last state seen.
+        last: String,
+        /// The root cause found by walking the object's dependents, if any.
+        cause: Option<String>,
+    },
+    /// The condition can no longer become true (e.g. a Job that failed).
+    #[error("{what} failed: {reason}")]
+    Failed {
+        /// What was awaited.
+        what: String,
+        /// Why it cannot happen, explained.
+        reason: String,
+    },
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+/// How [`wait_until`] spaces its checks: from `first`, doubling, capped at `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// The pause after the first failed check.
+    pub first: Duration,
+    /// The longest pause between checks.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    /// 50 ms doubling up to 1 s: quick for fast conditions, cheap for slow ones.
+    fn default() -> Self {
+        Self {
+            first: Duration::from_millis(50),
+            max: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Calls `check` until it returns `Ok`, with [`Backoff::default`] between calls,
+/// for at most `timeout`. `check` returns `Err(state)` while the condition does not
+/// hold; the last state is shown if time runs out. A check that is still running
+/// at the deadline is cancelled: the deadline is never overshot.
 ///
 /// # Errors
-/// [`ClusterError::Timeout`] with the pod's last phase and container states.
-pub async fn wait_pod_ready(
-    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+/// [`WaitError::Timeout`] with the last state.
+pub async fn wait_until<T, E, F, Fut>(
+    what: impl Into<String>,
+    timeout: Duration,
+    check: F,
+) -> Result<T, WaitError>
+where
+    E: Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    wait_until_with(what, timeout, Backoff::default(), check).await
+}
+
+/// [`wait_until`] with an explicit [`Backoff`].
+///
+/// # Errors
+/// [`WaitError::Timeout`] with the last state.
+pub async fn wait_until_with<T, E, F, Fut>(
+    what: impl Into<String>,
+    timeout: Duration,
+    backoff: Backoff,
+    mut check: F,
+) -> Result<T, WaitError>
+where
+    E: Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let started = tokio::time::Instant::now();
+    let deadline = started + timeout;
+    let mut pause = backoff.first;
+    let mut last = "not checked yet".to_owned();
+    loop {
+        match tokio::time::timeout_at(deadline, check()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(state)) => last = state.to_string(),
+            Err(_) => last = format!("{last} (the last check was still running at the deadline)"),
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(WaitError::Timeout {
+                what: what.into(),
+                waited: now - started,
+                last,
+                cause: None,
+            });
+        }
+        tokio::time::sleep_until((now + pause).min(deadline)).await;
+        pause = (pause * 2).min(backoff.max);
+    }
+}
+
+/// Watches object `name` through `api` until `state` says it is done (`Ok`), for at
+/// most `timeout`; `state` gets `None` while the object does not exist. On timeout
+/// the error carries the last state and what `explain` finds.
+///
+/// # Errors
+/// [`WaitError::Timeout`]; [`WaitError::Failed`] when `state` says it never will be.
+pub async fn watch_until<K, C, X, XF>(
+    api: &kube::Api<K>,
+    name: &str,
+    what: String,
+    timeout: Duration,
+    state: C,
+    explain: X,
+) -> Result<Option<K>, WaitError>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    C: Fn(Option<&K>) -> State,
+    X: FnOnce() -> XF,
+    XF: Future<Output = String>,
+{
+    let started = Instant::now();
+    let mut last = "no answer from the API server yet".to_owned();
+    let watch = async {
+        let events = kube::runtime::watcher::watch_object(api.clone(), name);
+        futures::pin_mut!(events);
+        while let Some(event) = events.next().await {
+            let object = match event {
+                Ok(object) => object,
+                Err(e) => {
+                    // The watcher recovers by itself; remember why it is quiet.
+                    last = format!("watch error: {e}");
+                    continue;
+                }
+            };
+            match state(object.as_ref()) {
+                State::Done => return Ok(object),
+                State::Pending(s) => last = s,
+                State::Failed(reason) => {
+                    return Err(WaitError::Failed {
+                        what: what.clone(),
+                        reason,
+                    })
+                }
+            }
+        }
+        // The stream never ends; if it did, treat it as a wait that timed out.
+        std::future::pending().await
+    };
+    match tokio::time::timeout(timeout, watch).await {
+        Ok(result) => result,
+        Err(_) => Err(WaitError::Timeout {
+            what,
+            waited: started.elapsed(),
+            last,
+            cause: Some(explain().await).filter(|c| !c.is_empty()),
+        }),
+    }
+}
+
+/// What a watch-based condition makes of the object's current state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// The condition holds.
+    Done,
+    /// Not yet; the current state in words.
+    Pending(String),
+    /// It never will; why.
+    Failed(String),
+}
+
+/// Waits until pod `name` is Ready.
+///
+/// # Errors
+/// A timeout explained by the pod's container states, last exits and events.
+pub async fn pod_ready(
+    client: &kube::Client,
+    namespace: &str,
     name: &str,
     timeout: Duration,
-) -> Result<(), ClusterError> {
-    use k8s_openapi::api::core::v1::Pod;
-    let ready = |pod: Option<&Pod>| {
-        pod.and_then(|p| p.status.as_ref())
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-    };
-    let waited = tokio::time::timeout(
+) -> Result<Pod, WaitError> {
+    let pods: &kube::Api<Pod> = &kube::Api::namespaced(client.clone(), namespace);
+    let what = format!("pod {name} to be ready");
+    let pod = watch_until(
+        pods,
+        name,
+        what.clone(),
         timeout,
-        kube::runtime::wait::await_condition(pods.clone(), name, ready),
+        |pod| match pod {
+            None => State::Pending("does not exist".into()),
+            Some(p) if is_ready(p) => State::Done,
+            Some(p) => State::Pending(explain::describe_pod(p)),
+        },
+        || explain::explain_pod(pods, name),
+    )
+    .await?;
+    pod.ok_or(WaitError::Failed {
+        what,
+        reason: "the pod disappeared".into(),
+    })
+}
+
+/// `true` when the pod's Ready condition is true.
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// A workload kind that rolls out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WorkloadKind {
+    /// apps/v1 Deployment.
+    Deployment,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
+    /// apps/v1 DaemonSet.
+    DaemonSet,
+    /// batch/v1 Job.
+    Job,
+}
+
+impl WorkloadKind {
+    /// The kind as Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deployment => "Deployment",
+            Self::StatefulSet => "StatefulSet",
+            Self::DaemonSet => "DaemonSet",
+            Self::Job => "Job",
+        }
+    }
+
+    /// The kind named `kind`, if it is a workload.
+    pub fn parse(kind: &str) -> Option<Self> {
+        match kind {
+            "Deployment" => Some(Self::Deployment),
+            "StatefulSet" => Some(Self::StatefulSet),
+            "DaemonSet" => Some(Self::DaemonSet),
+            "Job" => Some(Self::Job),
+            _ => None,
+        }
+    }
+}
+
+/// Waits until workload `kind/name` in `namespace` has rolled out: every replica
+/// updated and available (Jobs: complete).
+///
+/// # Errors
+/// A timeout explained by walking the workload's pods; a failed Job.
+pub async fn rolled_out(
+    client: &kube::Client,
+    namespace: &str,
+    kind: WorkloadKind,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    let what = format!("{} {name} to roll out", kind.as_str());
+    let explain = || explain::explain_workload(client, namespace, kind, name);
+    match kind {
+        WorkloadKind::Deployment => {
+            let api: kube::Api<Deployment> = kube::Api::namespaced(client.clone(), namespace);
+            watch_until(&api, name, what, timeout, deployment_state, explain).await?;
+        }
+        WorkloadKind::StatefulSet => {
+            let api: kube::Api<StatefulSet> = kube::Api::namespaced(client.clone(), namespace);
+            watch_until(&api, name, what, timeout, statefulset_state, explain).await?;
+        }
+        WorkloadKind::DaemonSet => {
+            let api: kube::Api<DaemonSet> = kube::Api::namespaced(client.clone(), namespace);
+            watch_until(&api, name, what, timeout, daemonset_state, explain).await?;
+        }
+        WorkloadKind::Job => {
+            job_complete(client, namespace, name, timeout).await?;
+        }
+    }
+    Ok(())
+}
+
+fn deployment_state(d: Option<&Deployment>) -> State {
+    let Some(d) = d else {
+        return State::Pending("does not exist".into());
+    };
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(s) = &d.status else {
+        return State::Pending("no status yet".into());
+    };
+    let observed = s.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
+    let updated = s.updated_replicas.unwrap_or(0);
+    let available = s.available_replicas.unwrap_or(0);
+    let total = s.replicas.unwrap_or(0);
+    if observed && updated == want && available == want && total == want {
+        State::Done
+    } else {
+        State::Pending(format!(
+            "{available} of {want} replicas available, {updated} updated, {total} in total"
+        ))
+    }
+}
+
+fn statefulset_state(s: Option<&StatefulSet>) -> State {
+    let Some(s) = s else {
+        return State::Pending("does not exist".into());
+    };
+    let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(st) = &s.status else {
+        return State::Pending("no status yet".into());
+    };
+    let observed = st.observed_generation.unwrap_or(0) >= s.metadata.generation.unwrap_or(0);
+    let ready = st.ready_replicas.unwrap_or(0);
+    let updated = st.updated_replicas.unwrap_or(0);
+    let same_revision = st.update_revision.is_none() || st.update_revision == st.current_revision;
+    if observed && ready == want && updated == want && same_revision {
+        State::Done
+    } else {
+        State::Pending(format!(
+            "{ready} of {want} replicas ready, {updated} updated"
+        ))
+    }
+}
+
+fn daemonset_state(d: Option<&DaemonSet>) -> State {
+    let Some(d) = d else {
+        return State::Pending("does not exist".into());
+    };
+    let Some(s) = &d.status else {
+        return State::Pending("no status yet".into());
+    };
+    let observed = s.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
+    let want = s.desired_number_scheduled;
+    let available = s.number_available.unwrap_or(0);
+    let updated = s.updated_number_scheduled.unwrap_or(0);
+    if observed && available == want && updated == want {
+        State::Done
+    } else {
+        State::Pending(format!(
+            "{available} of {want} pods available, {updated} updated"
+        ))
+    }
+}
+
+/// Waits until Job `name` has completed.
+///
+/// # Errors
+/// A timeout explained by the Job's pods; [`WaitError::Failed`] as soon as the Job fails.
+pub async fn job_complete(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    let jobs: kube::Api<Job> = kube::Api::namespaced(client.clone(), namespace);
+    let result = watch_until(
+        &jobs,
+        name,
+        format!("Job {name} to complete"),
+        timeout,
+        |job| {
+            let Some(job) = job else {
+                return State::Pending("does not exist".into());
+            };
+            let status = job.status.as_ref();
+            let condition = |type_: &str| {
+                status
+                    .and_then(|s| s.conditions.as_ref())
+                    .and_then(|cs| cs.iter().find(|c| c.type_ == type_ && c.status == "True"))
+            };
+            if condition("Complete").is_some() {
+                State::Done
+            } else if let Some(failed) = condition("Failed") {
+                State::Failed(format!(
+                    "{}: {}",
+                    failed.reason.clone().unwrap_or_default(),
+                    failed.message.clone().unwrap_or_default()
+                ))
+            } else {
+                State::Pending(format!(
+                    "{} active, {} succeeded, {} failed",
+                    status.and_then(|s| s.active).unwrap_or(0),
+                    status.and_then(|s| s.succeeded).unwrap_or(0),
+                    status.and_then(|s| s.failed).unwrap_or(0)
+                ))
+            }
+        },
+        || explain::explain_workload(client, namespace, WorkloadKind::Job, name),
     )
     .await;
-    match waited {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(ClusterError::Timeout {
-            what: format!("pod {name} to be ready"),
-            after: timeout,
-            last: e.to_string(),
-        }),
-        Err(_) => Err(ClusterError::Timeout {
-            what: format!("pod {name} to be ready"),
-            after: timeout,
-            last: explain_pod(pods, name).await,
-        }),
+    match result {
+        Err(WaitError::Failed { what, reason }) => {
+            let pods = explain::explain_workload(client, namespace, WorkloadKind::Job, name).await;
+            Err(WaitError::Failed {
+                what,
+                reason: format!("{reason}; {pods}"),
+            })
+        }
+        other => other.map(|_| ()),
+    }
+}
+
+/// Waits until Service `service`'s Endpoints list at least one ready address.
+///
+/// # Errors
+/// A timeout explained by the pods the service selects.
+pub async fn endpoints_ready(
+    client: &kube::Client,
+    namespace: &str,
+    service: &str,
+    timeout: Duration,
+) -> Result<Endpoints, WaitError> {
+    let api: kube::Api<Endpoints> = kube::Api::namespaced(client.clone(), namespace);
+    let what = format!("Service {service} to have a ready endpoint");
+    let endpoints = watch_until(
+        &api,
+        service,
+        what.clone(),
+        timeout,
+        |e| {
+            let ready = e
+                .iter()
+                .flat_map(|e| e.subsets.iter().flatten())
+                .map(|s| s.addresses.as_ref().map_or(0, Vec::len))
+                .sum::<usize>();
+            let not_ready = e
+                .iter()
+                .flat_map(|e| e.subsets.iter().flatten())
+                .map(|s| s.not_ready_addresses.as_ref().map_or(0, Vec::len))
+                .sum::<usize>();
+            match (e, ready) {
+                (None, _) => State::Pending("no Endpoints object".into()),
+                (Some(_), 0) => State::Pending(format!("0 ready addresses, {not_ready} not ready")),
+                _ => State::Done,
+            }
+        },
+        || explain::explain_service(client, namespace, service),
+    )
+    .await?;
+    endpoints.ok_or(WaitError::Failed {
+        what,
+        reason: "the Endpoints object disappeared".into(),
+    })
+}
+
+/// Waits until PersistentVolumeClaim `name` is Bound.
+///
+/// # Errors
+/// A timeout explained by the claim's events (provisioning failures, a storage
+/// class that binds only when a pod uses the claim).
+pub async fn pvc_bound(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<PersistentVolumeClaim, WaitError> {
+    let claims: kube::Api<PersistentVolumeClaim> = kube::Api::namespaced(client.clone(), namespace);
+    let what = format!("PersistentVolumeClaim {name} to be bound");
+    let claim = watch_until(
+        &claims,
+        name,
+        what.clone(),
+        timeout,
+        |c| match c
+            .and_then(|c| c.status.as_ref())
+            .and_then(|s| s.phase.as_deref())
+        {
+            Some("Bound") => State::Done,
+            Some("Lost") => State::Failed("the claim lost its volume".into()),
+            Some(phase) => State::Pending(format!("phase {phase}")),
+            None if c.is_none() => State::Pending("does not exist".into()),
+            None => State::Pending("no phase yet".into()),
+        },
+        || explain::events_of(client, namespace, name, false),
+    )
+    .await?;
+    claim.ok_or(WaitError::Failed {
+        what,
+        reason: "the claim disappeared".into(),
+    })
+}
+
+/// Waits until namespace `name` no longer exists.
+///
+/// # Errors
+/// A timeout with the namespace's phase and conditions (what content remains).
+pub async fn namespace_gone(
+    client: &kube::Client,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    let api = kube::Api::<Namespace>::all(client.clone());
+    watch_until(
+        &api,
+        name,
+        format!("namespace {name} to be gone"),
+        timeout,
+        |ns| match ns {
+            None => State::Done,
+            Some(ns) => State::Pending(explain::describe_namespace(ns)),
+        },
+        || async { String::new() },
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[tokio::test(start_paused = true)]
+    async fn returns_the_value_once_the_check_passes() {
+        let mut calls = 0;
+        let value = wait_until("three calls", Duration::from_secs(10), || {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n >= 3 {
+                    Ok(n)
+                } else {
+                    Err(format!("call {n}"))
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(value, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn times_out_exactly_at_the_deadline_with_the_last_state() {
+        let started = tokio::time::Instant::now();
+        let err = wait_until("never", Duration::from_millis(2500), || async {
+            Err::<(), _>("still red")
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_millis(2500));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("timed out after 2.5 s waiting for never"),
+            "{text}"
+        );
+        assert!(text.contains("last state: still red"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_check_is_cut_at_the_deadline() {
+        let started = tokio::time::Instant::now();
+        let err = wait_until("hang", Duration::from_secs(3), || {
+            std::future::pending::<Result<(), String>>()
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+        assert!(
+            err.to_string().contains("still running at the deadline"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_doubles_and_is_capped() {
+        let times = Arc::new(Mutex::new(Vec::new()));
+        let started = tokio::time::Instant::now();
+        let backoff = Backoff {
+            first: Duration::from_millis(100),
+            max: Duration::from_millis(400),
+        };
+        let _ = wait_until_with("capped", Duration::from_millis(1500), backoff, || {
+            times.lock().unwrap().push(started.elapsed().as_millis());
+            async { Err::<(), _>("no") }
+        })
+        .await;
+        // Pauses 100, 200, 400, 400, 400 ms; the last is cut to the deadline.
+        assert_eq!(*times.lock().unwrap(), [0, 100, 300, 700, 1100, 1500]);
+    }
+
+    #[test]
+    fn deadline_caps_timeouts() {
+        let deadline = Deadline::after(Duration::from_secs(10));
+        assert!(deadline.cap(Duration::from_secs(60)) <= Duration::from_secs(10));
+        assert_eq!(deadline.cap(Duration::from_secs(1)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn deployment_rolled_out_needs_every_replica_updated_and_available() {
+        let d = |replicas, updated, available, total| -> Deployment {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "d", "generation": 2},
+                "spec": {"replicas": replicas, "selector": {}, "template": {}},
+                "status": {"observedGeneration": 2, "updatedReplicas": updated,
+                           "availableReplicas": available, "replicas": total}
+            }))
+            .unwrap()
+        };
+        assert_eq!(deployment_state(Some(&d(2, 2, 2, 2))), State::Done);
+        assert_eq!(
+            deployment_state(Some(&d(2, 2, 1, 3))),
+            State::Pending("1 of 2 replicas available, 2 updated, 3 in total".into())
+        );
+        assert!(matches!(deployment_state(None), State::Pending(_)));
     }
 }

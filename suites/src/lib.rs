@@ -155,41 +155,19 @@ pub fn expect_err<T, E>(result: Result<T, E>, what: &str) -> anyhow::Result<E> {
 /// Tag of the images this workspace builds (`localhost/<name>:<tag>`).
 pub const IMAGE_TAG: &str = env!("CARGO_PKG_VERSION");
 
-/// Runs `body` in a fresh [`harness::namespace::TestNamespace`] and deletes the
-/// namespace afterwards — also when the body fails — unless `--keep-namespace`
-/// says otherwise (then the namespace name is printed).
+/// Runs `body` with the case's client and a fresh namespace (see
+/// [`harness::Ctx::namespace`]: the runner deletes it when the case ends, after
+/// writing a failure bundle if the case failed, or keeps it per `--keep-namespace`).
 ///
 /// # Errors
-/// No cluster, the namespace cannot be created or deleted, or the body fails.
+/// No cluster, the namespace cannot be created, or the body fails.
 pub async fn with_namespace<F, Fut>(ctx: &harness::Ctx, body: F) -> anyhow::Result<()>
 where
     F: FnOnce(kube::Client, Arc<harness::namespace::TestNamespace>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    use harness::config::KeepNamespace;
-    let client = harness::cluster::client(&ctx.config).await?;
-    let ns =
-        Arc::new(harness::namespace::TestNamespace::create(&client, &ctx.config, &ctx.case).await?);
-    let result = body(client, ns.clone()).await;
-    let keep = match ctx.config.keep_namespace {
-        KeepNamespace::Always => true,
-        KeepNamespace::OnFailure => result.is_err(),
-        KeepNamespace::Never => false,
-    };
-    if keep {
-        eprintln!(
-            "keeping namespace {} (inspect: kubectl get all -n {})",
-            ns.name(),
-            ns.name()
-        );
-        return result;
-    }
-    let ns =
-        Arc::try_unwrap(ns).map_err(|_| anyhow::anyhow!("the case still holds its namespace"))?;
-    let cleanup = ns.delete(std::time::Duration::from_secs(120)).await;
-    result?;
-    cleanup?;
-    Ok(())
+    let ns = ctx.namespace().await?;
+    body(ns.client().clone(), ns).await
 }
 
 /// A pod of the `testware-toolbox` image that sleeps until deleted, optionally
@@ -224,72 +202,45 @@ pub fn toolbox_pod(
     Ok(serde_json::from_value(spec)?)
 }
 
-/// Creates `pod` and waits (by watch) until it is ready; returns its name.
+/// Creates `pod` in `ns` and waits (by watch) until it is ready; returns its name.
 ///
 /// # Errors
 /// The pod is refused, or not ready within 90 s (the error explains why).
 pub async fn start_pod(
-    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    ns: &harness::namespace::TestNamespace,
     pod: &k8s_openapi::api::core::v1::Pod,
 ) -> anyhow::Result<String> {
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = ns.api();
     let created = pods.create(&Default::default(), pod).await?;
     let name = created.metadata.name.unwrap_or_default();
-    harness::wait::wait_pod_ready(pods, &name, std::time::Duration::from_secs(90)).await?;
+    harness::wait::pod_ready(
+        ns.client(),
+        ns.name(),
+        &name,
+        std::time::Duration::from_secs(90),
+    )
+    .await?;
     Ok(name)
 }
 
-/// `helm install --wait --wait-for-jobs` of a chart under test into the case's
-/// namespace, with one of its `ci/` value sets (`None`: defaults). On failure the
-/// error lists the state of every pod in the namespace.
+/// Installs a chart under test as `release` into `ns` with one of its `ci/` value
+/// sets (`None`: defaults), waiting for every pod and Job (a failure explains why).
 ///
 /// # Errors
-/// helm is missing, or the install fails or times out (240 s).
+/// helm is missing, or the install fails or times out.
 pub async fn helm_install(
     ctx: &harness::Ctx,
     ns: &harness::namespace::TestNamespace,
     release: &str,
     chart: &str,
     values: Option<&str>,
-) -> anyhow::Result<()> {
-    use k8s_openapi::api::core::v1::Pod;
-    let helm = harness::Helm::locate().await?;
-    let dir = chart_dir(chart);
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "install".into(),
-        release.into(),
-        dir.clone().into(),
-        "--namespace".into(),
-        ns.name().into(),
-    ];
+) -> anyhow::Result<harness::deployment::ChartDeployment> {
+    let mut options = harness::deployment::DeployOptions::default();
     if let Some(values) = values {
-        args.extend([
-            "--values".into(),
-            dir.join("ci").join(format!("{values}.yaml")).into(),
-        ]);
+        options = options.values(format!("ci/{values}.yaml"));
     }
-    args.extend(["--wait", "--wait-for-jobs", "--timeout", "240s"].map(Into::into));
-    if let Some(context) = &ctx.config.kube_context {
-        args.extend(["--kube-context".into(), context.into()]);
-    }
-    if let Err(e) = helm.run(args, std::time::Duration::from_secs(270)).await {
-        let pods: kube::Api<Pod> = ns.api();
-        let states: Vec<String> = pods
-            .list(&Default::default())
-            .await
-            .map(|l| {
-                l.items
-                    .iter()
-                    .map(|p| {
-                        format!(
-                            "{}: {}",
-                            p.metadata.name.clone().unwrap_or_default(),
-                            harness::explain::describe_pod(p)
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        anyhow::bail!("{e}\npods:\n  {}", states.join("\n  "));
-    }
-    Ok(())
+    Ok(
+        harness::deployment::ChartDeployment::install(ctx, ns, release, chart_dir(chart), options)
+            .await?,
+    )
 }

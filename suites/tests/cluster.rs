@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use harness::net::{exec, port_forward_http};
-use harness::wait::wait_pod_ready;
+use harness::wait::pod_ready;
 use harness::{Case, Ctx, Suite};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, Service};
@@ -70,7 +70,7 @@ async fn service_name_resolves_and_answers(ctx: Ctx) -> anyhow::Result<()> {
         async move {
             helm_install(&ctx, &ns, "web", "echo-server", None).await?;
             let pods: Api<Pod> = ns.api();
-            let toolbox = start_pod(&pods, &toolbox_pod("toolbox", None)?).await?;
+            let toolbox = start_pod(&ns, &toolbox_pod("toolbox", None)?).await?;
             let fqdn = format!("web-echo-server.{}.svc.cluster.local", ns.name());
             let service: Service = ns.api::<Service>().get("web-echo-server").await?;
             let cluster_ip = service.spec.and_then(|s| s.cluster_ip).unwrap_or_default();
@@ -154,8 +154,8 @@ async fn statefulset_pod_dns(ctx: Ctx) -> anyhow::Result<()> {
         }))?;
         ns.api::<StatefulSet>().create(&PostParams::default(), &sts).await?;
         let pods: Api<Pod> = ns.api();
-        // The watch behind wait_pod_ready also covers the time until the StatefulSet creates the pod.
-        wait_pod_ready(&pods, "db-0", READY).await?;
+        // The watch behind pod_ready also covers the time until the StatefulSet creates the pod.
+        pod_ready(ns.client(), ns.name(), "db-0", READY).await?;
         let pod_ip = pods.get("db-0").await?.status.and_then(|s| s.pod_ip).unwrap_or_default();
         let own_name = format!("db-0.db.{}.svc.cluster.local", ns.name());
         let resolved = eventually(Duration::from_secs(15), || async {
@@ -180,7 +180,7 @@ async fn volume_survives_restart(ctx: Ctx) -> anyhow::Result<()> {
         let claims: Api<PersistentVolumeClaim> = ns.api();
         claims.create(&PostParams::default(), &claim).await?;
         let pods: Api<Pod> = ns.api();
-        let writer = start_pod(&pods, &toolbox_pod("writer", Some("data"))?).await?;
+        let writer = start_pod(&ns, &toolbox_pod("writer", Some("data"))?).await?;
         let bound = claims.get("data").await?;
         check_eq!(bound.status.and_then(|s| s.phase).as_deref(), Some("Bound"), "the claim should be bound once its pod runs");
         let volume_name = bound.spec.and_then(|s| s.volume_name).unwrap_or_default();
@@ -193,7 +193,7 @@ async fn volume_survives_restart(ctx: Ctx) -> anyhow::Result<()> {
         pods.delete(&writer, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await?;
         let deleted = kube::runtime::wait::await_condition(pods.clone(), &writer, kube::runtime::wait::conditions::is_deleted(&writer_uid));
         tokio::time::timeout(READY, deleted).await.map_err(|_| anyhow::anyhow!("the writer pod was not deleted within {READY:?}"))??;
-        let reader = start_pod(&pods, &toolbox_pod("reader", Some("data"))?).await?;
+        let reader = start_pod(&ns, &toolbox_pod("reader", Some("data"))?).await?;
         let read = exec_anyhow(&pods, &reader, &["/testware-toolbox", "read", "/data/token"]).await?;
         check_eq!(read, token, "data written before the restart");
 
@@ -228,7 +228,7 @@ async fn logs_exec_port_forward(ctx: Ctx) -> anyhow::Result<()> {
             }
         }))?;
         let pods: Api<Pod> = ns.api();
-        start_pod(&pods, &echo).await?;
+        start_pod(&ns, &echo).await?;
         let line = format!("hello from {}", harness::config::random_suffix(8));
         let request = format!("POST /echo HTTP/1.0\r\nHost: echo\r\nContent-Length: {}\r\n\r\n{line}", line.len());
         let response = port_forward_http(&pods, "echo", 8080, &request).await?;
@@ -241,7 +241,7 @@ async fn logs_exec_port_forward(ctx: Ctx) -> anyhow::Result<()> {
         .await?;
         check!(logs.lines().any(|l| l == line), "the echoed line should be a line of its own: {logs:?}");
 
-        let toolbox = start_pod(&pods, &toolbox_pod("toolbox", None)?).await?;
+        let toolbox = start_pod(&ns, &toolbox_pod("toolbox", None)?).await?;
         let out = exec_anyhow(&pods, &toolbox, &["/testware-toolbox", "echo", "through", "exec"]).await?;
         check_eq!(out, "through exec\n");
         let failing = exec(&pods, &toolbox, &["/testware-toolbox", "read", "/no/such/file"]).await;
@@ -340,11 +340,13 @@ fn explained_timeouts() -> Vec<Case> {
                         let pods: Api<Pod> = ns.api();
                         pods.create(&PostParams::default(), &from_json(pod)?)
                             .await?;
-                        let result = wait_pod_ready(&pods, "broken", Duration::from_secs(25)).await;
+                        let result =
+                            pod_ready(ns.client(), ns.name(), "broken", Duration::from_secs(25))
+                                .await;
                         let text = result.err().map(|e| e.to_string()).unwrap_or_default();
                         check!(
                             text.starts_with(
-                                "timed out after 25s waiting for pod broken to be ready"
+                                "timed out after 25.0 s waiting for pod broken to be ready"
                             ),
                             "{text:?}"
                         );

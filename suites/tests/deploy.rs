@@ -67,7 +67,7 @@ fn first_pod_with(pods: &[Pod], component: &str) -> anyhow::Result<String> {
 }
 
 async fn toolbox(ns: &TestNamespace) -> anyhow::Result<String> {
-    start_pod(&ns.api(), &toolbox_pod("toolbox", None)?).await
+    start_pod(ns, &toolbox_pod("toolbox", None)?).await
 }
 
 async fn echo_server(ctx: Ctx) -> anyhow::Result<()> {

@@ -1,13 +1,9 @@
 //! Benchmark of the local cluster (needs root; stops a running local cluster):
-//! warm `up` time to node Ready with addons serving, idle CPU and memory of each
-//! component, and the create -> ready -> deleted cycle of a namespace with one
-//! pod. Run with `cargo bench -p local-cluster --bench cluster`.
+//! warm `up` time to node Ready with addons serving, and idle CPU and memory of
+//! each component (chart_deploy timings: the `chart_deploy` bench of `suites`). Run with `cargo bench -p local-cluster --bench cluster`.
 
 use std::time::{Duration, Instant};
 
-use harness::namespace::TestNamespace;
-use harness::wait::wait_pod_ready;
-use k8s_openapi::api::core::v1::Pod;
 use local_cluster::cluster::LocalCluster;
 use local_cluster::components::Binaries;
 use local_cluster::layout::Layout;
@@ -97,28 +93,8 @@ async fn run() -> anyhow::Result<()> {
         total_rss as f64 / 1024.0
     );
 
-    let (config, _) = harness::RunConfig::parse(["bench".to_owned()], |_| None)?;
-    let mut cycles = Vec::new();
-    for _ in 0..5 {
-        let t = Instant::now();
-        let ns = TestNamespace::create(&client, &config, "bench").await?;
-        let pods: kube::Api<Pod> = ns.api();
-        let pod: Pod = serde_json::from_value(serde_json::json!({
-            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-            "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "c",
-                "image": format!("localhost/testware-toolbox:{}", images::tag()), "imagePullPolicy": "IfNotPresent", "args": ["sleep"]}]}
-        }))?;
-        pods.create(&Default::default(), &pod).await?;
-        wait_pod_ready(&pods, "p", Duration::from_secs(60)).await?;
-        ns.delete(Duration::from_secs(60)).await?;
-        cycles.push(t.elapsed().as_secs_f64());
-    }
-    cycles.sort_by(f64::total_cmp);
     println!(
-        "namespace create -> pod ready -> namespace deleted: median {:.2} s, max {:.2} s over {} cycles",
-        cycles[cycles.len() / 2],
-        cycles[cycles.len() - 1],
-        cycles.len()
+        "(namespace, install and condition timings: cargo bench -p suites --bench chart_deploy)"
     );
     Ok(())
 }

@@ -1,0 +1,617 @@
+//! `ChartDeployment`: a Helm release installed into a case's namespace, and what a
+//! test does with it — upgrade, rollback, uninstall, status and history, the
+//! release's pods, services and workloads, logs, exec and port-forwards.
+//!
+//! Installs and upgrades use `helm --wait --wait-for-jobs` with a timeout taken
+//! from the case's deadline; when helm gives up, the error says why by walking the
+//! release's workloads down to container states and events.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::ListParams;
+
+use crate::explain::{explain_workload, selector_string};
+use crate::helm::{Helm, HelmError};
+use crate::manifest::Manifests;
+use crate::namespace::TestNamespace;
+use crate::net::PortForward;
+use crate::runner::Ctx;
+use crate::wait::{self, Deadline, WaitError, WorkloadKind};
+
+/// The standard label that ties objects to their Helm release.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+
+/// How long an install or upgrade may take when the case does not say.
+const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Time left to the case after helm's own timeout, for explaining a failure.
+const EXPLAIN_MARGIN: Duration = Duration::from_secs(10);
+/// Timeout of quick helm queries (status, history, get).
+const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Values for an install or upgrade.
+#[derive(Debug, Clone, Default)]
+pub struct DeployOptions {
+    values_files: Vec<PathBuf>,
+    set: Vec<(String, String)>,
+    timeout: Option<Duration>,
+    no_wait: bool,
+}
+
+impl DeployOptions {
+    /// Adds a values file (`--values`); relative paths are taken from the chart directory.
+    pub fn values(mut self, file: impl Into<PathBuf>) -> Self {
+        self.values_files.push(file.into());
+        self
+    }
+
+    /// Adds a `--set key=value`.
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.set.push((key.into(), value.into()));
+        self
+    }
+
+    /// Caps helm's `--timeout` (it is always capped by the case's deadline).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Returns as soon as helm has applied the objects, without `--wait`.
+    pub fn no_wait(mut self) -> Self {
+        self.no_wait = true;
+        self
+    }
+}
+
+/// Errors of deployments.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// helm failed or timed out; `explanation` walks the release's workloads.
+    #[error("{action} of release {release} failed: {source}{}", explain_suffix(.explanation))]
+    Helm {
+        /// install, upgrade, rollback, uninstall, …
+        action: &'static str,
+        /// The release.
+        release: String,
+        /// helm's error (command, status, stderr).
+        #[source]
+        source: HelmError,
+        /// Why the release's workloads are not ready, if any are not.
+        explanation: String,
+    },
+    /// helm printed something the harness could not read.
+    #[error("cannot read the output of helm {what} for release {release}: {detail}")]
+    Output {
+        /// Which query.
+        what: &'static str,
+        /// The release.
+        release: String,
+        /// The parse error.
+        detail: String,
+    },
+    /// A cluster request failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    /// A wait did not end well.
+    #[error(transparent)]
+    Wait(#[from] WaitError),
+}
+
+fn explain_suffix(explanation: &str) -> String {
+    if explanation.is_empty() {
+        String::new()
+    } else {
+        format!("\nwhy: {explanation}")
+    }
+}
+
+/// `helm status` of a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseStatus {
+    /// deployed, failed, superseded, pending-install, …
+    pub status: String,
+    /// The release revision.
+    pub revision: u32,
+}
+
+/// One line of `helm history`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Revision {
+    /// The revision number.
+    pub revision: u32,
+    /// deployed, superseded, failed, …
+    pub status: String,
+    /// `name-version` of the chart.
+    pub chart: String,
+    /// What happened (Install complete, Upgrade complete, Rollback to 1, …).
+    pub description: String,
+}
+
+/// A Helm release in a test namespace.
+#[derive(Clone)]
+pub struct ChartDeployment {
+    helm: Arc<Helm>,
+    client: kube::Client,
+    namespace: String,
+    release: String,
+    chart: PathBuf,
+    kube_context: Option<String>,
+    deadline: Deadline,
+}
+
+impl std::fmt::Debug for ChartDeployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChartDeployment")
+            .field("release", &self.release)
+            .field("namespace", &self.namespace)
+            .field("chart", &self.chart)
+            .finish()
+    }
+}
+
+impl ChartDeployment {
+    /// `helm install <release> <chart> --namespace <ns> --wait --wait-for-jobs`
+    /// with `options`, the timeout capped by the case's deadline.
+    ///
+    /// # Errors
+    /// helm is missing or fails; a failed wait is explained (see [`DeployError`]).
+    pub async fn install(
+        ctx: &Ctx,
+        namespace: &TestNamespace,
+        release: &str,
+        chart: impl AsRef<Path>,
+        options: DeployOptions,
+    ) -> Result<Self, DeployError> {
+        let helm = Helm::locate().await.map_err(|source| DeployError::Helm {
+            action: "install",
+            release: release.to_owned(),
+            source,
+            explanation: String::new(),
+        })?;
+        let deployment = Self {
+            helm: Arc::new(helm),
+            client: namespace.client().clone(),
+            namespace: namespace.name().to_owned(),
+            release: release.to_owned(),
+            chart: chart.as_ref().to_path_buf(),
+            kube_context: ctx.config.kube_context.clone(),
+            deadline: ctx.deadline(),
+        };
+        deployment.apply("install", options).await?;
+        Ok(deployment)
+    }
+
+    /// `helm upgrade` with new `options` (values are not reused: give all of them).
+    ///
+    /// # Errors
+    /// As for [`ChartDeployment::install`].
+    pub async fn upgrade(&self, options: DeployOptions) -> Result<(), DeployError> {
+        self.apply("upgrade", options).await
+    }
+
+    async fn apply(&self, action: &'static str, options: DeployOptions) -> Result<(), DeployError> {
+        let mut args: Vec<OsString> = vec![
+            action.into(),
+            self.release.clone().into(),
+            self.chart.clone().into(),
+        ];
+        for file in &options.values_files {
+            let file = if file.is_relative() {
+                self.chart.join(file)
+            } else {
+                file.clone()
+            };
+            args.extend(["--values".into(), file.into()]);
+        }
+        for (key, value) in &options.set {
+            args.extend(["--set".into(), format!("{key}={value}").into()]);
+        }
+        let timeout = self.helm_timeout(options.timeout);
+        if !options.no_wait {
+            args.extend(["--wait".into(), "--wait-for-jobs".into()]);
+        }
+        self.run_explained(action, args, timeout).await?;
+        Ok(())
+    }
+
+    /// `helm rollback` to `revision` (`None`: the previous one), waiting for the
+    /// rolled-back workloads.
+    ///
+    /// # Errors
+    /// As for [`ChartDeployment::install`].
+    pub async fn rollback(&self, revision: Option<u32>) -> Result<(), DeployError> {
+        let mut args: Vec<OsString> = vec!["rollback".into(), self.release.clone().into()];
+        if let Some(r) = revision {
+            args.push(r.to_string().into());
+        }
+        args.extend(["--wait".into(), "--wait-for-jobs".into()]);
+        let timeout = self.helm_timeout(None);
+        self.run_explained("rollback", args, timeout).await?;
+        Ok(())
+    }
+
+    /// `helm uninstall --wait`, then waits until no pod of the release is left.
+    ///
+    /// # Errors
+    /// helm fails, or pods remain until the deadline.
+    pub async fn uninstall(&self) -> Result<(), DeployError> {
+        let timeout = self.helm_timeout(None);
+        let args = vec![
+            "uninstall".into(),
+            self.release.clone().into(),
+            "--wait".into(),
+        ];
+        self.run_explained("uninstall", args, timeout).await?;
+        let pods: kube::Api<Pod> = self.api();
+        let selector = format!("{INSTANCE_LABEL}={}", self.release);
+        wait::wait_until(
+            format!("the pods of release {} to be gone", self.release),
+            self.deadline.cap(timeout),
+            || async {
+                let left = pods
+                    .list_metadata(&ListParams::default().labels(&selector))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match left.items.len() {
+                    0 => Ok(()),
+                    n => Err(format!("{n} pods left")),
+                }
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `helm status`: the release's state and revision.
+    ///
+    /// # Errors
+    /// helm fails (e.g. the release does not exist), or its output is unreadable.
+    pub async fn status(&self) -> Result<ReleaseStatus, DeployError> {
+        let out = self
+            .query("status", &["status", &self.release, "-o", "json"])
+            .await?;
+        let json: serde_json::Value = self.parse("status", &out)?;
+        Ok(ReleaseStatus {
+            status: json["info"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            revision: json["version"].as_u64().unwrap_or(0) as u32,
+        })
+    }
+
+    /// `helm history`, oldest revision first.
+    ///
+    /// # Errors
+    /// helm fails, or its output is unreadable.
+    pub async fn history(&self) -> Result<Vec<Revision>, DeployError> {
+        let out = self
+            .query("history", &["history", &self.release, "-o", "json"])
+            .await?;
+        self.parse("history", &out)
+    }
+
+    /// `helm get manifest`: the objects of the current revision as YAML.
+    ///
+    /// # Errors
+    /// helm fails.
+    pub async fn manifest(&self) -> Result<String, DeployError> {
+        self.query("get manifest", &["get", "manifest", &self.release])
+            .await
+    }
+
+    /// `helm get values --all`: the computed values of the current revision.
+    ///
+    /// # Errors
+    /// helm fails, or its output is unreadable.
+    pub async fn values(&self) -> Result<serde_json::Value, DeployError> {
+        let out = self
+            .query(
+                "get values",
+                &["get", "values", "--all", &self.release, "-o", "json"],
+            )
+            .await?;
+        self.parse("get values", &out)
+    }
+
+    /// The workloads of the current revision (from its manifest), sorted by kind and name.
+    ///
+    /// # Errors
+    /// helm fails, or the manifest does not parse.
+    pub async fn workloads(&self) -> Result<Vec<(WorkloadKind, String)>, DeployError> {
+        let manifests = self.manifests().await?;
+        let mut found: Vec<(WorkloadKind, String)> = manifests
+            .objects()
+            .iter()
+            .filter(|o| !o.is_hook())
+            .filter_map(|o| Some((WorkloadKind::parse(&o.kind)?, o.name().to_owned())))
+            .collect();
+        found.sort();
+        Ok(found)
+    }
+
+    async fn manifests(&self) -> Result<Manifests, DeployError> {
+        let text = self.manifest().await?;
+        Manifests::parse(&text).map_err(|e| DeployError::Output {
+            what: "get manifest",
+            release: self.release.clone(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// The release's pods: those with the standard instance label, or — for charts
+    /// that lack it — those matching the pod labels of the release's workloads.
+    ///
+    /// # Errors
+    /// Listing fails, or (fallback) the manifest cannot be read.
+    pub async fn pods(&self) -> Result<Vec<Pod>, DeployError> {
+        let pods: kube::Api<Pod> = self.api();
+        let by_label = self
+            .list(&pods, &format!("{INSTANCE_LABEL}={}", self.release))
+            .await?;
+        if !by_label.is_empty() {
+            return Ok(by_label);
+        }
+        let manifests = self.manifests().await?;
+        let mut found: Vec<Pod> = Vec::new();
+        for template in manifests.pod_templates() {
+            let selector = selector_string(&template.labels());
+            if selector.is_empty() {
+                continue;
+            }
+            for pod in self.list(&pods, &selector).await? {
+                if !found.iter().any(|f| f.metadata.uid == pod.metadata.uid) {
+                    found.push(pod);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The names of the release's pods that are Ready, sorted.
+    ///
+    /// # Errors
+    /// As for [`ChartDeployment::pods`].
+    pub async fn ready_pods(&self) -> Result<Vec<String>, DeployError> {
+        let mut names: Vec<String> = self
+            .pods()
+            .await?
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none() && wait::is_ready(p))
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The release's Services (by the instance label, else by the manifest's names).
+    ///
+    /// # Errors
+    /// Listing fails, or (fallback) the manifest cannot be read.
+    pub async fn services(&self) -> Result<Vec<Service>, DeployError> {
+        let services: kube::Api<Service> = self.api();
+        let by_label = self
+            .list(&services, &format!("{INSTANCE_LABEL}={}", self.release))
+            .await?;
+        if !by_label.is_empty() {
+            return Ok(by_label);
+        }
+        let manifests = self.manifests().await?;
+        let mut found = Vec::new();
+        for object in manifests.objects().iter().filter(|o| o.kind == "Service") {
+            if let Some(svc) =
+                services
+                    .get_opt(object.name())
+                    .await
+                    .map_err(crate::cluster::api_error(format!(
+                        "read Service {}",
+                        object.name()
+                    )))?
+            {
+                found.push(svc);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Waits until every workload of the release has rolled out (Jobs: completed).
+    ///
+    /// # Errors
+    /// An explained timeout or a failed Job.
+    pub async fn wait_rolled_out(&self, timeout: Duration) -> Result<(), DeployError> {
+        let timeout = self.deadline.cap(timeout);
+        let started = std::time::Instant::now();
+        for (kind, name) in self.workloads().await? {
+            let left = timeout.saturating_sub(started.elapsed());
+            wait::rolled_out(&self.client, &self.namespace, kind, &name, left).await?;
+        }
+        Ok(())
+    }
+
+    /// The log of `container` (`None`: the pod's only container) of `pod`, or of
+    /// the container instance before its last restart when `previous` is set.
+    ///
+    /// # Errors
+    /// The API server refuses (no such pod or container, no previous instance).
+    pub async fn logs(
+        &self,
+        pod: &str,
+        container: Option<&str>,
+        previous: bool,
+    ) -> Result<String, DeployError> {
+        let params = kube::api::LogParams {
+            container: container.map(str::to_owned),
+            previous,
+            ..Default::default()
+        };
+        Ok(self
+            .api::<Pod>()
+            .logs(pod, &params)
+            .await
+            .map_err(crate::cluster::api_error(format!(
+                "read the log of pod {pod}"
+            )))?)
+    }
+
+    /// Runs `command` in `pod`; returns its stdout.
+    ///
+    /// # Errors
+    /// The exec fails or the command exits non-zero (with its stderr).
+    pub async fn exec(&self, pod: &str, command: &[&str]) -> Result<String, DeployError> {
+        Ok(crate::net::exec(&self.api(), pod, command).await?)
+    }
+
+    /// Forwards a free local port to `port` of `target` (`pod/<name>` or `svc/<name>`).
+    ///
+    /// # Errors
+    /// An unknown target form, or the target cannot be forwarded.
+    pub async fn port_forward(&self, target: &str, port: u16) -> Result<PortForward, DeployError> {
+        let forward = match target.split_once('/') {
+            Some(("pod", name)) => {
+                PortForward::to_pod(&self.client, &self.namespace, name, port).await?
+            }
+            Some(("svc" | "service", name)) => {
+                PortForward::to_service(&self.client, &self.namespace, name, port).await?
+            }
+            _ => {
+                return Err(DeployError::Cluster(crate::cluster::ClusterError::Exec {
+                    command: format!("port-forward {target} {port}"),
+                    pod: target.to_owned(),
+                    detail: "the target must be pod/<name> or svc/<name>".into(),
+                }))
+            }
+        };
+        Ok(forward)
+    }
+
+    /// The release name.
+    pub fn release(&self) -> &str {
+        &self.release
+    }
+
+    /// The namespace it is installed in.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The client it uses.
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// A namespaced API in the release's namespace.
+    pub fn api<K>(&self) -> kube::Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        kube::Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// helm's `--timeout`: the requested one (default 5 min), capped so the case
+    /// still has [`EXPLAIN_MARGIN`] before its deadline.
+    fn helm_timeout(&self, requested: Option<Duration>) -> Duration {
+        let left = self.deadline.remaining().saturating_sub(EXPLAIN_MARGIN);
+        requested
+            .unwrap_or(DEFAULT_DEPLOY_TIMEOUT)
+            .min(left)
+            .max(Duration::from_secs(1))
+    }
+
+    async fn run_explained(
+        &self,
+        action: &'static str,
+        mut args: Vec<OsString>,
+        timeout: Duration,
+    ) -> Result<String, DeployError> {
+        args.extend([
+            "--namespace".into(),
+            self.namespace.clone().into(),
+            "--timeout".into(),
+            format!("{}s", timeout.as_secs().max(1)).into(),
+        ]);
+        if let Some(context) = &self.kube_context {
+            args.extend(["--kube-context".into(), context.into()]);
+        }
+        // helm gets a few seconds beyond its own timeout to report it.
+        match self.helm.run(args, timeout + Duration::from_secs(15)).await {
+            Ok(out) => Ok(out),
+            Err(source) => Err(DeployError::Helm {
+                action,
+                release: self.release.clone(),
+                source,
+                explanation: self.explain().await,
+            }),
+        }
+    }
+
+    /// Why the release is not ready: each workload that has not rolled out, explained.
+    pub async fn explain(&self) -> String {
+        let Ok(workloads) = self.workloads().await else {
+            return String::new();
+        };
+        let mut parts = Vec::new();
+        for (kind, name) in workloads {
+            let ready = wait::rolled_out(
+                &self.client,
+                &self.namespace,
+                kind,
+                &name,
+                Duration::from_millis(500),
+            )
+            .await
+            .is_ok();
+            if !ready {
+                let why = explain_workload(&self.client, &self.namespace, kind, &name).await;
+                parts.push(format!("{} {name}: {why}", kind.as_str()));
+            }
+        }
+        parts.join("\n     ")
+    }
+
+    async fn query(&self, what: &'static str, args: &[&str]) -> Result<String, DeployError> {
+        let mut argv: Vec<OsString> = args.iter().map(Into::into).collect();
+        argv.extend(["--namespace".into(), self.namespace.clone().into()]);
+        if let Some(context) = &self.kube_context {
+            argv.extend(["--kube-context".into(), context.into()]);
+        }
+        self.helm
+            .run(argv, QUERY_TIMEOUT)
+            .await
+            .map_err(|source| DeployError::Helm {
+                action: what,
+                release: self.release.clone(),
+                source,
+                explanation: String::new(),
+            })
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        text: &str,
+    ) -> Result<T, DeployError> {
+        serde_json::from_str(text).map_err(|e| DeployError::Output {
+            what,
+            release: self.release.clone(),
+            detail: e.to_string(),
+        })
+    }
+
+    async fn list<K>(&self, api: &kube::Api<K>, selector: &str) -> Result<Vec<K>, DeployError>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        Ok(api
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(crate::cluster::api_error(format!(
+                "list objects with {selector}"
+            )))?
+            .items)
+    }
+}

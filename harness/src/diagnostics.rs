@@ -1,0 +1,228 @@
+//! Failure bundles: when a case fails, everything needed to debug it without the
+//! cluster, written under the artifacts directory before the namespace goes:
+//!
+//! ```text
+//! <artifacts>/<suite>/<case>/<namespace>/
+//!   summary.txt            the failure, each pod's state, each release's status, the files
+//!   events.txt             every event of the namespace, oldest first
+//!   pods/<pod>.yaml        the pod object with its status
+//!   pods/<pod>.<container>.log            current container
+//!   pods/<pod>.<container>.previous.log   the one before a restart
+//!   helm/<release>.status.txt  .history.txt  .values.yaml  .manifest.yaml
+//! ```
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, Pod};
+
+use crate::helm::Helm;
+
+/// How long each helm query of the bundle may take.
+const HELM_QUERY: Duration = Duration::from_secs(30);
+
+/// Writes the bundle of namespace `namespace` into `dir` and returns the path of
+/// its `summary.txt`. Parts that cannot be collected are named in the summary.
+///
+/// # Errors
+/// The directory or a file cannot be written.
+pub async fn write_bundle(
+    client: &kube::Client,
+    namespace: &str,
+    failure: &str,
+    dir: &Path,
+    kube_context: Option<&str>,
+) -> std::io::Result<PathBuf> {
+    let pods_dir = dir.join("pods");
+    let helm_dir = dir.join("helm");
+    std::fs::create_dir_all(&pods_dir)?;
+    std::fs::create_dir_all(&helm_dir)?;
+    let mut summary = format!("namespace: {namespace}\n\nfailure:\n{}\n", indent(failure));
+
+    summary.push_str("\npods:\n");
+    let pods_api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), namespace);
+    match pods_api.list(&Default::default()).await {
+        Ok(list) if list.items.is_empty() => summary.push_str("  (none)\n"),
+        Ok(list) => {
+            for pod in &list.items {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                let _ = writeln!(summary, "  {name}: {}", crate::explain::describe_pod(pod));
+                write_pod(&pods_api, pod, &pods_dir).await?;
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(summary, "  (could not list pods: {e})");
+        }
+    }
+
+    let events: kube::Api<Event> = kube::Api::namespaced(client.clone(), namespace);
+    match events.list(&Default::default()).await {
+        Ok(list) => {
+            let mut items = list.items;
+            items.sort_by_key(event_time);
+            let text: String = items.iter().map(|e| format_event(e) + "\n").collect();
+            std::fs::write(dir.join("events.txt"), text)?;
+            let warnings = items
+                .iter()
+                .filter(|e| e.type_.as_deref() == Some("Warning"))
+                .count();
+            let _ = writeln!(
+                summary,
+                "\nevents: {} ({warnings} warnings) in events.txt",
+                items.len()
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(summary, "\nevents: could not list them: {e}");
+        }
+    }
+
+    summary.push_str("\nhelm releases:\n");
+    match Helm::locate().await {
+        Ok(helm) => {
+            summary.push_str(&write_releases(&helm, namespace, &helm_dir, kube_context).await?)
+        }
+        Err(e) => {
+            let _ = writeln!(summary, "  (helm unavailable: {e})");
+        }
+    }
+    let _ = write!(
+        summary,
+        "\nfiles: events.txt, pods/<pod>.yaml, pods/<pod>.<container>[.previous].log, \
+         helm/<release>.{{status,history,values,manifest}}\n"
+    );
+    let path = dir.join("summary.txt");
+    std::fs::write(&path, summary)?;
+    Ok(path)
+}
+
+async fn write_pod(pods: &kube::Api<Pod>, pod: &Pod, dir: &Path) -> std::io::Result<()> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let yaml =
+        serde_yaml_ng::to_string(pod).unwrap_or_else(|e| format!("# not serializable: {e}\n"));
+    std::fs::write(dir.join(format!("{name}.yaml")), yaml)?;
+    let statuses = pod
+        .status
+        .iter()
+        .flat_map(|s| {
+            s.init_container_statuses
+                .iter()
+                .flatten()
+                .chain(s.container_statuses.iter().flatten())
+        })
+        .map(|c| {
+            (
+                c.name.clone(),
+                c.restart_count > 0
+                    || c.last_state
+                        .as_ref()
+                        .is_some_and(|l| l.terminated.is_some()),
+            )
+        });
+    for (container, restarted) in statuses {
+        let current = kube::api::LogParams {
+            container: Some(container.clone()),
+            ..Default::default()
+        };
+        let text = pods
+            .logs(&name, &current)
+            .await
+            .unwrap_or_else(|e| format!("(no log: {e})\n"));
+        std::fs::write(dir.join(format!("{name}.{container}.log")), text)?;
+        if restarted {
+            let previous = kube::api::LogParams {
+                previous: true,
+                ..current
+            };
+            let text = pods
+                .logs(&name, &previous)
+                .await
+                .unwrap_or_else(|e| format!("(no log: {e})\n"));
+            std::fs::write(dir.join(format!("{name}.{container}.previous.log")), text)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes status, history, values and manifest of every release in the
+/// namespace; returns the summary lines.
+async fn write_releases(
+    helm: &Helm,
+    namespace: &str,
+    dir: &Path,
+    kube_context: Option<&str>,
+) -> std::io::Result<String> {
+    let query = |args: &[&str]| {
+        let mut argv: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        argv.extend(["--namespace".into(), namespace.into()]);
+        if let Some(context) = kube_context {
+            argv.extend(["--kube-context".into(), context.into()]);
+        }
+        helm.run(argv, HELM_QUERY)
+    };
+    let releases = match query(&["list", "--all", "--short"]).await {
+        Ok(out) => out.lines().map(str::to_owned).collect::<Vec<_>>(),
+        Err(e) => return Ok(format!("  (helm list failed: {e})\n")),
+    };
+    if releases.is_empty() {
+        return Ok("  (none)\n".into());
+    }
+    let mut lines = String::new();
+    for release in releases {
+        let parts = [
+            ("status.txt", vec!["status", &release]),
+            ("history.txt", vec!["history", &release]),
+            ("values.yaml", vec!["get", "values", "--all", &release]),
+            ("manifest.yaml", vec!["get", "manifest", &release]),
+        ];
+        for (suffix, args) in parts {
+            let text = query(&args).await.unwrap_or_else(|e| format!("({e})\n"));
+            if suffix == "status.txt" {
+                let status = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("STATUS: "))
+                    .unwrap_or("unknown");
+                let revision = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("REVISION: "))
+                    .unwrap_or("?");
+                let _ = writeln!(lines, "  {release}: {status}, revision {revision}");
+            }
+            std::fs::write(dir.join(format!("{release}.{suffix}")), text)?;
+        }
+    }
+    Ok(lines)
+}
+
+fn event_time(e: &Event) -> Option<k8s_openapi::jiff::Timestamp> {
+    e.last_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| e.event_time.as_ref().map(|t| t.0))
+        .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+fn format_event(e: &Event) -> String {
+    let object = &e.involved_object;
+    format!(
+        "{} {:<7} {:<20} {}/{}: {}{}",
+        event_time(e).map(|t| t.to_string()).unwrap_or_default(),
+        e.type_.clone().unwrap_or_default(),
+        e.reason.clone().unwrap_or_default(),
+        object.kind.clone().unwrap_or_default(),
+        object.name.clone().unwrap_or_default(),
+        e.message.clone().unwrap_or_default().trim(),
+        e.count
+            .filter(|c| *c > 1)
+            .map(|c| format!(" (x{c})"))
+            .unwrap_or_default()
+    )
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
