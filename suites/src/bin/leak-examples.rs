@@ -1,0 +1,58 @@
+//! Cases that end badly on purpose — a panic, a timeout, a plain failure, and one
+//! that waits to be killed — each after creating a namespace with a Helm release
+//! and a bound volume. The `leaks` suite runs this binary and checks that nothing
+//! of theirs remains. Not part of any test run by itself.
+
+use std::time::Duration;
+
+use harness::{Case, Ctx, Suite};
+use suites::{helm_install, start_pod, toolbox_pod};
+
+fn main() -> std::process::ExitCode {
+    Suite::new("leak_examples")
+        .case(Case::chart_deploy(
+            "panics_after_deploying",
+            |ctx| async move {
+                deploy_something(&ctx).await?;
+                panic!("deliberate panic after deploying");
+            },
+        ))
+        .case(
+            Case::chart_deploy("times_out_after_deploying", |ctx| async move {
+                deploy_something(&ctx).await?;
+                std::future::pending::<()>().await;
+                Ok(())
+            })
+            .timeout(Duration::from_secs(60)),
+        )
+        .case(Case::chart_deploy(
+            "fails_after_deploying",
+            |ctx| async move {
+                deploy_something(&ctx).await?;
+                anyhow::bail!("deliberate failure after deploying")
+            },
+        ))
+        .case(Case::chart_deploy("waits_to_be_killed", |ctx| async move {
+            let ns = deploy_something(&ctx).await?;
+            eprintln!("READY-TO-BE-KILLED {ns}");
+            std::future::pending::<()>().await;
+            Ok(())
+        }))
+        .run()
+}
+
+/// A namespace with the echo-server release and a pod using a bound volume; returns its name.
+async fn deploy_something(ctx: &Ctx) -> anyhow::Result<String> {
+    let ns = ctx.namespace().await?;
+    let claim: k8s_openapi::api::core::v1::PersistentVolumeClaim = serde_json::from_value(
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "16Mi"}}}
+        }),
+    )?;
+    ns.api().create(&Default::default(), &claim).await?;
+    start_pod(&ns, &toolbox_pod("holder", Some("data"))?).await?;
+    helm_install(ctx, &ns, "echo", "echo-server", None).await?;
+    Ok(ns.name().to_owned())
+}

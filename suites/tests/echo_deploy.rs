@@ -1,0 +1,205 @@
+//! chart_deploy cases of the echo-server chart through the harness API: the echo
+//! round trip through the pod log, upgrade / rollback / uninstall, and installs
+//! that cannot succeed, whose errors must say why.
+
+use std::time::Duration;
+
+use harness::deployment::{ChartDeployment, DeployOptions};
+use harness::echo::EchoServer;
+use harness::{Case, Ctx, Suite};
+use suites::{chart_dir, check, check_eq, expect_err};
+
+fn main() -> std::process::ExitCode {
+    Suite::new("echo_deploy")
+        .case(Case::chart_deploy(
+            "echoed_line_is_read_back_from_the_pod_log",
+            |ctx| async move { echo_round_trip(ctx).await },
+        ))
+        .case(Case::chart_deploy(
+            "upgrade_scales_rollback_restores_uninstall_removes",
+            |ctx| async move { upgrade_rollback_uninstall(ctx).await },
+        ))
+        .cases(failing_installs())
+        .run()
+}
+
+async fn echo_round_trip(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.namespace().await?;
+    let echo = EchoServer::deploy(&ctx, &ns, chart_dir("echo-server")).await?;
+    let line = format!("echo-check {}", harness::config::random_suffix(10));
+    echo.print_to_stdout(&line).await?;
+    echo.wait_printed(&line, Duration::from_secs(10)).await?;
+    let printed = echo.printed().await?;
+    check!(
+        printed.iter().any(|l| *l == line),
+        "the pod log should hold {line:?} as a line of its own: {printed:?}"
+    );
+    // A line that was never sent is not found: the wait fails and says what it saw.
+    let missing = expect_err(
+        echo.wait_printed("never sent", Duration::from_millis(1500))
+            .await,
+        "waiting for a line that was never printed",
+    )?;
+    let text = missing.to_string();
+    check!(
+        text.contains("to print \"never sent\"") && text.contains(&line),
+        "the timeout names the line and the last line seen: {text}"
+    );
+    Ok(())
+}
+
+async fn upgrade_rollback_uninstall(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.namespace().await?;
+    let chart = chart_dir("echo-server");
+    let release =
+        ChartDeployment::install(&ctx, &ns, "web", &chart, DeployOptions::default()).await?;
+    let status = release.status().await?;
+    check_eq!((status.status.as_str(), status.revision), ("deployed", 1));
+    check_eq!(
+        release.ready_pods().await?.len(),
+        1,
+        "one replica by default"
+    );
+    check_eq!(
+        release.workloads().await?,
+        vec![(
+            harness::wait::WorkloadKind::Deployment,
+            "web-echo-server".to_owned()
+        )]
+    );
+
+    release
+        .upgrade(DeployOptions::default().set("replicaCount", "2"))
+        .await?;
+    let pods = ready_pods_settled(&release, 2).await?;
+    for pod in &pods {
+        let forward = release.port_forward(&format!("pod/{pod}"), 8080).await?;
+        let (code, body) =
+            harness::net::http_request(forward.local_addr(), "GET", "/healthz", b"").await?;
+        check_eq!(
+            (code, body.as_str()),
+            (200, "ok\n"),
+            "pod {pod} should serve"
+        );
+    }
+    let via_service = release.port_forward("svc/web-echo-server", 80).await?;
+    let (code, _) =
+        harness::net::http_request(via_service.local_addr(), "GET", "/healthz", b"").await?;
+    check_eq!(code, 200, "the Service forwards too");
+
+    release.rollback(None).await?;
+    let history = release.history().await?;
+    let summary: Vec<(u32, &str)> = history
+        .iter()
+        .map(|r| (r.revision, r.status.as_str()))
+        .collect();
+    check_eq!(
+        summary,
+        vec![(1, "superseded"), (2, "superseded"), (3, "deployed")]
+    );
+    check!(
+        history[2].description.contains("Rollback to 1"),
+        "{history:?}"
+    );
+    ready_pods_settled(&release, 1).await?;
+    check_eq!(release.values().await?["replicaCount"].as_u64(), Some(1));
+
+    release.uninstall().await?;
+    check!(
+        release.pods().await.map(|p| p.is_empty()).unwrap_or(true),
+        "no pods after uninstall"
+    );
+    let services = ns
+        .api::<k8s_openapi::api::core::v1::Service>()
+        .list(&Default::default())
+        .await?;
+    check!(
+        services.items.is_empty(),
+        "no services after uninstall: {:?}",
+        services.items.len()
+    );
+    let gone = expect_err(release.status().await, "helm status after uninstall")?;
+    check!(gone.to_string().contains("release: not found"), "{gone}");
+    Ok(())
+}
+
+/// Waits until exactly `count` pods of the release are ready and none is terminating.
+async fn ready_pods_settled(
+    release: &ChartDeployment,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let pods = harness::wait::wait_until(
+        format!("{count} ready pods of release {}", release.release()),
+        Duration::from_secs(60),
+        || async {
+            let all = release.pods().await.map_err(|e| e.to_string())?;
+            let ready = release.ready_pods().await.map_err(|e| e.to_string())?;
+            if ready.len() == count && all.len() == count {
+                Ok(ready)
+            } else {
+                Err(format!("{} ready of {} pods", ready.len(), all.len()))
+            }
+        },
+    )
+    .await?;
+    Ok(pods)
+}
+
+/// Installs that cannot become ready: the error must name the cause.
+fn failing_installs() -> Vec<Case> {
+    let cases: [(&str, &[(&str, &str)], &[&str]); 3] = [
+        (
+            "install_explains_a_missing_image",
+            &[("image.tag", "no-such-tag")],
+            &[
+                "Deployment broken-echo-server",
+                "localhost/echo-server:no-such-tag",
+                "ImagePull",
+            ],
+        ),
+        (
+            "install_explains_a_crashing_container",
+            // Port 80 needs privileges the non-root server does not have.
+            &[("containerPort", "80")],
+            &[
+                "Deployment broken-echo-server",
+                "last exit 1",
+                "failed to listen on 0.0.0.0:80",
+            ],
+        ),
+        (
+            "install_explains_an_unschedulable_pod",
+            &[("global.nodeSelector.testware-no-such-node", "x")],
+            &["Unschedulable", "0/1 nodes are available"],
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, sets, expected)| {
+            Case::chart_deploy(name, move |ctx| async move {
+                let ns = ctx.namespace().await?;
+                let mut options = DeployOptions::default().timeout(Duration::from_secs(25));
+                for (key, value) in sets {
+                    options = options.set(*key, *value);
+                }
+                let result = ChartDeployment::install(
+                    &ctx,
+                    &ns,
+                    "broken",
+                    chart_dir("echo-server"),
+                    options,
+                )
+                .await;
+                let text = expect_err(result, "an install that cannot become ready")?.to_string();
+                check!(text.contains("install of release broken failed"), "{text}");
+                for want in expected {
+                    check!(
+                        text.contains(want),
+                        "the explanation should mention {want:?}: {text}"
+                    );
+                }
+                Ok(())
+            })
+        })
+        .collect()
+}
