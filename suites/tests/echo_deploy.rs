@@ -31,7 +31,7 @@ async fn echo_round_trip(ctx: Ctx) -> anyhow::Result<()> {
     echo.wait_printed(&line, Duration::from_secs(10)).await?;
     let printed = echo.printed().await?;
     check!(
-        printed.iter().any(|l| *l == line),
+        printed.contains(&line),
         "the pod log should hold {line:?} as a line of its own: {printed:?}"
     );
     // A line that was never sent is not found: the wait fails and says what it saw.
@@ -145,9 +145,16 @@ async fn ready_pods_settled(
     Ok(pods)
 }
 
+/// A failing install: case name, `--set` values, what its error must mention.
+type FailingInstall = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
+
 /// Installs that cannot become ready: the error must name the cause.
 fn failing_installs() -> Vec<Case> {
-    let cases: [(&str, &[(&str, &str)], &[&str]); 3] = [
+    let cases: [FailingInstall; 3] = [
         (
             "install_explains_a_missing_image",
             &[("image.tag", "no-such-tag")],
