@@ -1,0 +1,136 @@
+//! chart_deploy timings on the cluster in `KUBECONFIG` (the local one in CI):
+//! namespace create -> pod ready -> namespace deleted, echo-server install -> ready,
+//! and how long after a condition becomes true the harness notices it (a watch,
+//! and for contrast `wait_until` polling with its capped backoff).
+//! Run with `cargo bench -p suites --bench chart_deploy`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness::deployment::{ChartDeployment, DeployOptions};
+use harness::namespace::TestNamespace;
+use harness::wait::{self, State};
+use harness::{Ctx, RunConfig};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Patch, PatchParams};
+
+const NAMESPACE_CYCLES: usize = 7;
+const INSTALLS: usize = 3;
+const CONDITIONS: usize = 7;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let (config, _) = RunConfig::parse(["bench".to_owned()], |key| std::env::var(key).ok())?;
+    let config = Arc::new(config);
+    let client = harness::cluster::client(&config).await?;
+    println!(
+        "cluster: {}",
+        client.apiserver_version().await?.git_version
+    );
+
+    let mut cycles = Vec::new();
+    for _ in 0..NAMESPACE_CYCLES {
+        let started = Instant::now();
+        let ns = TestNamespace::create(&client, &config, "bench").await?;
+        let pod = suites::toolbox_pod("p", None)?;
+        suites::start_pod(&ns, &pod).await?;
+        ns.delete(Duration::from_secs(60)).await?;
+        cycles.push(started.elapsed());
+    }
+    report("namespace create -> pod ready -> deleted", &mut cycles);
+
+    let mut installs = Vec::new();
+    for _ in 0..INSTALLS {
+        let ns = TestNamespace::create(&client, &config, "bench").await?;
+        let ctx = Ctx::detached(config.clone(), "bench", Duration::from_secs(300));
+        let started = Instant::now();
+        ChartDeployment::install(&ctx, &ns, "echo", suites::chart_dir("echo-server"), DeployOptions::default())
+            .await?;
+        installs.push(started.elapsed());
+        ns.delete(Duration::from_secs(60)).await?;
+    }
+    report("echo-server helm install --wait -> ready", &mut installs);
+
+    let ns = TestNamespace::create(&client, &config, "bench").await?;
+    let maps: kube::Api<ConfigMap> = ns.api();
+    let (mut watched, mut polled) = (Vec::new(), Vec::new());
+    for i in 0..CONDITIONS {
+        let name = format!("flag-{i}");
+        let map: ConfigMap = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+        maps.create(&Default::default(), &map).await?;
+        watched.push(notice_by_watch(&maps, &name).await?);
+        polled.push(notice_by_polling(&maps, &name).await?);
+    }
+    ns.delete(Duration::from_secs(60)).await?;
+    report("condition true -> noticed (watch)", &mut watched);
+    report("condition true -> noticed (wait_until, backoff at its 1 s cap)", &mut polled);
+    Ok(())
+}
+
+/// Sets label `go` on the ConfigMap; returns when that happened.
+async fn flip(maps: &kube::Api<ConfigMap>, name: &str, value: &str) -> anyhow::Result<Instant> {
+    let patch = serde_json::json!({"metadata": {"labels": {"go": value}}});
+    let at = Instant::now();
+    maps.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(at)
+}
+
+fn has_go(map: Option<&ConfigMap>, value: &str) -> bool {
+    map.and_then(|m| m.metadata.labels.as_ref())
+        .and_then(|l| l.get("go"))
+        .is_some_and(|v| v == value)
+}
+
+async fn notice_by_watch(maps: &kube::Api<ConfigMap>, name: &str) -> anyhow::Result<Duration> {
+    let waiter = wait::watch_until(
+        maps,
+        name,
+        format!("ConfigMap {name} labelled go=watch"),
+        Duration::from_secs(30),
+        |m| {
+            if has_go(m, "watch") {
+                State::Done
+            } else {
+                State::Pending("no label".into())
+            }
+        },
+        || async { String::new() },
+    );
+    let flipper = async {
+        // Let the watch establish itself first, as a case's wait would have.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        flip(maps, name, "watch").await
+    };
+    let (noticed, flipped) = tokio::join!(async { waiter.await.map(|_| Instant::now()) }, flipper);
+    Ok(noticed?.saturating_duration_since(flipped?))
+}
+
+async fn notice_by_polling(maps: &kube::Api<ConfigMap>, name: &str) -> anyhow::Result<Duration> {
+    let waiter = wait::wait_until(format!("ConfigMap {name} labelled go=poll"), Duration::from_secs(30), || async {
+        let map = maps.get_opt(name).await.map_err(|e| e.to_string())?;
+        if has_go(map.as_ref(), "poll") {
+            Ok(Instant::now())
+        } else {
+            Err("no label".to_owned())
+        }
+    });
+    let flipper = async {
+        // Long enough for the backoff to reach its cap.
+        tokio::time::sleep(Duration::from_millis(2600)).await;
+        flip(maps, name, "poll").await
+    };
+    let (noticed, flipped) = tokio::join!(waiter, flipper);
+    Ok(noticed?.saturating_duration_since(flipped?))
+}
+
+fn report(what: &str, samples: &mut [Duration]) {
+    samples.sort();
+    let median = samples[samples.len() / 2];
+    let max = samples[samples.len() - 1];
+    println!(
+        "{what}: median {:.3} s, max {:.3} s over {} runs",
+        median.as_secs_f64(),
+        max.as_secs_f64(),
+        samples.len()
+    );
+}
