@@ -493,6 +493,14 @@ pub async fn reap_expired(client: &kube::Client) -> Result<Vec<String>, ClusterE
         else {
             continue;
         };
+        // Nothing in a test namespace needs a grace period; without this the
+        // namespace controller waits out each pod's (often 30 s).
+        let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), &name);
+        let now = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::background()
+        };
+        let _ = pods.delete_collection(&now, &ListParams::default()).await;
         match api.delete(&name, &DeleteParams::background()).await {
             Ok(_) => reaped.push(name),
             Err(kube::Error::Api(e)) if e.code == 404 => {}

@@ -23,10 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let (config, _) = RunConfig::parse(["bench".to_owned()], |key| std::env::var(key).ok())?;
     let config = Arc::new(config);
     let client = harness::cluster::client(&config).await?;
-    println!(
-        "cluster: {}",
-        client.apiserver_version().await?.git_version
-    );
+    println!("cluster: {}", client.apiserver_version().await?.git_version);
 
     let mut cycles = Vec::new();
     for _ in 0..NAMESPACE_CYCLES {
@@ -44,8 +41,14 @@ async fn main() -> anyhow::Result<()> {
         let ns = TestNamespace::create(&client, &config, "bench").await?;
         let ctx = Ctx::detached(config.clone(), "bench", Duration::from_secs(300));
         let started = Instant::now();
-        ChartDeployment::install(&ctx, &ns, "echo", suites::chart_dir("echo-server"), DeployOptions::default())
-            .await?;
+        ChartDeployment::install(
+            &ctx,
+            &ns,
+            "echo",
+            suites::chart_dir("echo-server"),
+            DeployOptions::default(),
+        )
+        .await?;
         installs.push(started.elapsed());
         ns.delete(Duration::from_secs(60)).await?;
     }
@@ -56,14 +59,18 @@ async fn main() -> anyhow::Result<()> {
     let (mut watched, mut polled) = (Vec::new(), Vec::new());
     for i in 0..CONDITIONS {
         let name = format!("flag-{i}");
-        let map: ConfigMap = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+        let map: ConfigMap =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
         maps.create(&Default::default(), &map).await?;
         watched.push(notice_by_watch(&maps, &name).await?);
         polled.push(notice_by_polling(&maps, &name).await?);
     }
     ns.delete(Duration::from_secs(60)).await?;
     report("condition true -> noticed (watch)", &mut watched);
-    report("condition true -> noticed (wait_until, backoff at its 1 s cap)", &mut polled);
+    report(
+        "condition true -> noticed (wait_until, backoff at its 1 s cap)",
+        &mut polled,
+    );
     Ok(())
 }
 
@@ -71,7 +78,8 @@ async fn main() -> anyhow::Result<()> {
 async fn flip(maps: &kube::Api<ConfigMap>, name: &str, value: &str) -> anyhow::Result<Instant> {
     let patch = serde_json::json!({"metadata": {"labels": {"go": value}}});
     let at = Instant::now();
-    maps.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    maps.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
     Ok(at)
 }
 
@@ -106,14 +114,18 @@ async fn notice_by_watch(maps: &kube::Api<ConfigMap>, name: &str) -> anyhow::Res
 }
 
 async fn notice_by_polling(maps: &kube::Api<ConfigMap>, name: &str) -> anyhow::Result<Duration> {
-    let waiter = wait::wait_until(format!("ConfigMap {name} labelled go=poll"), Duration::from_secs(30), || async {
-        let map = maps.get_opt(name).await.map_err(|e| e.to_string())?;
-        if has_go(map.as_ref(), "poll") {
-            Ok(Instant::now())
-        } else {
-            Err("no label".to_owned())
-        }
-    });
+    let waiter = wait::wait_until(
+        format!("ConfigMap {name} labelled go=poll"),
+        Duration::from_secs(30),
+        || async {
+            let map = maps.get_opt(name).await.map_err(|e| e.to_string())?;
+            if has_go(map.as_ref(), "poll") {
+                Ok(Instant::now())
+            } else {
+                Err("no label".to_owned())
+            }
+        },
+    );
     let flipper = async {
         // Long enough for the backoff to reach its cap.
         tokio::time::sleep(Duration::from_millis(2600)).await;
