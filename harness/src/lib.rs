@@ -5,6 +5,13 @@
 //! - [`helm`]: the helm CLI adapter; [`chart`]: rendering charts once and caching.
 //! - [`manifest`]: typed rendered objects, queries and [`manifest::policy`] checks.
 //! - [`cluster`]: the cluster client and the probe behind the chart_deploy tier.
+//! - [`namespace`]: ephemeral test namespaces, their fast awaited deletion, the janitor.
+//! - [`deployment`]: `ChartDeployment`, a Helm release in a test namespace.
+//! - [`wait`]: `wait_until`, watch-based conditions, the case `Deadline`.
+//! - [`explain`]: why a pod, workload or service is not ready, in words.
+//! - [`net`]: exec, port-forwards on free local ports, a minimal HTTP request.
+//! - [`echo`]: `EchoServer`, the in-cluster log helper.
+//! - [`diagnostics`]: failure bundles.
 #![warn(missing_docs)]
 
 pub mod chart;
