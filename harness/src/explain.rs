@@ -162,35 +162,15 @@ pub async fn explain_workload(
     use k8s_openapi::api::batch::v1::Job;
     use k8s_openapi::api::core::v1::Pod;
     let labels = match kind {
-        WorkloadKind::Deployment => namespaced::<Deployment>(client, namespace)
-            .get_opt(name)
-            .await
-            .ok()
-            .flatten()
-            .map(|d| d.spec.and_then(|s| s.selector.match_labels)),
-        WorkloadKind::StatefulSet => namespaced::<StatefulSet>(client, namespace)
-            .get_opt(name)
-            .await
-            .ok()
-            .flatten()
-            .map(|d| d.spec.and_then(|s| s.selector.match_labels)),
-        WorkloadKind::DaemonSet => namespaced::<DaemonSet>(client, namespace)
-            .get_opt(name)
-            .await
-            .ok()
-            .flatten()
-            .map(|d| d.spec.and_then(|s| s.selector.match_labels)),
-        WorkloadKind::Job => namespaced::<Job>(client, namespace)
-            .get_opt(name)
-            .await
-            .ok()
-            .flatten()
-            .map(|_| Some([("job-name".to_owned(), name.to_owned())].into())),
+        WorkloadKind::Deployment => pod_selector::<Deployment>(client, namespace, name).await,
+        WorkloadKind::StatefulSet => pod_selector::<StatefulSet>(client, namespace, name).await,
+        WorkloadKind::DaemonSet => pod_selector::<DaemonSet>(client, namespace, name).await,
+        WorkloadKind::Job => pod_selector::<Job>(client, namespace, name).await,
     };
     let Some(labels) = labels else {
         return format!("{} {name} does not exist", kind.as_str());
     };
-    let selector = labels.as_ref().map(selector_string).unwrap_or_default();
+    let selector = selector_string(&labels);
     let pods: kube::Api<Pod> = namespaced(client, namespace);
     let listed = pods
         .list(&kube::api::ListParams::default().labels(&selector))
@@ -232,6 +212,33 @@ pub async fn explain_workload(
         }
     }
     parts.join("; ")
+}
+
+/// The `spec.selector.matchLabels` of workload `name` (every workload kind keeps
+/// it there); `None` when the workload does not exist.
+async fn pod_selector<K>(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Option<std::collections::BTreeMap<String, String>>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    let object = namespaced::<K>(client, namespace)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()?;
+    let value = serde_json::to_value(object).ok()?;
+    Some(
+        serde_json::from_value(value["spec"]["selector"]["matchLabels"].clone())
+            .unwrap_or_default(),
+    )
 }
 
 /// Why a Service has no ready endpoint: the pods its selector picks, explained,
