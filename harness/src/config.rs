@@ -286,7 +286,9 @@ fn dns_safe(s: &str) -> String {
         .collect()
 }
 
-fn file_safe(s: &str) -> String {
+/// `s` with everything but ASCII letters, digits, `-` and `_` replaced by `_`:
+/// safe as one path component.
+pub(crate) fn file_safe(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {

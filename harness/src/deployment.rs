@@ -166,14 +166,14 @@ impl ChartDeployment {
         chart: impl AsRef<Path>,
         options: DeployOptions,
     ) -> Result<Self, DeployError> {
-        let helm = Helm::locate().await.map_err(|source| DeployError::Helm {
+        let helm = ctx.helm().await.map_err(|source| DeployError::Helm {
             action: "install",
             release: release.to_owned(),
             source,
             explanation: String::new(),
         })?;
         let deployment = Self {
-            helm: Arc::new(helm),
+            helm,
             client: namespace.client().clone(),
             namespace: namespace.name().to_owned(),
             release: release.to_owned(),
@@ -556,15 +556,8 @@ impl ChartDeployment {
         };
         let mut parts = Vec::new();
         for (kind, name) in workloads {
-            let ready = wait::rolled_out(
-                &self.client,
-                &self.namespace,
-                kind,
-                &name,
-                Duration::from_millis(500),
-            )
-            .await
-            .is_ok();
+            let ready = wait::workload_state(&self.client, &self.namespace, kind, &name).await
+                == wait::State::Done;
             if !ready {
                 let why = explain_workload(&self.client, &self.namespace, kind, &name).await;
                 parts.push(format!("{} {name}: {why}", kind.as_str()));

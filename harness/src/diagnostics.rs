@@ -23,11 +23,12 @@ use crate::helm::Helm;
 const HELM_QUERY: Duration = Duration::from_secs(30);
 
 /// Writes the bundle of namespace `namespace` into `dir` and returns the path of
-/// its `summary.txt`. Parts that cannot be collected are named in the summary.
+/// its `summary.txt` (`helm`: where helm is, or why it is not). Parts that cannot be collected are named in the summary.
 ///
 /// # Errors
 /// The directory or a file cannot be written.
 pub async fn write_bundle(
+    helm: Result<std::sync::Arc<Helm>, crate::helm::HelmError>,
     client: &kube::Client,
     namespace: &str,
     failure: &str,
@@ -79,7 +80,7 @@ pub async fn write_bundle(
     }
 
     summary.push_str("\nhelm releases:\n");
-    match Helm::locate().await {
+    match helm {
         Ok(helm) => {
             summary.push_str(&write_releases(&helm, namespace, &helm_dir, kube_context).await?)
         }

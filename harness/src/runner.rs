@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 use crate::cluster::{self, ClusterUnavailable};
-use crate::config::{KeepNamespace, RunConfig};
+use crate::config::{file_safe, KeepNamespace, RunConfig};
 use crate::junit::{self, CaseRecord, CaseStatus};
 use crate::namespace::TestNamespace;
 use crate::wait::Deadline;
@@ -229,6 +229,7 @@ pub struct Ctx {
 #[derive(Default)]
 struct CaseScope {
     client: tokio::sync::OnceCell<kube::Client>,
+    helm: tokio::sync::OnceCell<Arc<crate::helm::Helm>>,
     namespaces: Mutex<Vec<Arc<TestNamespace>>>,
 }
 
@@ -272,6 +273,18 @@ impl Ctx {
             .cloned()
     }
 
+    /// The located, version-checked helm (located once per case).
+    ///
+    /// # Errors
+    /// helm is missing or too old.
+    pub async fn helm(&self) -> Result<Arc<crate::helm::Helm>, crate::helm::HelmError> {
+        self.scope
+            .helm
+            .get_or_try_init(|| async { crate::helm::Helm::locate().await.map(Arc::new) })
+            .await
+            .cloned()
+    }
+
     /// A fresh [`TestNamespace`] for this case. The runner deletes it (and awaits
     /// the deletion) when the case ends — passed, failed, panicked or timed out —
     /// after writing a failure bundle if the case failed, and keeps it instead when
@@ -289,18 +302,6 @@ impl Ctx {
             .push(ns.clone());
         Ok(ns)
     }
-}
-
-fn file_safe(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// Whether chart_deploy cases can run.
@@ -671,6 +672,7 @@ async fn clean_up(ctx: &Ctx, failure: Option<&String>) -> (Vec<String>, Vec<(Str
         if let Some(failure) = failure {
             let dir = ctx.artifacts_dir().join(ns.name());
             match crate::diagnostics::write_bundle(
+                ctx.helm().await,
                 ns.client(),
                 ns.name(),
                 failure,

@@ -395,6 +395,71 @@ fn daemonset_state(d: Option<&DaemonSet>) -> State {
     }
 }
 
+fn job_state(job: Option<&Job>) -> State {
+    let Some(job) = job else {
+        return State::Pending("does not exist".into());
+    };
+    let status = job.status.as_ref();
+    let condition = |type_: &str| {
+        status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == type_ && c.status == "True"))
+    };
+    if condition("Complete").is_some() {
+        State::Done
+    } else if let Some(failed) = condition("Failed") {
+        State::Failed(format!(
+            "{}: {}",
+            failed.reason.clone().unwrap_or_default(),
+            failed.message.clone().unwrap_or_default()
+        ))
+    } else {
+        State::Pending(format!(
+            "{} active, {} succeeded, {} failed",
+            status.and_then(|s| s.active).unwrap_or(0),
+            status.and_then(|s| s.succeeded).unwrap_or(0),
+            status.and_then(|s| s.failed).unwrap_or(0)
+        ))
+    }
+}
+
+/// The rollout state of workload `kind/name` right now (one read, no waiting):
+/// the same judgement [`rolled_out`] waits for.
+pub async fn workload_state(
+    client: &kube::Client,
+    namespace: &str,
+    kind: WorkloadKind,
+    name: &str,
+) -> State {
+    async fn judge<K>(
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+        state: fn(Option<&K>) -> State,
+    ) -> State
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        match kube::Api::<K>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await
+        {
+            Ok(object) => state(object.as_ref()),
+            Err(e) => State::Pending(format!("cannot read it: {e}")),
+        }
+    }
+    match kind {
+        WorkloadKind::Deployment => judge(client, namespace, name, deployment_state).await,
+        WorkloadKind::StatefulSet => judge(client, namespace, name, statefulset_state).await,
+        WorkloadKind::DaemonSet => judge(client, namespace, name, daemonset_state).await,
+        WorkloadKind::Job => judge(client, namespace, name, job_state).await,
+    }
+}
+
 /// Waits until Job `name` has completed.
 ///
 /// # Errors
@@ -411,33 +476,7 @@ pub async fn job_complete(
         name,
         format!("Job {name} to complete"),
         timeout,
-        |job| {
-            let Some(job) = job else {
-                return State::Pending("does not exist".into());
-            };
-            let status = job.status.as_ref();
-            let condition = |type_: &str| {
-                status
-                    .and_then(|s| s.conditions.as_ref())
-                    .and_then(|cs| cs.iter().find(|c| c.type_ == type_ && c.status == "True"))
-            };
-            if condition("Complete").is_some() {
-                State::Done
-            } else if let Some(failed) = condition("Failed") {
-                State::Failed(format!(
-                    "{}: {}",
-                    failed.reason.clone().unwrap_or_default(),
-                    failed.message.clone().unwrap_or_default()
-                ))
-            } else {
-                State::Pending(format!(
-                    "{} active, {} succeeded, {} failed",
-                    status.and_then(|s| s.active).unwrap_or(0),
-                    status.and_then(|s| s.succeeded).unwrap_or(0),
-                    status.and_then(|s| s.failed).unwrap_or(0)
-                ))
-            }
-        },
+        job_state,
         || explain::explain_workload(client, namespace, WorkloadKind::Job, name),
     )
     .await;
