@@ -155,21 +155,6 @@ pub fn expect_err<T, E>(result: Result<T, E>, what: &str) -> anyhow::Result<E> {
 /// Tag of the images this workspace builds (`localhost/<name>:<tag>`).
 pub const IMAGE_TAG: &str = env!("CARGO_PKG_VERSION");
 
-/// Runs `body` with the case's client and a fresh namespace (see
-/// [`harness::Ctx::namespace`]: the runner deletes it when the case ends, after
-/// writing a failure bundle if the case failed, or keeps it per `--keep-namespace`).
-///
-/// # Errors
-/// No cluster, the namespace cannot be created, or the body fails.
-pub async fn with_namespace<F, Fut>(ctx: &harness::Ctx, body: F) -> anyhow::Result<()>
-where
-    F: FnOnce(kube::Client, Arc<harness::namespace::TestNamespace>) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let ns = ctx.namespace().await?;
-    body(ns.client().clone(), ns).await
-}
-
 /// A pod of the `testware-toolbox` image that sleeps until deleted, optionally
 /// with the claim `volume_claim` mounted at `/data`.
 ///

@@ -2,16 +2,16 @@
 //! service DNS, StatefulSet pod DNS, persistent volumes that survive a pod
 //! restart, and logs, exec and port-forward through the API server.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::net::{exec, port_forward_http};
-use harness::wait::pod_ready;
+use harness::wait::{pod_ready, wait_until};
 use harness::{Case, Ctx, Suite};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, Service};
 use kube::api::{DeleteParams, PostParams};
 use kube::Api;
-use suites::{check, check_eq, helm_install, start_pod, toolbox_pod, with_namespace, IMAGE_TAG};
+use suites::{check, check_eq, helm_install, start_pod, toolbox_pod, IMAGE_TAG};
 
 const READY: Duration = Duration::from_secs(90);
 
@@ -45,88 +45,67 @@ fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> anyhow
     Ok(serde_json::from_value(value)?)
 }
 
-/// Retries `attempt` until it succeeds or `within` passes (DNS follows the API by watch, so
-/// a record can lag an object by a moment); returns the last error on timeout.
-async fn eventually<T, F, Fut>(within: Duration, mut attempt: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        match attempt().await {
-            Ok(v) => return Ok(v),
-            Err(e) if Instant::now() >= deadline => {
-                return Err(e.context(format!("still failing after {within:?}")))
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    }
-}
-
 async fn service_name_resolves_and_answers(ctx: Ctx) -> anyhow::Result<()> {
-    with_namespace(&ctx, |_client, ns| {
-        let ctx = ctx.clone();
-        async move {
-            helm_install(&ctx, &ns, "web", "echo-server", None).await?;
-            let pods: Api<Pod> = ns.api();
-            let toolbox = start_pod(&ns, &toolbox_pod("toolbox", None)?).await?;
-            let fqdn = format!("web-echo-server.{}.svc.cluster.local", ns.name());
-            let service: Service = ns.api::<Service>().get("web-echo-server").await?;
-            let cluster_ip = service.spec.and_then(|s| s.cluster_ip).unwrap_or_default();
-            let resolved = eventually(Duration::from_secs(10), || async {
-                exec_anyhow(&pods, &toolbox, &["/testware-toolbox", "resolve", &fqdn]).await
-            })
-            .await?;
-            check_eq!(
-                resolved.trim(),
-                cluster_ip.as_str(),
-                "{fqdn} should resolve to the Service's ClusterIP"
-            );
-            let body = exec_anyhow(
-                &pods,
-                &toolbox,
-                &[
-                    "/testware-toolbox",
-                    "http-get",
-                    &format!("http://{fqdn}/healthz"),
-                ],
-            )
-            .await?;
-            check_eq!(body, "ok\n", "GET /healthz through the Service");
-            let short = exec_anyhow(
-                &pods,
-                &toolbox,
-                &[
-                    "/testware-toolbox",
-                    "http-get",
-                    "http://web-echo-server/healthz",
-                ],
-            )
-            .await?;
-            check_eq!(
-                short,
-                "ok\n",
-                "the short name through the pod's search domains"
-            );
-            let missing = exec_anyhow(
-                &pods,
-                &toolbox,
-                &[
-                    "/testware-toolbox",
-                    "resolve",
-                    &format!("nope.{}.svc.cluster.local", ns.name()),
-                ],
-            )
-            .await;
-            check!(
-                missing.is_err(),
-                "a missing Service must not resolve: {missing:?}"
-            );
-            Ok(())
-        }
-    })
-    .await
+    let ns = ctx.namespace().await?;
+    helm_install(&ctx, &ns, "web", "echo-server", None).await?;
+    let pods: Api<Pod> = ns.api();
+    let toolbox = start_pod(&ns, &toolbox_pod("toolbox", None)?).await?;
+    let fqdn = format!("web-echo-server.{}.svc.cluster.local", ns.name());
+    let service: Service = ns.api::<Service>().get("web-echo-server").await?;
+    let cluster_ip = service.spec.and_then(|s| s.cluster_ip).unwrap_or_default();
+    // DNS follows the API by watch, so a record can lag its Service by a moment.
+    let resolved = wait_until(
+        format!("{fqdn} to resolve"),
+        Duration::from_secs(10),
+        || async { exec_anyhow(&pods, &toolbox, &["/testware-toolbox", "resolve", &fqdn]).await },
+    )
+    .await?;
+    check_eq!(
+        resolved.trim(),
+        cluster_ip.as_str(),
+        "{fqdn} should resolve to the Service's ClusterIP"
+    );
+    let body = exec_anyhow(
+        &pods,
+        &toolbox,
+        &[
+            "/testware-toolbox",
+            "http-get",
+            &format!("http://{fqdn}/healthz"),
+        ],
+    )
+    .await?;
+    check_eq!(body, "ok\n", "GET /healthz through the Service");
+    let short = exec_anyhow(
+        &pods,
+        &toolbox,
+        &[
+            "/testware-toolbox",
+            "http-get",
+            "http://web-echo-server/healthz",
+        ],
+    )
+    .await?;
+    check_eq!(
+        short,
+        "ok\n",
+        "the short name through the pod's search domains"
+    );
+    let missing = exec_anyhow(
+        &pods,
+        &toolbox,
+        &[
+            "/testware-toolbox",
+            "resolve",
+            &format!("nope.{}.svc.cluster.local", ns.name()),
+        ],
+    )
+    .await;
+    check!(
+        missing.is_err(),
+        "a missing Service must not resolve: {missing:?}"
+    );
+    Ok(())
 }
 
 async fn exec_anyhow(pods: &Api<Pod>, pod: &str, command: &[&str]) -> anyhow::Result<String> {
@@ -134,171 +113,255 @@ async fn exec_anyhow(pods: &Api<Pod>, pod: &str, command: &[&str]) -> anyhow::Re
 }
 
 async fn statefulset_pod_dns(ctx: Ctx) -> anyhow::Result<()> {
-    with_namespace(&ctx, |_client, ns| async move {
-        let service: Service = from_json(serde_json::json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "db"},
-            "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"name": "db", "port": 7000}]}
-        }))?;
-        ns.api::<Service>().create(&PostParams::default(), &service).await?;
-        let mut template = serde_json::to_value(toolbox_pod("db", None)?)?;
-        template["spec"]["containers"][0]["ports"] = serde_json::json!([{"name": "db", "containerPort": 7000}]);
-        let sts: StatefulSet = from_json(serde_json::json!({
-            "apiVersion": "apps/v1", "kind": "StatefulSet",
-            "metadata": {"name": "db"},
-            "spec": {
-                "serviceName": "db", "replicas": 1,
-                "selector": {"matchLabels": {"app": "db"}},
-                "template": {"metadata": {"labels": {"app": "db"}}, "spec": template["spec"].clone()}
-            }
-        }))?;
-        ns.api::<StatefulSet>().create(&PostParams::default(), &sts).await?;
-        let pods: Api<Pod> = ns.api();
-        // The watch behind pod_ready also covers the time until the StatefulSet creates the pod.
-        pod_ready(ns.client(), ns.name(), "db-0", READY).await?;
-        let pod_ip = pods.get("db-0").await?.status.and_then(|s| s.pod_ip).unwrap_or_default();
-        let own_name = format!("db-0.db.{}.svc.cluster.local", ns.name());
-        let resolved = eventually(Duration::from_secs(15), || async {
-            let out = exec_anyhow(&pods, "db-0", &["/testware-toolbox", "resolve", &own_name]).await?;
-            anyhow::ensure!(out.trim() == pod_ip, "{own_name} resolved to {:?}, the pod has {pod_ip}", out.trim());
-            Ok(out)
-        })
+    let ns = ctx.namespace().await?;
+    let service: Service = from_json(serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "db"},
+        "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"name": "db", "port": 7000}]}
+    }))?;
+    ns.api::<Service>()
+        .create(&PostParams::default(), &service)
         .await?;
-        check_eq!(resolved.trim(), pod_ip.as_str());
-        Ok(())
-    })
-    .await
+    let mut template = serde_json::to_value(toolbox_pod("db", None)?)?;
+    template["spec"]["containers"][0]["ports"] =
+        serde_json::json!([{"name": "db", "containerPort": 7000}]);
+    let sts: StatefulSet = from_json(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db"},
+        "spec": {
+            "serviceName": "db", "replicas": 1,
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}}, "spec": template["spec"].clone()}
+        }
+    }))?;
+    ns.api::<StatefulSet>()
+        .create(&PostParams::default(), &sts)
+        .await?;
+    let pods: Api<Pod> = ns.api();
+    // The watch behind pod_ready also covers the time until the StatefulSet creates the pod.
+    pod_ready(ns.client(), ns.name(), "db-0", READY).await?;
+    let pod_ip = pods
+        .get("db-0")
+        .await?
+        .status
+        .and_then(|s| s.pod_ip)
+        .unwrap_or_default();
+    let own_name = format!("db-0.db.{}.svc.cluster.local", ns.name());
+    let resolved = wait_until(
+        format!("{own_name} to resolve"),
+        Duration::from_secs(15),
+        || async {
+            let out =
+                exec_anyhow(&pods, "db-0", &["/testware-toolbox", "resolve", &own_name]).await?;
+            anyhow::ensure!(
+                out.trim() == pod_ip,
+                "{own_name} resolved to {:?}, the pod has {pod_ip}",
+                out.trim()
+            );
+            Ok(out)
+        },
+    )
+    .await?;
+    check_eq!(resolved.trim(), pod_ip.as_str());
+    Ok(())
 }
 
 async fn volume_survives_restart(ctx: Ctx) -> anyhow::Result<()> {
-    with_namespace(&ctx, |client, ns| async move {
-        let claim: PersistentVolumeClaim = from_json(serde_json::json!({
-            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": {"name": "data"},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}}
-        }))?;
-        let claims: Api<PersistentVolumeClaim> = ns.api();
-        claims.create(&PostParams::default(), &claim).await?;
-        let pods: Api<Pod> = ns.api();
-        let writer = start_pod(&ns, &toolbox_pod("writer", Some("data"))?).await?;
-        let bound = claims.get("data").await?;
-        check_eq!(bound.status.and_then(|s| s.phase).as_deref(), Some("Bound"), "the claim should be bound once its pod runs");
-        let volume_name = bound.spec.and_then(|s| s.volume_name).unwrap_or_default();
-        let volume = Api::<PersistentVolume>::all(client.clone()).get(&volume_name).await?;
-        check!(volume.spec.as_ref().and_then(|s| s.host_path.as_ref()).is_some(), "the volume should be a hostPath volume: {volume:?}");
-
-        let token = harness::config::random_suffix(12);
-        exec_anyhow(&pods, &writer, &["/testware-toolbox", "write", "/data/token", &token]).await?;
-        let writer_uid = pods.get(&writer).await?.metadata.uid.unwrap_or_default();
-        pods.delete(&writer, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await?;
-        let deleted = kube::runtime::wait::await_condition(pods.clone(), &writer, kube::runtime::wait::conditions::is_deleted(&writer_uid));
-        tokio::time::timeout(READY, deleted).await.map_err(|_| anyhow::anyhow!("the writer pod was not deleted within {READY:?}"))??;
-        let reader = start_pod(&ns, &toolbox_pod("reader", Some("data"))?).await?;
-        let read = exec_anyhow(&pods, &reader, &["/testware-toolbox", "read", "/data/token"]).await?;
-        check_eq!(read, token, "data written before the restart");
-
-        // Reclaim policy Delete: releasing the claim removes the volume.
-        pods.delete(&reader, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await?;
-        claims.delete("data", &DeleteParams::default()).await?;
-        let volumes = Api::<PersistentVolume>::all(client.clone());
-        eventually(Duration::from_secs(60), || async {
-            anyhow::ensure!(volumes.get_opt(&volume_name).await?.is_none(), "volume {volume_name} still exists");
-            Ok(())
-        })
+    let ns = ctx.namespace().await?;
+    let client = ns.client().clone();
+    let claim: PersistentVolumeClaim = from_json(serde_json::json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}}
+    }))?;
+    let claims: Api<PersistentVolumeClaim> = ns.api();
+    claims.create(&PostParams::default(), &claim).await?;
+    let pods: Api<Pod> = ns.api();
+    let writer = start_pod(&ns, &toolbox_pod("writer", Some("data"))?).await?;
+    let bound = claims.get("data").await?;
+    check_eq!(
+        bound.status.and_then(|s| s.phase).as_deref(),
+        Some("Bound"),
+        "the claim should be bound once its pod runs"
+    );
+    let volume_name = bound.spec.and_then(|s| s.volume_name).unwrap_or_default();
+    let volume = Api::<PersistentVolume>::all(client.clone())
+        .get(&volume_name)
         .await?;
-        Ok(())
-    })
-    .await
+    check!(
+        volume
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_path.as_ref())
+            .is_some(),
+        "the volume should be a hostPath volume: {volume:?}"
+    );
+
+    let token = harness::config::random_suffix(12);
+    exec_anyhow(
+        &pods,
+        &writer,
+        &["/testware-toolbox", "write", "/data/token", &token],
+    )
+    .await?;
+    let writer_uid = pods.get(&writer).await?.metadata.uid.unwrap_or_default();
+    pods.delete(
+        &writer,
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let deleted = kube::runtime::wait::await_condition(
+        pods.clone(),
+        &writer,
+        kube::runtime::wait::conditions::is_deleted(&writer_uid),
+    );
+    tokio::time::timeout(READY, deleted)
+        .await
+        .map_err(|_| anyhow::anyhow!("the writer pod was not deleted within {READY:?}"))??;
+    let reader = start_pod(&ns, &toolbox_pod("reader", Some("data"))?).await?;
+    let read = exec_anyhow(
+        &pods,
+        &reader,
+        &["/testware-toolbox", "read", "/data/token"],
+    )
+    .await?;
+    check_eq!(read, token, "data written before the restart");
+
+    // Reclaim policy Delete: releasing the claim removes the volume.
+    pods.delete(
+        &reader,
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await?;
+    claims.delete("data", &DeleteParams::default()).await?;
+    let volumes = Api::<PersistentVolume>::all(client.clone());
+    harness::wait::watch_until(
+        &volumes,
+        &volume_name,
+        format!("volume {volume_name} to be deleted"),
+        Duration::from_secs(60),
+        |pv| match pv {
+            None => harness::wait::State::Done,
+            Some(pv) => harness::wait::State::Pending(format!(
+                "phase {:?}",
+                pv.status.as_ref().and_then(|s| s.phase.clone())
+            )),
+        },
+        || async { String::new() },
+    )
+    .await?;
+    Ok(())
 }
 
 async fn logs_exec_port_forward(ctx: Ctx) -> anyhow::Result<()> {
-    with_namespace(&ctx, |_client, ns| async move {
-        let echo: Pod = from_json(serde_json::json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "echo"},
-            "spec": {
-                "terminationGracePeriodSeconds": 0,
-                "containers": [{
-                    "name": "echo",
-                    "image": format!("localhost/echo-server:{IMAGE_TAG}"),
-                    "imagePullPolicy": "IfNotPresent",
-                    "ports": [{"name": "http", "containerPort": 8080}],
-                    "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1}
-                }]
-            }
-        }))?;
-        let pods: Api<Pod> = ns.api();
-        start_pod(&ns, &echo).await?;
-        let line = format!("hello from {}", harness::config::random_suffix(8));
-        let request = format!("POST /echo HTTP/1.0\r\nHost: echo\r\nContent-Length: {}\r\n\r\n{line}", line.len());
-        let response = port_forward_http(&pods, "echo", 8080, &request).await?;
-        check!(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"), "POST /echo through port-forward: {response:?}");
-        let logs = eventually(Duration::from_secs(10), || async {
+    let ns = ctx.namespace().await?;
+    let echo: Pod = from_json(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "echo"},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{
+                "name": "echo",
+                "image": format!("localhost/echo-server:{IMAGE_TAG}"),
+                "imagePullPolicy": "IfNotPresent",
+                "ports": [{"name": "http", "containerPort": 8080}],
+                "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1}
+            }]
+        }
+    }))?;
+    let pods: Api<Pod> = ns.api();
+    start_pod(&ns, &echo).await?;
+    let line = format!("hello from {}", harness::config::random_suffix(8));
+    let request = format!(
+        "POST /echo HTTP/1.0\r\nHost: echo\r\nContent-Length: {}\r\n\r\n{line}",
+        line.len()
+    );
+    let response = port_forward_http(&pods, "echo", 8080, &request).await?;
+    check!(
+        response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
+        "POST /echo through port-forward: {response:?}"
+    );
+    let logs = wait_until(
+        "the echoed line in the pod log",
+        Duration::from_secs(10),
+        || async {
             let logs = pods.logs("echo", &Default::default()).await?;
             anyhow::ensure!(logs.contains(&line), "pod log lacks {line:?}: {logs:?}");
             Ok(logs)
-        })
-        .await?;
-        check!(logs.lines().any(|l| l == line), "the echoed line should be a line of its own: {logs:?}");
+        },
+    )
+    .await?;
+    check!(
+        logs.lines().any(|l| l == line),
+        "the echoed line should be a line of its own: {logs:?}"
+    );
 
-        let toolbox = start_pod(&ns, &toolbox_pod("toolbox", None)?).await?;
-        let out = exec_anyhow(&pods, &toolbox, &["/testware-toolbox", "echo", "through", "exec"]).await?;
-        check_eq!(out, "through exec\n");
-        let failing = exec(&pods, &toolbox, &["/testware-toolbox", "read", "/no/such/file"]).await;
-        let text = failing.err().map(|e| e.to_string()).unwrap_or_default();
-        check!(text.contains("reading /no/such/file"), "a failing command reports its stderr: {text:?}");
-        Ok(())
-    })
-    .await
+    let toolbox = start_pod(&ns, &toolbox_pod("toolbox", None)?).await?;
+    let out = exec_anyhow(
+        &pods,
+        &toolbox,
+        &["/testware-toolbox", "echo", "through", "exec"],
+    )
+    .await?;
+    check_eq!(out, "through exec\n");
+    let failing = exec(
+        &pods,
+        &toolbox,
+        &["/testware-toolbox", "read", "/no/such/file"],
+    )
+    .await;
+    let text = failing.err().map(|e| e.to_string()).unwrap_or_default();
+    check!(
+        text.contains("reading /no/such/file"),
+        "a failing command reports its stderr: {text:?}"
+    );
+    Ok(())
 }
 
 async fn janitor(ctx: Ctx) -> anyhow::Result<()> {
     use harness::cluster::labels;
     use k8s_openapi::api::core::v1::Namespace;
-    with_namespace(&ctx, |client, live| async move {
-        let namespaces = Api::<Namespace>::all(client.clone());
-        let dead_name = format!("{}-dead", live.name());
-        let dead: Namespace = from_json(serde_json::json!({
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {
-                "name": dead_name,
-                "labels": {labels::MANAGED_BY: labels::MANAGER, labels::RUN_ID: "killed-run"},
-                "annotations": {labels::EXPIRES_AT: "2020-01-01T00:00:00Z"}
-            }
-        }))?;
-        namespaces.create(&PostParams::default(), &dead).await?;
-        let reaped = harness::namespace::reap_expired(&client).await?;
-        check!(
-            reaped.contains(&dead_name),
-            "the expired namespace {dead_name} should be reaped: {reaped:?}"
-        );
-        check!(
-            !reaped.iter().any(|n| n == live.name()),
-            "the live namespace {} must not be reaped: {reaped:?}",
-            live.name()
-        );
-        let gone = eventually(Duration::from_secs(60), || async {
-            anyhow::ensure!(
-                namespaces.get_opt(&dead_name).await?.is_none(),
-                "{dead_name} still exists"
-            );
-            Ok(())
-        })
-        .await;
-        gone?;
-        let annotation = namespaces
-            .get(live.name())
-            .await?
-            .metadata
-            .annotations
-            .unwrap_or_default();
-        check!(
-            annotation.contains_key(labels::EXPIRES_AT),
-            "a live namespace carries its expiry: {annotation:?}"
-        );
-        Ok(())
-    })
-    .await
+    let live = ctx.namespace().await?;
+    let client = live.client().clone();
+    let namespaces = Api::<Namespace>::all(client.clone());
+    let dead_name = format!("{}-dead", live.name());
+    let dead: Namespace = from_json(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {
+            "name": dead_name,
+            "labels": {labels::MANAGED_BY: labels::MANAGER, labels::RUN_ID: "killed-run"},
+            "annotations": {labels::EXPIRES_AT: "2020-01-01T00:00:00Z"}
+        }
+    }))?;
+    namespaces.create(&PostParams::default(), &dead).await?;
+    let reaped = harness::namespace::reap_expired(&client).await?;
+    check!(
+        reaped.contains(&dead_name),
+        "the expired namespace {dead_name} should be reaped: {reaped:?}"
+    );
+    check!(
+        !reaped.iter().any(|n| n == live.name()),
+        "the live namespace {} must not be reaped: {reaped:?}",
+        live.name()
+    );
+    harness::wait::namespace_gone(&client, &dead_name, Duration::from_secs(60)).await?;
+    let annotation = namespaces
+        .get(live.name())
+        .await?
+        .metadata
+        .annotations
+        .unwrap_or_default();
+    check!(
+        annotation.contains_key(labels::EXPIRES_AT),
+        "a live namespace carries its expiry: {annotation:?}"
+    );
+    Ok(())
 }
 
 /// Pods that never become ready; the timeout must say why.
@@ -328,42 +391,39 @@ fn explained_timeouts() -> Vec<Case> {
             Case::chart_deploy(name, move |ctx| {
                 let change = change.clone();
                 async move {
-                    with_namespace(&ctx, |_client, ns| async move {
-                        let mut pod = serde_json::to_value(toolbox_pod("broken", None)?)?;
-                        for (key, value) in change.as_object().into_iter().flatten() {
-                            if key == "nodeSelector" {
-                                pod["spec"][key] = value.clone();
-                            } else {
-                                pod["spec"]["containers"][0][key] = value.clone();
-                            }
+                    let ns = ctx.namespace().await?;
+                    let mut pod = serde_json::to_value(toolbox_pod("broken", None)?)?;
+                    for (key, value) in change.as_object().into_iter().flatten() {
+                        if key == "nodeSelector" {
+                            pod["spec"][key] = value.clone();
+                        } else {
+                            pod["spec"]["containers"][0][key] = value.clone();
                         }
-                        let pods: Api<Pod> = ns.api();
-                        pods.create(&PostParams::default(), &from_json(pod)?)
-                            .await?;
-                        let result =
-                            pod_ready(ns.client(), ns.name(), "broken", Duration::from_secs(25))
-                                .await;
-                        let text = result.err().map(|e| e.to_string()).unwrap_or_default();
-                        check!(
-                            text.starts_with(
-                                "timed out after 25.0 s waiting for pod broken to be ready"
-                            ),
-                            "{text:?}"
-                        );
-                        // Image-pull reasons alternate between ErrImagePull and ImagePullBackOff.
-                        let any_pull =
-                            |t: &str| t.contains("ErrImagePull") || t.contains("ImagePullBackOff");
-                        for want in expected {
-                            let found = if *want == "ErrImagePull" {
-                                any_pull(&text)
-                            } else {
-                                text.contains(want)
-                            };
-                            check!(found, "the explanation should mention {want:?}: {text}");
-                        }
-                        Ok(())
-                    })
-                    .await
+                    }
+                    let pods: Api<Pod> = ns.api();
+                    pods.create(&PostParams::default(), &from_json(pod)?)
+                        .await?;
+                    let result =
+                        pod_ready(ns.client(), ns.name(), "broken", Duration::from_secs(25)).await;
+                    let text = result.err().map(|e| e.to_string()).unwrap_or_default();
+                    check!(
+                        text.starts_with(
+                            "timed out after 25.0 s waiting for pod broken to be ready"
+                        ),
+                        "{text:?}"
+                    );
+                    // Image-pull reasons alternate between ErrImagePull and ImagePullBackOff.
+                    let any_pull =
+                        |t: &str| t.contains("ErrImagePull") || t.contains("ImagePullBackOff");
+                    for want in expected {
+                        let found = if *want == "ErrImagePull" {
+                            any_pull(&text)
+                        } else {
+                            text.contains(want)
+                        };
+                        check!(found, "the explanation should mention {want:?}: {text}");
+                    }
+                    Ok(())
                 }
             })
         })

@@ -2,14 +2,14 @@
 //! the cluster, every pod becomes ready and every Job completes, and the first
 //! thing each system promises can be observed.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::namespace::TestNamespace;
 use harness::net::{exec, port_forward_http};
 use harness::{Case, Ctx, Suite};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use suites::{check, check_eq, helm_install, start_pod, toolbox_pod, with_namespace};
+use suites::{check, check_eq, helm_install, start_pod, toolbox_pod};
 
 fn main() -> std::process::ExitCode {
     Suite::new("deploy")
@@ -71,75 +71,84 @@ async fn toolbox(ns: &TestNamespace) -> anyhow::Result<String> {
 }
 
 async fn echo_server(ctx: Ctx) -> anyhow::Result<()> {
-    with_namespace(&ctx.clone(), |_client, ns| async move {
-        helm_install(&ctx, &ns, "echo", "echo-server", Some("two-replicas")).await?;
-        let pods = all_pods_ready(&ns).await?;
-        check_eq!(pods.len(), 2, "two-replicas.yaml asks for two pods");
-        let tb = toolbox(&ns).await?;
-        let body = exec(
-            &ns.api(),
-            &tb,
-            &[
-                "/testware-toolbox",
-                "http-get",
-                "http://echo-echo-server:9001/healthz",
-            ],
-        )
-        .await?;
-        check_eq!(body, "ok\n");
-        Ok(())
-    })
-    .await
+    let ns = ctx.namespace().await?;
+    helm_install(&ctx, &ns, "echo", "echo-server", Some("two-replicas")).await?;
+    let pods = all_pods_ready(&ns).await?;
+    check_eq!(pods.len(), 2, "two-replicas.yaml asks for two pods");
+    let tb = toolbox(&ns).await?;
+    let body = exec(
+        &ns.api(),
+        &tb,
+        &[
+            "/testware-toolbox",
+            "http-get",
+            "http://echo-echo-server:9001/healthz",
+        ],
+    )
+    .await?;
+    check_eq!(body, "ok\n");
+    Ok(())
 }
 
 async fn efd(ctx: Ctx) -> anyhow::Result<()> {
-    with_namespace(&ctx.clone(), |_client, ns| async move {
-        helm_install(&ctx, &ns, "efd", "efd", Some("offline")).await?;
-        all_pods_ready(&ns).await?;
-        let job = ns.api::<Job>().get("efd-topics").await?;
-        check_eq!(
-            job.status.and_then(|s| s.succeeded),
-            Some(1),
-            "the topic job should have completed"
-        );
-        let tb = toolbox(&ns).await?;
-        let databases = exec(
-            &ns.api(),
-            &tb,
-            &[
-                "/testware-toolbox",
-                "http-get",
-                "http://efd-influxdb:8086/query?q=SHOW%20DATABASES",
-            ],
-        )
-        .await?;
-        check!(
-            databases.contains("\"efd\""),
-            "InfluxDB should hold database efd: {databases}"
-        );
-        Ok(())
-    })
-    .await
+    let ns = ctx.namespace().await?;
+    helm_install(&ctx, &ns, "efd", "efd", Some("offline")).await?;
+    all_pods_ready(&ns).await?;
+    let job = ns.api::<Job>().get("efd-topics").await?;
+    check_eq!(
+        job.status.and_then(|s| s.succeeded),
+        Some(1),
+        "the topic job should have completed"
+    );
+    let tb = toolbox(&ns).await?;
+    let databases = exec(
+        &ns.api(),
+        &tb,
+        &[
+            "/testware-toolbox",
+            "http-get",
+            "http://efd-influxdb:8086/query?q=SHOW%20DATABASES",
+        ],
+    )
+    .await?;
+    check!(
+        databases.contains("\"efd\""),
+        "InfluxDB should hold database efd: {databases}"
+    );
+    Ok(())
 }
 
 async fn embargo(ctx: Ctx) -> anyhow::Result<()> {
-    with_namespace(&ctx.clone(), |_client, ns| async move {
-        helm_install(&ctx, &ns, "emb", "embargo-ingest", Some("offline")).await?;
-        let pods = all_pods_ready(&ns).await?;
-        let enqueue = first_pod_with(&pods, "enqueue")?;
-        let body = r#"{"Records":[{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/a+b.fits"}},"opaqueData":"ci-webhook-secret"},{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/c.txt"}},"opaqueData":"ci-webhook-secret"},{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/d.fits"}},"opaqueData":"wrong"}]}"#;
-        let request = format!("POST /notify HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let response = loop {
-            let response = port_forward_http(&ns.api(), &enqueue, 8080, &request).await?;
-            if response.contains("\"accepted\"") || Instant::now() > deadline {
-                break response;
+    let ns = ctx.namespace().await?;
+    helm_install(&ctx, &ns, "emb", "embargo-ingest", Some("offline")).await?;
+    let pods = all_pods_ready(&ns).await?;
+    let enqueue = first_pod_with(&pods, "enqueue")?;
+    let body = r#"{"Records":[{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/a+b.fits"}},"opaqueData":"ci-webhook-secret"},{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/c.txt"}},"opaqueData":"ci-webhook-secret"},{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/d.fits"}},"opaqueData":"wrong"}]}"#;
+    let request = format!("POST /notify HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    // Ready pods can still refuse the first connection for a moment.
+    let response = harness::wait::wait_until(
+        format!("pod {enqueue} to answer POST /notify"),
+        Duration::from_secs(10),
+        || async {
+            let response = port_forward_http(&ns.api(), &enqueue, 8080, &request)
+                .await
+                .map_err(|e| e.to_string())?;
+            if response.contains("\"accepted\"") {
+                Ok(response)
+            } else {
+                Err(format!("answered {response:?}"))
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        };
-        check!(response.contains("\"accepted\":1"), "one of three records should be accepted: {response}");
-        check!(response.contains("key does not match the dataset regexp") && response.contains("opaqueData does not match"), "skips are explained: {response}");
-        Ok(())
-    })
-    .await
+        },
+    )
+    .await?;
+    check!(
+        response.contains("\"accepted\":1"),
+        "one of three records should be accepted: {response}"
+    );
+    check!(
+        response.contains("key does not match the dataset regexp")
+            && response.contains("opaqueData does not match"),
+        "skips are explained: {response}"
+    );
+    Ok(())
 }

@@ -105,9 +105,18 @@ async fn upgrade_rollback_uninstall(ctx: Ctx) -> anyhow::Result<()> {
     check_eq!(release.values().await?["replicaCount"].as_u64(), Some(1));
 
     release.uninstall().await?;
+    // Every pod in the namespace, not the release's view: the release is gone.
+    let pods = ns
+        .api::<k8s_openapi::api::core::v1::Pod>()
+        .list(&Default::default())
+        .await?;
     check!(
-        release.pods().await.map(|p| p.is_empty()).unwrap_or(true),
-        "no pods after uninstall"
+        pods.items.is_empty(),
+        "no pods after uninstall: {:?}",
+        pods.items
+            .iter()
+            .map(|p| p.metadata.name.clone())
+            .collect::<Vec<_>>()
     );
     let services = ns
         .api::<k8s_openapi::api::core::v1::Service>()
