@@ -415,30 +415,16 @@ fn check_port_free(addr: &str, what: &str) -> anyhow::Result<()> {
     }
 }
 
-/// A plain HTTP/1.0 GET on loopback; returns status and body.
+/// A plain HTTP/1.0 GET on loopback, at most 3 s; returns status and body.
 async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-            .await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        anyhow::Ok(String::from_utf8_lossy(&response).into_owned())
-    };
-    let response = tokio::time::timeout(Duration::from_secs(3), exchange)
-        .await
-        .with_context(|| format!("GET http://{addr}{path} timed out"))?
-        .with_context(|| format!("GET http://{addr}{path}"))?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
+    let socket: std::net::SocketAddr = addr
+        .parse()
+        .with_context(|| format!("health address {addr:?} is not ip:port"))?;
+    tokio::time::timeout(
+        Duration::from_secs(3),
+        harness::net::http_request(socket, "GET", path, b""),
+    )
+    .await
+    .with_context(|| format!("GET http://{addr}{path} timed out"))?
+    .with_context(|| format!("GET http://{addr}{path}"))
 }
