@@ -12,6 +12,9 @@
 //! - [`net`]: exec, port-forwards on free local ports, a minimal HTTP request.
 //! - [`echo`]: `EchoServer`, the in-cluster log helper.
 //! - [`diagnostics`]: failure bundles.
+//! - [`kafka`]: Kafka clients for in-cluster brokers (port-forward + protocol relay).
+//! - [`influx`]: InfluxQL queries, writes and counts awaited with explanations.
+//! - [`efd`]: SAL-shaped EFD records and a deployed efd release seen from the test.
 #![warn(missing_docs)]
 
 pub mod chart;
@@ -20,9 +23,12 @@ pub mod config;
 pub mod deployment;
 pub mod diagnostics;
 pub mod echo;
+pub mod efd;
 pub mod explain;
 pub mod helm;
+pub mod influx;
 pub mod junit;
+pub mod kafka;
 pub mod manifest;
 pub mod marks;
 pub mod namespace;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use harness::manifest::EnvValue;
 use harness::{RenderOptions, Rendered, Suite};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Container, Service};
 use suites::{chart_case, check, check_eq, Charts};
@@ -97,7 +97,7 @@ async fn connector_points_at_the_broker_and_database(charts: Arc<Charts>) -> any
         Some("ephemeral"),
     ] {
         let r = charts.render_ci(CHART, values).await?;
-        let connector = container(&r, "Deployment", CONNECTOR, "connector")?;
+        let connector = container(&r, "StatefulSet", CONNECTOR, "connector")?;
         let brokers = literal(&r, connector, "KAFKA_BROKERS")?;
         check_eq!(
             brokers,
@@ -281,12 +281,15 @@ async fn persistence_toggles_volume_claims(charts: Arc<Charts>) -> anyhow::Resul
     }
     check_eq!(
         ephemeral
-            .get::<Deployment>(CONNECTOR)?
+            .get::<StatefulSet>(CONNECTOR)?
             .spec
             .as_ref()
             .and_then(|s| s.replicas),
         Some(2)
     );
+    // Each replica takes its share of the partitions by ordinal out of this count.
+    let connector = container(&ephemeral, "StatefulSet", CONNECTOR, "connector")?;
+    check_eq!(literal(&ephemeral, connector, "CONNECTOR_REPLICAS")?, "2");
     Ok(())
 }
 

@@ -1,28 +1,48 @@
 //! The Kafka -> InfluxDB connector of the efd chart.
 //!
-//! `efd-connector run` consumes every topic matching `KAFKA_TOPIC_REGEX` in
-//! consumer group `KAFKA_GROUP_ID`, maps each JSON record to a point
-//! (`efd_components::to_line`), writes batches of up to `BATCH_SIZE` records or
-//! every `FLUSH_INTERVAL_MS` to `INFLUXDB_URL` database `INFLUXDB_DATABASE`, and
-//! commits offsets only after InfluxDB acknowledged the write (at-least-once; a
-//! re-delivered point overwrites itself). A failed write is retried with backoff,
-//! never dropped. Malformed records are logged and skipped. `GET /healthz` on
-//! `HEALTH_LISTEN` answers 200 while the last write (or ping) succeeded.
+//! `efd-connector run` consumes every topic matching `KAFKA_TOPIC_REGEX`, maps
+//! each JSON record to a point
+//! (`efd_components::to_line`) and writes batches to `INFLUXDB_URL` database
+//! `INFLUXDB_DATABASE`. A batch is written as soon as no further record is waiting
+//! (or after `LINGER_MS`, or at `BATCH_SIZE` records), so a lone record is not held
+//! back, and a burst is written in full batches. Writing runs beside consuming (one
+//! batch in flight), and offsets are committed only after InfluxDB acknowledged the
+//! write (at-least-once; a re-delivered point overwrites itself). A failed write is
+//! retried with backoff, never dropped. Malformed records are logged and skipped.
+//!
+//! HTTP on `HEALTH_LISTEN`: `GET /healthz` answers 200 while the last write (or
+//! the first ping) succeeded — the readiness probe; `GET /livez` answers 200 while
+//! the process serves; `GET /metrics` gives the counters as JSON.
+//!
+//! Partitions are assigned statically, not by the broker's group rebalancing:
+//! replica `i` of `CONNECTOR_REPLICAS` (its StatefulSet ordinal, from `POD_NAME`)
+//! consumes partition `p` of every matching topic when `p % replicas == i`, and
+//! starts from the offsets committed under group `KAFKA_GROUP_ID`. A restarted
+//! or rescheduled replica resumes at once; nothing waits for a session timeout or
+//! a rebalance, which tansu 0.6's group coordinator can leave stalled for minutes.
+//! New topics and partitions are picked up every `METADATA_REFRESH_MS`.
+//!
+//! SIGTERM: the batch in flight is finished and committed, then the process ends.
 //!
 //! `efd-connector create-topics --brokers B [--partitions N] TOPIC...` creates
 //! topics (existing ones are fine), retrying until the broker answers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::{mpsc, watch};
 
 fn env(name: &str) -> anyhow::Result<String> {
     std::env::var(name)
@@ -40,181 +60,430 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
     }
 }
 
-/// InfluxDB 1.x over plain HTTP.
+/// Counters served on `/metrics`, so tests observe the connector without parsing logs.
+#[derive(Default)]
+struct Metrics {
+    /// Records received from Kafka (re-deliveries included).
+    consumed: AtomicU64,
+    /// Points InfluxDB acknowledged.
+    written: AtomicU64,
+    /// Records skipped as malformed.
+    skipped: AtomicU64,
+    /// Write attempts that failed (and were retried).
+    write_failures: AtomicU64,
+    /// Batches acknowledged by InfluxDB.
+    batches: AtomicU64,
+    /// Offset commits that failed (their records will be re-delivered).
+    commit_failures: AtomicU64,
+    /// Whether the last write (or the first ping) succeeded.
+    healthy: AtomicBool,
+}
+
+impl Metrics {
+    fn snapshot(&self) -> serde_json::Value {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "consumed": get(&self.consumed),
+            "written": get(&self.written),
+            "skipped": get(&self.skipped),
+            "write_failures": get(&self.write_failures),
+            "batches": get(&self.batches),
+            "commit_failures": get(&self.commit_failures),
+            "healthy": self.healthy.load(Ordering::Relaxed),
+            "peak_rss_kib": peak_rss_kib(),
+        })
+    }
+}
+
+/// The process's peak resident set size (`VmHWM`), for the burst benchmark.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// InfluxDB 1.x's write endpoint.
 struct Influx {
-    host: String,
-    port: u16,
-    database: String,
+    http: reqwest::Client,
+    write_url: String,
+    ping_url: String,
 }
 
 impl Influx {
-    fn from_url(url: &str, database: String) -> anyhow::Result<Self> {
-        let rest = url
-            .strip_prefix("http://")
-            .context("INFLUXDB_URL must be an http:// URL")?;
-        let authority = rest.split('/').next().unwrap_or(rest);
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), p.parse().context("INFLUXDB_URL port")?),
-            None => (authority.to_owned(), 8086),
-        };
+    fn new(url: &str, database: &str) -> anyhow::Result<Self> {
+        let base = reqwest::Url::parse(url).with_context(|| format!("INFLUXDB_URL {url:?}"))?;
+        let mut write = base.join("write").context("INFLUXDB_URL")?;
+        write
+            .query_pairs_mut()
+            .append_pair("db", database)
+            .append_pair("precision", "u");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .context("building the HTTP client")?;
         Ok(Self {
-            host,
-            port,
-            database,
+            http,
+            write_url: write.to_string(),
+            ping_url: base.join("ping").context("INFLUXDB_URL")?.to_string(),
         })
     }
 
-    async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        body: &[u8],
-    ) -> anyhow::Result<(u16, String)> {
-        let exchange = async {
-            let mut stream =
-                tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
-            let head = format!(
-                "{method} {path} HTTP/1.0\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
-                self.host,
-                body.len()
-            );
-            stream.write_all(head.as_bytes()).await?;
-            stream.write_all(body).await?;
-            let mut response = Vec::new();
-            stream.read_to_end(&mut response).await?;
-            anyhow::Ok(String::from_utf8_lossy(&response).into_owned())
-        };
-        let response = tokio::time::timeout(Duration::from_secs(10), exchange)
-            .await
-            .context("InfluxDB did not answer within 10 s")??;
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        Ok((status, body))
-    }
-
-    async fn write(&self, lines: &str) -> anyhow::Result<()> {
-        let path = format!("/write?db={}&precision=u", self.database);
-        let (status, body) = self.request("POST", &path, lines.as_bytes()).await?;
-        if status != 204 {
+    async fn write(&self, lines: String) -> anyhow::Result<()> {
+        let response = self.http.post(&self.write_url).body(lines).send().await?;
+        let status = response.status();
+        if status != reqwest::StatusCode::NO_CONTENT {
+            let body = response.text().await.unwrap_or_default();
             bail!("InfluxDB write answered {status}: {}", body.trim());
         }
         Ok(())
     }
 
     async fn ping(&self) -> anyhow::Result<()> {
-        let (status, _) = self.request("GET", "/ping", b"").await?;
-        anyhow::ensure!(status == 204, "InfluxDB /ping answered {status}");
+        let status = self.http.get(&self.ping_url).send().await?.status();
+        anyhow::ensure!(
+            status == reqwest::StatusCode::NO_CONTENT,
+            "InfluxDB /ping answered {status}"
+        );
         Ok(())
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let brokers = env("KAFKA_BROKERS")?;
-    let group = env_or("KAFKA_GROUP_ID", "efd-connector".to_owned())?;
-    let pattern = env_or("KAFKA_TOPIC_REGEX", "^lsst\\.sal\\..*".to_owned())?;
-    let influx = Influx::from_url(
-        &env("INFLUXDB_URL")?,
-        env_or("INFLUXDB_DATABASE", "efd".to_owned())?,
-    )?;
-    let batch_size: usize = env_or("BATCH_SIZE", 500usize)?.max(1);
-    let flush = Duration::from_millis(env_or("FLUSH_INTERVAL_MS", 100u64)?.max(1));
-    let healthy = Arc::new(AtomicBool::new(false));
-    tokio::spawn(serve_health(
-        env_or("HEALTH_LISTEN", "0.0.0.0:8080".to_owned())?,
-        healthy.clone(),
+/// Points of consecutive records and the offsets to commit once they are written.
+#[derive(Default)]
+struct Batch {
+    lines: String,
+    points: usize,
+    records: usize,
+    /// Next offset to commit per (topic, partition).
+    offsets: BTreeMap<(String, i32), i64>,
+}
+
+impl Batch {
+    fn add(&mut self, message: &BorrowedMessage<'_>, metrics: &Metrics) {
+        let topic = message.topic();
+        self.records += 1;
+        self.offsets.insert(
+            (topic.to_owned(), message.partition()),
+            message.offset() + 1,
+        );
+        let mapped = message
+            .payload()
+            .context("empty message")
+            .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).context("not JSON"))
+            .and_then(|v| efd_components::to_line(topic, &v).map_err(anyhow::Error::from));
+        match mapped {
+            Ok(line) => {
+                self.lines.push_str(&line);
+                self.lines.push('\n');
+                self.points += 1;
+            }
+            Err(e) => {
+                metrics.skipped.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "skipping record {topic}/{}@{}: {e:#}",
+                    message.partition(),
+                    message.offset()
+                );
+            }
+        }
+    }
+
+    fn commit_list(&self) -> TopicPartitionList {
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in &self.offsets {
+            let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+        }
+        list
+    }
+}
+
+struct Settings {
+    brokers: String,
+    group: String,
+    topics: String,
+    influx: Influx,
+    batch_size: usize,
+    linger: Duration,
+    fetch_wait_ms: u32,
+    metadata_refresh: Duration,
+    /// (this replica's ordinal, number of replicas).
+    replica: (i32, i32),
+    health_listen: String,
+}
+
+impl Settings {
+    fn from_env() -> anyhow::Result<Self> {
+        let pattern = env_or("KAFKA_TOPIC_REGEX", "^lsst\\.sal\\..*".to_owned())?;
+        regex::Regex::new(&pattern).with_context(|| format!("KAFKA_TOPIC_REGEX {pattern:?}"))?;
+        Ok(Self {
+            brokers: env("KAFKA_BROKERS")?,
+            group: env_or("KAFKA_GROUP_ID", "efd-connector".to_owned())?,
+            topics: if pattern.starts_with('^') {
+                pattern
+            } else {
+                format!("^{pattern}")
+            },
+            influx: Influx::new(
+                &env("INFLUXDB_URL")?,
+                &env_or("INFLUXDB_DATABASE", "efd".to_owned())?,
+            )?,
+            batch_size: env_or("BATCH_SIZE", 500usize)?.max(1),
+            linger: Duration::from_millis(env_or("LINGER_MS", 0u64)?),
+            // librdkafka's default (500 ms) is how long a fetch waits for data; a
+            // broker that does not answer a waiting fetch early when data arrives
+            // (tansu) adds that much latency to every record.
+            fetch_wait_ms: env_or("FETCH_WAIT_MAX_MS", 5u32)?,
+            metadata_refresh: Duration::from_millis(
+                env_or("METADATA_REFRESH_MS", 5000u64)?.max(100),
+            ),
+            replica: replica()?,
+            health_listen: env_or("HEALTH_LISTEN", "0.0.0.0:8080".to_owned())?,
+        })
+    }
+
+    fn consumer(&self) -> anyhow::Result<StreamConsumer> {
+        let mut config = ClientConfig::new();
+        // librdkafka's own debug contexts (e.g. `cgrp` for group membership).
+        if let Ok(debug) = std::env::var("KAFKA_DEBUG") {
+            config.set("debug", debug);
+        }
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", &self.group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", self.fetch_wait_ms.to_string())
+            .create()
+            .context("creating the Kafka consumer")
+    }
+}
+
+/// This replica's ordinal and the number of replicas: `REPLICA_ORDINAL` or the
+/// number ending `POD_NAME` (a StatefulSet pod), and `CONNECTOR_REPLICAS`.
+fn replica() -> anyhow::Result<(i32, i32)> {
+    let replicas: i32 = env_or("CONNECTOR_REPLICAS", 1i32)?;
+    anyhow::ensure!(replicas >= 1, "CONNECTOR_REPLICAS must be at least 1");
+    let ordinal = match std::env::var("REPLICA_ORDINAL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        Some(_) => env_or("REPLICA_ORDINAL", 0i32)?,
+        None => match std::env::var("POD_NAME") {
+            Ok(pod) => pod
+                .rsplit_once('-')
+                .and_then(|(_, n)| n.parse().ok())
+                .with_context(|| {
+                    format!("POD_NAME {pod:?} does not end in a StatefulSet ordinal")
+                })?,
+            Err(_) => 0,
+        },
+    };
+    anyhow::ensure!(
+        (0..replicas).contains(&ordinal),
+        "replica ordinal {ordinal} is not below CONNECTOR_REPLICAS={replicas} (hint: scale with helm, which sets both)"
+    );
+    Ok((ordinal, replicas))
+}
+
+/// The partitions of matching topics that belong to replica `ordinal` of `replicas`.
+fn my_partitions(
+    metadata: &rdkafka::metadata::Metadata,
+    topics: &regex::Regex,
+    (ordinal, replicas): (i32, i32),
+) -> std::collections::BTreeSet<(String, i32)> {
+    metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && topics.is_match(t.name()))
+        .flat_map(|t| {
+            t.partitions()
+                .iter()
+                .filter(|p| p.id() % replicas == ordinal)
+                .map(|p| (t.name().to_owned(), p.id()))
+        })
+        .collect()
+}
+
+/// Adds newly seen partitions of matching topics to the consumer's assignment
+/// (from their committed offsets), every `refresh`.
+async fn assign_partitions(
+    consumer: Arc<StreamConsumer>,
+    topics: regex::Regex,
+    replica: (i32, i32),
+    refresh: Duration,
+) {
+    let mut assigned = std::collections::BTreeSet::new();
+    loop {
+        let c = consumer.clone();
+        let metadata =
+            tokio::task::spawn_blocking(move || c.fetch_metadata(None, Duration::from_secs(5)))
+                .await;
+        match metadata {
+            Ok(Ok(metadata)) => {
+                let mine = my_partitions(&metadata, &topics, replica);
+                let new: Vec<&(String, i32)> = mine.difference(&assigned).collect();
+                if !new.is_empty() {
+                    let mut list = TopicPartitionList::new();
+                    for (topic, partition) in &new {
+                        let _ = list.add_partition_offset(topic, *partition, Offset::Stored);
+                    }
+                    match consumer.incremental_assign(&list) {
+                        Ok(()) => {
+                            eprintln!(
+                                "replica {}/{}: consuming {}",
+                                replica.0,
+                                replica.1,
+                                new.iter()
+                                    .map(|(t, p)| format!("{t}/{p}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            );
+                            assigned = mine;
+                        }
+                        Err(e) => eprintln!("kafka: assigning partitions failed: {e}"),
+                    }
+                }
+            }
+            Ok(Err(e)) => eprintln!("kafka: reading topic metadata failed: {e}"),
+            Err(e) => eprintln!("kafka: metadata task failed: {e}"),
+        }
+        tokio::time::sleep(refresh).await;
+    }
+}
+
+/// Writes batches in order, retrying each until InfluxDB acknowledges it, then
+/// commits its offsets (asynchronously). Ends when the channel closes, returning
+/// every offset it committed, for a last synchronous commit.
+async fn write_batches(
+    mut batches: mpsc::Receiver<Batch>,
+    influx: Arc<Influx>,
+    consumer: Arc<StreamConsumer>,
+    metrics: Arc<Metrics>,
+) -> Batch {
+    let mut written = Batch::default();
+    while let Some(batch) = batches.recv().await {
+        if batch.points > 0 {
+            let mut backoff = Duration::from_millis(100);
+            while let Err(e) = influx.write(batch.lines.clone()).await {
+                metrics.healthy.store(false, Ordering::Relaxed);
+                metrics.write_failures.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "write of {} points failed, retrying in {backoff:?}: {e:#}",
+                    batch.points
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            metrics.healthy.store(true, Ordering::Relaxed);
+            metrics
+                .written
+                .fetch_add(batch.points as u64, Ordering::Relaxed);
+            metrics.batches.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Err(e) = consumer.commit(&batch.commit_list(), CommitMode::Async) {
+            metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+            eprintln!("commit failed (records will be re-delivered): {e}");
+        }
+        written.offsets.extend(batch.offsets);
+    }
+    written
+}
+
+async fn run(mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let metrics = Arc::new(Metrics::default());
+    tokio::spawn(serve_http(settings.health_listen.clone(), metrics.clone()));
+    let consumer = Arc::new(settings.consumer()?);
+    eprintln!(
+        "efd-connector: replica {}/{}: {} group {} topics {} -> {} (batch {}, linger {:?}, fetch wait {} ms)",
+        settings.replica.0,
+        settings.replica.1,
+        settings.brokers,
+        settings.group,
+        settings.topics,
+        settings.influx.write_url,
+        settings.batch_size,
+        settings.linger,
+        settings.fetch_wait_ms
+    );
+    while let Err(e) = settings.influx.ping().await {
+        eprintln!("waiting for InfluxDB: {e:#}");
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+    metrics.healthy.store(true, Ordering::Relaxed);
+    let assigner = tokio::spawn(assign_partitions(
+        consumer.clone(),
+        regex::Regex::new(&settings.topics)?,
+        settings.replica,
+        settings.metadata_refresh,
     ));
 
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", &group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("topic.metadata.refresh.interval.ms", "5000")
-        .create()
-        .context("creating the Kafka consumer")?;
-    let topic = if pattern.starts_with('^') {
-        pattern.clone()
-    } else {
-        format!("^{pattern}")
-    };
-    consumer.subscribe(&[&topic]).context("subscribing")?;
-    eprintln!(
-        "efd-connector: {brokers} group {group} topics {topic} -> {}:{} db {}",
-        influx.host, influx.port, influx.database
-    );
-
-    while influx.ping().await.is_err() {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    healthy.store(true, Ordering::Relaxed);
-
-    let mut lines = String::new();
-    let mut offsets = TopicPartitionList::new();
-    let mut count = 0usize;
-    let mut deadline = Instant::now() + flush;
-    loop {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(wait, consumer.recv()).await {
-            Ok(Ok(message)) => {
-                let topic = message.topic().to_owned();
-                let next = Offset::Offset(message.offset() + 1);
-                let _ = offsets.add_partition_offset(&topic, message.partition(), next);
-                let mapped = message
-                    .payload()
-                    .context("empty message")
-                    .and_then(|p| {
-                        serde_json::from_slice::<serde_json::Value>(p).context("not JSON")
-                    })
-                    .and_then(|v| efd_components::to_line(&topic, &v).map_err(anyhow::Error::from));
-                match mapped {
-                    Ok(line) => {
-                        lines.push_str(&line);
-                        lines.push('\n');
-                        count += 1;
-                    }
-                    Err(e) => eprintln!(
-                        "skipping record {topic}/{}@{}: {e:#}",
-                        message.partition(),
-                        message.offset()
-                    ),
-                }
-                if count < batch_size {
+    let influx = Arc::new(settings.influx);
+    // One batch written while the next is gathered.
+    let (batches, pending) = mpsc::channel::<Batch>(1);
+    let writer = tokio::spawn(write_batches(
+        pending,
+        influx,
+        consumer.clone(),
+        metrics.clone(),
+    ));
+    'consume: loop {
+        let mut batch = Batch::default();
+        // The first record of a batch: wait as long as it takes.
+        tokio::select! {
+            received = consumer.recv() => match received {
+                Ok(message) => batch.add(&message, &metrics),
+                Err(e) => {
+                    eprintln!("kafka: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
-            }
-            Ok(Err(e)) => {
-                eprintln!("kafka: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(_) => {}
+            },
+            _ = stop.changed() => break 'consume,
         }
-        if offsets.count() > 0 {
-            let mut backoff = Duration::from_millis(100);
-            if count > 0 {
-                while let Err(e) = influx.write(&lines).await {
-                    healthy.store(false, Ordering::Relaxed);
-                    eprintln!("write of {count} points failed, retrying in {backoff:?}: {e:#}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+        // More records: whatever is already waiting, and what arrives within the linger.
+        let linger_until = tokio::time::Instant::now() + settings.linger;
+        while batch.records < settings.batch_size {
+            match tokio::time::timeout_at(linger_until, consumer.recv()).await {
+                Ok(Ok(message)) => batch.add(&message, &metrics),
+                Ok(Err(e)) => {
+                    eprintln!("kafka: {e}");
+                    break;
                 }
-                healthy.store(true, Ordering::Relaxed);
+                Err(_) => break,
             }
-            if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
-                eprintln!("commit failed (records will be re-delivered): {e}");
-            }
-            lines.clear();
-            offsets = TopicPartitionList::new();
-            count = 0;
         }
-        deadline = Instant::now() + flush;
+        metrics
+            .consumed
+            .fetch_add(batch.records as u64, Ordering::Relaxed);
+        if batches.send(batch).await.is_err() {
+            bail!("the writer stopped");
+        }
     }
+    // Finish (write and commit) what was consumed.
+    assigner.abort();
+    drop(batches);
+    if let Ok(written) = writer.await {
+        let list = written.commit_list();
+        let committed = tokio::task::spawn_blocking(move || {
+            if list.count() == 0 {
+                return Ok(());
+            }
+            consumer.commit(&list, CommitMode::Sync)
+        })
+        .await;
+        if let Ok(Err(e)) = committed {
+            eprintln!("last commit failed (records will be re-delivered): {e}");
+        }
+    }
+    eprintln!("efd-connector: stopped after committing what it wrote");
+    Ok(())
 }
 
 async fn create_topics(args: &[String]) -> anyhow::Result<()> {
@@ -268,44 +537,55 @@ async fn create_topics(args: &[String]) -> anyhow::Result<()> {
     }
 }
 
-async fn serve_health(addr: String, healthy: Arc<AtomicBool>) {
-    let Ok(listener) = tokio::net::TcpListener::bind(&addr).await else {
-        eprintln!("error: cannot bind the health endpoint {addr}");
-        return;
-    };
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let ok = healthy.load(Ordering::Relaxed);
-        tokio::spawn(async move {
-            let mut buf = [0u8; 512];
-            let _ = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await;
-            let response = if ok {
-                "HTTP/1.0 200 OK\r\n\r\nok\n"
-            } else {
-                "HTTP/1.0 503 Service Unavailable\r\n\r\nwaiting\n"
-            };
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
+async fn serve_http(addr: String, metrics: Arc<Metrics>) {
+    let app = Router::new()
+        .route(
+            "/healthz",
+            get(|State(m): State<Arc<Metrics>>| async move {
+                if m.healthy.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ok\n")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "InfluxDB writes failing\n")
+                }
+            }),
+        )
+        .route("/livez", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(|State(m): State<Arc<Metrics>>| async move { Json(m.snapshot()) }),
+        )
+        .with_state(metrics);
+    match tokio::net::TcpListener::bind(&addr).await {
+        Ok(listener) => {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("error: the HTTP endpoint {addr} stopped: {e}");
+            }
+        }
+        Err(e) => eprintln!("error: cannot bind the HTTP endpoint {addr}: {e}"),
     }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::process::ExitCode {
-    // Uncommitted records are re-delivered after a restart (at-least-once), so SIGTERM can end at once.
-    tokio::spawn(async {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            term.recv().await;
-            std::process::exit(0);
+    let (stop_tx, mut stop) = watch::channel(false);
+    tokio::spawn(async move {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+                let _ = stop_tx.send(true);
+            }
+            Err(e) => eprintln!("warning: no SIGTERM handler: {e}"),
         }
+        // Keep the sender: a closed channel would read as a stop.
+        std::future::pending::<()>().await;
     });
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("run") | None => run().await,
-        Some("create-topics") => create_topics(&args[1..]).await,
+        Some("run") | None => run(stop).await,
+        Some("create-topics") => tokio::select! {
+            done = create_topics(&args[1..]) => done,
+            _ = stop.changed() => Ok(()),
+        },
         Some(other) => Err(anyhow::anyhow!(
             "unknown command {other:?} (expected run or create-topics)"
         )),

@@ -1,0 +1,291 @@
+//! EFD full-stack figures on the cluster in `KUBECONFIG` (the local one in CI):
+//!
+//! - produce -> visible in InfluxDB latency, median and p99, over `LATENCY_RECORDS`
+//!   records at a steady `LATENCY_RATE` per second;
+//! - sustained end-to-end rate (records produced as fast as the producer goes,
+//!   until the last is visible);
+//! - burst drain: connector scaled to 0, `BURST` records produced, connector
+//!   scaled back; the drain rate, and InfluxDB's own write rate for the same
+//!   points (line protocol straight to it, batches of the connector's size) in
+//!   the same run, with the ratio;
+//! - the connector's peak RSS after the burst, and the records' sizes.
+//!
+//! Run with `cargo bench -p suites --bench efd` (`EFD_BENCH_BURST=N` to change
+//! the burst, default 200000). Figures are printed, never asserted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness::deployment::{ChartDeployment, DeployOptions};
+use harness::efd::{EfdRecord, EfdStack, RecordGenerator};
+use harness::namespace::TestNamespace;
+use harness::wait::{rolled_out, WorkloadKind};
+use harness::{Ctx, RunConfig};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::api::{Patch, PatchParams};
+
+const LATENCY_RECORDS: usize = 1000;
+const LATENCY_RATE: u64 = 100;
+const SUSTAINED: usize = 50_000;
+const TOPIC: &str = "lsst.sal.Test.scalars";
+const BURST_TOPIC: &str = "lsst.sal.MTM1M3.forceActuatorData";
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let burst: usize = std::env::var("EFD_BENCH_BURST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let (config, _) = RunConfig::parse(["bench".to_owned()], |key| std::env::var(key).ok())?;
+    let config = Arc::new(config);
+    let client = harness::cluster::client(&config).await?;
+    println!("cluster: {}", client.apiserver_version().await?.git_version);
+    let ns = TestNamespace::create(&client, &config, "bench-efd").await?;
+    let outcome = run(&config, &ns, burst).await;
+    ns.delete(Duration::from_secs(120)).await?;
+    outcome
+}
+
+async fn run(config: &Arc<RunConfig>, ns: &TestNamespace, burst: usize) -> anyhow::Result<()> {
+    let ctx = Ctx::detached(config.clone(), "bench-efd", Duration::from_secs(1800));
+    let started = Instant::now();
+    let deployment = ChartDeployment::install(
+        &ctx,
+        ns,
+        "efd",
+        suites::chart_dir("efd"),
+        DeployOptions::default().values("ci/offline.yaml"),
+    )
+    .await?;
+    println!(
+        "efd install -> ready: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let stack = EfdStack::connect(&deployment, "efd").await?;
+
+    latency(&stack, &config.run_id).await?;
+    sustained(&stack, &config.run_id).await?;
+    burst_drain(&stack, ns, &config.run_id, burst).await?;
+    Ok(())
+}
+
+/// Records produced one by one at a steady rate; a poller notes when each
+/// becomes visible (the highest `private_seqNum` InfluxDB returns).
+async fn latency(stack: &EfdStack, run: &str) -> anyhow::Result<()> {
+    let mut generator = RecordGenerator::new(run);
+    let records: Vec<EfdRecord> = (0..LATENCY_RECORDS)
+        .map(|_| generator.scalars(TOPIC))
+        .collect();
+    let query = format!(
+        "SELECT last(private_seqNum) FROM {} WHERE {}",
+        stack.influx.qualified(TOPIC),
+        generator.filter()
+    );
+    let produced_at: Vec<std::sync::Mutex<Option<Instant>>> = (0..LATENCY_RECORDS)
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    let produced_at = Arc::new(produced_at);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    let producer = {
+        let produced_at = produced_at.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / LATENCY_RATE));
+            for (i, record) in records.iter().enumerate() {
+                tick.tick().await;
+                if let Ok(mut at) = produced_at[i].lock() {
+                    *at = Some(Instant::now());
+                }
+                stack.kafka.produce(TOPIC, None, &record.payload()).await?;
+            }
+            anyhow::Ok(())
+        }
+    };
+    let poller = {
+        let done = done.clone();
+        async move {
+            let mut visible_at = vec![None; LATENCY_RECORDS];
+            let mut seen = 0usize;
+            let mut polls = 0u32;
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while seen < LATENCY_RECORDS && Instant::now() < deadline {
+                let series = stack.influx.query(&query).await?;
+                polls += 1;
+                let now = Instant::now();
+                let last = series
+                    .first()
+                    .and_then(|s| s.values.first())
+                    .and_then(|row| row.get(1))
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0);
+                let last = usize::try_from(last).unwrap_or(0).min(LATENCY_RECORDS);
+                for slot in visible_at.iter_mut().take(last).skip(seen) {
+                    *slot = Some(now);
+                }
+                seen = seen.max(last);
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            anyhow::Ok((visible_at, polls))
+        }
+    };
+    let started = Instant::now();
+    let (produced, polled) = tokio::join!(producer, poller);
+    produced?;
+    let (visible_at, polls) = polled?;
+    let mut latencies: Vec<Duration> = Vec::new();
+    for (i, visible) in visible_at.iter().enumerate() {
+        let produced = produced_at[i].lock().ok().and_then(|p| *p);
+        if let (Some(p), Some(v)) = (produced, visible) {
+            latencies.push(v.saturating_duration_since(p));
+        }
+    }
+    latencies.sort();
+    let missing = LATENCY_RECORDS - latencies.len();
+    let pct = |q: f64| {
+        let i = ((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[i].as_secs_f64() * 1000.0
+    };
+    println!(
+        "produce -> visible in InfluxDB: median {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} records at {LATENCY_RATE}/s ({missing} not seen; {} polls, one every {:.1} ms on average)",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+        latencies.len(),
+        polls,
+        started.elapsed().as_secs_f64() * 1000.0 / f64::from(polls.max(1)),
+    );
+    Ok(())
+}
+
+/// Records produced as fast as the producer goes while the connector runs.
+async fn sustained(stack: &EfdStack, run: &str) -> anyhow::Result<()> {
+    let mut generator = RecordGenerator::new(run);
+    let records: Vec<EfdRecord> = (0..SUSTAINED).map(|_| generator.scalars(TOPIC)).collect();
+    let started = Instant::now();
+    stack.produce(&records).await?;
+    let produced = started.elapsed();
+    stack
+        .wait_for_points(
+            TOPIC,
+            &generator,
+            SUSTAINED as u64,
+            Duration::from_secs(600),
+        )
+        .await?;
+    let total = started.elapsed();
+    println!(
+        "sustained: {SUSTAINED} records produced in {:.2} s ({:.0} msg/s), all visible after {:.2} s: {:.0} msg/s end to end",
+        produced.as_secs_f64(),
+        SUSTAINED as f64 / produced.as_secs_f64(),
+        total.as_secs_f64(),
+        SUSTAINED as f64 / total.as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn scale_connector(ns: &TestNamespace, replicas: i32) -> anyhow::Result<()> {
+    ns.api::<StatefulSet>()
+        .patch_scale(
+            "efd-connector",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Connector paused, `burst` records produced, connector resumed: the drain rate
+/// beside InfluxDB's own rate for the same points.
+async fn burst_drain(
+    stack: &EfdStack,
+    ns: &TestNamespace,
+    run: &str,
+    burst: usize,
+) -> anyhow::Result<()> {
+    let mut generator = RecordGenerator::new(run);
+    let records: Vec<EfdRecord> = (0..burst).map(|_| generator.scalars(BURST_TOPIC)).collect();
+    let bytes: usize = records.iter().map(|r| r.payload().len()).sum();
+    let fields = records[0].expected_fields().len();
+
+    // InfluxDB alone: the same points as line protocol, in the connector's batches.
+    let lines: Vec<String> = records
+        .iter()
+        .map(|r| line_protocol("bench.direct", r))
+        .collect();
+    let started = Instant::now();
+    for chunk in lines.chunks(500) {
+        stack.influx.write(chunk.join("\n")).await?;
+    }
+    let direct = started.elapsed();
+
+    scale_connector(ns, 0).await?;
+    harness::wait::wait_until("connector pods gone", Duration::from_secs(60), || async {
+        let pods = stack.connector_metrics().await.map_err(|e| e.to_string())?;
+        if pods.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} connector pods", pods.len()))
+        }
+    })
+    .await?;
+    let produce_started = Instant::now();
+    stack.produce(&records).await?;
+    let produced = produce_started.elapsed();
+
+    let resumed = Instant::now();
+    scale_connector(ns, 1).await?;
+    rolled_out(
+        ns.client(),
+        ns.name(),
+        WorkloadKind::StatefulSet,
+        "efd-connector",
+        Duration::from_secs(120),
+    )
+    .await?;
+    let ready = resumed.elapsed();
+    stack
+        .wait_for_points(
+            BURST_TOPIC,
+            &generator,
+            burst as u64,
+            Duration::from_secs(900),
+        )
+        .await?;
+    let drained = resumed.elapsed();
+    let drain_rate = burst as f64 / drained.as_secs_f64();
+    let direct_rate = burst as f64 / direct.as_secs_f64();
+    println!(
+        "burst: {burst} records of {:.0} bytes ({fields} fields) produced in {:.2} s ({:.0} msg/s)",
+        bytes as f64 / burst as f64,
+        produced.as_secs_f64(),
+        burst as f64 / produced.as_secs_f64()
+    );
+    println!(
+        "burst drain: {:.2} s from scale-up (pod ready after {:.2} s): {drain_rate:.0} msg/s; InfluxDB direct (batches of 500 through the port-forward): {:.2} s, {direct_rate:.0} points/s; connector / direct = {:.2}",
+        drained.as_secs_f64(),
+        ready.as_secs_f64(),
+        direct.as_secs_f64(),
+        drain_rate / direct_rate
+    );
+    for (pod, metrics) in stack.connector_metrics().await? {
+        println!(
+            "connector {pod} after the burst: peak RSS {} KiB, batches {}, written {}",
+            metrics["peak_rss_kib"], metrics["batches"], metrics["written"]
+        );
+    }
+    Ok(())
+}
+
+/// The point the connector writes for `record`, under another measurement.
+fn line_protocol(measurement: &str, record: &EfdRecord) -> String {
+    let fields: Vec<String> = record
+        .expected_fields()
+        .iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}=\"{}\"", s.replace('"', "\\\"")),
+            serde_json::Value::Number(n) if n.is_i64() => format!("{k}={n}i"),
+            other => format!("{k}={other}"),
+        })
+        .collect();
+    format!("{measurement} {} {}", fields.join(","), record.stamp_micros)
+}

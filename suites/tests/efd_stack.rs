@@ -1,0 +1,472 @@
+//! full_stack cases for the EFD: records produced to Kafka from the test process
+//! arrive in InfluxDB exactly once — as a plain stream, with malformed records in
+//! it, and while the connector, InfluxDB or the broker is killed, scaled away or
+//! unreachable. Each case installs the efd chart into its own namespace.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness::deployment::{ChartDeployment, DeployOptions};
+use harness::efd::{EfdRecord, EfdStack, RecordGenerator};
+use harness::namespace::TestNamespace;
+use harness::wait::{rolled_out, wait_until, WorkloadKind};
+use harness::{Case, Ctx, Suite};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use suites::{chart_dir, check, check_eq};
+use tokio::sync::watch;
+
+const SCALARS: &str = "lsst.sal.Test.scalars";
+const ARRAYS: &str = "lsst.sal.Test.arrays";
+const EVENTS: &str = "lsst.sal.Test.logevent_heartbeat";
+/// The connector's consumer group (the chart's default).
+const GROUP: &str = "efd-connector";
+/// Records per second of the background stream in the fault cases.
+const RATE: u32 = 200;
+/// How long the stream may take to catch up after a fault: the consumer
+/// group's session timeout (10 s) plus a pod restart, with room for a loaded machine.
+const CATCH_UP: Duration = Duration::from_secs(90);
+
+fn full_stack<F, Fut>(name: &str, body: F) -> Case
+where
+    F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    Case::chart_deploy(name, body)
+        .mark("full_stack")
+        .mark("kafka")
+}
+
+fn main() -> std::process::ExitCode {
+    Suite::new("efd_stack")
+        .case(full_stack("round_trip_arrives_exactly_once", round_trip))
+        .case(full_stack(
+            "malformed_records_are_skipped_and_logged",
+            malformed,
+        ))
+        .case(full_stack(
+            "connector_pod_deleted_loses_nothing",
+            connector_deleted,
+        ))
+        .case(full_stack(
+            "connector_scaled_to_zero_and_back_loses_nothing",
+            connector_rescaled,
+        ))
+        .case(full_stack(
+            "influxdb_pod_deleted_loses_nothing",
+            influxdb_deleted,
+        ))
+        .case(full_stack(
+            "broker_pod_deleted_loses_nothing",
+            broker_deleted,
+        ))
+        .case(full_stack(
+            "influxdb_unreachable_writes_retried_offsets_held",
+            influxdb_unreachable,
+        ))
+        .case(full_stack(
+            "two_connectors_share_partitions_exactly_once",
+            two_connectors,
+        ))
+        .run()
+}
+
+/// Installs the efd chart (CI values plus `sets`) and reaches it from the test.
+async fn install(
+    ctx: &Ctx,
+    ns: &TestNamespace,
+    sets: &[(&str, &str)],
+) -> anyhow::Result<Arc<EfdStack>> {
+    let mut options = DeployOptions::default().values("ci/offline.yaml");
+    for (key, value) in sets {
+        options = options.set(*key, *value);
+    }
+    let deployment = ChartDeployment::install(ctx, ns, "efd", chart_dir("efd"), options).await?;
+    Ok(Arc::new(EfdStack::connect(&deployment, "efd").await?))
+}
+
+async fn round_trip(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.namespace().await?;
+    let stack = install(&ctx, &ns, &[]).await?;
+    let mut generator = RecordGenerator::new(&ctx.config.run_id);
+    let mut records: Vec<EfdRecord> = (0..300).map(|_| generator.scalars(SCALARS)).collect();
+    records.extend((0..100).map(|_| generator.arrays(ARRAYS, 12)));
+    records.extend((0..50).map(|_| generator.event(EVENTS)));
+    stack.produce(&records).await?;
+
+    let timeout = ctx.deadline().cap(Duration::from_secs(60));
+    for (topic, n) in [(SCALARS, 300), (ARRAYS, 100), (EVENTS, 50)] {
+        stack.wait_for_points(topic, &generator, n, timeout).await?;
+        let problems = stack.check_points(topic, &generator, &records).await?;
+        check!(problems.is_empty(), "{topic}: {}", summary(&problems));
+    }
+    check_eq!(
+        stack.influx.measurements().await?,
+        vec![ARRAYS.to_owned(), EVENTS.to_owned(), SCALARS.to_owned()],
+        "SHOW MEASUREMENTS"
+    );
+    let keys = stack.influx.field_keys(SCALARS).await?;
+    let expected: Vec<(String, String)> = [
+        ("counter", "integer"),
+        ("enabled", "boolean"),
+        ("mode", "string"),
+        ("pressure", "float"),
+        ("private_efdStamp", "float"),
+        ("private_identity", "string"),
+        ("private_kafkaStamp", "float"),
+        ("private_origin", "integer"),
+        ("private_seqNum", "integer"),
+        ("private_sndStamp", "float"),
+        ("salIndex", "integer"),
+        ("temperature", "float"),
+    ]
+    .iter()
+    .map(|(k, t)| ((*k).to_owned(), (*t).to_owned()))
+    .collect();
+    check_eq!(
+        keys,
+        expected,
+        "SHOW FIELD KEYS FROM {SCALARS} (the null field `spare` must be absent)"
+    );
+    let array_keys = stack.influx.field_keys(ARRAYS).await?;
+    check!(
+        array_keys.iter().any(|(k, _)| k == "force11")
+            && array_keys.iter().any(|(k, _)| k == "actuatorId0")
+            && !array_keys
+                .iter()
+                .any(|(k, _)| k == "force1" || k == "force"),
+        "arrays flatten to name0…name11 with the null element dropped: {array_keys:?}"
+    );
+    Ok(())
+}
+
+async fn malformed(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.namespace().await?;
+    let stack = install(&ctx, &ns, &[]).await?;
+    let mut generator = RecordGenerator::new(&ctx.config.run_id);
+    let before: Vec<EfdRecord> = (0..5).map(|_| generator.scalars(SCALARS)).collect();
+    stack.produce(&before).await?;
+    let bad: [&[u8]; 5] = [
+        b"not json at all",
+        br#"{"private_seqNum": 1, "value": 2.0}"#,
+        br#"{"private_efdStamp": "soon", "value": 2.0}"#,
+        b"[1, 2, 3]",
+        br#"{"private_efdStamp": 1700000000.5}"#,
+    ];
+    for payload in bad {
+        stack.kafka.produce(SCALARS, None, payload).await?;
+    }
+    let after: Vec<EfdRecord> = (0..5).map(|_| generator.scalars(SCALARS)).collect();
+    stack.produce(&after).await?;
+
+    let records: Vec<EfdRecord> = before.into_iter().chain(after).collect();
+    let timeout = ctx.deadline().cap(Duration::from_secs(60));
+    stack
+        .wait_for_points(SCALARS, &generator, 10, timeout)
+        .await?;
+    let problems = stack.check_points(SCALARS, &generator, &records).await?;
+    check!(problems.is_empty(), "{}", summary(&problems));
+    // The last bad record maps to a point with no field but its stamp, which the
+    // connector writes; the other four are skipped, counted and logged.
+    let skipped: u64 = stack
+        .connector_metrics()
+        .await?
+        .iter()
+        .filter_map(|(_, m)| m["skipped"].as_u64())
+        .sum();
+    check_eq!(skipped, 4, "records skipped as malformed");
+    let mut log = String::new();
+    for pod in stack.deployment().pods().await? {
+        let name = pod.metadata.name.unwrap_or_default();
+        if name.contains("connector") {
+            log.push_str(&stack.deployment().logs(&name, None, false).await?);
+        }
+    }
+    for reason in [
+        "not JSON",
+        "no numeric private_efdStamp",
+        "not a JSON object",
+    ] {
+        check!(
+            log.contains(&format!("skipping record {SCALARS}/0@")) && log.contains(reason),
+            "the connector log should name the skipped record and why ({reason}): {log}"
+        );
+    }
+    Ok(())
+}
+
+/// Records produced in the background at [`RATE`] per second until stopped.
+struct Stream {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<(RecordGenerator, Vec<EfdRecord>)>>,
+}
+
+impl Stream {
+    fn start(stack: &Arc<EfdStack>, run: &str, topic: &'static str) -> Self {
+        let (stop, mut stopped) = watch::channel(false);
+        let stack = stack.clone();
+        let mut generator = RecordGenerator::new(run);
+        let task = tokio::spawn(async move {
+            let mut records = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                let batch: Vec<EfdRecord> =
+                    (0..RATE / 20).map(|_| generator.scalars(topic)).collect();
+                // Delivered (acknowledged by the broker) before the next batch: a
+                // broker outage slows the stream down instead of piling it up.
+                // A batch the broker refused is sent again, as a producing
+                // application would (a re-sent record overwrites its own point).
+                let mut refused = 0;
+                while let Err(e) = stack.produce(&batch).await {
+                    refused += 1;
+                    anyhow::ensure!(refused < 100, "the broker refused a batch 100 times: {e:#}");
+                    if refused == 1 {
+                        println!("batch refused, sending it again until accepted: {e:#}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                records.extend(batch);
+            }
+            Ok((generator, records))
+        });
+        Self { stop, task }
+    }
+
+    /// Stops producing; returns the generator and every record delivered.
+    async fn finish(self) -> anyhow::Result<(RecordGenerator, Vec<EfdRecord>)> {
+        let _ = self.stop.send(true);
+        self.task.await?
+    }
+}
+
+/// Runs a stream of scalars, applies `fault` after 3 s, streams 5 s more, then
+/// waits until InfluxDB holds every record exactly once. Returns the catch-up
+/// time (from the end of the stream to the last point visible).
+async fn stream_through<F, Fut>(
+    ctx: &Ctx,
+    stack: &Arc<EfdStack>,
+    fault: F,
+) -> anyhow::Result<Duration>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let stream = Stream::start(stack, &ctx.config.run_id, SCALARS);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    fault().await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (generator, records) = stream.finish().await?;
+    let ended = Instant::now();
+    let n = records.len() as u64;
+    check!(n >= 100, "the stream delivered only {n} records");
+    stack
+        .wait_for_points(SCALARS, &generator, n, ctx.deadline().cap(CATCH_UP))
+        .await?;
+    let catch_up = ended.elapsed();
+    let problems = stack.check_points(SCALARS, &generator, &records).await?;
+    check!(problems.is_empty(), "{}", summary(&problems));
+    println!(
+        "{n} records, 0 lost, 0 duplicated; caught up {:.2} s after the stream ended",
+        catch_up.as_secs_f64()
+    );
+    Ok(catch_up)
+}
+
+/// The one pod of the release's `component`.
+async fn pod_of(ns: &TestNamespace, component: &str) -> anyhow::Result<String> {
+    let pods = ns
+        .api::<Pod>()
+        .list(
+            &kube::api::ListParams::default()
+                .labels(&format!("app.kubernetes.io/component={component}")),
+        )
+        .await?;
+    pods.items
+        .into_iter()
+        .find(|p| p.metadata.deletion_timestamp.is_none())
+        .and_then(|p| p.metadata.name)
+        .ok_or_else(|| anyhow::anyhow!("no {component} pod in {}", ns.name()))
+}
+
+/// Deletes `pod` at once (grace period 0, as a node failure would).
+async fn kill(ns: &TestNamespace, pod: &str) -> anyhow::Result<()> {
+    ns.api::<Pod>()
+        .delete(pod, &DeleteParams::default().grace_period(0))
+        .await?;
+    Ok(())
+}
+
+async fn scale<K>(ns: &TestNamespace, name: &str, replicas: i32) -> anyhow::Result<()>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    ns.api::<K>()
+        .patch_scale(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn connector_deleted(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.namespace().await?;
+    let stack = install(&ctx, &ns, &[]).await?;
+    stream_through(&ctx, &stack, || async {
+        kill(&ns, &pod_of(&ns, "connector").await?).await
+    })
+    .await?;
+    Ok(())
+}
+
+async fn connector_rescaled(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.namespace().await?;
+    let stack = install(&ctx, &ns, &[]).await?;
+    stream_through(&ctx, &stack, || async {
+        scale::<StatefulSet>(&ns, "efd-connector", 0).await?;
+        scale::<StatefulSet>(&ns, "efd-connector", 1).await
+    })
+    .await?;
+    Ok(())
+}
+
+async fn influxdb_deleted(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.namespace().await?;
+    let stack = install(&ctx, &ns, &[]).await?;
+    stream_through(&ctx, &stack, || async { kill(&ns, "efd-influxdb-0").await }).await?;
+    Ok(())
+}
+
+async fn broker_deleted(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.namespace().await?;
+    let stack = install(&ctx, &ns, &[]).await?;
+    stream_through(&ctx, &stack, || async { kill(&ns, "efd-kafka-0").await }).await?;
+    Ok(())
+}
+
+/// InfluxDB scaled away for ~8 s: the connector retries its writes and commits
+/// nothing it has not written; when InfluxDB is back, everything arrives.
+async fn influxdb_unreachable(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.namespace().await?;
+    let stack = install(&ctx, &ns, &[]).await?;
+    let outage = || async {
+        scale::<StatefulSet>(&ns, "efd-influxdb", 0).await?;
+        wait_until(
+            "InfluxDB pod gone",
+            ctx.deadline().cap(Duration::from_secs(60)),
+            || async {
+                match pod_of(&ns, "influxdb").await {
+                    Ok(pod) => Err(format!("{pod} still there")),
+                    Err(_) => Ok(()),
+                }
+            },
+        )
+        .await?;
+        // Whatever was being written when InfluxDB went is retried; after that
+        // the committed offset must stand still while records keep coming.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let held = committed(&stack).await?;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let still = committed(&stack).await?;
+        check_eq!(
+            still,
+            held,
+            "offsets committed while InfluxDB was unreachable"
+        );
+        let failures: u64 = stack
+            .connector_metrics()
+            .await?
+            .iter()
+            .filter_map(|(_, m)| m["write_failures"].as_u64())
+            .sum();
+        check!(
+            failures > 0,
+            "the connector should have retried failed writes"
+        );
+        scale::<StatefulSet>(&ns, "efd-influxdb", 1).await?;
+        rolled_out(
+            ns.client(),
+            ns.name(),
+            WorkloadKind::StatefulSet,
+            "efd-influxdb",
+            ctx.deadline().cap(Duration::from_secs(90)),
+        )
+        .await?;
+        Ok(())
+    };
+    stream_through(&ctx, &stack, outage).await?;
+    Ok(())
+}
+
+/// The connector group's committed offset of the scalars topic (partition 0).
+async fn committed(stack: &EfdStack) -> anyhow::Result<Option<i64>> {
+    let offsets = stack.kafka.committed_offsets(GROUP, SCALARS).await?;
+    Ok(offsets.first().and_then(|(_, o)| *o))
+}
+
+/// Four partitions, two connector replicas: each replica consumes a share, and
+/// every keyed record arrives once.
+async fn two_connectors(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.namespace().await?;
+    let stack = install(
+        &ctx,
+        &ns,
+        &[("connector.replicas", "2"), ("topics.partitions", "4")],
+    )
+    .await?;
+    let topic = stack.kafka.describe_topic(SCALARS).await?;
+    check_eq!(topic.partitions.len(), 4, "partitions of {SCALARS}");
+    let mut generator = RecordGenerator::new(&ctx.config.run_id);
+    let records: Vec<EfdRecord> = (0..2000).map(|_| generator.scalars(SCALARS)).collect();
+    let keyed: Vec<(String, Option<Vec<u8>>, Vec<u8>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.topic.clone(),
+                Some(r.seq.to_string().into_bytes()),
+                r.payload(),
+            )
+        })
+        .collect();
+    stack.kafka.produce_all(keyed, 1000).await?;
+    let spread = stack.kafka.describe_topic(SCALARS).await?;
+    check!(
+        spread.partitions.iter().all(|p| p.high > 0),
+        "keyed records should reach every partition: {spread:?}"
+    );
+    stack
+        .wait_for_points(
+            SCALARS,
+            &generator,
+            2000,
+            ctx.deadline().cap(Duration::from_secs(90)),
+        )
+        .await?;
+    let problems = stack.check_points(SCALARS, &generator, &records).await?;
+    check!(problems.is_empty(), "{}", summary(&problems));
+    let metrics = stack.connector_metrics().await?;
+    check_eq!(metrics.len(), 2, "connector pods answering /metrics");
+    check!(
+        metrics
+            .iter()
+            .all(|(_, m)| m["written"].as_u64().unwrap_or(0) > 0),
+        "both replicas should have written a share: {metrics:?}"
+    );
+    Ok(())
+}
+
+/// The first problems and how many there are in all.
+fn summary(problems: &[String]) -> String {
+    let shown: Vec<&str> = problems.iter().take(5).map(String::as_str).collect();
+    format!("{} problems: {}", problems.len(), shown.join("; "))
+}
