@@ -26,6 +26,7 @@
 //!
 //! `efd-connector create-topics --brokers B [--partitions N] TOPIC...` creates
 //! topics (existing ones are fine), retrying until the broker answers.
+//! `efd-connector write-points …` measures InfluxDB's own write rate (benchmarks).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -537,6 +538,60 @@ async fn create_topics(args: &[String]) -> anyhow::Result<()> {
     }
 }
 
+/// `efd-connector write-points --url U --database D --topic T --points N
+/// [--batch B] SAMPLE_JSON`: InfluxDB's own write rate for the points the
+/// connector would write — `N` copies of the sample record mapped by the same
+/// code, each with its own `private_efdStamp` and `private_seqNum`, written in
+/// batches of `B` one at a time (as the connector writes). Prints the rate.
+async fn write_points(args: &[String]) -> anyhow::Result<()> {
+    let mut options = BTreeMap::new();
+    let mut sample = None;
+    for arg in args {
+        match arg.strip_prefix("--").and_then(|a| a.split_once('=')) {
+            Some((key, value)) => {
+                options.insert(key.to_owned(), value.to_owned());
+            }
+            None => sample = Some(arg.clone()),
+        }
+    }
+    let option = |key: &str| {
+        options
+            .get(key)
+            .with_context(|| format!("--{key}=… is required"))
+    };
+    let influx = Influx::new(option("url")?, option("database")?)?;
+    let topic = option("topic")?;
+    let points: u64 = option("points")?.parse().context("--points")?;
+    let batch: u64 = options
+        .get("batch")
+        .map_or(Ok(500), |b| b.parse())
+        .context("--batch")?;
+    let mut record: serde_json::Value =
+        serde_json::from_str(&sample.context("a sample record (JSON) is required")?)
+            .context("the sample record is not JSON")?;
+    let start = record["private_efdStamp"]
+        .as_f64()
+        .context("the sample has no private_efdStamp")?;
+    let started = Instant::now();
+    let mut lines = String::new();
+    for i in 0..points {
+        #[allow(clippy::cast_precision_loss)] // i < 2^53
+        let stamp = start + i as f64 / 1e6;
+        record["private_efdStamp"] = serde_json::json!(stamp);
+        record["private_seqNum"] = serde_json::json!(i);
+        lines.push_str(&efd_components::to_line(topic, &record)?);
+        lines.push('\n');
+        if (i + 1) % batch == 0 || i + 1 == points {
+            influx.write(std::mem::take(&mut lines)).await?;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    #[allow(clippy::cast_precision_loss)]
+    let rate = points as f64 / seconds;
+    println!("{{\"points\": {points}, \"seconds\": {seconds:.3}, \"rate\": {rate:.0}}}");
+    Ok(())
+}
+
 async fn serve_http(addr: String, metrics: Arc<Metrics>) {
     let app = Router::new()
         .route(
@@ -586,8 +641,9 @@ async fn main() -> std::process::ExitCode {
             done = create_topics(&args[1..]) => done,
             _ = stop.changed() => Ok(()),
         },
+        Some("write-points") => write_points(&args[1..]).await,
         Some(other) => Err(anyhow::anyhow!(
-            "unknown command {other:?} (expected run or create-topics)"
+            "unknown command {other:?} (expected run, create-topics or write-points)"
         )),
     };
     match result {
