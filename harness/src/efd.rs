@@ -266,14 +266,7 @@ impl EfdStack {
         let service = |component: &str| {
             services
                 .iter()
-                .find(|s| {
-                    s.metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get("app.kubernetes.io/component"))
-                        .map(String::as_str)
-                        == Some(component)
-                })
+                .find(|s| is_component(&s.metadata, component))
                 .and_then(|s| {
                     let name = s.metadata.name.clone()?;
                     let port = s.spec.as_ref()?.ports.as_ref()?.first()?.port;
@@ -434,15 +427,19 @@ async fn connector_pods(deployment: &ChartDeployment) -> Result<Vec<Pod>, EfdErr
         .pods()
         .await?
         .into_iter()
-        .filter(|p| {
-            p.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("app.kubernetes.io/component"))
-                .map(String::as_str)
-                == Some("connector")
-        })
+        .filter(|p| is_component(&p.metadata, "connector"))
         .collect())
+}
+
+/// Whether an object is labelled `app.kubernetes.io/component=<component>`.
+fn is_component(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    component: &str,
+) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get("app.kubernetes.io/component"))
+        .is_some_and(|c| c == component)
 }
 
 async fn connector_metrics(deployment: &ChartDeployment) -> Result<Vec<(String, Value)>, EfdError> {

@@ -340,6 +340,12 @@ impl LocalCluster {
         if network::bridge_present() {
             left.push(format!("bridge {}", layout::BRIDGE));
         }
+        if network::service_reject_present() {
+            left.push(format!(
+                "iptables FORWARD rule rejecting {}",
+                layout::SERVICE_CIDR
+            ));
+        }
         let before = BeforeUp::load(&self.layout.before_up()).unwrap_or_default();
         left.extend(
             network::cni_netns()

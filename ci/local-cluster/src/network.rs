@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{BRIDGE, NODE_IP};
+use crate::layout::{BRIDGE, NODE_IP, SERVICE_CIDR};
 
 /// Sysctls set at `up` and restored at `down`.
 const SYSCTLS: [(&str, &str); 2] = [
@@ -79,7 +79,8 @@ impl BeforeUp {
     }
 }
 
-/// Adds the node address to `lo` and sets the sysctls.
+/// Adds the node address to `lo`, makes the service range unreachable outside
+/// kube-proxy's rules, and sets the sysctls.
 ///
 /// # Errors
 /// `ip` fails or a sysctl cannot be written.
@@ -90,12 +91,49 @@ pub fn set_up() -> anyhow::Result<()> {
             &["addr", "add", &format!("{NODE_IP}/32"), "dev", "lo"],
         )?;
     }
+    // A pod that connects to a Service IP before kube-proxy has written its rules
+    // (a Service created a moment ago) would otherwise be forwarded off this
+    // machine by the default route — seen answered with HTTP 404 by something
+    // upstream, on a keep-alive connection a client then kept for minutes.
+    // Rejected: the connection fails at once and the client retries. (Packets
+    // kube-proxy translated carry a pod address by then and are not matched.)
+    if !service_reject_present() {
+        run("iptables", &service_reject_rule("-I"))?;
+    }
     for (path, value) in SYSCTLS {
         std::fs::write(path, value).with_context(|| {
             format!("failed to set {path} to {value} (hint: the bridge sysctl needs the br_netfilter module)")
         })?;
     }
     Ok(())
+}
+
+/// The FORWARD rule rejecting pod traffic to the service range that kube-proxy
+/// did not translate, with `action` (`-I`, `-D`, `-C`).
+fn service_reject_rule(action: &str) -> Vec<&str> {
+    vec![
+        "-w",
+        action,
+        "FORWARD",
+        "-d",
+        SERVICE_CIDR,
+        "-m",
+        "comment",
+        "--comment",
+        "testware: service IP not translated by kube-proxy",
+        "-j",
+        "REJECT",
+    ]
+}
+
+/// `true` when the cluster's rejecting FORWARD rule for the service range exists.
+pub fn service_reject_present() -> bool {
+    Command::new("iptables")
+        .args(service_reject_rule("-C"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// `true` when the node address is on `lo`.
@@ -236,6 +274,12 @@ pub fn tear_down(before: &BeforeUp) -> Vec<String> {
     }
     if let Err(e) = remove_cluster_chains() {
         problems.push(format!("iptables: {e:#}"));
+    }
+    while service_reject_present() {
+        if let Err(e) = run("iptables", &service_reject_rule("-D")) {
+            problems.push(format!("iptables FORWARD rule for {SERVICE_CIDR}: {e:#}"));
+            break;
+        }
     }
     if !before.node_ip_present && node_ip_present() {
         if let Err(e) = run(

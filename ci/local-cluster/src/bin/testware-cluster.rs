@@ -19,8 +19,9 @@ use local_cluster::components::Binaries;
 use local_cluster::layout::Layout;
 use local_cluster::{addons, images};
 
-/// Kubernetes version of the binaries `ci/build-kubernetes` caches.
-const KUBE_VERSION: &str = "v1.20.2";
+/// Cache key of the binaries `ci/build-kubernetes` builds: the Kubernetes version
+/// and the reflect2 it is built with (see that script).
+const KUBE_BUILD: &str = "v1.20.2+reflect2-1.0.2";
 /// Cluster name for kind and k3d.
 const CLUSTER_NAME: &str = "testware";
 
@@ -76,7 +77,7 @@ fn local(options: &Options) -> LocalCluster {
     let kube = options.bin_dir.clone().unwrap_or_else(|| {
         harness::helm::cache_dir()
             .join("kubernetes")
-            .join(KUBE_VERSION)
+            .join(KUBE_BUILD)
             .join("bin")
     });
     LocalCluster::new(Layout::from_env(), Binaries::new(kube))

@@ -12,7 +12,9 @@
 //!
 //! HTTP on `HEALTH_LISTEN`: `GET /healthz` answers 200 while the last write (or
 //! the first ping) succeeded — the readiness probe; `GET /livez` answers 200 while
-//! the process serves; `GET /metrics` gives the counters as JSON.
+//! the process serves; `GET /metrics` gives the counters as JSON, with
+//! `latency_ms`: from each record's Kafka timestamp (set by its producer) to
+//! InfluxDB's acknowledgement of its point, over the latest 10,000 points.
 //!
 //! Partitions are assigned statically, not by the broker's group rebalancing:
 //! replica `i` of `CONNECTOR_REPLICAS` (its StatefulSet ordinal, from `POD_NAME`)
@@ -78,9 +80,49 @@ struct Metrics {
     commit_failures: AtomicU64,
     /// Whether the last write (or the first ping) succeeded.
     healthy: AtomicBool,
+    /// Record timestamp -> InfluxDB acknowledged, in ms, for the latest records.
+    latencies_ms: std::sync::Mutex<std::collections::VecDeque<i64>>,
 }
 
+/// How many recent latencies `/metrics` summarises.
+const LATENCY_WINDOW: usize = 10_000;
+
 impl Metrics {
+    /// Notes when InfluxDB acknowledged points whose records were created at `created_ms`.
+    fn acknowledged(&self, created_ms: &[i64]) {
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+        )
+        .unwrap_or(i64::MAX);
+        let mut window = self.latencies_ms.lock().unwrap_or_else(|p| p.into_inner());
+        for created in created_ms {
+            if window.len() == LATENCY_WINDOW {
+                window.pop_front();
+            }
+            window.push_back(now - created);
+        }
+    }
+
+    /// Median, p99 and max of the recent latencies, with their count.
+    fn latency_summary(&self) -> serde_json::Value {
+        let mut sorted: Vec<i64> = self
+            .latencies_ms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        if sorted.is_empty() {
+            return serde_json::Value::Null;
+        }
+        sorted.sort_unstable();
+        let at = |q: usize| sorted[(sorted.len() * q / 100).min(sorted.len() - 1)];
+        serde_json::json!({"count": sorted.len(), "p50": at(50), "p99": at(99), "max": sorted[sorted.len() - 1]})
+    }
+
     fn snapshot(&self) -> serde_json::Value {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         serde_json::json!({
@@ -92,6 +134,7 @@ impl Metrics {
             "commit_failures": get(&self.commit_failures),
             "healthy": self.healthy.load(Ordering::Relaxed),
             "peak_rss_kib": peak_rss_kib(),
+            "latency_ms": self.latency_summary(),
         })
     }
 }
@@ -107,7 +150,9 @@ fn peak_rss_kib() -> Option<u64> {
 
 /// InfluxDB 1.x's write endpoint.
 struct Influx {
-    http: reqwest::Client,
+    /// Replaced after a failure, so a retry opens a new connection instead of
+    /// reusing a pooled one that may lead somewhere else (see [`Influx::renew`]).
+    http: std::sync::Mutex<reqwest::Client>,
     write_url: String,
     ping_url: String,
 }
@@ -120,35 +165,65 @@ impl Influx {
             .query_pairs_mut()
             .append_pair("db", database)
             .append_pair("precision", "u");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .context("building the HTTP client")?;
         Ok(Self {
-            http,
+            http: std::sync::Mutex::new(Self::client()?),
             write_url: write.to_string(),
             ping_url: base.join("ping").context("INFLUXDB_URL")?.to_string(),
         })
     }
 
-    async fn write(&self, lines: String) -> anyhow::Result<()> {
-        let response = self.http.post(&self.write_url).body(lines).send().await?;
-        let status = response.status();
-        if status != reqwest::StatusCode::NO_CONTENT {
-            let body = response.text().await.unwrap_or_default();
-            bail!("InfluxDB write answered {status}: {}", body.trim());
+    fn client() -> anyhow::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .context("building the HTTP client")
+    }
+
+    fn http(&self) -> reqwest::Client {
+        self.http.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Drops pooled connections after a failed exchange: a keep-alive
+    /// connection opened before the Service was routable can lead to another
+    /// server for as long as it lives (seen: 404 to every ping for 5 minutes).
+    fn renew(&self) {
+        if let Ok(client) = Self::client() {
+            *self.http.lock().unwrap_or_else(|p| p.into_inner()) = client;
         }
-        Ok(())
+    }
+
+    async fn write(&self, lines: String) -> anyhow::Result<()> {
+        let outcome = async {
+            let response = self.http().post(&self.write_url).body(lines).send().await?;
+            let status = response.status();
+            if status != reqwest::StatusCode::NO_CONTENT {
+                let body = response.text().await.unwrap_or_default();
+                bail!("InfluxDB write answered {status}: {}", body.trim());
+            }
+            Ok(())
+        }
+        .await;
+        if outcome.is_err() {
+            self.renew();
+        }
+        outcome
     }
 
     async fn ping(&self) -> anyhow::Result<()> {
-        let status = self.http.get(&self.ping_url).send().await?.status();
-        anyhow::ensure!(
-            status == reqwest::StatusCode::NO_CONTENT,
-            "InfluxDB /ping answered {status}"
-        );
-        Ok(())
+        let outcome = async {
+            let status = self.http().get(&self.ping_url).send().await?.status();
+            anyhow::ensure!(
+                status == reqwest::StatusCode::NO_CONTENT,
+                "InfluxDB /ping answered {status}"
+            );
+            Ok(())
+        }
+        .await;
+        if outcome.is_err() {
+            self.renew();
+        }
+        outcome
     }
 }
 
@@ -160,6 +235,8 @@ struct Batch {
     records: usize,
     /// Next offset to commit per (topic, partition).
     offsets: BTreeMap<(String, i32), i64>,
+    /// Kafka timestamps (ms) of the records that became points.
+    created_ms: Vec<i64>,
 }
 
 impl Batch {
@@ -180,6 +257,9 @@ impl Batch {
                 self.lines.push_str(&line);
                 self.lines.push('\n');
                 self.points += 1;
+                if let Some(ms) = message.timestamp().to_millis() {
+                    self.created_ms.push(ms);
+                }
             }
             Err(e) => {
                 metrics.skipped.fetch_add(1, Ordering::Relaxed);
@@ -379,6 +459,7 @@ async fn write_batches(
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
             metrics.healthy.store(true, Ordering::Relaxed);
+            metrics.acknowledged(&batch.created_ms);
             metrics
                 .written
                 .fetch_add(batch.points as u64, Ordering::Relaxed);
