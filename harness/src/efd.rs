@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::{json, Map, Value};
 
 use crate::deployment::ChartDeployment;
-use crate::influx::{quote_identifier, quote_string, Influx};
+use crate::influx::{quote_string, Influx};
 use crate::kafka::{Kafka, KafkaAccess};
 use crate::net::PortForward;
 
@@ -408,16 +408,6 @@ impl EfdStack {
     /// The release this stack belongs to.
     pub fn deployment(&self) -> &ChartDeployment {
         &self.deployment
-    }
-
-    /// The measurement query that counts `generator`'s points, for messages.
-    pub fn count_query(&self, topic: &str, generator: &RecordGenerator) -> String {
-        format!(
-            "SELECT count({}) FROM {} WHERE {}",
-            quote_identifier("private_seqNum"),
-            self.influx.qualified(topic),
-            generator.filter()
-        )
     }
 }
 

@@ -22,7 +22,6 @@ use harness::namespace::TestNamespace;
 use harness::wait::{rolled_out, WorkloadKind};
 use harness::{Ctx, RunConfig};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use kube::api::{Patch, PatchParams};
 
 const LATENCY_RECORDS: usize = 1000;
 const LATENCY_RATE: u64 = 100;
@@ -227,17 +226,6 @@ async fn sustained(stack: &EfdStack, run: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn scale_connector(ns: &TestNamespace, replicas: i32) -> anyhow::Result<()> {
-    ns.api::<StatefulSet>()
-        .patch_scale(
-            "efd-connector",
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
-        )
-        .await?;
-    Ok(())
-}
-
 /// Connector paused, `burst` records produced, connector resumed: the drain rate
 /// beside InfluxDB's own rate for the same points.
 async fn burst_drain(
@@ -278,7 +266,7 @@ async fn burst_drain(
     let direct: serde_json::Value = serde_json::from_str(answer.trim())?;
     let direct_rate = direct["rate"].as_f64().unwrap_or(0.0);
 
-    scale_connector(ns, 0).await?;
+    suites::scale::<StatefulSet>(ns, "efd-connector", 0).await?;
     harness::wait::wait_until("connector pods gone", Duration::from_secs(60), || async {
         let pods = stack.connector_metrics().await.map_err(|e| e.to_string())?;
         if pods.is_empty() {
@@ -293,7 +281,7 @@ async fn burst_drain(
     let produced = produce_started.elapsed();
 
     let resumed = Instant::now();
-    scale_connector(ns, 1).await?;
+    suites::scale::<StatefulSet>(ns, "efd-connector", 1).await?;
     rolled_out(
         ns.client(),
         ns.name(),

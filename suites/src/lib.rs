@@ -229,3 +229,30 @@ pub async fn helm_install(
             .await?,
     )
 }
+
+/// Sets the replicas of workload `name` (a Deployment or StatefulSet) in `ns`
+/// through its scale subresource, as `kubectl scale` does.
+///
+/// # Errors
+/// The API server refuses (no such workload).
+pub async fn scale<K>(
+    ns: &harness::namespace::TestNamespace,
+    name: &str,
+    replicas: i32,
+) -> anyhow::Result<()>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    ns.api::<K>()
+        .patch_scale(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
+        )
+        .await?;
+    Ok(())
+}

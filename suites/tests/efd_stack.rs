@@ -13,8 +13,8 @@ use harness::wait::{rolled_out, wait_until, WorkloadKind};
 use harness::{Case, Ctx, Suite};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, Patch, PatchParams};
-use suites::{chart_dir, check, check_eq};
+use kube::api::DeleteParams;
+use suites::{chart_dir, check, check_eq, scale};
 use tokio::sync::watch;
 
 const SCALARS: &str = "lsst.sal.Test.scalars";
@@ -297,24 +297,6 @@ async fn pod_of(ns: &TestNamespace, component: &str) -> anyhow::Result<String> {
 async fn kill(ns: &TestNamespace, pod: &str) -> anyhow::Result<()> {
     ns.api::<Pod>()
         .delete(pod, &DeleteParams::default().grace_period(0))
-        .await?;
-    Ok(())
-}
-
-async fn scale<K>(ns: &TestNamespace, name: &str, replicas: i32) -> anyhow::Result<()>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    <K as kube::Resource>::DynamicType: Default,
-{
-    ns.api::<K>()
-        .patch_scale(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
-        )
         .await?;
     Ok(())
 }
