@@ -1,5 +1,6 @@
 //! chart_deploy timings on the cluster in `KUBECONFIG` (the local one in CI):
-//! namespace create -> pod ready -> namespace deleted, echo-server install -> ready,
+//! namespace create -> pod ready -> namespace deleted, echo-server install -> ready
+//! through the harness beside plain `helm install --wait` on the same chart,
 //! and how long after a condition becomes true the harness notices it (a watch,
 //! and for contrast `wait_until` polling with its capped backoff).
 //! Run with `cargo bench -p suites --bench chart_deploy`.
@@ -7,22 +8,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::deployment::{ChartDeployment, DeployOptions};
-use harness::namespace::TestNamespace;
-use harness::wait::{self, State};
-use harness::{Ctx, RunConfig};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
+use testware::namespace::TestNamespace;
+use testware::wait::{self, State};
+use testware::{ChartOptions, Ctx, RunConfig};
 
 const NAMESPACE_CYCLES: usize = 7;
-const INSTALLS: usize = 3;
+const INSTALLS: usize = 5;
 const CONDITIONS: usize = 7;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let (config, _) = RunConfig::parse(["bench".to_owned()], |key| std::env::var(key).ok())?;
     let config = Arc::new(config);
-    let client = harness::cluster::client(&config).await?;
+    let client = testware::cluster::client(&config).await?;
     println!("cluster: {}", client.apiserver_version().await?.git_version);
 
     let mut cycles = Vec::new();
@@ -30,29 +30,57 @@ async fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let ns = TestNamespace::create(&client, &config, "bench").await?;
         let pod = suites::toolbox_pod("p", None)?;
-        suites::start_pod(&ns, &pod).await?;
+        ns.start_pod(&pod, Duration::from_secs(90)).await?;
         ns.delete(Duration::from_secs(60)).await?;
         cycles.push(started.elapsed());
     }
     report("namespace create -> pod ready -> deleted", &mut cycles);
 
-    let mut installs = Vec::new();
+    // The same chart installed alternately through the harness (helm applies,
+    // watches decide readiness) and by plain `helm install --wait` (2 s polls).
+    let charts = testware::ChartSet::new(suites::CHARTS_DIR);
+    let (mut watched_installs, mut helm_installs) = (Vec::new(), Vec::new());
     for _ in 0..INSTALLS {
         let ns = TestNamespace::create(&client, &config, "bench").await?;
         let ctx = Ctx::detached(config.clone(), "bench", Duration::from_secs(300));
         let started = Instant::now();
-        ChartDeployment::install(
-            &ctx,
-            &ns,
+        charts
+            .install(&ctx, &ns, "echo", "echo-server", ChartOptions::default())
+            .await?;
+        watched_installs.push(started.elapsed());
+        ns.delete(Duration::from_secs(60)).await?;
+
+        let ns = TestNamespace::create(&client, &config, "bench").await?;
+        let helm = ctx.helm().await?;
+        let args = [
+            "install",
             "echo",
-            suites::chart_dir("echo-server"),
-            DeployOptions::default(),
-        )
-        .await?;
-        installs.push(started.elapsed());
+            &charts.dir("echo-server").display().to_string(),
+            "--namespace",
+            ns.name(),
+            "--wait",
+            "--wait-for-jobs",
+            "--timeout",
+            "120s",
+        ]
+        .map(std::ffi::OsString::from)
+        .to_vec();
+        let started = Instant::now();
+        helm.run(args, Duration::from_secs(150)).await?;
+        helm_installs.push(started.elapsed());
         ns.delete(Duration::from_secs(60)).await?;
     }
-    report("echo-server helm install --wait -> ready", &mut installs);
+    let ratio =
+        median(&mut watched_installs).as_secs_f64() / median(&mut helm_installs).as_secs_f64();
+    report(
+        "echo-server install -> ready, harness (watch)",
+        &mut watched_installs,
+    );
+    report(
+        "echo-server install -> ready, plain helm install --wait",
+        &mut helm_installs,
+    );
+    println!("install -> ready, harness / plain helm (medians): {ratio:.2} (target <= 0.5)");
 
     let ns = TestNamespace::create(&client, &config, "bench").await?;
     let maps: kube::Api<ConfigMap> = ns.api();
@@ -133,6 +161,11 @@ async fn notice_by_polling(maps: &kube::Api<ConfigMap>, name: &str) -> anyhow::R
     };
     let (noticed, flipped) = tokio::join!(waiter, flipper);
     Ok(noticed?.saturating_duration_since(flipped?))
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
 }
 
 fn report(what: &str, samples: &mut [Duration]) {

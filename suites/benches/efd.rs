@@ -16,12 +16,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::deployment::{ChartDeployment, DeployOptions};
-use harness::efd::{EfdRecord, EfdStack, RecordGenerator};
-use harness::namespace::TestNamespace;
-use harness::wait::{rolled_out, WorkloadKind};
-use harness::{Ctx, RunConfig};
 use k8s_openapi::api::apps::v1::StatefulSet;
+use testware::deployment::ChartDeployment;
+use testware::efd::{EfdRecord, EfdStack, RecordGenerator};
+use testware::namespace::TestNamespace;
+use testware::wait::{rolled_out, WorkloadKind};
+use testware::{ChartOptions, Ctx, RunConfig};
 
 const LATENCY_RECORDS: usize = 1000;
 const LATENCY_RATE: u64 = 100;
@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(200_000);
     let (config, _) = RunConfig::parse(["bench".to_owned()], |key| std::env::var(key).ok())?;
     let config = Arc::new(config);
-    let client = harness::cluster::client(&config).await?;
+    let client = testware::cluster::client(&config).await?;
     println!("cluster: {}", client.apiserver_version().await?.git_version);
     let ns = TestNamespace::create(&client, &config, "bench-efd").await?;
     let outcome = run(&config, &ns, burst).await;
@@ -54,8 +54,8 @@ async fn run(config: &Arc<RunConfig>, ns: &TestNamespace, burst: usize) -> anyho
         &ctx,
         ns,
         "efd",
-        suites::chart_dir("efd"),
-        DeployOptions::default().values("ci/offline.yaml"),
+        testware::ChartSet::new(suites::CHARTS_DIR).dir("efd"),
+        ChartOptions::default().values("ci/offline.yaml"),
     )
     .await?;
     println!(
@@ -266,8 +266,8 @@ async fn burst_drain(
     let direct: serde_json::Value = serde_json::from_str(answer.trim())?;
     let direct_rate = direct["rate"].as_f64().unwrap_or(0.0);
 
-    suites::scale::<StatefulSet>(ns, "efd-connector", 0).await?;
-    harness::wait::wait_until("connector pods gone", Duration::from_secs(60), || async {
+    ns.scale::<StatefulSet>("efd-connector", 0).await?;
+    testware::wait::wait_until("connector pods gone", Duration::from_secs(60), || async {
         let pods = stack.connector_metrics().await.map_err(|e| e.to_string())?;
         if pods.is_empty() {
             Ok(())
@@ -281,7 +281,7 @@ async fn burst_drain(
     let produced = produce_started.elapsed();
 
     let resumed = Instant::now();
-    suites::scale::<StatefulSet>(ns, "efd-connector", 1).await?;
+    ns.scale::<StatefulSet>("efd-connector", 1).await?;
     rolled_out(
         ns.client(),
         ns.name(),
@@ -294,10 +294,10 @@ async fn burst_drain(
     // Watched through the connector's own counter (points InfluxDB acknowledged):
     // counting 200k points in InfluxDB every few hundred ms would load the very
     // server being measured. The count is checked once at the end.
-    harness::wait::wait_until_with(
+    testware::wait::wait_until_with(
         "the connector to write the burst",
         Duration::from_secs(900),
-        harness::wait::Backoff {
+        testware::wait::Backoff {
             first: Duration::from_millis(20),
             max: Duration::from_millis(50),
         },

@@ -8,9 +8,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use harness::manifest::policy::{self, ProbeValues};
-use harness::{ChartRenderer, Helm, HelmChart, RenderOptions};
-use suites::{chart_dir, CHARTS};
+use testware::manifest::policy::{self, ProbeValues};
+use testware::{ChartRenderer, ChartSet, Helm};
 
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -24,15 +23,13 @@ async fn run() -> anyhow::Result<()> {
     let helm = Arc::new(Helm::locate().await?);
     let renderer = Arc::new(ChartRenderer::new(helm.clone()));
     let mut jobs = Vec::new();
-    for name in CHARTS {
-        let chart = HelmChart::open(chart_dir(name))?;
-        let sets = std::iter::once(None).chain(chart.ci_values_files().into_iter().map(Some));
-        for values in sets {
-            let mut options = RenderOptions {
-                set: ProbeValues::default().set_args(),
-                ..Default::default()
-            };
-            options.values_files.extend(values);
+    let charts = ChartSet::new(suites::CHARTS_DIR);
+    let names = charts.names()?;
+    for name in &names {
+        let chart = charts.open(name)?;
+        for values in chart.value_sets() {
+            let mut options = values.options();
+            options.set = ProbeValues::default().set_args();
             jobs.push((chart.clone(), options));
         }
     }
@@ -65,7 +62,7 @@ async fn run() -> anyhow::Result<()> {
         println!(
             "pass {pass}: {} renders of {} charts, {objects} objects, {violations} violations: wall {:.3} s, slowest render+check {:.3} s, helm processes so far {}",
             jobs.len(),
-            CHARTS.len(),
+            names.len(),
             started.elapsed().as_secs_f64(),
             slowest.as_secs_f64(),
             helm.processes_started() - before

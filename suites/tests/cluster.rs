@@ -4,39 +4,30 @@
 
 use std::time::Duration;
 
-use harness::net::{exec, port_forward_http};
-use harness::wait::{pod_ready, wait_until};
-use harness::{Case, Ctx, Suite};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, Service};
 use kube::api::{DeleteParams, PostParams};
 use kube::Api;
-use suites::{check, check_eq, helm_install, start_pod, toolbox_pod, IMAGE_TAG};
+use suites::{toolbox_pod, IMAGE_TAG};
+use testware::net::{exec, port_forward_http};
+use testware::wait::{pod_ready, wait_until};
+use testware::{cases, check, check_eq, Case, ChartOptions, Ctx, Suite};
 
 const READY: Duration = Duration::from_secs(90);
 
+/// How long a helper pod may take to become ready.
+const POD_START: Duration = Duration::from_secs(90);
+
 fn main() -> std::process::ExitCode {
     Suite::new("cluster")
-        .case(Case::chart_deploy(
-            "service_name_resolves_and_answers",
-            |ctx| async move { service_name_resolves_and_answers(ctx).await },
-        ))
-        .case(Case::chart_deploy(
-            "statefulset_pod_resolves_its_own_dns_name",
-            |ctx| async move { statefulset_pod_dns(ctx).await },
-        ))
-        .case(Case::chart_deploy(
-            "volume_binds_and_data_survives_a_pod_restart",
-            |ctx| async move { volume_survives_restart(ctx).await },
-        ))
-        .case(Case::chart_deploy(
-            "logs_exec_and_port_forward_go_through_the_api_server",
-            |ctx| async move { logs_exec_port_forward(ctx).await },
-        ))
-        .case(Case::chart_deploy(
-            "janitor_reaps_only_namespaces_whose_run_stopped_renewing",
-            |ctx| async move { janitor(ctx).await },
-        ))
+        .charts(suites::CHARTS_DIR)
+        .cases(cases![chart_deploy:
+            service_name_resolves_and_answers,
+            statefulset_pod_resolves_its_own_dns_name,
+            volume_binds_and_data_survives_a_pod_restart,
+            logs_exec_and_port_forward_go_through_the_api_server,
+            janitor_reaps_only_namespaces_whose_run_stopped_renewing,
+        ])
         .cases(explained_timeouts())
         .run()
 }
@@ -46,10 +37,14 @@ fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> anyhow
 }
 
 async fn service_name_resolves_and_answers(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
-    helm_install(&ctx, &ns, "web", "echo-server", None).await?;
+    let ns = ctx.create_namespace().await?;
+    ctx.charts()?
+        .install(&ctx, &ns, "web", "echo-server", ChartOptions::default())
+        .await?;
     let pods: Api<Pod> = ns.api();
-    let toolbox = start_pod(&ns, &toolbox_pod("toolbox", None)?).await?;
+    let toolbox = ns
+        .start_pod(&toolbox_pod("toolbox", None)?, POD_START)
+        .await?;
     let fqdn = format!("web-echo-server.{}.svc.cluster.local", ns.name());
     let service: Service = ns.api::<Service>().get("web-echo-server").await?;
     let cluster_ip = service.spec.and_then(|s| s.cluster_ip).unwrap_or_default();
@@ -112,8 +107,8 @@ async fn exec_anyhow(pods: &Api<Pod>, pod: &str, command: &[&str]) -> anyhow::Re
     Ok(exec(pods, pod, command).await?)
 }
 
-async fn statefulset_pod_dns(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
+async fn statefulset_pod_resolves_its_own_dns_name(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
     let service: Service = from_json(serde_json::json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "db"},
@@ -166,8 +161,8 @@ async fn statefulset_pod_dns(ctx: Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn volume_survives_restart(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
+async fn volume_binds_and_data_survives_a_pod_restart(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
     let client = ns.client().clone();
     let claim: PersistentVolumeClaim = from_json(serde_json::json!({
         "apiVersion": "v1", "kind": "PersistentVolumeClaim",
@@ -177,7 +172,9 @@ async fn volume_survives_restart(ctx: Ctx) -> anyhow::Result<()> {
     let claims: Api<PersistentVolumeClaim> = ns.api();
     claims.create(&PostParams::default(), &claim).await?;
     let pods: Api<Pod> = ns.api();
-    let writer = start_pod(&ns, &toolbox_pod("writer", Some("data"))?).await?;
+    let writer = ns
+        .start_pod(&toolbox_pod("writer", Some("data"))?, POD_START)
+        .await?;
     let bound = claims.get("data").await?;
     check_eq!(
         bound.status.and_then(|s| s.phase).as_deref(),
@@ -197,7 +194,7 @@ async fn volume_survives_restart(ctx: Ctx) -> anyhow::Result<()> {
         "the volume should be a hostPath volume: {volume:?}"
     );
 
-    let token = harness::config::random_suffix(12);
+    let token = testware::config::random_suffix(12);
     exec_anyhow(
         &pods,
         &writer,
@@ -221,7 +218,9 @@ async fn volume_survives_restart(ctx: Ctx) -> anyhow::Result<()> {
     tokio::time::timeout(READY, deleted)
         .await
         .map_err(|_| anyhow::anyhow!("the writer pod was not deleted within {READY:?}"))??;
-    let reader = start_pod(&ns, &toolbox_pod("reader", Some("data"))?).await?;
+    let reader = ns
+        .start_pod(&toolbox_pod("reader", Some("data"))?, POD_START)
+        .await?;
     let read = exec_anyhow(
         &pods,
         &reader,
@@ -241,14 +240,14 @@ async fn volume_survives_restart(ctx: Ctx) -> anyhow::Result<()> {
     .await?;
     claims.delete("data", &DeleteParams::default()).await?;
     let volumes = Api::<PersistentVolume>::all(client.clone());
-    harness::wait::watch_until(
+    testware::wait::watch_until(
         &volumes,
         &volume_name,
         format!("volume {volume_name} to be deleted"),
         Duration::from_secs(60),
         |pv| match pv {
-            None => harness::wait::State::Done,
-            Some(pv) => harness::wait::State::Pending(format!(
+            None => testware::wait::State::Done,
+            Some(pv) => testware::wait::State::Pending(format!(
                 "phase {:?}",
                 pv.status.as_ref().and_then(|s| s.phase.clone())
             )),
@@ -259,8 +258,8 @@ async fn volume_survives_restart(ctx: Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn logs_exec_port_forward(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
+async fn logs_exec_and_port_forward_go_through_the_api_server(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
     let echo: Pod = from_json(serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "echo"},
@@ -276,8 +275,8 @@ async fn logs_exec_port_forward(ctx: Ctx) -> anyhow::Result<()> {
         }
     }))?;
     let pods: Api<Pod> = ns.api();
-    start_pod(&ns, &echo).await?;
-    let line = format!("hello from {}", harness::config::random_suffix(8));
+    ns.start_pod(&echo, POD_START).await?;
+    let line = format!("hello from {}", testware::config::random_suffix(8));
     let request = format!(
         "POST /echo HTTP/1.0\r\nHost: echo\r\nContent-Length: {}\r\n\r\n{line}",
         line.len()
@@ -302,7 +301,9 @@ async fn logs_exec_port_forward(ctx: Ctx) -> anyhow::Result<()> {
         "the echoed line should be a line of its own: {logs:?}"
     );
 
-    let toolbox = start_pod(&ns, &toolbox_pod("toolbox", None)?).await?;
+    let toolbox = ns
+        .start_pod(&toolbox_pod("toolbox", None)?, POD_START)
+        .await?;
     let out = exec_anyhow(
         &pods,
         &toolbox,
@@ -324,10 +325,10 @@ async fn logs_exec_port_forward(ctx: Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn janitor(ctx: Ctx) -> anyhow::Result<()> {
-    use harness::cluster::labels;
+async fn janitor_reaps_only_namespaces_whose_run_stopped_renewing(ctx: Ctx) -> anyhow::Result<()> {
     use k8s_openapi::api::core::v1::Namespace;
-    let live = ctx.namespace().await?;
+    use testware::cluster::labels;
+    let live = ctx.create_namespace().await?;
     let client = live.client().clone();
     let namespaces = Api::<Namespace>::all(client.clone());
     let dead_name = format!("{}-dead", live.name());
@@ -340,7 +341,7 @@ async fn janitor(ctx: Ctx) -> anyhow::Result<()> {
         }
     }))?;
     namespaces.create(&PostParams::default(), &dead).await?;
-    let reaped = harness::namespace::reap_expired(&client).await?;
+    let reaped = testware::namespace::reap_expired(&client).await?;
     check!(
         reaped.contains(&dead_name),
         "the expired namespace {dead_name} should be reaped: {reaped:?}"
@@ -350,7 +351,7 @@ async fn janitor(ctx: Ctx) -> anyhow::Result<()> {
         "the live namespace {} must not be reaped: {reaped:?}",
         live.name()
     );
-    harness::wait::namespace_gone(&client, &dead_name, Duration::from_secs(60)).await?;
+    testware::wait::namespace_gone(&client, &dead_name, Duration::from_secs(60)).await?;
     let annotation = namespaces
         .get(live.name())
         .await?
@@ -391,7 +392,7 @@ fn explained_timeouts() -> Vec<Case> {
             Case::chart_deploy(name, move |ctx| {
                 let change = change.clone();
                 async move {
-                    let ns = ctx.namespace().await?;
+                    let ns = ctx.create_namespace().await?;
                     let mut pod = serde_json::to_value(toolbox_pod("broken", None)?)?;
                     for (key, value) in change.as_object().into_iter().flatten() {
                         if key == "nodeSelector" {

@@ -4,27 +4,24 @@
 
 use std::time::Duration;
 
-use harness::namespace::TestNamespace;
-use harness::net::{exec, port_forward_http};
-use harness::{Case, Ctx, Suite};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use suites::{check, check_eq, helm_install, start_pod, toolbox_pod};
+use suites::toolbox_pod;
+use testware::namespace::TestNamespace;
+use testware::net::{exec, port_forward_http};
+use testware::{cases, check, check_eq, ChartOptions, Ctx, Suite};
+
+/// How long a helper pod may take to become ready.
+const POD_START: Duration = Duration::from_secs(90);
 
 fn main() -> std::process::ExitCode {
     Suite::new("deploy")
-        .case(Case::chart_deploy(
-            "echo_server_installs_and_serves",
-            |ctx| async move { echo_server(ctx).await },
-        ))
-        .case(Case::chart_deploy(
-            "efd_installs_offline_with_topics_and_database",
-            |ctx| async move { efd(ctx).await },
-        ))
-        .case(Case::chart_deploy(
-            "embargo_ingest_installs_offline_and_accepts_notifications",
-            |ctx| async move { embargo(ctx).await },
-        ))
+        .charts(suites::CHARTS_DIR)
+        .cases(cases![chart_deploy:
+            echo_server_installs_and_serves,
+            efd_installs_offline_with_topics_and_database,
+            embargo_ingest_installs_offline_and_accepts_notifications,
+        ])
         .run()
 }
 
@@ -45,7 +42,7 @@ async fn all_pods_ready(ns: &TestNamespace) -> anyhow::Result<Vec<Pod>> {
             ready || phase == "Succeeded",
             "pod {} is not ready: {}",
             pod.metadata.name.clone().unwrap_or_default(),
-            harness::explain::describe_pod(pod)
+            testware::explain::describe_pod(pod)
         );
     }
     Ok(pods)
@@ -67,12 +64,21 @@ fn first_pod_with(pods: &[Pod], component: &str) -> anyhow::Result<String> {
 }
 
 async fn toolbox(ns: &TestNamespace) -> anyhow::Result<String> {
-    start_pod(ns, &toolbox_pod("toolbox", None)?).await
+    ns.start_pod(&toolbox_pod("toolbox", None)?, POD_START)
+        .await
 }
 
-async fn echo_server(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
-    helm_install(&ctx, &ns, "echo", "echo-server", Some("two-replicas")).await?;
+async fn echo_server_installs_and_serves(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
+    ctx.charts()?
+        .install(
+            &ctx,
+            &ns,
+            "echo",
+            "echo-server",
+            ChartOptions::default().values("ci/two-replicas.yaml"),
+        )
+        .await?;
     let pods = all_pods_ready(&ns).await?;
     check_eq!(pods.len(), 2, "two-replicas.yaml asks for two pods");
     let tb = toolbox(&ns).await?;
@@ -90,9 +96,17 @@ async fn echo_server(ctx: Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn efd(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
-    helm_install(&ctx, &ns, "efd", "efd", Some("offline")).await?;
+async fn efd_installs_offline_with_topics_and_database(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
+    ctx.charts()?
+        .install(
+            &ctx,
+            &ns,
+            "efd",
+            "efd",
+            ChartOptions::default().values("ci/offline.yaml"),
+        )
+        .await?;
     all_pods_ready(&ns).await?;
     let job = ns.api::<Job>().get("efd-topics").await?;
     check_eq!(
@@ -118,15 +132,23 @@ async fn efd(ctx: Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn embargo(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
-    helm_install(&ctx, &ns, "emb", "embargo-ingest", Some("offline")).await?;
+async fn embargo_ingest_installs_offline_and_accepts_notifications(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
+    ctx.charts()?
+        .install(
+            &ctx,
+            &ns,
+            "emb",
+            "embargo-ingest",
+            ChartOptions::default().values("ci/offline.yaml"),
+        )
+        .await?;
     let pods = all_pods_ready(&ns).await?;
     let enqueue = first_pod_with(&pods, "enqueue")?;
     let body = r#"{"Records":[{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/a+b.fits"}},"opaqueData":"ci-webhook-secret"},{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/c.txt"}},"opaqueData":"ci-webhook-secret"},{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/d.fits"}},"opaqueData":"wrong"}]}"#;
     let request = format!("POST /notify HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
     // Ready pods can still refuse the first connection for a moment.
-    let response = harness::wait::wait_until(
+    let response = testware::wait::wait_until(
         format!("pod {enqueue} to answer POST /notify"),
         Duration::from_secs(10),
         || async {

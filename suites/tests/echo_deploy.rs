@@ -4,29 +4,25 @@
 
 use std::time::Duration;
 
-use harness::deployment::{ChartDeployment, DeployOptions};
-use harness::echo::EchoServer;
-use harness::{Case, Ctx, Suite};
-use suites::{chart_dir, check, check_eq, expect_err};
+use testware::deployment::ChartDeployment;
+use testware::echo::EchoServer;
+use testware::{cases, check, check_eq, expect_err, Case, ChartOptions, Ctx, Suite};
 
 fn main() -> std::process::ExitCode {
     Suite::new("echo_deploy")
-        .case(Case::chart_deploy(
-            "echoed_line_is_read_back_from_the_pod_log",
-            |ctx| async move { echo_round_trip(ctx).await },
-        ))
-        .case(Case::chart_deploy(
-            "upgrade_scales_rollback_restores_uninstall_removes",
-            |ctx| async move { upgrade_rollback_uninstall(ctx).await },
-        ))
+        .charts(suites::CHARTS_DIR)
+        .cases(cases![chart_deploy:
+            echoed_line_is_read_back_from_the_pod_log,
+            upgrade_scales_rollback_restores_uninstall_removes,
+        ])
         .cases(failing_installs())
         .run()
 }
 
-async fn echo_round_trip(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
-    let echo = EchoServer::deploy(&ctx, &ns, chart_dir("echo-server")).await?;
-    let line = format!("echo-check {}", harness::config::random_suffix(10));
+async fn echoed_line_is_read_back_from_the_pod_log(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
+    let echo = EchoServer::deploy(&ctx, &ns, ctx.charts()?.dir("echo-server")).await?;
+    let line = format!("echo-check {}", testware::config::random_suffix(10));
     echo.print_to_stdout(&line).await?;
     echo.wait_printed(&line, Duration::from_secs(10)).await?;
     let printed = echo.printed().await?;
@@ -48,11 +44,11 @@ async fn echo_round_trip(ctx: Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn upgrade_rollback_uninstall(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
-    let chart = chart_dir("echo-server");
+async fn upgrade_scales_rollback_restores_uninstall_removes(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
+    let chart = ctx.charts()?.dir("echo-server");
     let release =
-        ChartDeployment::install(&ctx, &ns, "web", &chart, DeployOptions::default()).await?;
+        ChartDeployment::install(&ctx, &ns, "web", &chart, ChartOptions::default()).await?;
     let status = release.status().await?;
     check_eq!((status.status.as_str(), status.revision), ("deployed", 1));
     check_eq!(
@@ -63,19 +59,19 @@ async fn upgrade_rollback_uninstall(ctx: Ctx) -> anyhow::Result<()> {
     check_eq!(
         release.workloads().await?,
         vec![(
-            harness::wait::WorkloadKind::Deployment,
+            testware::wait::WorkloadKind::Deployment,
             "web-echo-server".to_owned()
         )]
     );
 
     release
-        .upgrade(DeployOptions::default().set("replicaCount", "2"))
+        .upgrade(ChartOptions::default().set("replicaCount", "2"))
         .await?;
     let pods = ready_pods_settled(&release, 2).await?;
     for pod in &pods {
         let forward = release.port_forward(&format!("pod/{pod}"), 8080).await?;
         let (code, body) =
-            harness::net::http_request(forward.local_addr(), "GET", "/healthz", b"").await?;
+            testware::net::http_request(forward.local_addr(), "GET", "/healthz", b"").await?;
         check_eq!(
             (code, body.as_str()),
             (200, "ok\n"),
@@ -84,7 +80,7 @@ async fn upgrade_rollback_uninstall(ctx: Ctx) -> anyhow::Result<()> {
     }
     let via_service = release.port_forward("svc/web-echo-server", 80).await?;
     let (code, _) =
-        harness::net::http_request(via_service.local_addr(), "GET", "/healthz", b"").await?;
+        testware::net::http_request(via_service.local_addr(), "GET", "/healthz", b"").await?;
     check_eq!(code, 200, "the Service forwards too");
 
     release.rollback(None).await?;
@@ -137,7 +133,7 @@ async fn ready_pods_settled(
     release: &ChartDeployment,
     count: usize,
 ) -> anyhow::Result<Vec<String>> {
-    let pods = harness::wait::wait_until(
+    let pods = testware::wait::wait_until(
         format!("{count} ready pods of release {}", release.release()),
         Duration::from_secs(60),
         || async {
@@ -193,8 +189,8 @@ fn failing_installs() -> Vec<Case> {
         .into_iter()
         .map(|(name, sets, expected)| {
             Case::chart_deploy(name, move |ctx| async move {
-                let ns = ctx.namespace().await?;
-                let mut options = DeployOptions::default().timeout(Duration::from_secs(25));
+                let ns = ctx.create_namespace().await?;
+                let mut options = ChartOptions::default().timeout(Duration::from_secs(25));
                 for (key, value) in sets {
                     options = options.set(*key, *value);
                 }
@@ -202,7 +198,7 @@ fn failing_installs() -> Vec<Case> {
                     &ctx,
                     &ns,
                     "broken",
-                    chart_dir("echo-server"),
+                    ctx.charts()?.dir("echo-server"),
                     options,
                 )
                 .await;

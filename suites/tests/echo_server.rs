@@ -2,49 +2,30 @@
 
 use std::sync::Arc;
 
-use harness::{RenderOptions, Suite};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use suites::{chart_case, check, check_eq, Charts};
+use testware::{cases, check, check_eq, ChartOptions, ChartSet, Suite};
 
 const CHART: &str = "echo-server";
 const NAME: &str = "test-echo-server";
 
 fn main() -> std::process::ExitCode {
-    let c = Charts::shared();
     Suite::new("echo_server")
-        .case(chart_case(
-            &c,
-            "renders_one_deployment_and_one_service",
+        .charts(suites::CHARTS_DIR)
+        .cases(cases![no_deploy:
             renders_one_deployment_and_one_service,
-        ))
-        .case(chart_case(
-            &c,
-            "image_defaults_to_the_app_version",
             image_defaults_to_the_app_version,
-        ))
-        .case(chart_case(
-            &c,
-            "image_can_be_overridden",
             image_can_be_overridden,
-        ))
-        .case(chart_case(
-            &c,
-            "service_targets_the_http_port",
             service_targets_the_http_port,
-        ))
-        .case(chart_case(
-            &c,
-            "replicas_and_port_follow_values",
             replicas_and_port_follow_values,
-        ))
-        .case(chart_case(&c, "probes_use_healthz", probes_use_healthz))
+            probes_use_healthz,
+        ])
         .run()
 }
 
-async fn renders_one_deployment_and_one_service(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let r = charts.render_ci(CHART, None).await?;
+async fn renders_one_deployment_and_one_service(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let r = charts.render(CHART, ChartOptions::default()).await?;
     let kinds: Vec<String> = r.objects().iter().map(|o| o.id()).collect();
     check_eq!(
         kinds,
@@ -53,8 +34,8 @@ async fn renders_one_deployment_and_one_service(charts: Arc<Charts>) -> anyhow::
     Ok(())
 }
 
-async fn image_defaults_to_the_app_version(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let r = charts.render_ci(CHART, None).await?;
+async fn image_defaults_to_the_app_version(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let r = charts.render(CHART, ChartOptions::default()).await?;
     let expected = format!(
         "localhost/echo-server:{}",
         r.chart.app_version.clone().unwrap_or_default()
@@ -72,8 +53,8 @@ async fn image_defaults_to_the_app_version(charts: Arc<Charts>) -> anyhow::Resul
     Ok(())
 }
 
-async fn image_can_be_overridden(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let options = RenderOptions::default()
+async fn image_can_be_overridden(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let options = ChartOptions::default()
         .set("image.repository", "registry.example.org/echo")
         .set("image.tag", "2.0.1");
     let r = charts.render(CHART, options).await?;
@@ -81,8 +62,8 @@ async fn image_can_be_overridden(charts: Arc<Charts>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn service_targets_the_http_port(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let r = charts.render_ci(CHART, None).await?;
+async fn service_targets_the_http_port(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let r = charts.render(CHART, ChartOptions::default()).await?;
     let service = r.get::<Service>(NAME)?;
     let port = &service
         .spec
@@ -100,8 +81,13 @@ async fn service_targets_the_http_port(charts: Arc<Charts>) -> anyhow::Result<()
     Ok(())
 }
 
-async fn replicas_and_port_follow_values(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let r = charts.render_ci(CHART, Some("two-replicas")).await?;
+async fn replicas_and_port_follow_values(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let r = charts
+        .render(
+            CHART,
+            ChartOptions::default().values("ci/two-replicas.yaml"),
+        )
+        .await?;
     let deployment = r.get::<Deployment>(NAME)?;
     check_eq!(deployment.spec.as_ref().and_then(|s| s.replicas), Some(2));
     let pod = r.pod_template("Deployment", NAME)?;
@@ -128,8 +114,8 @@ async fn replicas_and_port_follow_values(charts: Arc<Charts>) -> anyhow::Result<
     Ok(())
 }
 
-async fn probes_use_healthz(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let r = charts.render_ci(CHART, None).await?;
+async fn probes_use_healthz(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let r = charts.render(CHART, ChartOptions::default()).await?;
     let pod = r.pod_template("Deployment", NAME)?;
     let c = pod
         .container("echo-server")

@@ -2,12 +2,11 @@
 
 use std::sync::Arc;
 
-use harness::manifest::EnvValue;
-use harness::{RenderOptions, Rendered, Suite};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Container, Service};
-use suites::{chart_case, check, check_eq, Charts};
+use testware::manifest::EnvValue;
+use testware::{cases, check, check_eq, ChartOptions, ChartSet, Rendered, Suite};
 
 const CHART: &str = "efd";
 const KAFKA: &str = "test-efd-kafka";
@@ -15,43 +14,17 @@ const INFLUXDB: &str = "test-efd-influxdb";
 const CONNECTOR: &str = "test-efd-connector";
 
 fn main() -> std::process::ExitCode {
-    let c = Charts::shared();
     Suite::new("efd")
-        .case(chart_case(
-            &c,
-            "connector_points_at_the_broker_and_database_the_chart_creates",
-            connector_points_at_the_broker_and_database,
-        ))
-        .case(chart_case(
-            &c,
-            "tansu_is_the_default_engine_and_advertises_its_pod_name",
-            tansu_is_the_default_engine,
-        ))
-        .case(chart_case(
-            &c,
-            "kafka_engine_runs_kraft_mode",
+        .charts(suites::CHARTS_DIR)
+        .cases(cases![no_deploy:
+            connector_points_at_the_broker_and_database_the_chart_creates,
+            tansu_is_the_default_engine_and_advertises_its_pod_name,
             kafka_engine_runs_kraft_mode,
-        ))
-        .case(chart_case(
-            &c,
-            "chronograf_is_optional",
             chronograf_is_optional,
-        ))
-        .case(chart_case(
-            &c,
-            "topic_job_creates_the_configured_topics",
             topic_job_creates_the_configured_topics,
-        ))
-        .case(chart_case(
-            &c,
-            "persistence_toggles_volume_claims",
             persistence_toggles_volume_claims,
-        ))
-        .case(chart_case(
-            &c,
-            "influxdb_listens_where_its_service_points",
             influxdb_listens_where_its_service_points,
-        ))
+        ])
         .run()
 }
 
@@ -89,14 +62,20 @@ fn service_port(r: &Rendered, name: &str) -> anyhow::Result<i32> {
         .ok_or_else(|| anyhow::anyhow!("Service/{name} has no ports"))
 }
 
-async fn connector_points_at_the_broker_and_database(charts: Arc<Charts>) -> anyhow::Result<()> {
+async fn connector_points_at_the_broker_and_database_the_chart_creates(
+    charts: Arc<ChartSet>,
+) -> anyhow::Result<()> {
     for values in [
         None,
         Some("offline"),
         Some("kafka-kraft"),
         Some("ephemeral"),
     ] {
-        let r = charts.render_ci(CHART, values).await?;
+        let mut options = ChartOptions::default();
+        options
+            .values_files
+            .extend(values.map(|v| format!("ci/{v}.yaml").into()));
+        let r = charts.render(CHART, options).await?;
         let connector = container(&r, "StatefulSet", CONNECTOR, "connector")?;
         let brokers = literal(&r, connector, "KAFKA_BROKERS")?;
         check_eq!(
@@ -121,9 +100,11 @@ async fn connector_points_at_the_broker_and_database(charts: Arc<Charts>) -> any
     Ok(())
 }
 
-async fn tansu_is_the_default_engine(charts: Arc<Charts>) -> anyhow::Result<()> {
+async fn tansu_is_the_default_engine_and_advertises_its_pod_name(
+    charts: Arc<ChartSet>,
+) -> anyhow::Result<()> {
     let r = charts
-        .render(CHART, RenderOptions::default().namespace("obs"))
+        .render(CHART, ChartOptions::default().namespace("obs"))
         .await?;
     let kafka = container(&r, "StatefulSet", KAFKA, "kafka")?;
     check!(
@@ -164,8 +145,10 @@ async fn tansu_is_the_default_engine(charts: Arc<Charts>) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn kafka_engine_runs_kraft_mode(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let r = charts.render_ci(CHART, Some("kafka-kraft")).await?;
+async fn kafka_engine_runs_kraft_mode(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let r = charts
+        .render(CHART, ChartOptions::default().values("ci/kafka-kraft.yaml"))
+        .await?;
     let kafka = container(&r, "StatefulSet", KAFKA, "kafka")?;
     check!(
         kafka
@@ -192,15 +175,17 @@ async fn kafka_engine_runs_kraft_mode(charts: Arc<Charts>) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn chronograf_is_optional(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let off = charts.render_ci(CHART, None).await?;
+async fn chronograf_is_optional(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let off = charts.render(CHART, ChartOptions::default()).await?;
     check!(
         off.objects()
             .iter()
             .all(|o| !o.name().contains("chronograf")),
         "chronograf rendered while disabled"
     );
-    let on = charts.render_ci(CHART, Some("kafka-kraft")).await?;
+    let on = charts
+        .render(CHART, ChartOptions::default().values("ci/kafka-kraft.yaml"))
+        .await?;
     on.get::<Service>("test-efd-chronograf")?;
     let chronograf = container(&on, "Deployment", "test-efd-chronograf", "chronograf")?;
     check_eq!(
@@ -210,8 +195,8 @@ async fn chronograf_is_optional(charts: Arc<Charts>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn topic_job_creates_the_configured_topics(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let r = charts.render_ci(CHART, None).await?;
+async fn topic_job_creates_the_configured_topics(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let r = charts.render(CHART, ChartOptions::default()).await?;
     let job = r.get::<Job>("test-efd-topics")?;
     let args = job
         .spec
@@ -230,10 +215,7 @@ async fn topic_job_creates_the_configured_topics(charts: Arc<Charts>) -> anyhow:
         "job must use the chart's broker: {args:?}"
     );
     let off = charts
-        .render(
-            CHART,
-            RenderOptions::default().set("topics.create", "false"),
-        )
+        .render(CHART, ChartOptions::default().set("topics.create", "false"))
         .await?;
     check!(
         off.get::<Job>("test-efd-topics").is_err(),
@@ -242,8 +224,10 @@ async fn topic_job_creates_the_configured_topics(charts: Arc<Charts>) -> anyhow:
     Ok(())
 }
 
-async fn persistence_toggles_volume_claims(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let offline = charts.render_ci(CHART, Some("offline")).await?;
+async fn persistence_toggles_volume_claims(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let offline = charts
+        .render(CHART, ChartOptions::default().values("ci/offline.yaml"))
+        .await?;
     for (name, size) in [(KAFKA, "256Mi"), (INFLUXDB, "512Mi")] {
         let claims = offline
             .get::<StatefulSet>(name)?
@@ -261,7 +245,9 @@ async fn persistence_toggles_volume_claims(charts: Arc<Charts>) -> anyhow::Resul
             .map(|q| q.0.clone());
         check_eq!(request.as_deref(), Some(size), "{name} storage request");
     }
-    let ephemeral = charts.render_ci(CHART, Some("ephemeral")).await?;
+    let ephemeral = charts
+        .render(CHART, ChartOptions::default().values("ci/ephemeral.yaml"))
+        .await?;
     for name in [KAFKA, INFLUXDB] {
         let sts = ephemeral.get::<StatefulSet>(name)?;
         check!(
@@ -293,12 +279,9 @@ async fn persistence_toggles_volume_claims(charts: Arc<Charts>) -> anyhow::Resul
     Ok(())
 }
 
-async fn influxdb_listens_where_its_service_points(charts: Arc<Charts>) -> anyhow::Result<()> {
+async fn influxdb_listens_where_its_service_points(charts: Arc<ChartSet>) -> anyhow::Result<()> {
     let r = charts
-        .render(
-            CHART,
-            RenderOptions::default().set("influxdb.port", "18086"),
-        )
+        .render(CHART, ChartOptions::default().set("influxdb.port", "18086"))
         .await?;
     let conf = r
         .config_map_data(INFLUXDB)?

@@ -6,15 +6,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::deployment::{ChartDeployment, DeployOptions};
-use harness::efd::{EfdRecord, EfdStack, RecordGenerator};
-use harness::namespace::TestNamespace;
-use harness::wait::{rolled_out, wait_until, WorkloadKind};
-use harness::{Case, Ctx, Suite};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::DeleteParams;
-use suites::{chart_dir, check, check_eq, scale};
+use testware::efd::{EfdRecord, EfdStack, RecordGenerator};
+use testware::namespace::TestNamespace;
+use testware::wait::{rolled_out, wait_until, WorkloadKind};
+use testware::{cases, check, check_eq, ChartOptions, Ctx, Suite};
 use tokio::sync::watch;
 
 const SCALARS: &str = "lsst.sal.Test.scalars";
@@ -28,47 +26,19 @@ const RATE: u32 = 200;
 /// group's session timeout (10 s) plus a pod restart, with room for a loaded machine.
 const CATCH_UP: Duration = Duration::from_secs(90);
 
-fn full_stack<F, Fut>(name: &str, body: F) -> Case
-where
-    F: Fn(Ctx) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    Case::chart_deploy(name, body)
-        .mark("full_stack")
-        .mark("kafka")
-}
-
 fn main() -> std::process::ExitCode {
     Suite::new("efd_stack")
-        .case(full_stack("round_trip_arrives_exactly_once", round_trip))
-        .case(full_stack(
-            "malformed_records_are_skipped_and_logged",
-            malformed,
-        ))
-        .case(full_stack(
-            "connector_pod_deleted_loses_nothing",
-            connector_deleted,
-        ))
-        .case(full_stack(
-            "connector_scaled_to_zero_and_back_loses_nothing",
-            connector_rescaled,
-        ))
-        .case(full_stack(
-            "influxdb_pod_deleted_loses_nothing",
-            influxdb_deleted,
-        ))
-        .case(full_stack(
-            "broker_pod_deleted_loses_nothing",
-            broker_deleted,
-        ))
-        .case(full_stack(
-            "influxdb_unreachable_writes_retried_offsets_held",
-            influxdb_unreachable,
-        ))
-        .case(full_stack(
-            "two_connectors_share_partitions_exactly_once",
-            two_connectors,
-        ))
+        .charts(suites::CHARTS_DIR)
+        .cases(cases![chart_deploy(full_stack, kafka):
+            round_trip_arrives_exactly_once,
+            malformed_records_are_skipped_and_logged,
+            connector_pod_deleted_loses_nothing,
+            connector_scaled_to_zero_and_back_loses_nothing,
+            influxdb_pod_deleted_loses_nothing,
+            broker_pod_deleted_loses_nothing,
+            influxdb_unreachable_writes_retried_offsets_held,
+            two_connectors_share_partitions_exactly_once,
+        ])
         .run()
 }
 
@@ -78,16 +48,19 @@ async fn install(
     ns: &TestNamespace,
     sets: &[(&str, &str)],
 ) -> anyhow::Result<Arc<EfdStack>> {
-    let mut options = DeployOptions::default().values("ci/offline.yaml");
+    let mut options = ChartOptions::default().values("ci/offline.yaml");
     for (key, value) in sets {
         options = options.set(*key, *value);
     }
-    let deployment = ChartDeployment::install(ctx, ns, "efd", chart_dir("efd"), options).await?;
+    let deployment = ctx
+        .charts()?
+        .install(ctx, ns, "efd", "efd", options)
+        .await?;
     Ok(Arc::new(EfdStack::connect(&deployment, "efd").await?))
 }
 
-async fn round_trip(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
+async fn round_trip_arrives_exactly_once(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
     let stack = install(&ctx, &ns, &[]).await?;
     let mut generator = RecordGenerator::new(&ctx.config.run_id);
     let mut records: Vec<EfdRecord> = (0..300).map(|_| generator.scalars(SCALARS)).collect();
@@ -141,8 +114,8 @@ async fn round_trip(ctx: Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn malformed(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
+async fn malformed_records_are_skipped_and_logged(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
     let stack = install(&ctx, &ns, &[]).await?;
     let mut generator = RecordGenerator::new(&ctx.config.run_id);
     let before: Vec<EfdRecord> = (0..5).map(|_| generator.scalars(SCALARS)).collect();
@@ -301,8 +274,8 @@ async fn kill(ns: &TestNamespace, pod: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn connector_deleted(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
+async fn connector_pod_deleted_loses_nothing(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
     let stack = install(&ctx, &ns, &[]).await?;
     stream_through(&ctx, &stack, || async {
         kill(&ns, &pod_of(&ns, "connector").await?).await
@@ -311,26 +284,26 @@ async fn connector_deleted(ctx: Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn connector_rescaled(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
+async fn connector_scaled_to_zero_and_back_loses_nothing(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
     let stack = install(&ctx, &ns, &[]).await?;
     stream_through(&ctx, &stack, || async {
-        scale::<StatefulSet>(&ns, "efd-connector", 0).await?;
-        scale::<StatefulSet>(&ns, "efd-connector", 1).await
+        ns.scale::<StatefulSet>("efd-connector", 0).await?;
+        Ok(ns.scale::<StatefulSet>("efd-connector", 1).await?)
     })
     .await?;
     Ok(())
 }
 
-async fn influxdb_deleted(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
+async fn influxdb_pod_deleted_loses_nothing(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
     let stack = install(&ctx, &ns, &[]).await?;
     stream_through(&ctx, &stack, || async { kill(&ns, "efd-influxdb-0").await }).await?;
     Ok(())
 }
 
-async fn broker_deleted(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
+async fn broker_pod_deleted_loses_nothing(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
     let stack = install(&ctx, &ns, &[]).await?;
     stream_through(&ctx, &stack, || async { kill(&ns, "efd-kafka-0").await }).await?;
     Ok(())
@@ -338,11 +311,11 @@ async fn broker_deleted(ctx: Ctx) -> anyhow::Result<()> {
 
 /// InfluxDB scaled away for ~8 s: the connector retries its writes and commits
 /// nothing it has not written; when InfluxDB is back, everything arrives.
-async fn influxdb_unreachable(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
+async fn influxdb_unreachable_writes_retried_offsets_held(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
     let stack = install(&ctx, &ns, &[]).await?;
     let outage = || async {
-        scale::<StatefulSet>(&ns, "efd-influxdb", 0).await?;
+        ns.scale::<StatefulSet>("efd-influxdb", 0).await?;
         wait_until(
             "InfluxDB pod gone",
             ctx.deadline().cap(Duration::from_secs(60)),
@@ -378,7 +351,7 @@ async fn influxdb_unreachable(ctx: Ctx) -> anyhow::Result<()> {
             still.unwrap_or(0) <= i64::try_from(acknowledged)?,
             "committed offset {still:?} runs ahead of the {acknowledged} records InfluxDB acknowledged (at-least-once broken)"
         );
-        scale::<StatefulSet>(&ns, "efd-influxdb", 1).await?;
+        ns.scale::<StatefulSet>("efd-influxdb", 1).await?;
         rolled_out(
             ns.client(),
             ns.name(),
@@ -401,8 +374,8 @@ async fn committed(stack: &EfdStack) -> anyhow::Result<Option<i64>> {
 
 /// Four partitions, two connector replicas: each replica consumes a share, and
 /// every keyed record arrives once.
-async fn two_connectors(ctx: Ctx) -> anyhow::Result<()> {
-    let ns = ctx.namespace().await?;
+async fn two_connectors_share_partitions_exactly_once(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
     let stack = install(
         &ctx,
         &ns,

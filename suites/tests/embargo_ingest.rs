@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use harness::manifest::EnvValue;
-use harness::{Rendered, Suite};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
-use suites::{chart_case, check, check_eq, Charts};
+use testware::manifest::EnvValue;
+use testware::{cases, check, check_eq, ChartOptions, ChartSet, Rendered, Suite};
 
 const CHART: &str = "embargo-ingest";
 const REDIS: &str = "test-embargo-ingest-redis";
@@ -18,43 +17,17 @@ const WORKLOADS: [(&str, &str, &str); 4] = [
 ];
 
 fn main() -> std::process::ExitCode {
-    let c = Charts::shared();
     Suite::new("embargo_ingest")
-        .case(chart_case(
-            &c,
-            "every_component_uses_the_same_redis_secret",
+        .charts(suites::CHARTS_DIR)
+        .cases(cases![no_deploy:
             every_component_uses_the_same_redis_secret,
-        ))
-        .case(chart_case(
-            &c,
-            "existing_secret_is_used_and_not_created",
             existing_secret_is_used_and_not_created,
-        ))
-        .case(chart_case(
-            &c,
-            "redis_is_append_only_and_password_protected",
             redis_is_append_only_and_password_protected,
-        ))
-        .case(chart_case(
-            &c,
-            "ingest_replicas_and_batches_follow_values",
             ingest_replicas_and_batches_follow_values,
-        ))
-        .case(chart_case(
-            &c,
-            "ingest_worker_list_is_named_after_the_pod",
             ingest_worker_list_is_named_after_the_pod,
-        ))
-        .case(chart_case(
-            &c,
-            "idle_reaper_is_a_single_replica",
             idle_reaper_is_a_single_replica,
-        ))
-        .case(chart_case(
-            &c,
-            "enqueue_gets_the_webhook_secret_and_dataset_filter",
-            enqueue_gets_the_webhook_secret,
-        ))
+            enqueue_gets_the_webhook_secret_and_dataset_filter,
+        ])
         .run()
 }
 
@@ -72,8 +45,10 @@ fn password_refs(r: &Rendered) -> anyhow::Result<Vec<EnvValue>> {
         .collect()
 }
 
-async fn every_component_uses_the_same_redis_secret(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let r = charts.render_ci(CHART, Some("offline")).await?;
+async fn every_component_uses_the_same_redis_secret(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let r = charts
+        .render(CHART, ChartOptions::default().values("ci/offline.yaml"))
+        .await?;
     let refs = password_refs(&r)?;
     let expected = EnvValue::Secret {
         name: REDIS.into(),
@@ -83,7 +58,7 @@ async fn every_component_uses_the_same_redis_secret(charts: Arc<Charts>) -> anyh
     for (value, (kind, name, _)) in refs.iter().zip(WORKLOADS) {
         check_eq!(value, &expected, "{kind}/{name} REDIS_PASSWORD");
     }
-    let defaults = charts.render_ci(CHART, None).await?;
+    let defaults = charts.render(CHART, ChartOptions::default()).await?;
     let generated = defaults
         .secret_data(REDIS)?
         .get("password")
@@ -96,8 +71,13 @@ async fn every_component_uses_the_same_redis_secret(charts: Arc<Charts>) -> anyh
     Ok(())
 }
 
-async fn existing_secret_is_used_and_not_created(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let r = charts.render_ci(CHART, Some("existing-secret")).await?;
+async fn existing_secret_is_used_and_not_created(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let r = charts
+        .render(
+            CHART,
+            ChartOptions::default().values("ci/existing-secret.yaml"),
+        )
+        .await?;
     check!(
         r.get::<Secret>(REDIS).is_err(),
         "the chart must not create its own Redis Secret"
@@ -111,8 +91,8 @@ async fn existing_secret_is_used_and_not_created(charts: Arc<Charts>) -> anyhow:
     Ok(())
 }
 
-async fn redis_is_append_only_and_password_protected(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let r = charts.render_ci(CHART, None).await?;
+async fn redis_is_append_only_and_password_protected(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let r = charts.render(CHART, ChartOptions::default()).await?;
     let pod = r.pod_template("StatefulSet", REDIS)?;
     let args = pod
         .container("redis")
@@ -144,13 +124,17 @@ async fn redis_is_append_only_and_password_protected(charts: Arc<Charts>) -> any
     Ok(())
 }
 
-async fn ingest_replicas_and_batches_follow_values(charts: Arc<Charts>) -> anyhow::Result<()> {
+async fn ingest_replicas_and_batches_follow_values(charts: Arc<ChartSet>) -> anyhow::Result<()> {
     for (values, replicas, max_ingests) in [
         (None, 2, "10"),
         (Some("scaled"), 5, "50"),
         (Some("existing-secret"), 1, "10"),
     ] {
-        let r = charts.render_ci(CHART, values).await?;
+        let mut options = ChartOptions::default();
+        options
+            .values_files
+            .extend(values.map(|v| format!("ci/{v}.yaml").into()));
+        let r = charts.render(CHART, options).await?;
         let ingest = r.get::<Deployment>("test-embargo-ingest-ingest")?;
         check_eq!(
             ingest.spec.as_ref().and_then(|s| s.replicas),
@@ -172,8 +156,8 @@ async fn ingest_replicas_and_batches_follow_values(charts: Arc<Charts>) -> anyho
     Ok(())
 }
 
-async fn ingest_worker_list_is_named_after_the_pod(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let r = charts.render_ci(CHART, None).await?;
+async fn ingest_worker_list_is_named_after_the_pod(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let r = charts.render(CHART, ChartOptions::default()).await?;
     let pod = r.pod_template("Deployment", "test-embargo-ingest-ingest")?;
     let c = pod
         .container("ingest")
@@ -191,8 +175,10 @@ async fn ingest_worker_list_is_named_after_the_pod(charts: Arc<Charts>) -> anyho
     Ok(())
 }
 
-async fn idle_reaper_is_a_single_replica(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let r = charts.render_ci(CHART, Some("scaled")).await?;
+async fn idle_reaper_is_a_single_replica(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let r = charts
+        .render(CHART, ChartOptions::default().values("ci/scaled.yaml"))
+        .await?;
     let idle = r.get::<Deployment>("test-embargo-ingest-idle")?;
     let spec = idle
         .spec
@@ -210,8 +196,12 @@ async fn idle_reaper_is_a_single_replica(charts: Arc<Charts>) -> anyhow::Result<
     Ok(())
 }
 
-async fn enqueue_gets_the_webhook_secret(charts: Arc<Charts>) -> anyhow::Result<()> {
-    let r = charts.render_ci(CHART, Some("offline")).await?;
+async fn enqueue_gets_the_webhook_secret_and_dataset_filter(
+    charts: Arc<ChartSet>,
+) -> anyhow::Result<()> {
+    let r = charts
+        .render(CHART, ChartOptions::default().values("ci/offline.yaml"))
+        .await?;
     let pod = r.pod_template("Deployment", "test-embargo-ingest-enqueue")?;
     let c = pod
         .container("enqueue")

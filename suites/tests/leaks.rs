@@ -6,27 +6,19 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use harness::cluster::labels;
-use harness::{Case, Ctx, Suite};
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume};
 use kube::api::ListParams;
-use suites::{check, check_eq};
+use testware::cluster::labels;
+use testware::{cases, check, check_eq, Ctx, Suite};
 use tokio::io::AsyncBufReadExt as _;
 
 fn main() -> std::process::ExitCode {
     Suite::new("leaks")
-        .case(Case::chart_deploy(
-            "panicking_timed_out_and_failing_cases_leave_nothing_behind",
-            |ctx| async move { bad_endings(ctx).await },
-        ))
-        .case(Case::chart_deploy(
-            "sigterm_mid_case_deletes_the_runs_namespaces",
-            |ctx| async move { interrupted(ctx).await },
-        ))
-        .case(Case::chart_deploy(
-            "sigkilled_run_is_reaped_by_the_next_runs_janitor",
-            |ctx| async move { killed(ctx).await },
-        ))
+        .cases(cases![chart_deploy:
+            panicking_timed_out_and_failing_cases_leave_nothing_behind,
+            sigterm_mid_case_deletes_the_runs_namespaces,
+            sigkilled_run_is_reaped_by_the_next_runs_janitor,
+        ])
         .run()
 }
 
@@ -39,7 +31,7 @@ struct ExampleRun {
 
 /// `filter` selects the example cases by substring of their names.
 fn example_run(ctx: &Ctx, filter: &str, lease: Option<u64>) -> ExampleRun {
-    let run_id = format!("leak{}", harness::config::random_suffix(8));
+    let run_id = format!("leak{}", testware::config::random_suffix(8));
     let artifacts = ctx.artifacts_dir().join(&run_id);
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_leak-examples"));
     command
@@ -99,7 +91,7 @@ async fn volumes_of(client: &kube::Client, run_id: &str) -> anyhow::Result<Vec<S
 
 /// Helm releases (in any namespace) installed by run `run_id`.
 async fn releases_of(run_id: &str) -> anyhow::Result<Vec<String>> {
-    let helm = harness::Helm::locate().await?;
+    let helm = testware::Helm::locate().await?;
     let prefix = format!("test-{run_id}-");
     let namespaces = helm
         .run(
@@ -140,7 +132,9 @@ async fn nothing_left(client: &kube::Client, run_id: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn bad_endings(ctx: Ctx) -> anyhow::Result<()> {
+async fn panicking_timed_out_and_failing_cases_leave_nothing_behind(
+    ctx: Ctx,
+) -> anyhow::Result<()> {
     let client = ctx.client().await?;
     // panics_after_deploying, times_out_after_deploying, fails_after_deploying
     let mut run = example_run(&ctx, "_after_deploying", None);
@@ -235,7 +229,7 @@ async fn start_victim(
     Ok((child, run.run_id, namespace))
 }
 
-async fn interrupted(ctx: Ctx) -> anyhow::Result<()> {
+async fn sigterm_mid_case_deletes_the_runs_namespaces(ctx: Ctx) -> anyhow::Result<()> {
     let client = ctx.client().await?;
     let (mut child, run_id, namespace) = start_victim(&ctx, None).await?;
     let pid = child.id().ok_or_else(|| anyhow::anyhow!("no pid"))?;
@@ -252,7 +246,7 @@ async fn interrupted(ctx: Ctx) -> anyhow::Result<()> {
     nothing_left(&client, &run_id).await
 }
 
-async fn killed(ctx: Ctx) -> anyhow::Result<()> {
+async fn sigkilled_run_is_reaped_by_the_next_runs_janitor(ctx: Ctx) -> anyhow::Result<()> {
     let client = ctx.client().await?;
     let lease = 8;
     let (mut child, run_id, namespace) = start_victim(&ctx, Some(lease)).await?;
@@ -263,25 +257,25 @@ async fn killed(ctx: Ctx) -> anyhow::Result<()> {
         "a killed run leaves its namespace until the janitor comes"
     );
     // The next run's janitor: nothing is reaped before the lease expires...
-    let early = harness::namespace::reap_expired(&client).await?;
+    let early = testware::namespace::reap_expired(&client).await?;
     check!(
         !early.contains(&namespace),
         "reaped before its lease ran out: {early:?}"
     );
     tokio::time::sleep(Duration::from_secs(lease + 1)).await;
     // ... and the killed run's namespace is reaped after it.
-    let reaped = harness::namespace::reap_expired(&client).await?;
+    let reaped = testware::namespace::reap_expired(&client).await?;
     check!(
         reaped.contains(&namespace),
         "the janitor should reap {namespace}: {reaped:?}"
     );
-    harness::wait::namespace_gone(
+    testware::wait::namespace_gone(
         &client,
         &namespace,
         ctx.deadline().cap(Duration::from_secs(120)),
     )
     .await?;
-    harness::wait::wait_until(
+    testware::wait::wait_until(
         format!("the volumes of run {run_id} to be deleted"),
         ctx.deadline().cap(Duration::from_secs(60)),
         || async {

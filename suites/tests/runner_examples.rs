@@ -4,7 +4,7 @@
 //! as a quarantined failure) and the run exits 0. Set
 //! `QUARANTINE_EXAMPLE_EXPIRES=2020-01-01` to see an expired quarantine fail the run.
 
-use harness::{Case, Quarantine, Suite};
+use testware::{Case, Quarantine, Suite};
 
 fn main() -> std::process::ExitCode {
     let mut quarantine =
@@ -16,7 +16,7 @@ fn main() -> std::process::ExitCode {
         .case(
             Case::no_deploy("quarantined_case_that_always_fails", |_| async {
                 let answer = 6 * 7;
-                suites::check_eq!(answer, 43, "deliberately wrong expectation");
+                testware::check_eq!(answer, 43, "deliberately wrong expectation");
                 Ok(())
             })
             .quarantine(quarantine),

@@ -37,7 +37,7 @@ async fn run() -> anyhow::Result<()> {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()?;
-    let cache = harness::helm::cache_dir();
+    let cache = testware::helm::cache_dir();
     let cluster = LocalCluster::new(
         Layout::from_env(),
         Binaries::new(cache.join("kubernetes/v1.20.2/bin")),

@@ -428,7 +428,7 @@ async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
         .with_context(|| format!("health address {addr:?} is not ip:port"))?;
     tokio::time::timeout(
         Duration::from_secs(3),
-        harness::net::http_request(socket, "GET", path, b""),
+        testware::net::http_request(socket, "GET", path, b""),
     )
     .await
     .with_context(|| format!("GET http://{addr}{path} timed out"))?

@@ -5,11 +5,15 @@
 
 use std::time::Duration;
 
-use harness::{Case, Ctx, Suite};
-use suites::{helm_install, start_pod, toolbox_pod};
+use suites::toolbox_pod;
+use testware::{Case, ChartOptions, Ctx, Suite};
+
+/// How long a helper pod may take to become ready.
+const POD_START: Duration = Duration::from_secs(90);
 
 fn main() -> std::process::ExitCode {
     Suite::new("leak_examples")
+        .charts(suites::CHARTS_DIR)
         .case(Case::chart_deploy(
             "panics_after_deploying",
             |ctx| async move {
@@ -43,7 +47,7 @@ fn main() -> std::process::ExitCode {
 
 /// A namespace with the echo-server release and a pod using a bound volume; returns its name.
 async fn deploy_something(ctx: &Ctx) -> anyhow::Result<String> {
-    let ns = ctx.namespace().await?;
+    let ns = ctx.create_namespace().await?;
     let claim: k8s_openapi::api::core::v1::PersistentVolumeClaim = serde_json::from_value(
         serde_json::json!({
             "apiVersion": "v1", "kind": "PersistentVolumeClaim",
@@ -52,7 +56,10 @@ async fn deploy_something(ctx: &Ctx) -> anyhow::Result<String> {
         }),
     )?;
     ns.api().create(&Default::default(), &claim).await?;
-    start_pod(&ns, &toolbox_pod("holder", Some("data"))?).await?;
-    helm_install(ctx, &ns, "echo", "echo-server", None).await?;
+    ns.start_pod(&toolbox_pod("holder", Some("data"))?, POD_START)
+        .await?;
+    ctx.charts()?
+        .install(ctx, &ns, "echo", "echo-server", ChartOptions::default())
+        .await?;
     Ok(ns.name().to_owned())
 }

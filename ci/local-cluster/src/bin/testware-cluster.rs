@@ -75,7 +75,7 @@ fn kubeconfig_path(repo: &std::path::Path) -> PathBuf {
 
 fn local(options: &Options) -> LocalCluster {
     let kube = options.bin_dir.clone().unwrap_or_else(|| {
-        harness::helm::cache_dir()
+        testware::helm::cache_dir()
             .join("kubernetes")
             .join(KUBE_BUILD)
             .join("bin")
@@ -85,7 +85,7 @@ fn local(options: &Options) -> LocalCluster {
 
 async fn run(options: Options) -> anyhow::Result<()> {
     let words: Vec<&str> = options.command.iter().map(String::as_str).collect();
-    let cache = harness::helm::cache_dir();
+    let cache = testware::helm::cache_dir();
     match (words.as_slice(), options.provider.as_str()) {
         (["up"], "local") => {
             let started = Instant::now();

@@ -9,9 +9,10 @@ use std::time::Duration;
 use futures::{AsyncBufReadExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::deployment::{ChartDeployment, DeployError, DeployOptions};
+use crate::deployment::{ChartDeployment, DeployError};
 use crate::namespace::TestNamespace;
 use crate::net::PortForward;
+use crate::options::ChartOptions;
 use crate::runner::Ctx;
 use crate::wait::WaitError;
 
@@ -57,7 +58,7 @@ impl EchoServer {
         namespace: &TestNamespace,
         chart: impl AsRef<Path>,
     ) -> Result<Self, EchoError> {
-        let options = DeployOptions::default().set("replicaCount", "1");
+        let options = ChartOptions::default().set("replicaCount", "1");
         let deployment = ChartDeployment::install(ctx, namespace, RELEASE, chart, options).await?;
         let pod = deployment
             .ready_pods()

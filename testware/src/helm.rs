@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use crate::options::ChartOptions;
+
 /// Oldest helm the harness accepts (`helm template --skip-tests` and the JSON
 /// outputs it relies on behave as used here from 3.8 on).
 pub const MIN_VERSION: Version = Version {
@@ -65,7 +67,7 @@ impl fmt::Display for Version {
 #[derive(Debug, thiserror::Error)]
 pub enum HelmError {
     /// No helm binary anywhere the harness looks.
-    #[error("helm not found (looked at ${ENV_HELM}, PATH and {}) (hint: run `ci/install-helm` or set HELM to a helm {MIN_VERSION}+ binary)", cache.display())]
+    #[error("helm not found (looked at ${ENV_HELM}, PATH and {}) (hint: set HELM to a helm {MIN_VERSION}+ binary or put one on PATH, see https://helm.sh/docs/intro/install/; in the testware repository `ci/install-helm` installs the pinned one)", cache.display())]
     NotFound {
         /// The project's install location that was checked.
         cache: PathBuf,
@@ -88,7 +90,7 @@ pub enum HelmError {
         output: String,
     },
     /// The binary is older than [`MIN_VERSION`].
-    #[error("{} is helm {found}, but {MIN_VERSION} or newer is needed (hint: run `ci/install-helm` or set HELM)", path.display())]
+    #[error("{} is helm {found}, but {MIN_VERSION} or newer is needed (hint: set HELM to a newer helm or put one first on PATH)", path.display())]
     TooOld {
         /// The binary.
         path: PathBuf,
@@ -129,41 +131,18 @@ pub struct Helm {
     started: AtomicU64,
 }
 
-/// What `helm template` renders.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct TemplateArgs {
-    /// The chart directory.
-    pub chart: PathBuf,
-    /// The release name.
-    pub release: String,
-    /// The release namespace.
-    pub namespace: String,
-    /// Values files, in order (later ones win).
-    pub values_files: Vec<PathBuf>,
-    /// `--set key=value` pairs, after the values files.
-    pub set: Vec<(String, String)>,
-}
-
-impl TemplateArgs {
-    fn to_args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec![
-            "template".into(),
-            self.release.clone().into(),
-            self.chart.clone().into(),
-            "--namespace".into(),
-            self.namespace.clone().into(),
-            "--include-crds".into(),
-        ];
-        for file in &self.values_files {
-            args.push("--values".into());
-            args.push(file.into());
-        }
-        for (key, value) in &self.set {
-            args.push("--set".into());
-            args.push(format!("{key}={value}").into());
-        }
-        args
-    }
+/// `helm template <release> <chart> --namespace <ns> --include-crds` and the values.
+fn template_args(chart: &Path, options: &ChartOptions) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![
+        "template".into(),
+        options.release.clone().into(),
+        chart.into(),
+        "--namespace".into(),
+        options.namespace.clone().into(),
+        "--include-crds".into(),
+    ];
+    args.extend(options.values_args(chart));
+    args
 }
 
 impl Helm {
@@ -262,22 +241,24 @@ impl Helm {
     ///
     /// # Errors
     /// A missing chart directory, or the command failing or timing out.
-    pub async fn template(&self, args: &TemplateArgs) -> Result<String, HelmError> {
-        require_chart(&args.chart)?;
-        self.run(args.to_args(), DEFAULT_TIMEOUT).await
+    pub async fn template(
+        &self,
+        chart: &Path,
+        options: &ChartOptions,
+    ) -> Result<String, HelmError> {
+        require_chart(chart)?;
+        self.run(template_args(chart, options), DEFAULT_TIMEOUT)
+            .await
     }
 
-    /// `helm lint --strict` with the given values files; returns helm's report.
+    /// `helm lint --strict` with the values of `options`; returns helm's report.
     ///
     /// # Errors
     /// A missing chart directory, lint findings (as [`HelmError::Failed`]), or a timeout.
-    pub async fn lint(&self, chart: &Path, values_files: &[PathBuf]) -> Result<String, HelmError> {
+    pub async fn lint(&self, chart: &Path, options: &ChartOptions) -> Result<String, HelmError> {
         require_chart(chart)?;
         let mut args: Vec<OsString> = vec!["lint".into(), "--strict".into(), chart.into()];
-        for file in values_files {
-            args.push("--values".into());
-            args.push(file.into());
-        }
+        args.extend(options.values_args(chart));
         self.run(args, DEFAULT_TIMEOUT).await
     }
 
@@ -404,15 +385,14 @@ mod tests {
 
     #[test]
     fn template_arguments_keep_order() {
-        let args = TemplateArgs {
-            chart: "c".into(),
-            release: "r".into(),
-            namespace: "ns".into(),
-            values_files: vec!["a.yaml".into(), "b.yaml".into()],
-            set: vec![("x.y".into(), "1".into())],
-        };
-        let shown = display_command(Path::new("helm"), &args.to_args());
-        assert_eq!(shown, "helm template r c --namespace ns --include-crds --values a.yaml --values b.yaml --set x.y=1");
+        let options = ChartOptions::default()
+            .release("r")
+            .namespace("ns")
+            .values("/v/a.yaml")
+            .values("b.yaml")
+            .set("x.y", "1");
+        let shown = display_command(Path::new("helm"), &template_args(Path::new("c"), &options));
+        assert_eq!(shown, "helm template r c --namespace ns --include-crds --values /v/a.yaml --values c/b.yaml --set x.y=1");
     }
 
     fn fake_helm(dir: &Path, script: &str) -> PathBuf {

@@ -166,6 +166,42 @@ impl TestNamespace {
         kube::Api::namespaced(self.client.clone(), &self.name)
     }
 
+    /// Creates `pod` here and waits (by watch) until it is ready, at most
+    /// `timeout`; returns its name.
+    ///
+    /// # Errors
+    /// The pod is refused, or not ready in time (the error explains why).
+    pub async fn start_pod(&self, pod: &Pod, timeout: Duration) -> anyhow::Result<String> {
+        let created = self.api::<Pod>().create(&Default::default(), pod).await?;
+        let name = created.metadata.name.unwrap_or_default();
+        crate::wait::pod_ready(&self.client, &self.name, &name, timeout).await?;
+        Ok(name)
+    }
+
+    /// Sets the replicas of workload `name` (a Deployment or StatefulSet) through
+    /// its scale subresource, as `kubectl scale` does.
+    ///
+    /// # Errors
+    /// The API server refuses (e.g. no such workload).
+    pub async fn scale<K>(&self, name: &str, replicas: i32) -> Result<(), ClusterError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        self.api::<K>()
+            .patch_scale(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
+            )
+            .await
+            .map_err(api_error(format!("scale {name} to {replicas}")))?;
+        Ok(())
+    }
+
     /// Keeps the namespace for inspection: stops renewing it and sets its expiry
     /// `keep_for` ahead, so a later run's janitor still removes it eventually.
     /// Returns the commands that inspect it.

@@ -2,9 +2,12 @@
 //! test does with it — upgrade, rollback, uninstall, status and history, the
 //! release's pods, services and workloads, logs, exec and port-forwards.
 //!
-//! Installs and upgrades use `helm --wait --wait-for-jobs` with a timeout taken
-//! from the case's deadline; when helm gives up, the error says why by walking the
-//! release's workloads down to container states and events.
+//! Installs and upgrades apply the release with helm, then watch every workload
+//! of it until rolled out (Jobs: complete) — helm's own `--wait` polls every 2 s,
+//! a watch sees readiness as it happens. Charts whose post-install/upgrade hooks
+//! expect ready resources get helm's wait. Timeouts come from the case's deadline;
+//! a failure says why by walking the release's workloads down to container states
+//! and events.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,7 @@ use crate::helm::{Helm, HelmError};
 use crate::manifest::Manifests;
 use crate::namespace::TestNamespace;
 use crate::net::PortForward;
+use crate::options::{ChartOptions, Readiness};
 use crate::runner::Ctx;
 use crate::wait::{self, Deadline, WaitError, WorkloadKind};
 
@@ -31,41 +35,6 @@ const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
 const EXPLAIN_MARGIN: Duration = Duration::from_secs(10);
 /// Timeout of quick helm queries (status, history, get).
 const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Values for an install or upgrade.
-#[derive(Debug, Clone, Default)]
-pub struct DeployOptions {
-    values_files: Vec<PathBuf>,
-    set: Vec<(String, String)>,
-    timeout: Option<Duration>,
-    no_wait: bool,
-}
-
-impl DeployOptions {
-    /// Adds a values file (`--values`); relative paths are taken from the chart directory.
-    pub fn values(mut self, file: impl Into<PathBuf>) -> Self {
-        self.values_files.push(file.into());
-        self
-    }
-
-    /// Adds a `--set key=value`.
-    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.set.push((key.into(), value.into()));
-        self
-    }
-
-    /// Caps helm's `--timeout` (it is always capped by the case's deadline).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Returns as soon as helm has applied the objects, without `--wait`.
-    pub fn no_wait(mut self) -> Self {
-        self.no_wait = true;
-        self
-    }
-}
 
 /// Errors of deployments.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +52,18 @@ pub enum DeployError {
         /// Why the release's workloads are not ready, if any are not.
         explanation: String,
     },
+    /// helm applied the release, but its workloads did not become ready (or a Job
+    /// failed); the wait's error explains why.
+    #[error("{action} of release {release} failed: {why}")]
+    NotReady {
+        /// install or upgrade.
+        action: &'static str,
+        /// The release.
+        release: String,
+        /// The wait that ended badly, explained (in the message, not repeated
+        /// as a source).
+        why: Box<WaitError>,
+    },
     /// helm printed something the harness could not read.
     #[error("cannot read the output of helm {what} for release {release}: {detail}")]
     Output {
@@ -99,6 +80,42 @@ pub enum DeployError {
     /// A wait did not end well.
     #[error(transparent)]
     Wait(#[from] WaitError),
+}
+
+/// The workloads among `manifests` (hooks excluded), sorted by kind and name.
+fn workloads_of(manifests: &Manifests) -> Vec<(WorkloadKind, String)> {
+    let mut found: Vec<(WorkloadKind, String)> = manifests
+        .objects()
+        .iter()
+        .filter(|o| !o.is_hook())
+        .filter_map(|o| Some((WorkloadKind::parse(&o.kind)?, o.name().to_owned())))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Whether a template of the chart (subcharts included) declares a hook that runs
+/// after `action` (`post-install`, `post-upgrade`): such hooks expect the
+/// release's resources to be ready, which only helm's own wait guarantees.
+fn hooks_expect_ready(chart: &Path, action: &str) -> bool {
+    let phase = format!("post-{action}");
+    let mut dirs = vec![chart.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|x| x == "yaml" || x == "yml" || x == "tpl")
+                && std::fs::read_to_string(&path)
+                    .is_ok_and(|text| text.contains("helm.sh/hook") && text.contains(&phase))
+            {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 fn explain_suffix(explanation: &str) -> String {
@@ -164,7 +181,7 @@ impl ChartDeployment {
         namespace: &TestNamespace,
         release: &str,
         chart: impl AsRef<Path>,
-        options: DeployOptions,
+        options: ChartOptions,
     ) -> Result<Self, DeployError> {
         let helm = ctx.helm().await.map_err(|source| DeployError::Helm {
             action: "install",
@@ -189,32 +206,52 @@ impl ChartDeployment {
     ///
     /// # Errors
     /// As for [`ChartDeployment::install`].
-    pub async fn upgrade(&self, options: DeployOptions) -> Result<(), DeployError> {
+    pub async fn upgrade(&self, options: ChartOptions) -> Result<(), DeployError> {
         self.apply("upgrade", options).await
     }
 
-    async fn apply(&self, action: &'static str, options: DeployOptions) -> Result<(), DeployError> {
+    async fn apply(&self, action: &'static str, options: ChartOptions) -> Result<(), DeployError> {
+        let started = std::time::Instant::now();
         let mut args: Vec<OsString> = vec![
             action.into(),
             self.release.clone().into(),
             self.chart.clone().into(),
         ];
-        for file in &options.values_files {
-            let file = if file.is_relative() {
-                self.chart.join(file)
-            } else {
-                file.clone()
-            };
-            args.extend(["--values".into(), file.into()]);
-        }
-        for (key, value) in &options.set {
-            args.extend(["--set".into(), format!("{key}={value}").into()]);
-        }
+        args.extend(options.values_args(&self.chart));
         let timeout = self.helm_timeout(options.timeout);
-        if !options.no_wait {
-            args.extend(["--wait".into(), "--wait-for-jobs".into()]);
+        let readiness = match options.readiness {
+            Readiness::Watch if hooks_expect_ready(&self.chart, action) => Readiness::Helm,
+            readiness => readiness,
+        };
+        match readiness {
+            Readiness::Helm => args.extend(["--wait".into(), "--wait-for-jobs".into()]),
+            // The release as JSON carries its manifest: no `helm get manifest` needed.
+            Readiness::Watch => args.extend(["-o".into(), "json".into()]),
+            Readiness::Applied => {}
         }
-        self.run_explained(action, args, timeout).await?;
+        let out = self.run_explained(action, args, timeout).await?;
+        if readiness == Readiness::Watch {
+            let release: serde_json::Value = self.parse(action, &out)?;
+            let manifests = Manifests::parse(release["manifest"].as_str().unwrap_or_default())
+                .map_err(|e| DeployError::Output {
+                    what: action,
+                    release: self.release.clone(),
+                    detail: e.to_string(),
+                })?;
+            let left = timeout.saturating_sub(started.elapsed());
+            let waits = workloads_of(&manifests)
+                .into_iter()
+                .map(|(kind, name)| async move {
+                    wait::rolled_out(&self.client, &self.namespace, kind, &name, left).await
+                });
+            futures::future::try_join_all(waits)
+                .await
+                .map_err(|why| DeployError::NotReady {
+                    action,
+                    release: self.release.clone(),
+                    why: Box::new(why),
+                })?;
+        }
         Ok(())
     }
 
@@ -323,15 +360,7 @@ impl ChartDeployment {
     /// # Errors
     /// helm fails, or the manifest does not parse.
     pub async fn workloads(&self) -> Result<Vec<(WorkloadKind, String)>, DeployError> {
-        let manifests = self.manifests().await?;
-        let mut found: Vec<(WorkloadKind, String)> = manifests
-            .objects()
-            .iter()
-            .filter(|o| !o.is_hook())
-            .filter_map(|o| Some((WorkloadKind::parse(&o.kind)?, o.name().to_owned())))
-            .collect();
-        found.sort();
-        Ok(found)
+        Ok(workloads_of(&self.manifests().await?))
     }
 
     async fn manifests(&self) -> Result<Manifests, DeployError> {
@@ -606,5 +635,23 @@ impl ChartDeployment {
                 "list objects with {selector}"
             )))?
             .items)
+    }
+}
+
+impl crate::chart::ChartSet {
+    /// Installs chart `name` of this set as `release` into `namespace` (see
+    /// [`ChartDeployment::install`]).
+    ///
+    /// # Errors
+    /// As for [`ChartDeployment::install`].
+    pub async fn install(
+        &self,
+        ctx: &Ctx,
+        namespace: &TestNamespace,
+        release: &str,
+        name: &str,
+        options: ChartOptions,
+    ) -> Result<ChartDeployment, DeployError> {
+        ChartDeployment::install(ctx, namespace, release, self.dir(name), options).await
     }
 }

@@ -14,8 +14,11 @@ use std::fmt;
 use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use std::sync::Arc;
+
 use super::{ManifestObject, Manifests, PodTemplate};
-use crate::chart::ChartMeta;
+use crate::chart::{ChartError, ChartMeta, ChartSet, ValueSet};
+use crate::runner::Case;
 
 /// Prefix of the exemption annotations.
 pub const EXEMPT_PREFIX: &str = "policy.testware.io/exempt-";
@@ -172,6 +175,76 @@ pub struct Context<'a> {
     /// The probe values, when the render applied them; otherwise the scheduling
     /// and storage-class rules are skipped.
     pub probe: Option<&'a ProbeValues>,
+}
+
+/// Renders chart `name` of `charts` with `values` and the probe values, and runs
+/// every rule.
+///
+/// # Errors
+/// The chart does not render (the report needs a render).
+pub async fn check_chart(
+    charts: &ChartSet,
+    name: &str,
+    values: &ValueSet,
+) -> Result<Report, ChartError> {
+    let probe = ProbeValues::default();
+    let mut options = values.options();
+    options.set = probe.set_args();
+    let rendered = charts.render(name, options).await?;
+    let cx = Context {
+        chart: &rendered.chart,
+        release: &rendered.options.release,
+        probe: Some(&probe),
+    };
+    Ok(Report {
+        chart: name.into(),
+        values: values.label.clone(),
+        violations: check_all(&rendered, &cx),
+    })
+}
+
+/// For every chart of `charts` × every value set of it ([`crate::HelmChart::value_sets`]):
+/// a `policy::<chart>::<values>` case that fails on any violation, and a
+/// `lint::<chart>::<values>` case running `helm lint --strict`. A chart set whose
+/// root cannot be read gives one failing case that says so.
+pub fn cases(charts: &Arc<ChartSet>) -> Vec<Case> {
+    let names = match charts.names() {
+        Ok(names) => names,
+        Err(e) => {
+            let message = crate::error_chain(&e);
+            return vec![Case::no_deploy("policy::charts", move |_| async move {
+                anyhow::bail!("{message}")
+            })];
+        }
+    };
+    let mut cases = Vec::new();
+    for chart in names {
+        let sets = charts
+            .open(&chart)
+            .map(|c| c.value_sets())
+            .unwrap_or_default();
+        for values in sets {
+            let name = format!("{chart}::{}", values.label);
+            let (set, c, v) = (charts.clone(), chart.clone(), values.clone());
+            cases.push(Case::no_deploy(
+                format!("policy::{name}"),
+                move |_| async move {
+                    let report = check_chart(&set, &c, &v).await?;
+                    anyhow::ensure!(report.violations.is_empty(), "{report}");
+                    Ok(())
+                },
+            ));
+            let (set, c) = (charts.clone(), chart.clone());
+            cases.push(Case::no_deploy(
+                format!("lint::{name}"),
+                move |_| async move {
+                    set.lint(&c, &values.options()).await?;
+                    Ok(())
+                },
+            ));
+        }
+    }
+    cases
 }
 
 /// Runs every rule.

@@ -1,0 +1,423 @@
+//! `HelmChart`: a chart directory rendered with `helm template`, once per
+//! (chart, values files, `--set` values, release, namespace), cached and shared by
+//! every case of a suite that asks for the same render.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+
+use crate::helm::{Helm, HelmError};
+use crate::manifest::{ManifestError, Manifests};
+use crate::options::ChartOptions;
+
+/// Errors from loading or rendering a chart.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    /// `Chart.yaml` is missing.
+    #[error("chart not found: {} has no Chart.yaml", path.display())]
+    NotFound {
+        /// The directory given.
+        path: PathBuf,
+    },
+    /// `Chart.yaml` cannot be read or parsed.
+    #[error("failed to read {}", path.display())]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A values file given for the render does not exist.
+    #[error("values file {} does not exist", path.display())]
+    MissingValues {
+        /// The file.
+        path: PathBuf,
+    },
+    /// helm failed (template errors, schema violations, …).
+    #[error("failed to render chart {chart}")]
+    Helm {
+        /// The chart name.
+        chart: String,
+        /// helm's error, with command and stderr.
+        #[source]
+        source: HelmError,
+    },
+    /// `helm lint --strict` found problems, or helm is missing.
+    #[error("helm lint of chart {chart} failed")]
+    Lint {
+        /// The chart name.
+        chart: String,
+        /// helm's error, with command and the findings.
+        #[source]
+        source: HelmError,
+    },
+    /// helm's output did not parse into Kubernetes objects.
+    #[error("failed to parse the rendered chart {chart}")]
+    Manifest {
+        /// The chart name.
+        chart: String,
+        /// Which document and why.
+        #[source]
+        source: ManifestError,
+    },
+}
+
+/// The parts of `Chart.yaml` the harness uses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartMeta {
+    /// Chart name.
+    pub name: String,
+    /// Chart version.
+    pub version: String,
+    /// Version of the application the chart deploys.
+    #[serde(default)]
+    pub app_version: Option<String>,
+}
+
+impl ChartMeta {
+    /// The `helm.sh/chart` label value Helm's conventions produce: `name-version`
+    /// with `+` replaced by `_`.
+    pub fn chart_label(&self) -> String {
+        format!("{}-{}", self.name, self.version).replace('+', "_")
+    }
+}
+
+/// A chart on disk.
+#[derive(Debug, Clone)]
+pub struct HelmChart {
+    dir: PathBuf,
+    meta: ChartMeta,
+}
+
+impl HelmChart {
+    /// Opens the chart in `dir` and reads its `Chart.yaml`.
+    ///
+    /// # Errors
+    /// No `Chart.yaml`, or one that does not parse.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, ChartError> {
+        let dir = dir.into();
+        let file = dir.join("Chart.yaml");
+        if !file.is_file() {
+            return Err(ChartError::NotFound { path: dir });
+        }
+        let text = std::fs::read_to_string(&file).map_err(|e| ChartError::Metadata {
+            path: file.clone(),
+            source: Box::new(e),
+        })?;
+        let meta = serde_yaml_ng::from_str(&text).map_err(|e| ChartError::Metadata {
+            path: file,
+            source: Box::new(e),
+        })?;
+        Ok(Self { dir, meta })
+    }
+
+    /// The chart directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Its `Chart.yaml`.
+    pub fn meta(&self) -> &ChartMeta {
+        &self.meta
+    }
+
+    /// The values files the chart ships for testing, sorted: every `ci/*.yaml`
+    /// (chart-testing's convention) and every `values-*.yaml` beside `values.yaml`.
+    pub fn values_files(&self) -> Vec<PathBuf> {
+        let yaml = |p: &Path| p.extension().is_some_and(|x| x == "yaml" || x == "yml");
+        let list = |dir: PathBuf| {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && yaml(p))
+                .collect::<Vec<_>>()
+        };
+        let mut files = list(self.dir.join("ci"));
+        files.extend(list(self.dir.clone()).into_iter().filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("values-"))
+        }));
+        files.sort();
+        files
+    }
+
+    /// The ways the chart is checked: its defaults, then each of [`HelmChart::values_files`].
+    pub fn value_sets(&self) -> Vec<ValueSet> {
+        std::iter::once(ValueSet::defaults())
+            .chain(self.values_files().into_iter().map(|file| {
+                let label = file
+                    .strip_prefix(&self.dir)
+                    .unwrap_or(&file)
+                    .display()
+                    .to_string();
+                ValueSet {
+                    label,
+                    file: Some(file),
+                }
+            }))
+            .collect()
+    }
+}
+
+/// One finished render.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The chart's metadata.
+    pub chart: ChartMeta,
+    /// What it was rendered with.
+    pub options: ChartOptions,
+    /// The objects.
+    pub manifests: Manifests,
+}
+
+impl std::ops::Deref for Rendered {
+    type Target = Manifests;
+    fn deref(&self) -> &Manifests {
+        &self.manifests
+    }
+}
+
+type CacheKey = (PathBuf, ChartOptions);
+
+/// Renders charts with one helm process per distinct render and caches the results.
+/// Shared by the cases of a suite (wrap it in an `Arc`); concurrent requests for
+/// the same render wait for the one helm process.
+#[derive(Debug)]
+pub struct ChartRenderer {
+    helm: Arc<Helm>,
+    cache: Mutex<HashMap<CacheKey, Arc<OnceCell<Arc<Rendered>>>>>,
+}
+
+impl ChartRenderer {
+    /// A renderer using `helm`.
+    pub fn new(helm: Arc<Helm>) -> Self {
+        Self {
+            helm,
+            cache: Mutex::default(),
+        }
+    }
+
+    /// The helm adapter in use (e.g. to read its process count).
+    pub fn helm(&self) -> &Helm {
+        &self.helm
+    }
+
+    /// Renders `chart` with `options`, or returns the cached render.
+    ///
+    /// # Errors
+    /// A missing values file, helm failing (template or schema errors, with stderr),
+    /// or output that does not parse. Failed renders are not cached.
+    pub async fn render(
+        &self,
+        chart: &HelmChart,
+        options: &ChartOptions,
+    ) -> Result<Arc<Rendered>, ChartError> {
+        let key = (chart.dir.clone(), options.clone());
+        let cell = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.render_uncached(chart, options))
+            .await
+            .cloned()
+    }
+
+    async fn render_uncached(
+        &self,
+        chart: &HelmChart,
+        options: &ChartOptions,
+    ) -> Result<Arc<Rendered>, ChartError> {
+        if let Some(missing) = options
+            .values_paths(&chart.dir)
+            .into_iter()
+            .find(|f| !f.is_file())
+        {
+            return Err(ChartError::MissingValues { path: missing });
+        }
+        let name = chart.meta.name.clone();
+        let text = self
+            .helm
+            .template(&chart.dir, options)
+            .await
+            .map_err(|source| ChartError::Helm {
+                chart: name.clone(),
+                source,
+            })?;
+        let manifests = Manifests::parse(&text).map_err(|source| ChartError::Manifest {
+            chart: name,
+            source,
+        })?;
+        Ok(Arc::new(Rendered {
+            chart: chart.meta.clone(),
+            options: options.clone(),
+            manifests,
+        }))
+    }
+}
+
+/// One way a chart is configured for checks: its defaults or one values file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ValueSet {
+    /// `default`, or the file's path relative to the chart (`ci/offline.yaml`).
+    pub label: String,
+    /// The values file; `None` for the chart's defaults.
+    pub file: Option<PathBuf>,
+}
+
+impl ValueSet {
+    /// The chart's defaults.
+    pub fn defaults() -> Self {
+        Self {
+            label: "default".into(),
+            file: None,
+        }
+    }
+
+    /// A values file from elsewhere (a fixture), labelled `label`.
+    pub fn file(label: impl Into<String>, file: impl Into<PathBuf>) -> Self {
+        Self {
+            label: label.into(),
+            file: Some(file.into()),
+        }
+    }
+
+    /// Options with this set's values file, if any.
+    pub fn options(&self) -> ChartOptions {
+        let mut options = ChartOptions::default();
+        options.values_files.extend(self.file.iter().cloned());
+        options
+    }
+}
+
+/// The charts of one repository, each a directory under one root, rendered
+/// through one cached [`ChartRenderer`] that the cases of a suite share.
+///
+/// ```no_run
+/// # async fn example() -> anyhow::Result<()> {
+/// use testware::{ChartOptions, ChartSet};
+/// let charts = ChartSet::new("charts");
+/// let rendered = charts
+///     .render("web", ChartOptions::default().values("ci/small.yaml"))
+///     .await?;
+/// println!("{} objects", rendered.objects().len());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ChartSet {
+    root: PathBuf,
+    renderer: OnceCell<Arc<ChartRenderer>>,
+}
+
+impl ChartSet {
+    /// The charts under `root`. A relative root is taken from the package
+    /// directory when cargo runs the binary (`CARGO_MANIFEST_DIR`), else from
+    /// the current directory.
+    pub fn new(root: impl Into<PathBuf>) -> Arc<Self> {
+        let root = root.into();
+        let root = match std::env::var_os("CARGO_MANIFEST_DIR") {
+            Some(base) if root.is_relative() => PathBuf::from(base).join(root),
+            _ => root,
+        };
+        Arc::new(Self {
+            root,
+            renderer: OnceCell::new(),
+        })
+    }
+
+    /// The directory holding the charts.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of chart `name`.
+    pub fn dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Opens chart `name`.
+    ///
+    /// # Errors
+    /// No `Chart.yaml` there, or one that does not parse.
+    pub fn open(&self, name: &str) -> Result<HelmChart, ChartError> {
+        HelmChart::open(self.dir(name))
+    }
+
+    /// The names of the charts under the root (directories with a `Chart.yaml`), sorted.
+    ///
+    /// # Errors
+    /// The root cannot be read.
+    pub fn names(&self) -> Result<Vec<String>, ChartError> {
+        let entries = std::fs::read_dir(&self.root).map_err(|e| ChartError::Metadata {
+            path: self.root.clone(),
+            source: Box::new(e),
+        })?;
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().join("Chart.yaml").is_file())
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The shared renderer, locating helm on first use.
+    ///
+    /// # Errors
+    /// helm is missing or too old.
+    pub async fn renderer(&self) -> Result<Arc<ChartRenderer>, HelmError> {
+        self.renderer
+            .get_or_try_init(|| async {
+                Ok(Arc::new(ChartRenderer::new(Arc::new(
+                    Helm::locate().await?,
+                ))))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Renders chart `name` with `options` (cached per distinct render).
+    ///
+    /// # Errors
+    /// The chart or a values file is missing, helm is missing, or the render fails.
+    pub async fn render(
+        &self,
+        name: &str,
+        options: ChartOptions,
+    ) -> Result<Arc<Rendered>, ChartError> {
+        let chart = self.open(name)?;
+        let renderer = self.renderer().await.map_err(|source| ChartError::Helm {
+            chart: name.to_owned(),
+            source,
+        })?;
+        renderer.render(&chart, &options).await
+    }
+
+    /// `helm lint --strict` of chart `name` with `options`; returns helm's report.
+    ///
+    /// # Errors
+    /// The chart is missing, helm is missing, or lint finds problems.
+    pub async fn lint(&self, name: &str, options: &ChartOptions) -> Result<String, ChartError> {
+        let chart = self.open(name)?;
+        let helm_error = |source| ChartError::Lint {
+            chart: name.to_owned(),
+            source,
+        };
+        let renderer = self.renderer().await.map_err(helm_error)?;
+        renderer
+            .helm()
+            .lint(chart.dir(), options)
+            .await
+            .map_err(helm_error)
+    }
+}

@@ -1,0 +1,129 @@
+//! `Ctx`: what a running case knows about its run, and what the runner cleans up
+//! after it.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::Tier;
+use crate::chart::ChartSet;
+use crate::cluster::{self, ClusterUnavailable};
+use crate::config::{file_safe, RunConfig};
+use crate::namespace::TestNamespace;
+use crate::wait::Deadline;
+
+/// What a running case knows about its run, and the namespaces it created
+/// (the runner deletes them when the case ends, however it ends).
+#[derive(Clone)]
+pub struct Ctx {
+    /// The run's options.
+    pub config: Arc<RunConfig>,
+    /// The suite's name.
+    pub suite: String,
+    /// The case's name.
+    pub case: String,
+    /// The case's tier.
+    pub tier: Tier,
+    pub(crate) deadline: Deadline,
+    pub(crate) charts: Option<Arc<ChartSet>>,
+    pub(crate) scope: Arc<CaseScope>,
+}
+
+/// What the runner cleans up after a case.
+#[derive(Default)]
+pub(crate) struct CaseScope {
+    client: tokio::sync::OnceCell<kube::Client>,
+    helm: tokio::sync::OnceCell<Arc<crate::helm::Helm>>,
+    pub(crate) namespaces: Mutex<Vec<Arc<TestNamespace>>>,
+}
+
+impl Ctx {
+    /// A context for running case code outside the runner (benchmarks, tools):
+    /// nothing is cleaned up for it, and its deadline is `timeout` from now.
+    pub fn detached(config: Arc<RunConfig>, case: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            config,
+            suite: "detached".into(),
+            case: case.into(),
+            tier: Tier::ChartDeploy,
+            deadline: Deadline::after(timeout),
+            charts: None,
+            scope: Arc::default(),
+        }
+    }
+
+    /// The same context with `charts` as its chart set (for detached contexts).
+    pub fn with_charts(mut self, charts: Arc<ChartSet>) -> Self {
+        self.charts = Some(charts);
+        self
+    }
+
+    /// The suite's chart set (see [`super::Suite::charts`]).
+    ///
+    /// # Errors
+    /// The suite was not given one.
+    pub fn charts(&self) -> anyhow::Result<Arc<ChartSet>> {
+        self.charts.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "suite {} has no chart set (hint: give it one with `Suite::new(..).charts(\"<charts directory>\")`)",
+                self.suite
+            )
+        })
+    }
+
+    /// Directory for this case's artifacts (failure bundles, logs); not created here.
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.config
+            .artifacts
+            .join(&self.suite)
+            .join(file_safe(&self.case))
+    }
+
+    /// When the case body must be done; the runner keeps time after it for cleanup.
+    /// Waits inside the case use `ctx.deadline().cap(timeout)`.
+    pub fn deadline(&self) -> Deadline {
+        self.deadline
+    }
+
+    /// The cluster client (built once per case).
+    ///
+    /// # Errors
+    /// No usable kubeconfig.
+    pub async fn client(&self) -> Result<kube::Client, ClusterUnavailable> {
+        self.scope
+            .client
+            .get_or_try_init(|| cluster::client(&self.config))
+            .await
+            .cloned()
+    }
+
+    /// The located, version-checked helm (located once per case).
+    ///
+    /// # Errors
+    /// helm is missing or too old.
+    pub async fn helm(&self) -> Result<Arc<crate::helm::Helm>, crate::helm::HelmError> {
+        self.scope
+            .helm
+            .get_or_try_init(|| async { crate::helm::Helm::locate().await.map(Arc::new) })
+            .await
+            .cloned()
+    }
+
+    /// A fresh [`TestNamespace`] for this case. The runner deletes it (and awaits
+    /// the deletion) when the case ends — passed, failed, panicked or timed out —
+    /// after writing a failure bundle if the case failed, and keeps it instead when
+    /// `--keep-namespace` asks for that.
+    ///
+    /// # Errors
+    /// No cluster, or the namespace cannot be created.
+    pub async fn create_namespace(&self) -> anyhow::Result<Arc<TestNamespace>> {
+        let client = self.client().await?;
+        let ns = Arc::new(TestNamespace::create(&client, &self.config, &self.case).await?);
+        self.scope
+            .namespaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ns.clone());
+        Ok(ns)
+    }
+}

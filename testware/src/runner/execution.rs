@@ -1,0 +1,354 @@
+//! Running one case: the cluster requirement, quarantine expiry, the body on its
+//! own runtime under its deadline, cleanup, and the typed outcome that becomes a
+//! libtest result and a JUnit record.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Completion, Failed};
+
+use super::case::BoxedBody;
+use super::suite::ClusterState;
+use super::{Case, Ctx, Quarantine, Tier};
+use crate::config::KeepNamespace;
+use crate::junit::{CaseRecord, CaseStatus};
+use crate::wait::Deadline;
+
+/// How long a namespace kept by `--keep-namespace` lives before the janitor may reap it.
+pub const KEEP_FOR: Duration = Duration::from_secs(3600);
+
+/// Everything one trial needs, moved into its closure.
+pub(crate) struct CaseRun {
+    pub(crate) case: Case,
+    pub(crate) ctx: Ctx,
+    pub(crate) cluster_state: Arc<OnceLock<ClusterState>>,
+    pub(crate) records: Arc<Mutex<Vec<CaseRecord>>>,
+    pub(crate) today: time::Date,
+}
+
+/// How a case body ended.
+#[derive(Debug)]
+enum BodyEnd {
+    /// It returned `Ok`.
+    Passed,
+    /// It returned an error (the whole chain).
+    Failed(String),
+    /// It panicked, with the panic's message.
+    Panicked(String),
+    /// It outlived its share of the case's timeout.
+    TimedOut {
+        body_limit: Duration,
+        timeout: Duration,
+        reserve: Duration,
+    },
+    /// The runner could not run it.
+    NotRun(String),
+}
+
+impl BodyEnd {
+    fn failure(&self) -> Option<String> {
+        match self {
+            BodyEnd::Passed => None,
+            BodyEnd::Failed(message) | BodyEnd::NotRun(message) => Some(message.clone()),
+            BodyEnd::Panicked(message) => Some(format!("case panicked: {message}")),
+            BodyEnd::TimedOut { body_limit, timeout, reserve } => Some(format!(
+                "case timed out after {body_limit:?} (the case's timeout is {timeout:?}, of which {reserve:?} are kept for cleanup)"
+            )),
+        }
+    }
+}
+
+/// What cleaning up after a case found.
+#[derive(Debug, Default)]
+struct Cleanup {
+    /// What could not be cleaned up.
+    problems: Vec<String>,
+    /// The failure bundles written (one per namespace of a failed case).
+    bundles: Vec<PathBuf>,
+}
+
+/// How a case ended: its body, then its cleanup.
+#[derive(Debug)]
+struct Outcome {
+    body: BodyEnd,
+    cleanup: Cleanup,
+}
+
+impl Outcome {
+    /// `None` when the case passed and cleaned up; else the message to show.
+    fn failure(&self) -> Option<String> {
+        let problems = &self.cleanup.problems;
+        let mut message = match (self.body.failure(), problems.is_empty()) {
+            (None, true) => return None,
+            (None, false) => format!("cleanup failed: {}", problems.join("; ")),
+            (Some(message), true) => message,
+            (Some(message), false) => {
+                format!("{message}\nalso, cleanup failed: {}", problems.join("; "))
+            }
+        };
+        if let Some(bundle) = self.cleanup.bundles.first() {
+            message.push_str(&format!("\nfailure bundle: {}", bundle.display()));
+        }
+        Some(message)
+    }
+}
+
+impl CaseRun {
+    pub(crate) fn execute(self) -> Result<Completion, Failed> {
+        let started = Instant::now();
+        let CaseRun {
+            case,
+            ctx,
+            cluster_state,
+            records,
+            today,
+        } = self;
+        let Case {
+            name,
+            tier,
+            marks,
+            quarantine,
+            timeout,
+            body,
+        } = case;
+        let kind = {
+            let mut all = vec![tier.as_str().to_owned()];
+            all.extend(
+                marks
+                    .iter()
+                    .filter(|m| *m != super::QUARANTINE_MARK)
+                    .cloned(),
+            );
+            if quarantine.is_some() {
+                all.push(super::QUARANTINE_MARK.to_owned());
+            }
+            all.join(",")
+        };
+        let (status, bundles) = decide(
+            &ctx,
+            tier,
+            quarantine.as_ref(),
+            timeout,
+            body,
+            cluster_state.get(),
+            today,
+        );
+        let mut properties = vec![("tier".to_owned(), tier.as_str().to_owned())];
+        properties.extend(
+            bundles
+                .iter()
+                .map(|b| ("failure_bundle".to_owned(), b.display().to_string())),
+        );
+        if !marks.is_empty() {
+            properties.push(("marks".to_owned(), marks.join(",")));
+        }
+        if let Some(q) = &quarantine {
+            properties.extend(q.properties());
+        }
+        let result = match &status {
+            CaseStatus::Passed | CaseStatus::QuarantinedFailure(_) => Ok(Completion::Completed),
+            CaseStatus::Ignored(reason) => Ok(Completion::ignored_with(reason)),
+            CaseStatus::Failed(message) => Err(Failed::from(message.as_str())),
+        };
+        if let CaseStatus::QuarantinedFailure(message) = &status {
+            eprintln!(
+                "\n!!!! QUARANTINED FAILURE (does not fail the build): {name} [{}]\n!!!! {}\n{message}\n",
+                ctx.suite,
+                quarantine.as_ref().map(Quarantine::describe).unwrap_or_default()
+            );
+        }
+        records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(CaseRecord {
+                name,
+                kind,
+                duration: started.elapsed(),
+                properties,
+                status,
+            });
+        result
+    }
+}
+
+/// The case's status and the failure bundles written for it.
+fn decide(
+    ctx: &Ctx,
+    tier: Tier,
+    quarantine: Option<&Quarantine>,
+    timeout: Duration,
+    body: BoxedBody,
+    cluster: Option<&ClusterState>,
+    today: time::Date,
+) -> (CaseStatus, Vec<PathBuf>) {
+    if tier == Tier::ChartDeploy {
+        if let Some(ClusterState::Unreachable(reason)) = cluster {
+            let hint = "(hint: set KUBECONFIG or --kube-context to a cluster such as kind or k3d; in the testware repository `ci/cluster up` starts a local one)";
+            let status = if ctx.config.require_cluster {
+                CaseStatus::Failed(format!(
+                    "no reachable cluster and --require-cluster is set: {reason} {hint}"
+                ))
+            } else {
+                CaseStatus::Ignored(format!("needs a cluster: {reason} {hint}"))
+            };
+            return (status, Vec::new());
+        }
+    }
+    if let Some(q) = quarantine {
+        if let Err(expired) = q.check_expiry(today) {
+            return (CaseStatus::Failed(expired), Vec::new());
+        }
+    }
+    let outcome = run_body(tier, timeout, body, ctx.clone());
+    let status = match outcome.failure() {
+        None => CaseStatus::Passed,
+        Some(message) if quarantine.is_some() => CaseStatus::QuarantinedFailure(message),
+        Some(message) => CaseStatus::Failed(message),
+    };
+    (status, outcome.cleanup.bundles)
+}
+
+/// Time kept after the body's deadline for cleanup (bundles, namespace deletion).
+fn cleanup_reserve(timeout: Duration) -> Duration {
+    (timeout / 4).min(Duration::from_secs(90))
+}
+
+/// Runs a case body on its own runtime — errors, panics and timeouts all end it
+/// — then cleans up what the case created.
+fn run_body(tier: Tier, timeout: Duration, body: BoxedBody, ctx: Ctx) -> Outcome {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return Outcome {
+                body: BodyEnd::NotRun(format!("failed to start the case's tokio runtime: {e}")),
+                cleanup: Cleanup::default(),
+            }
+        }
+    };
+    let reserve = if tier == Tier::ChartDeploy {
+        cleanup_reserve(timeout)
+    } else {
+        Duration::ZERO
+    };
+    let body_limit = timeout - reserve;
+    let body_ctx = Ctx {
+        deadline: Deadline::after(body_limit),
+        ..ctx
+    };
+    runtime.block_on(async move {
+        // The body runs as its own task, so a panic or a timeout ends the task but
+        // not this function, which still cleans up on the same runtime.
+        let mut task = tokio::spawn(body(body_ctx.clone()));
+        let end = match tokio::time::timeout(body_limit, &mut task).await {
+            Ok(Ok(Ok(()))) => BodyEnd::Passed,
+            Ok(Ok(Err(e))) => BodyEnd::Failed(format!("{e:#}")),
+            Ok(Err(join)) if join.is_panic() => {
+                BodyEnd::Panicked(panic_message(join.into_panic().as_ref()))
+            }
+            Ok(Err(join)) => BodyEnd::NotRun(format!("case task ended abnormally: {join}")),
+            Err(_elapsed) => {
+                task.abort();
+                let _ = task.await;
+                BodyEnd::TimedOut {
+                    body_limit,
+                    timeout,
+                    reserve,
+                }
+            }
+        };
+        let failure = end.failure();
+        let cleanup = tokio::time::timeout(
+            reserve.max(Duration::from_secs(5)),
+            clean_up(&body_ctx, failure.as_ref()),
+        )
+        .await
+        .unwrap_or_else(|_| Cleanup {
+            problems: vec![format!(
+                "cleanup did not finish within {reserve:?}; the janitor of a later run deletes what is left"
+            )],
+            bundles: Vec::new(),
+        });
+        Outcome { body: end, cleanup }
+    })
+}
+
+/// After a case: for each namespace it created, write a failure bundle if it
+/// failed, then keep or delete the namespace. Returns cleanup problems and JUnit
+async fn clean_up(ctx: &Ctx, failure: Option<&String>) -> Cleanup {
+    let namespaces = std::mem::take(
+        &mut *ctx
+            .scope
+            .namespaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
+    let mut cleanup = Cleanup::default();
+    for ns in namespaces {
+        if let Some(failure) = failure {
+            let dir = ctx.artifacts_dir().join(ns.name());
+            match crate::diagnostics::write_bundle(
+                ctx.helm().await,
+                ns.client(),
+                ns.name(),
+                failure,
+                &dir,
+                ctx.config.kube_context.as_deref(),
+            )
+            .await
+            {
+                Ok(summary) => cleanup.bundles.push(summary),
+                Err(e) => cleanup.problems.push(format!(
+                    "failed to write the failure bundle to {}: {e}",
+                    dir.display()
+                )),
+            }
+        }
+        let keep = match ctx.config.keep_namespace {
+            KeepNamespace::Always => true,
+            KeepNamespace::OnFailure => failure.is_some(),
+            KeepNamespace::Never => false,
+        };
+        if keep {
+            match ns.keep(KEEP_FOR).await {
+                Ok(how) => eprintln!("{}: {how}", ctx.case),
+                Err(e) => cleanup.problems.push(crate::error_chain(&e)),
+            }
+            continue;
+        }
+        if let Err(e) = ns.delete(NAMESPACE_DELETE).await {
+            cleanup.problems.push(crate::error_chain(&e));
+        }
+    }
+    cleanup
+}
+
+/// The longest a namespace deletion is awaited after a case.
+const NAMESPACE_DELETE: Duration = Duration::from_secs(120);
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-text panic payload".to_owned())
+}
+
+pub(crate) fn report_quarantine(records: &[CaseRecord]) {
+    let failed: Vec<&CaseRecord> = records
+        .iter()
+        .filter(|r| matches!(r.status, CaseStatus::QuarantinedFailure(_)))
+        .collect();
+    if !failed.is_empty() {
+        eprintln!(
+            "quarantine: {} quarantined case(s) failed and were not counted:",
+            failed.len()
+        );
+        for r in failed {
+            eprintln!("  - {}", r.name);
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The runner's own behaviour: quarantine, the cluster requirement, panics and
+//! timeouts, marks, and case functions that ask for what they need.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libtest_mimic::Arguments;
+
+use super::*;
+use crate::cluster::ClusterUnavailable;
+use crate::config::RunConfig;
+use crate::junit::CaseStatus;
+
+fn config(args: &[&str]) -> (RunConfig, Arguments) {
+    let (config, rest) = RunConfig::parse(
+        std::iter::once("suite".to_owned()).chain(args.iter().map(|s| s.to_string())),
+        |_| None,
+    )
+    .unwrap();
+    (
+        config,
+        Arguments::from_iter(
+            rest.into_iter()
+                .chain(["--test-threads=1", "--logfile=/dev/null"].map(String::from)),
+        ),
+    )
+}
+
+fn failing_quarantined(expires: &str) -> Suite {
+    Suite::new("t").case(
+        Case::no_deploy("flaky", |_| async { anyhow::bail!("the flake") }).quarantine(
+            Quarantine::new("known flake")
+                .ticket("T-1")
+                .expires(expires),
+        ),
+    )
+}
+
+fn status_of(report: &Report, name: &str) -> CaseStatus {
+    report
+        .records
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| r.status.clone())
+        .unwrap()
+}
+
+#[test]
+fn quarantined_failure_is_reported_but_does_not_fail() {
+    let (config, args) = config(&[]);
+    let report = failing_quarantined("2999-12-31").run_with(config, &args, |_| unreachable!());
+    assert!(!report.conclusion.has_failed());
+    assert!(
+        matches!(status_of(&report, "flaky"), CaseStatus::QuarantinedFailure(m) if m.contains("the flake"))
+    );
+}
+
+#[test]
+fn expired_quarantine_fails_the_run() {
+    let (config, args) = config(&[]);
+    let report = failing_quarantined("2020-01-31").run_with(config, &args, |_| unreachable!());
+    assert!(report.conclusion.has_failed());
+    assert!(
+        matches!(status_of(&report, "flaky"), CaseStatus::Failed(m) if m.contains("quarantine expired on 2020-01-31"))
+    );
+}
+
+#[test]
+fn invalid_expiry_fails_with_the_reason() {
+    let (config, args) = config(&[]);
+    let report = failing_quarantined("next week").run_with(config, &args, |_| unreachable!());
+    assert!(
+        matches!(status_of(&report, "flaky"), CaseStatus::Failed(m) if m.contains("invalid quarantine expiry"))
+    );
+}
+
+fn mixed() -> Suite {
+    Suite::new("t")
+        .case(Case::no_deploy("renders", |_| async { Ok(()) }))
+        .case(Case::chart_deploy("deploys", |_| async { Ok(()) }).mark("slow"))
+        .case(Case::no_deploy("panics", |_| async { panic!("boom") }))
+        .case(
+            Case::no_deploy("hangs", |_| std::future::pending()).timeout(Duration::from_millis(50)),
+        )
+}
+
+#[test]
+fn missing_cluster_ignores_chart_deploy_with_the_reason() {
+    let (config, args) = config(&["--mark", "chart_deploy"]);
+    let report = mixed().run_with(config, &args, |_| {
+        Err(ClusterUnavailable::NoKubeconfig("no file".into()))
+    });
+    assert_eq!(report.records.len(), 1);
+    assert!(
+        matches!(status_of(&report, "deploys"), CaseStatus::Ignored(m) if m.contains("needs a cluster") && m.contains("hint"))
+    );
+    assert!(!report.conclusion.has_failed());
+}
+
+#[test]
+fn missing_cluster_fails_when_required() {
+    let (config, args) = config(&["--mark", "chart_deploy", "--require-cluster"]);
+    let report = mixed().run_with(config, &args, |_| {
+        Err(ClusterUnavailable::NoKubeconfig("no file".into()))
+    });
+    assert!(report.conclusion.has_failed());
+    assert!(
+        matches!(status_of(&report, "deploys"), CaseStatus::Failed(m) if m.contains("--require-cluster"))
+    );
+}
+
+#[test]
+fn no_deploy_selection_never_probes_the_cluster() {
+    let (config, args) = config(&[
+        "--mark",
+        "no_deploy and not chart_deploy",
+        "--skip",
+        "hangs",
+        "--skip",
+        "panics",
+    ]);
+    let report = mixed().run_with(config, &args, |_| panic!("probed"));
+    assert_eq!(report.conclusion.num_passed, 1);
+}
+
+#[test]
+fn panics_and_timeouts_become_failures_with_messages() {
+    let (config, args) = config(&["--mark", "no_deploy"]);
+    let report = mixed().run_with(config, &args, |_| unreachable!());
+    assert!(
+        matches!(status_of(&report, "panics"), CaseStatus::Failed(m) if m.contains("case panicked: boom"))
+    );
+    assert!(
+        matches!(status_of(&report, "hangs"), CaseStatus::Failed(m) if m.contains("timed out after 50ms"))
+    );
+}
+
+#[test]
+fn marks_include_tier_and_quarantine_last() {
+    let case = Case::chart_deploy("x", |_| async { Ok(()) })
+        .mark("quarantine")
+        .mark("kafka")
+        .quarantine(Quarantine::new("r"));
+    assert_eq!(case.all_marks(), ["chart_deploy", "kafka", "quarantine"]);
+}
+
+async fn names_itself(ctx: Ctx) -> CaseResult {
+    anyhow::ensure!(ctx.case == "names_itself", "case name {}", ctx.case);
+    Ok(())
+}
+
+async fn takes_nothing() -> CaseResult {
+    Ok(())
+}
+
+async fn needs_charts(charts: Arc<crate::ChartSet>, ctx: Ctx) -> CaseResult {
+    anyhow::ensure!(
+        charts.root().ends_with("charts"),
+        "root {:?}",
+        charts.root()
+    );
+    anyhow::ensure!(ctx.charts().is_ok(), "the context has the same set");
+    Ok(())
+}
+
+#[test]
+fn case_functions_are_named_after_themselves_and_carry_marks() {
+    let cases = crate::cases![no_deploy(fast, smoke): names_itself, takes_nothing];
+    let names: Vec<&str> = cases.iter().map(Case::name).collect();
+    assert_eq!(names, ["names_itself", "takes_nothing"]);
+    assert_eq!(cases[0].all_marks(), ["no_deploy", "fast", "smoke"]);
+    let (config, args) = config(&[]);
+    let report = Suite::new("t")
+        .cases(cases)
+        .run_with(config, &args, |_| unreachable!());
+    assert_eq!(report.conclusion.num_passed, 2, "{:?}", report.records);
+}
+
+#[test]
+fn parameters_are_built_from_the_context_and_missing_ones_say_how_to_get_them() {
+    let (with_config, with_args) = config(&[]);
+    let report = Suite::new("with")
+        .charts("/tmp/charts")
+        .cases(crate::cases![no_deploy: needs_charts])
+        .run_with(with_config, &with_args, |_| unreachable!());
+    assert!(matches!(
+        status_of(&report, "needs_charts"),
+        CaseStatus::Passed
+    ));
+
+    let (config, args) = config(&[]);
+    let report = Suite::new("without")
+        .cases(crate::cases![no_deploy: needs_charts])
+        .run_with(config, &args, |_| unreachable!());
+    assert!(
+        matches!(status_of(&report, "needs_charts"), CaseStatus::Failed(m) if m.contains("suite without has no chart set") && m.contains("hint")),
+        "{:?}",
+        report.records
+    );
+}
