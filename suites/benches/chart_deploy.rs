@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use testware::namespace::TestNamespace;
-use testware::wait::{self, State};
+use testware::status::State;
+use testware::wait;
 use testware::{ChartOptions, Ctx, RunConfig};
 
 const NAMESPACE_CYCLES: usize = 7;

@@ -20,7 +20,8 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use testware::deployment::ChartDeployment;
 use testware::efd::{EfdRecord, EfdStack, RecordGenerator};
 use testware::namespace::TestNamespace;
-use testware::wait::{rolled_out, WorkloadKind};
+use testware::status::WorkloadKind;
+use testware::wait::rolled_out;
 use testware::{ChartOptions, Ctx, RunConfig};
 
 const LATENCY_RECORDS: usize = 1000;

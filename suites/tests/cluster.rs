@@ -246,8 +246,8 @@ async fn volume_binds_and_data_survives_a_pod_restart(ctx: Ctx) -> anyhow::Resul
         format!("volume {volume_name} to be deleted"),
         Duration::from_secs(60),
         |pv| match pv {
-            None => testware::wait::State::Done,
-            Some(pv) => testware::wait::State::Pending(format!(
+            None => testware::status::State::Done,
+            Some(pv) => testware::status::State::Pending(format!(
                 "phase {:?}",
                 pv.status.as_ref().and_then(|s| s.phase.clone())
             )),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use suites::toolbox_pod;
+use testware::deployment::ChartDeployment;
 use testware::namespace::TestNamespace;
 use testware::net::{exec, port_forward_http};
 use testware::{cases, check, check_eq, ChartOptions, Ctx, Suite};
@@ -63,6 +64,17 @@ fn first_pod_with(pods: &[Pod], component: &str) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("no running {component} pod"))
 }
 
+/// `helm test` passes: at least one test pod, every one Succeeded.
+async fn chart_tests_pass(release: &ChartDeployment) -> anyhow::Result<()> {
+    let run = release.test().await?;
+    check!(!run.pods.is_empty(), "the chart has no test hook");
+    check!(
+        run.pods.iter().all(|p| p.phase == "Succeeded"),
+        "every test pod should succeed: {run}"
+    );
+    Ok(())
+}
+
 async fn toolbox(ns: &TestNamespace) -> anyhow::Result<String> {
     ns.start_pod(&toolbox_pod("toolbox", None)?, POD_START)
         .await
@@ -70,7 +82,8 @@ async fn toolbox(ns: &TestNamespace) -> anyhow::Result<String> {
 
 async fn echo_server_installs_and_serves(ctx: Ctx) -> anyhow::Result<()> {
     let ns = ctx.create_namespace().await?;
-    ctx.charts()?
+    let release = ctx
+        .charts()?
         .install(
             &ctx,
             &ns,
@@ -93,12 +106,13 @@ async fn echo_server_installs_and_serves(ctx: Ctx) -> anyhow::Result<()> {
     )
     .await?;
     check_eq!(body, "ok\n");
-    Ok(())
+    chart_tests_pass(&release).await
 }
 
 async fn efd_installs_offline_with_topics_and_database(ctx: Ctx) -> anyhow::Result<()> {
     let ns = ctx.create_namespace().await?;
-    ctx.charts()?
+    let release = ctx
+        .charts()?
         .install(
             &ctx,
             &ns,
@@ -129,12 +143,13 @@ async fn efd_installs_offline_with_topics_and_database(ctx: Ctx) -> anyhow::Resu
         databases.contains("\"efd\""),
         "InfluxDB should hold database efd: {databases}"
     );
-    Ok(())
+    chart_tests_pass(&release).await
 }
 
 async fn embargo_ingest_installs_offline_and_accepts_notifications(ctx: Ctx) -> anyhow::Result<()> {
     let ns = ctx.create_namespace().await?;
-    ctx.charts()?
+    let release = ctx
+        .charts()?
         .install(
             &ctx,
             &ns,
@@ -172,5 +187,5 @@ async fn embargo_ingest_installs_offline_and_accepts_notifications(ctx: Ctx) -> 
             && response.contains("opaqueData does not match"),
         "skips are explained: {response}"
     );
-    Ok(())
+    chart_tests_pass(&release).await
 }

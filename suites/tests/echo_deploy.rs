@@ -2,11 +2,13 @@
 //! round trip through the pod log, upgrade / rollback / uninstall, and installs
 //! that cannot succeed, whose errors must say why.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use testware::deployment::ChartDeployment;
 use testware::echo::EchoServer;
-use testware::{cases, check, check_eq, expect_err, Case, ChartOptions, Ctx, Suite};
+use testware::namespace::TestNamespace;
+use testware::{cases, check, check_eq, expect_err, Case, ChartOptions, ChartSet, Ctx, Suite};
 
 fn main() -> std::process::ExitCode {
     Suite::new("echo_deploy")
@@ -14,6 +16,7 @@ fn main() -> std::process::ExitCode {
         .cases(cases![chart_deploy:
             echoed_line_is_read_back_from_the_pod_log,
             upgrade_scales_rollback_restores_uninstall_removes,
+            helm_test_passes_and_fails_when_the_service_has_no_pods,
         ])
         .cases(failing_installs())
         .run()
@@ -21,7 +24,7 @@ fn main() -> std::process::ExitCode {
 
 async fn echoed_line_is_read_back_from_the_pod_log(ctx: Ctx) -> anyhow::Result<()> {
     let ns = ctx.create_namespace().await?;
-    let echo = EchoServer::deploy(&ctx, &ns, ctx.charts()?.dir("echo-server")).await?;
+    let echo = EchoServer::deploy_bundled(&ctx, &ns).await?;
     let line = format!("echo-check {}", testware::config::random_suffix(10));
     echo.print_to_stdout(&line).await?;
     echo.wait_printed(&line, Duration::from_secs(10)).await?;
@@ -59,7 +62,7 @@ async fn upgrade_scales_rollback_restores_uninstall_removes(ctx: Ctx) -> anyhow:
     check_eq!(
         release.workloads().await?,
         vec![(
-            testware::wait::WorkloadKind::Deployment,
+            testware::status::WorkloadKind::Deployment,
             "web-echo-server".to_owned()
         )]
     );
@@ -214,4 +217,38 @@ fn failing_installs() -> Vec<Case> {
             })
         })
         .collect()
+}
+
+/// `helm test` runs the chart's test hook (GET /healthz through the Service) and
+/// reports its pod's phase and log; with the Deployment scaled to zero the same
+/// hook fails, and the error carries the hook's log.
+async fn helm_test_passes_and_fails_when_the_service_has_no_pods(
+    ctx: Ctx,
+    ns: Arc<TestNamespace>,
+    charts: Arc<ChartSet>,
+) -> anyhow::Result<()> {
+    let release = charts
+        .install(&ctx, &ns, "web", "echo-server", ChartOptions::default())
+        .await?;
+    let run = release.test().await?;
+    check_eq!(run.pods.len(), 1, "one test hook: {run}");
+    check_eq!(run.pods[0].name.as_str(), "web-echo-server-test-healthz");
+    check_eq!(run.pods[0].phase.as_str(), "Succeeded", "{run}");
+    check_eq!(run.pods[0].log.as_str(), "ok\n", "the hook prints the body");
+
+    release
+        .upgrade(ChartOptions::default().set("replicaCount", "0"))
+        .await?;
+    let err = expect_err(
+        release.test().await,
+        "helm test with no pod behind the Service",
+    )?;
+    let text = err.to_string();
+    check!(
+        text.starts_with("helm test of release web failed")
+            && text.contains("test pod web-echo-server-test-healthz (Failed):\n  | ")
+            && text.contains("still failing after 10 s"),
+        "the failure names the hook and shows its log: {text}"
+    );
+    Ok(())
 }

@@ -20,16 +20,63 @@ fn main() -> std::process::ExitCode {
             service_targets_the_http_port,
             replicas_and_port_follow_values,
             probes_use_healthz,
+            test_hook_gets_healthz_through_the_service,
         ])
         .run()
 }
 
 async fn renders_one_deployment_and_one_service(charts: Arc<ChartSet>) -> anyhow::Result<()> {
     let r = charts.render(CHART, ChartOptions::default()).await?;
-    let kinds: Vec<String> = r.objects().iter().map(|o| o.id()).collect();
+    let (hooks, objects): (Vec<_>, Vec<_>) = r.objects().iter().partition(|o| o.is_hook());
+    let ids = |objects: Vec<&testware::manifest::ManifestObject>| -> Vec<String> {
+        objects.iter().map(|o| o.id()).collect()
+    };
     check_eq!(
-        kinds,
+        ids(objects),
         [format!("Service/{NAME}"), format!("Deployment/{NAME}")]
+    );
+    check_eq!(
+        ids(hooks),
+        [format!("Pod/{NAME}-test-healthz")],
+        "one `helm test` hook"
+    );
+    Ok(())
+}
+
+/// The `helm test` hook GETs /healthz through the Service, whatever its port,
+/// and is not selected by the Service itself.
+async fn test_hook_gets_healthz_through_the_service(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let r = charts
+        .render(
+            CHART,
+            ChartOptions::default().values("ci/two-replicas.yaml"),
+        )
+        .await?;
+    let hook = r.pod_template("Pod", &format!("{NAME}-test-healthz"))?;
+    let args = hook
+        .container("healthz")
+        .and_then(|c| c.args.clone())
+        .unwrap_or_default();
+    check_eq!(
+        args,
+        [
+            "http-get",
+            "--retry-for",
+            "10",
+            "http://test-echo-server:9001/healthz"
+        ],
+        "the hook follows service.port"
+    );
+    let service = r.get::<Service>(NAME)?;
+    let selector = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.clone())
+        .unwrap_or_default();
+    let labels = hook.labels();
+    check!(
+        !selector.iter().all(|(k, v)| labels.get(k) == Some(v)),
+        "the Service must not select the test pod: selector {selector:?}, labels {labels:?}"
     );
     Ok(())
 }
@@ -40,7 +87,12 @@ async fn image_defaults_to_the_app_version(charts: Arc<ChartSet>) -> anyhow::Res
         "localhost/echo-server:{}",
         r.chart.app_version.clone().unwrap_or_default()
     );
-    check_eq!(r.images(), [expected]);
+    let pod = r.pod_template("Deployment", NAME)?;
+    let images: Vec<_> = pod
+        .all_containers()
+        .filter_map(|(c, _)| c.image.clone())
+        .collect();
+    check_eq!(images, [expected]);
     let pod = r.pod_template("Deployment", NAME)?;
     let container = pod
         .container("echo-server")
@@ -58,7 +110,12 @@ async fn image_can_be_overridden(charts: Arc<ChartSet>) -> anyhow::Result<()> {
         .set("image.repository", "registry.example.org/echo")
         .set("image.tag", "2.0.1");
     let r = charts.render(CHART, options).await?;
-    check_eq!(r.images(), ["registry.example.org/echo:2.0.1"]);
+    let pod = r.pod_template("Deployment", NAME)?;
+    let images: Vec<_> = pod
+        .all_containers()
+        .filter_map(|(c, _)| c.image.clone())
+        .collect();
+    check_eq!(images, ["registry.example.org/echo:2.0.1"]);
     Ok(())
 }
 

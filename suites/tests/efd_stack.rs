@@ -11,7 +11,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::DeleteParams;
 use testware::efd::{EfdRecord, EfdStack, RecordGenerator};
 use testware::namespace::TestNamespace;
-use testware::wait::{rolled_out, wait_until, WorkloadKind};
+use testware::status::WorkloadKind;
+use testware::wait::{rolled_out, wait_until};
 use testware::{cases, check, check_eq, ChartOptions, Ctx, Suite};
 use tokio::sync::watch;
 

@@ -4,7 +4,7 @@
 //! as a quarantined failure) and the run exits 0. Set
 //! `QUARANTINE_EXAMPLE_EXPIRES=2020-01-01` to see an expired quarantine fail the run.
 
-use testware::{Case, Quarantine, Suite};
+use testware::{Case, CaseResult, Quarantine, Suite, Tier};
 
 fn main() -> std::process::ExitCode {
     let mut quarantine =
@@ -14,12 +14,18 @@ fn main() -> std::process::ExitCode {
     }
     Suite::new("runner_examples")
         .case(
-            Case::no_deploy("quarantined_case_that_always_fails", |_| async {
-                let answer = 6 * 7;
-                testware::check_eq!(answer, 43, "deliberately wrong expectation");
-                Ok(())
-            })
+            Case::from_fn(
+                Tier::NoDeploy,
+                "quarantined_case_that_always_fails",
+                quarantined_case_that_always_fails,
+            )
             .quarantine(quarantine),
         )
         .run()
+}
+
+async fn quarantined_case_that_always_fails() -> CaseResult {
+    let answer = 6 * 7;
+    testware::check_eq!(answer, 43, "deliberately wrong expectation");
+    Ok(())
 }

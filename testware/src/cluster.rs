@@ -126,16 +126,9 @@ pub enum ClusterError {
         #[source]
         source: kube::Error,
     },
-    /// A condition did not hold in time.
-    #[error("timed out after {after:?} waiting for {what} (last state: {last})")]
-    Timeout {
-        /// What was awaited.
-        what: String,
-        /// How long.
-        after: Duration,
-        /// The last state seen.
-        last: String,
-    },
+    /// A condition did not hold in time (the one timeout type, [`crate::wait::WaitError`]).
+    #[error(transparent)]
+    Wait(#[from] crate::wait::WaitError),
     /// A command in a pod failed.
     #[error("`{command}` in pod {pod} failed: {detail}")]
     Exec {

@@ -24,7 +24,8 @@ use crate::namespace::TestNamespace;
 use crate::net::PortForward;
 use crate::options::{ChartOptions, Readiness};
 use crate::runner::Ctx;
-use crate::wait::{self, Deadline, WaitError, WorkloadKind};
+use crate::status::{self, WorkloadKind};
+use crate::wait::{self, Deadline, WaitError};
 
 /// The standard label that ties objects to their Helm release.
 pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
@@ -40,15 +41,15 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
     /// helm failed or timed out; `explanation` walks the release's workloads.
-    #[error("{action} of release {release} failed: {source}{}", explain_suffix(.explanation))]
+    #[error("{action} of release {release} failed: {helm}{}", explain_suffix(.explanation))]
     Helm {
         /// install, upgrade, rollback, uninstall, …
         action: &'static str,
         /// The release.
         release: String,
-        /// helm's error (command, status, stderr).
-        #[source]
-        source: HelmError,
+        /// helm's error (command, status, stderr), shown in the message (not
+        /// repeated as a source).
+        helm: HelmError,
         /// Why the release's workloads are not ready, if any are not.
         explanation: String,
     },
@@ -63,6 +64,16 @@ pub enum DeployError {
         /// The wait that ended badly, explained (in the message, not repeated
         /// as a source).
         why: Box<WaitError>,
+    },
+    /// `helm test` failed: a test pod did not succeed (or could not run).
+    #[error("helm test of release {release} failed: {helm}\n{pods}")]
+    TestFailed {
+        /// The release.
+        release: String,
+        /// helm's error (command, status, stderr), shown in the message.
+        helm: HelmError,
+        /// Each test pod with its phase and log, as [`TestRun`] shows them.
+        pods: TestRun,
     },
     /// helm printed something the harness could not read.
     #[error("cannot read the output of helm {what} for release {release}: {detail}")]
@@ -148,6 +159,40 @@ pub struct Revision {
     pub description: String,
 }
 
+/// What `helm test` ran: every test hook pod of the release.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestRun {
+    /// The test pods, by name.
+    pub pods: Vec<TestPod>,
+}
+
+/// One test hook pod after `helm test`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestPod {
+    /// The pod's name.
+    pub name: String,
+    /// Succeeded, Failed, … (`unknown` when the pod is gone).
+    pub phase: String,
+    /// Its log (every container's, each line prefixed with the container's name
+    /// when it has more than one), or why it could not be read.
+    pub log: String,
+}
+
+impl std::fmt::Display for TestRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.pods.is_empty() {
+            return write!(f, "no test pods");
+        }
+        for pod in &self.pods {
+            writeln!(f, "test pod {} ({}):", pod.name, pod.phase)?;
+            for line in pod.log.lines() {
+                writeln!(f, "  | {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A Helm release in a test namespace.
 #[derive(Clone)]
 pub struct ChartDeployment {
@@ -183,10 +228,10 @@ impl ChartDeployment {
         chart: impl AsRef<Path>,
         options: ChartOptions,
     ) -> Result<Self, DeployError> {
-        let helm = ctx.helm().await.map_err(|source| DeployError::Helm {
+        let helm = ctx.helm().await.map_err(|helm| DeployError::Helm {
             action: "install",
             release: release.to_owned(),
-            source,
+            helm,
             explanation: String::new(),
         })?;
         let deployment = Self {
@@ -410,7 +455,7 @@ impl ChartDeployment {
             .pods()
             .await?
             .into_iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none() && wait::is_ready(p))
+            .filter(|p| p.metadata.deletion_timestamp.is_none() && status::is_ready(p))
             .filter_map(|p| p.metadata.name)
             .collect();
         names.sort();
@@ -459,6 +504,81 @@ impl ChartDeployment {
             wait::rolled_out(&self.client, &self.namespace, kind, &name, left).await?;
         }
         Ok(())
+    }
+
+    /// `helm test`: runs the chart's test hooks (what `ct install` does after an
+    /// install) and returns every test pod with its phase and log. Test pods
+    /// stay in the namespace, so a failure bundle has them too.
+    ///
+    /// # Errors
+    /// [`DeployError::TestFailed`] with each test pod's phase and log.
+    pub async fn test(&self) -> Result<TestRun, DeployError> {
+        let timeout = self.helm_timeout(None);
+        let args = self.scoped(vec!["test".into(), self.release.clone().into()], timeout);
+        let result = self.helm.run(args, timeout + Duration::from_secs(15)).await;
+        let pods = self.test_pods().await?;
+        match result {
+            Ok(_) => Ok(pods),
+            Err(helm) => Err(DeployError::TestFailed {
+                release: self.release.clone(),
+                helm,
+                pods,
+            }),
+        }
+    }
+
+    /// The release's test hook pods (from `helm get hooks`), with phase and log.
+    async fn test_pods(&self) -> Result<TestRun, DeployError> {
+        let hooks = self
+            .query("get hooks", &["get", "hooks", &self.release])
+            .await?;
+        let hooks = Manifests::parse(&hooks).map_err(|e| DeployError::Output {
+            what: "get hooks",
+            release: self.release.clone(),
+            detail: e.to_string(),
+        })?;
+        let api = self.api::<Pod>();
+        let mut run = TestRun::default();
+        for hook in hooks.objects().iter().filter(|o| o.kind == "Pod") {
+            let is_test = hook
+                .metadata()
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("helm.sh/hook"))
+                .is_some_and(|h| h.split(',').any(|p| p.trim().starts_with("test")));
+            if !is_test {
+                continue;
+            }
+            let name = hook.name().to_owned();
+            let pod = api.get_opt(&name).await.ok().flatten();
+            let phase = pod
+                .as_ref()
+                .and_then(|p| p.status.as_ref())
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_else(|| "unknown".into());
+            let containers: Vec<String> = pod
+                .as_ref()
+                .and_then(|p| p.spec.as_ref())
+                .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
+                .unwrap_or_default();
+            let mut log = String::new();
+            for container in &containers {
+                let text = self
+                    .logs(&name, Some(container), false)
+                    .await
+                    .unwrap_or_else(|e| format!("(log unreadable: {})", crate::error_chain(&e)));
+                for line in text.lines() {
+                    if containers.len() > 1 {
+                        log.push_str(&format!("{container}: "));
+                    }
+                    log.push_str(line);
+                    log.push('\n');
+                }
+            }
+            run.pods.push(TestPod { name, phase, log });
+        }
+        run.pods.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(run)
     }
 
     /// The log of `container` (`None`: the pod's only container) of `pod`, or of
@@ -551,12 +671,8 @@ impl ChartDeployment {
             .max(Duration::from_secs(1))
     }
 
-    async fn run_explained(
-        &self,
-        action: &'static str,
-        mut args: Vec<OsString>,
-        timeout: Duration,
-    ) -> Result<String, DeployError> {
+    /// `args` with the release's namespace, helm's `--timeout` and the context.
+    fn scoped(&self, mut args: Vec<OsString>, timeout: Duration) -> Vec<OsString> {
         args.extend([
             "--namespace".into(),
             self.namespace.clone().into(),
@@ -566,13 +682,23 @@ impl ChartDeployment {
         if let Some(context) = &self.kube_context {
             args.extend(["--kube-context".into(), context.into()]);
         }
+        args
+    }
+
+    async fn run_explained(
+        &self,
+        action: &'static str,
+        args: Vec<OsString>,
+        timeout: Duration,
+    ) -> Result<String, DeployError> {
+        let args = self.scoped(args, timeout);
         // helm gets a few seconds beyond its own timeout to report it.
         match self.helm.run(args, timeout + Duration::from_secs(15)).await {
             Ok(out) => Ok(out),
-            Err(source) => Err(DeployError::Helm {
+            Err(helm) => Err(DeployError::Helm {
                 action,
                 release: self.release.clone(),
-                source,
+                helm,
                 explanation: self.explain().await,
             }),
         }
@@ -586,7 +712,7 @@ impl ChartDeployment {
         let mut parts = Vec::new();
         for (kind, name) in workloads {
             let ready = wait::workload_state(&self.client, &self.namespace, kind, &name).await
-                == wait::State::Done;
+                == status::State::Done;
             if !ready {
                 let why = explain_workload(&self.client, &self.namespace, kind, &name).await;
                 parts.push(format!("{} {name}: {why}", kind.as_str()));
@@ -604,10 +730,10 @@ impl ChartDeployment {
         self.helm
             .run(argv, QUERY_TIMEOUT)
             .await
-            .map_err(|source| DeployError::Helm {
+            .map_err(|helm| DeployError::Helm {
                 action: what,
                 release: self.release.clone(),
-                source,
+                helm,
                 explanation: String::new(),
             })
     }

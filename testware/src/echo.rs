@@ -16,6 +16,40 @@ use crate::options::ChartOptions;
 use crate::runner::Ctx;
 use crate::wait::WaitError;
 
+/// The echo-server chart, shipped inside the library so that any repository can
+/// deploy it (its image, `localhost/echo-server:<appVersion>`, must be in the
+/// cluster: `ci/images build` + `ci/images load` in the testware repository).
+const BUNDLED_CHART: &[(&str, &str)] = &[
+    (
+        "Chart.yaml",
+        include_str!("../../charts-under-test/echo-server/Chart.yaml"),
+    ),
+    (
+        "values.yaml",
+        include_str!("../../charts-under-test/echo-server/values.yaml"),
+    ),
+    (
+        "values.schema.json",
+        include_str!("../../charts-under-test/echo-server/values.schema.json"),
+    ),
+    (
+        "templates/_helpers.tpl",
+        include_str!("../../charts-under-test/echo-server/templates/_helpers.tpl"),
+    ),
+    (
+        "templates/deployment.yaml",
+        include_str!("../../charts-under-test/echo-server/templates/deployment.yaml"),
+    ),
+    (
+        "templates/service.yaml",
+        include_str!("../../charts-under-test/echo-server/templates/service.yaml"),
+    ),
+    (
+        "templates/tests/healthz.yaml",
+        include_str!("../../charts-under-test/echo-server/templates/tests/healthz.yaml"),
+    ),
+];
+
 /// The release name of the echo server in a case's namespace.
 pub const RELEASE: &str = "echo";
 
@@ -33,6 +67,15 @@ pub enum EchoError {
         /// What went wrong.
         detail: String,
     },
+    /// The bundled chart could not be written out.
+    #[error("failed to write the bundled echo-server chart to {}", dir.display())]
+    Chart {
+        /// Where it was written.
+        dir: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The line did not show up in the pod's log.
     #[error(transparent)]
     Wait(#[from] WaitError),
@@ -48,6 +91,53 @@ pub struct EchoServer {
 }
 
 impl EchoServer {
+    /// The chart shipped with the library, written out (once per content) under
+    /// the cache directory (`$HARNESS_CACHE_DIR/charts/echo-server-<version>/`).
+    ///
+    /// # Errors
+    /// The directory cannot be written.
+    pub fn bundled_chart() -> Result<std::path::PathBuf, EchoError> {
+        let version = BUNDLED_CHART
+            .iter()
+            .find(|(name, _)| *name == "Chart.yaml")
+            .and_then(|(_, text)| text.lines().find_map(|l| l.strip_prefix("version: ")))
+            .unwrap_or("0")
+            .trim();
+        let dir = crate::helm::cache_dir()
+            .join("charts")
+            .join(format!("echo-server-{version}"));
+        let write = |name: &str, text: &str| -> std::io::Result<()> {
+            let path = dir.join(name);
+            if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+                return Ok(());
+            }
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            // Parallel cases write the same files: each writes its own temporary
+            // file and renames it into place, so nobody reads half a file.
+            let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
+            std::fs::write(&temporary, text)?;
+            std::fs::rename(&temporary, &path)
+        };
+        for (name, text) in BUNDLED_CHART {
+            write(name, text).map_err(|source| EchoError::Chart {
+                dir: dir.clone(),
+                source,
+            })?;
+        }
+        Ok(dir)
+    }
+
+    /// [`EchoServer::deploy`] with the chart shipped in the library
+    /// ([`EchoServer::bundled_chart`]): works from any repository.
+    ///
+    /// # Errors
+    /// As for [`EchoServer::deploy`], or the chart cannot be written out.
+    pub async fn deploy_bundled(ctx: &Ctx, namespace: &TestNamespace) -> Result<Self, EchoError> {
+        Self::deploy(ctx, namespace, Self::bundled_chart()?).await
+    }
+
     /// Installs the chart at `chart` as release [`RELEASE`] with one replica into
     /// `namespace`, waits until its pod is ready and forwards a free local port to it.
     ///
@@ -169,5 +259,26 @@ impl EchoServer {
     /// The release behind it.
     pub fn deployment(&self) -> &ChartDeployment {
         &self.deployment
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_chart_is_written_out_whole_and_opens() {
+        let dir = EchoServer::bundled_chart().unwrap();
+        for (name, text) in BUNDLED_CHART {
+            assert_eq!(
+                &std::fs::read_to_string(dir.join(name)).unwrap(),
+                text,
+                "{name}"
+            );
+        }
+        let chart = crate::HelmChart::open(&dir).unwrap();
+        assert_eq!(chart.meta().name, "echo-server");
+        // A second call finds everything in place.
+        assert_eq!(EchoServer::bundled_chart().unwrap(), dir);
     }
 }

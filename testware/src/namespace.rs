@@ -18,6 +18,7 @@ use kube::discovery::{verbs, ApiResource, Scope};
 
 use crate::cluster::{api_error, labels, ClusterError};
 use crate::config::RunConfig;
+use crate::wait::WaitError;
 
 /// How long the harness waits for a namespace's content to disappear before it
 /// leaves the rest to the namespace controller.
@@ -134,16 +135,18 @@ impl TestNamespace {
         .await;
         match waited {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(ClusterError::Timeout {
+            Ok(Err(e)) => Err(ClusterError::Wait(WaitError::Timeout {
                 what: format!("namespace {} to be usable", self.name),
-                after: timeout,
+                waited: timeout,
                 last: e.to_string(),
-            }),
-            Err(_) => Err(ClusterError::Timeout {
+                cause: None,
+            })),
+            Err(_) => Err(ClusterError::Wait(WaitError::Timeout {
                 what: format!("the default ServiceAccount of namespace {}", self.name),
-                after: timeout,
+                waited: timeout,
                 last: "no token yet (is kube-controller-manager running?)".into(),
-            }),
+                cause: None,
+            })),
         }
     }
 
@@ -297,18 +300,20 @@ pub async fn delete_namespace(
     match tokio::time::timeout(left, gone).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            return Err(ClusterError::Timeout {
+            return Err(ClusterError::Wait(WaitError::Timeout {
                 what: format!("namespace {name} to be deleted"),
-                after: timeout,
+                waited: timeout,
                 last: e.to_string(),
-            })
+                cause: None,
+            }))
         }
         Err(_) => {
-            return Err(ClusterError::Timeout {
+            return Err(ClusterError::Wait(WaitError::Timeout {
                 what: format!("namespace {name} to be deleted"),
-                after: timeout,
+                waited: timeout,
                 last: namespace_state(&namespaces, name).await,
-            })
+                cause: None,
+            }))
         }
     }
     let left = deadline.saturating_duration_since(Instant::now());
@@ -490,11 +495,12 @@ async fn release_volumes(
                 .and_then(|pv| pv.status)
                 .and_then(|s| s.phase)
                 .unwrap_or_default();
-            return Err(ClusterError::Timeout {
+            return Err(ClusterError::Wait(WaitError::Timeout {
                 what: format!("persistent volume {pv_name} of namespace {name} to be deleted"),
-                after: timeout,
+                waited: timeout,
                 last: format!("phase {phase} (is the volume provisioner running?)"),
-            });
+                cause: None,
+            }));
         }
     }
     Ok(())

@@ -15,12 +15,27 @@ use k8s_openapi::api::core::v1::{Endpoints, Namespace, PersistentVolumeClaim, Po
 use serde::de::DeserializeOwned;
 
 use crate::explain;
+use crate::status::{
+    daemonset_state, deployment_state, is_ready, job_state, statefulset_state, State, WorkloadKind,
+};
 
-/// The one point in time by which a case must be done. Waits inside a case take
-/// `deadline.cap(timeout)` so no single wait eats the time kept for cleanup.
+/// The one point in time by which a case must be done. The runner sets it for the
+/// case body's task, and every wait of this module run on that task ends by it
+/// whatever timeout it was given ([`Deadline::current`]), so no wait eats the
+/// time kept for cleanup. (Tasks a case spawns itself do not inherit it; they can
+/// use `deadline.cap(timeout)`.)
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
     at: Instant,
+}
+
+tokio::task_local! {
+    static CASE_DEADLINE: Deadline;
+}
+
+/// `timeout`, capped by the current case's deadline when there is one.
+fn within_case(timeout: Duration) -> Duration {
+    Deadline::current().map_or(timeout, |d| d.cap(timeout))
 }
 
 impl Deadline {
@@ -44,6 +59,16 @@ impl Deadline {
     /// `timeout`, shortened so it ends no later than the deadline.
     pub fn cap(&self, timeout: Duration) -> Duration {
         timeout.min(self.remaining())
+    }
+
+    /// The deadline of the case whose body runs on this task, if any.
+    pub fn current() -> Option<Deadline> {
+        CASE_DEADLINE.try_with(|d| *d).ok()
+    }
+
+    /// Runs `body` with this deadline as [`Deadline::current`].
+    pub async fn scope<F: Future>(self, body: F) -> F::Output {
+        CASE_DEADLINE.scope(self, body).await
     }
 }
 
@@ -131,7 +156,7 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let started = tokio::time::Instant::now();
-    let deadline = started + timeout;
+    let deadline = started + within_case(timeout);
     let mut pause = backoff.first;
     let mut last = "not checked yet".to_owned();
     loop {
@@ -202,7 +227,7 @@ where
         // The stream never ends; if it did, treat it as a wait that timed out.
         std::future::pending().await
     };
-    match tokio::time::timeout(timeout, watch).await {
+    match tokio::time::timeout(within_case(timeout), watch).await {
         Ok(result) => result,
         Err(_) => Err(WaitError::Timeout {
             what,
@@ -211,17 +236,6 @@ where
             cause: Some(explain().await).filter(|c| !c.is_empty()),
         }),
     }
-}
-
-/// What a watch-based condition makes of the object's current state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum State {
-    /// The condition holds.
-    Done,
-    /// Not yet; the current state in words.
-    Pending(String),
-    /// It never will; why.
-    Failed(String),
 }
 
 /// Waits until pod `name` is Ready.
@@ -253,50 +267,6 @@ pub async fn pod_ready(
         what,
         reason: "the pod disappeared".into(),
     })
-}
-
-/// `true` when the pod's Ready condition is true.
-pub fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// A workload kind that rolls out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum WorkloadKind {
-    /// apps/v1 Deployment.
-    Deployment,
-    /// apps/v1 StatefulSet.
-    StatefulSet,
-    /// apps/v1 DaemonSet.
-    DaemonSet,
-    /// batch/v1 Job.
-    Job,
-}
-
-impl WorkloadKind {
-    /// The kind as Kubernetes spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Deployment => "Deployment",
-            Self::StatefulSet => "StatefulSet",
-            Self::DaemonSet => "DaemonSet",
-            Self::Job => "Job",
-        }
-    }
-
-    /// The kind named `kind`, if it is a workload.
-    pub fn parse(kind: &str) -> Option<Self> {
-        match kind {
-            "Deployment" => Some(Self::Deployment),
-            "StatefulSet" => Some(Self::StatefulSet),
-            "DaemonSet" => Some(Self::DaemonSet),
-            "Job" => Some(Self::Job),
-            _ => None,
-        }
-    }
 }
 
 /// Waits until workload `kind/name` in `namespace` has rolled out: every replica
@@ -331,96 +301,6 @@ pub async fn rolled_out(
         }
     }
     Ok(())
-}
-
-fn deployment_state(d: Option<&Deployment>) -> State {
-    let Some(d) = d else {
-        return State::Pending("does not exist".into());
-    };
-    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let Some(s) = &d.status else {
-        return State::Pending("no status yet".into());
-    };
-    let observed = s.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
-    let updated = s.updated_replicas.unwrap_or(0);
-    let available = s.available_replicas.unwrap_or(0);
-    let total = s.replicas.unwrap_or(0);
-    if observed && updated == want && available == want && total == want {
-        State::Done
-    } else {
-        State::Pending(format!(
-            "{available} of {want} replicas available, {updated} updated, {total} in total"
-        ))
-    }
-}
-
-fn statefulset_state(s: Option<&StatefulSet>) -> State {
-    let Some(s) = s else {
-        return State::Pending("does not exist".into());
-    };
-    let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let Some(st) = &s.status else {
-        return State::Pending("no status yet".into());
-    };
-    let observed = st.observed_generation.unwrap_or(0) >= s.metadata.generation.unwrap_or(0);
-    let ready = st.ready_replicas.unwrap_or(0);
-    let updated = st.updated_replicas.unwrap_or(0);
-    let same_revision = st.update_revision.is_none() || st.update_revision == st.current_revision;
-    if observed && ready == want && updated == want && same_revision {
-        State::Done
-    } else {
-        State::Pending(format!(
-            "{ready} of {want} replicas ready, {updated} updated"
-        ))
-    }
-}
-
-fn daemonset_state(d: Option<&DaemonSet>) -> State {
-    let Some(d) = d else {
-        return State::Pending("does not exist".into());
-    };
-    let Some(s) = &d.status else {
-        return State::Pending("no status yet".into());
-    };
-    let observed = s.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
-    let want = s.desired_number_scheduled;
-    let available = s.number_available.unwrap_or(0);
-    let updated = s.updated_number_scheduled.unwrap_or(0);
-    if observed && available == want && updated == want {
-        State::Done
-    } else {
-        State::Pending(format!(
-            "{available} of {want} pods available, {updated} updated"
-        ))
-    }
-}
-
-fn job_state(job: Option<&Job>) -> State {
-    let Some(job) = job else {
-        return State::Pending("does not exist".into());
-    };
-    let status = job.status.as_ref();
-    let condition = |type_: &str| {
-        status
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == type_ && c.status == "True"))
-    };
-    if condition("Complete").is_some() {
-        State::Done
-    } else if let Some(failed) = condition("Failed") {
-        State::Failed(format!(
-            "{}: {}",
-            failed.reason.clone().unwrap_or_default(),
-            failed.message.clone().unwrap_or_default()
-        ))
-    } else {
-        State::Pending(format!(
-            "{} active, {} succeeded, {} failed",
-            status.and_then(|s| s.active).unwrap_or(0),
-            status.and_then(|s| s.succeeded).unwrap_or(0),
-            status.and_then(|s| s.failed).unwrap_or(0)
-        ))
-    }
 }
 
 /// The rollout state of workload `kind/name` right now (one read, no waiting):
@@ -677,22 +557,19 @@ mod tests {
         assert_eq!(deadline.cap(Duration::from_secs(1)), Duration::from_secs(1));
     }
 
-    #[test]
-    fn deployment_rolled_out_needs_every_replica_updated_and_available() {
-        let d = |replicas, updated, available, total| -> Deployment {
-            serde_json::from_value(serde_json::json!({
-                "metadata": {"name": "d", "generation": 2},
-                "spec": {"replicas": replicas, "selector": {}, "template": {}},
-                "status": {"observedGeneration": 2, "updatedReplicas": updated,
-                           "availableReplicas": available, "replicas": total}
-            }))
-            .unwrap()
-        };
-        assert_eq!(deployment_state(Some(&d(2, 2, 2, 2))), State::Done);
-        assert_eq!(
-            deployment_state(Some(&d(2, 2, 1, 3))),
-            State::Pending("1 of 2 replicas available, 2 updated, 3 in total".into())
+    #[tokio::test]
+    async fn waits_inside_a_case_end_by_its_deadline_whatever_their_timeout() {
+        let started = std::time::Instant::now();
+        let never = || async { Err::<(), _>("still red") };
+        let err = Deadline::after(Duration::from_millis(300))
+            .scope(wait_until("never", Duration::from_secs(30), never))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{err}");
+        assert!(err.to_string().contains("last state: still red"), "{err}");
+        assert!(
+            Deadline::current().is_none(),
+            "the deadline is the case's only"
         );
-        assert!(matches!(deployment_state(None), State::Pending(_)));
     }
 }

@@ -3,7 +3,9 @@
 //! case ends, after writing a failure bundle when it failed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use testware::echo::EchoServer;
 use testware::namespace::TestNamespace;
 use testware::net::http_request;
 use testware::{cases, check_eq, CaseResult, ChartOptions, ChartSet, Ctx, Suite};
@@ -11,11 +13,15 @@ use testware::{cases, check_eq, CaseResult, ChartOptions, ChartSet, Ctx, Suite};
 fn main() -> std::process::ExitCode {
     Suite::new("chart_deploy")
         .charts("charts")
-        .cases(cases![chart_deploy: serves_health_through_its_service, upgrade_scales_and_rollback_restores])
+        .cases(cases![chart_deploy:
+            serves_health_through_its_service_and_passes_helm_test,
+            upgrade_scales_and_rollback_restores,
+            echo_server_from_the_library_prints_what_it_is_sent,
+        ])
         .run()
 }
 
-async fn serves_health_through_its_service(
+async fn serves_health_through_its_service_and_passes_helm_test(
     ctx: Ctx,
     ns: Arc<TestNamespace>,
     charts: Arc<ChartSet>,
@@ -26,6 +32,9 @@ async fn serves_health_through_its_service(
     let forward = hello.port_forward("svc/web-hello", 80).await?;
     let (status, body) = http_request(forward.local_addr(), "GET", "/healthz", b"").await?;
     check_eq!((status, body.trim()), (200, "ok"));
+    let run = hello.test().await?; // the chart's `helm test` hooks, with their logs
+    check_eq!(run.pods.len(), 1, "{run}");
+    check_eq!(run.pods[0].phase.as_str(), "Succeeded", "{run}");
     Ok(())
 }
 
@@ -43,5 +52,19 @@ async fn upgrade_scales_and_rollback_restores(
     check_eq!(hello.ready_pods().await?.len(), 2, "after the upgrade");
     hello.rollback(None).await?;
     check_eq!(hello.status().await?.revision, 3);
+    Ok(())
+}
+
+/// The library's log-pipeline helper, chart included: POST a line, read it back
+/// from the pod's log.
+async fn echo_server_from_the_library_prints_what_it_is_sent(
+    ctx: Ctx,
+    ns: Arc<TestNamespace>,
+) -> CaseResult {
+    let echo = EchoServer::deploy_bundled(&ctx, &ns).await?;
+    echo.print_to_stdout("hello from the charts repository")
+        .await?;
+    echo.wait_printed("hello from the charts repository", Duration::from_secs(10))
+        .await?;
     Ok(())
 }

@@ -13,7 +13,7 @@ fn main() -> std::process::ExitCode {
     Suite::new("no_deploy")
         .chart_set(charts.clone())
         .cases(policy::cases(&charts))
-        .cases(cases![no_deploy: replicas_follow_values, image_is_the_pinned_one])
+        .cases(cases![no_deploy: replicas_follow_values, images_are_the_pinned_ones])
         .run()
 }
 
@@ -29,8 +29,14 @@ async fn replicas_follow_values(charts: Arc<ChartSet>) -> CaseResult {
     Ok(())
 }
 
-async fn image_is_the_pinned_one(charts: Arc<ChartSet>) -> CaseResult {
+async fn images_are_the_pinned_ones(charts: Arc<ChartSet>) -> CaseResult {
     let rendered = charts.render("hello", ChartOptions::default()).await?;
-    check_eq!(rendered.images(), ["localhost/echo-server:0.1.0"]);
+    check_eq!(
+        rendered.images(),
+        [
+            "localhost/echo-server:0.1.0",
+            "localhost/testware-toolbox:0.1.0" // the `helm test` hook
+        ]
+    );
     Ok(())
 }

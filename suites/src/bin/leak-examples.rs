@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use suites::toolbox_pod;
-use testware::{Case, ChartOptions, Ctx, Suite};
+use testware::{cases, Case, CaseResult, ChartOptions, Ctx, Suite, Tier};
 
 /// How long a helper pod may take to become ready.
 const POD_START: Duration = Duration::from_secs(90);
@@ -14,35 +14,43 @@ const POD_START: Duration = Duration::from_secs(90);
 fn main() -> std::process::ExitCode {
     Suite::new("leak_examples")
         .charts(suites::CHARTS_DIR)
-        .case(Case::chart_deploy(
-            "panics_after_deploying",
-            |ctx| async move {
-                deploy_something(&ctx).await?;
-                panic!("deliberate panic after deploying");
-            },
-        ))
+        .cases(cases![chart_deploy:
+            panics_after_deploying,
+            fails_after_deploying,
+            waits_to_be_killed,
+        ])
         .case(
-            Case::chart_deploy("times_out_after_deploying", |ctx| async move {
-                deploy_something(&ctx).await?;
-                std::future::pending::<()>().await;
-                Ok(())
-            })
+            Case::from_fn(
+                Tier::ChartDeploy,
+                "times_out_after_deploying",
+                times_out_after_deploying,
+            )
             .timeout(Duration::from_secs(60)),
         )
-        .case(Case::chart_deploy(
-            "fails_after_deploying",
-            |ctx| async move {
-                deploy_something(&ctx).await?;
-                anyhow::bail!("deliberate failure after deploying")
-            },
-        ))
-        .case(Case::chart_deploy("waits_to_be_killed", |ctx| async move {
-            let ns = deploy_something(&ctx).await?;
-            eprintln!("READY-TO-BE-KILLED {ns}");
-            std::future::pending::<()>().await;
-            Ok(())
-        }))
         .run()
+}
+
+async fn panics_after_deploying(ctx: Ctx) -> CaseResult {
+    deploy_something(&ctx).await?;
+    panic!("deliberate panic after deploying");
+}
+
+async fn times_out_after_deploying(ctx: Ctx) -> CaseResult {
+    deploy_something(&ctx).await?;
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+async fn fails_after_deploying(ctx: Ctx) -> CaseResult {
+    deploy_something(&ctx).await?;
+    anyhow::bail!("deliberate failure after deploying")
+}
+
+async fn waits_to_be_killed(ctx: Ctx) -> CaseResult {
+    let ns = deploy_something(&ctx).await?;
+    eprintln!("READY-TO-BE-KILLED {ns}");
+    std::future::pending::<()>().await;
+    Ok(())
 }
 
 /// A namespace with the echo-server release and a pod using a bound volume; returns its name.

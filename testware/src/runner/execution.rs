@@ -209,6 +209,12 @@ fn decide(
     (status, outcome.cleanup.bundles)
 }
 
+/// How long before the body's deadline its waits end: enough to return their
+/// explained error before the case's timeout cuts the body.
+fn wait_margin(body_limit: Duration) -> Duration {
+    (body_limit / 20).min(Duration::from_secs(5))
+}
+
 /// Time kept after the body's deadline for cleanup (bundles, namespace deletion).
 fn cleanup_reserve(timeout: Duration) -> Duration {
     (timeout / 4).min(Duration::from_secs(90))
@@ -242,7 +248,10 @@ fn run_body(tier: Tier, timeout: Duration, body: BoxedBody, ctx: Ctx) -> Outcome
     runtime.block_on(async move {
         // The body runs as its own task, so a panic or a timeout ends the task but
         // not this function, which still cleans up on the same runtime.
-        let mut task = tokio::spawn(body(body_ctx.clone()));
+        // Every wait of the body ends a little before the body's deadline
+        // (`Deadline::current`), so its explained timeout is what the case reports.
+        let waits_end = Deadline::after(body_limit.saturating_sub(wait_margin(body_limit)));
+        let mut task = tokio::spawn(waits_end.scope(body(body_ctx.clone())));
         let end = match tokio::time::timeout(body_limit, &mut task).await {
             Ok(Ok(Ok(()))) => BodyEnd::Passed,
             Ok(Ok(Err(e))) => BodyEnd::Failed(format!("{e:#}")),

@@ -31,14 +31,14 @@ pub struct Suite {
 }
 
 /// The result of running a suite in-process (see [`Suite::run_with`]).
-pub struct Report {
+pub struct SuiteReport {
     /// libtest-mimic's counts.
     pub conclusion: libtest_mimic::Conclusion,
     /// One record per case that ran.
     pub records: Vec<CaseRecord>,
 }
 
-impl Report {
+impl SuiteReport {
     /// The process exit code: quarantined failures do not count.
     pub fn exit_code(&self) -> ExitCode {
         self.conclusion.exit_code()
@@ -130,7 +130,7 @@ impl Suite {
         config: RunConfig,
         args: &Arguments,
         probe: impl FnOnce(&RunConfig) -> Result<(), ClusterUnavailable>,
-    ) -> Report {
+    ) -> SuiteReport {
         let config = Arc::new(config);
         let cluster_state: Arc<OnceLock<ClusterState>> = Arc::new(OnceLock::new());
         let records: Arc<Mutex<Vec<CaseRecord>>> = Arc::default();
@@ -214,7 +214,7 @@ impl Suite {
                 }
             }
         }
-        Report {
+        SuiteReport {
             conclusion,
             records,
         }

@@ -36,7 +36,7 @@ fn failing_quarantined(expires: &str) -> Suite {
     )
 }
 
-fn status_of(report: &Report, name: &str) -> CaseStatus {
+fn status_of(report: &SuiteReport, name: &str) -> CaseStatus {
     report
         .records
         .iter()
@@ -194,6 +194,25 @@ fn parameters_are_built_from_the_context_and_missing_ones_say_how_to_get_them() 
         .run_with(config, &args, |_| unreachable!());
     assert!(
         matches!(status_of(&report, "needs_charts"), CaseStatus::Failed(m) if m.contains("suite without has no chart set") && m.contains("hint")),
+        "{:?}",
+        report.records
+    );
+}
+
+#[test]
+fn a_wait_longer_than_its_case_ends_first_with_its_own_explanation() {
+    let (config, args) = config(&[]);
+    let waits = Case::no_deploy("waits", |_| async {
+        let never = || async { Err::<(), _>("not yet") };
+        crate::wait::wait_until("the moon", Duration::from_secs(60), never).await?;
+        Ok(())
+    })
+    .timeout(Duration::from_secs(2));
+    let report = Suite::new("t")
+        .case(waits)
+        .run_with(config, &args, |_| unreachable!());
+    assert!(
+        matches!(status_of(&report, "waits"), CaseStatus::Failed(m) if m.contains("waiting for the moon; last state: not yet")),
         "{:?}",
         report.records
     );

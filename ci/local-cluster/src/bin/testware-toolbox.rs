@@ -5,6 +5,8 @@
 //! testware-toolbox sleep                      wait for SIGTERM
 //! testware-toolbox resolve NAME               A records of NAME, via the pod's /etc/resolv.conf
 //! testware-toolbox http-get URL               GET an http:// URL (name resolved as above), print the body
+//! testware-toolbox http-get --retry-for S URL the same, retrying failures for up to S seconds
+//!                                             (a Service a moment old may not route yet)
 //! testware-toolbox write FILE TEXT            write TEXT to FILE
 //! testware-toolbox read FILE                  print FILE
 //! testware-toolbox echo TEXT...               print TEXT
@@ -120,10 +122,25 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
             }
         }
         ["http-get", url] => print!("{}", http_get(url).await?),
+        ["http-get", "--retry-for", seconds, url] => {
+            let seconds: u64 = seconds.parse().context("--retry-for takes whole seconds")?;
+            let until = tokio::time::Instant::now() + Duration::from_secs(seconds);
+            let body = loop {
+                match http_get(url).await {
+                    Ok(body) => break body,
+                    Err(e) if tokio::time::Instant::now() < until => {
+                        eprintln!("retrying: {e:#}");
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(e) => return Err(e.context(format!("still failing after {seconds} s"))),
+                }
+            };
+            print!("{body}");
+        }
         ["write", file, text] => std::fs::write(file, text).with_context(|| format!("writing {file}"))?,
         ["read", file] => print!("{}", std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?),
         ["echo", rest @ ..] => println!("{}", rest.join(" ")),
-        _ => bail!("usage: testware-toolbox sleep | resolve NAME | http-get URL | write FILE TEXT | read FILE | echo TEXT..."),
+        _ => bail!("usage: testware-toolbox sleep | resolve NAME | http-get [--retry-for SECONDS] URL | write FILE TEXT | read FILE | echo TEXT..."),
     }
     Ok(())
 }
