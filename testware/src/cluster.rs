@@ -17,6 +17,26 @@ pub enum ClusterUnavailable {
     /// The kubeconfig exists but cannot be used (bad file, unknown context).
     #[error("failed to load kubeconfig")]
     Kubeconfig(#[source] kube::config::KubeconfigError),
+    /// The kubeconfig file named by `--kubeconfig` or `KUBECONFIG` cannot be read.
+    #[error("failed to read the kubeconfig {} (named by {origin}) (hint: {origin} must name a readable kubeconfig file, e.g. the one `kind get kubeconfig` prints)", path.display())]
+    KubeconfigFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// `--kubeconfig` or `KUBECONFIG`.
+        origin: String,
+        /// Why.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// The API server answered but refused the kubeconfig's credentials.
+    #[error("API server {server} refused the kubeconfig's credentials (hint: an expired or revoked client certificate or token; get a fresh kubeconfig)")]
+    Refused {
+        /// The API server URL.
+        server: String,
+        /// Its answer.
+        #[source]
+        source: kube::Error,
+    },
     /// The client could not be built from the kubeconfig.
     #[error("failed to build a client for {server}")]
     Client {
@@ -27,7 +47,7 @@ pub enum ClusterUnavailable {
         source: kube::Error,
     },
     /// The API server did not answer the version request.
-    #[error("API server {server} did not answer")]
+    #[error("API server {server} did not answer (hint: is the cluster running, and is this the server it listens on?)")]
     Unreachable {
         /// The API server URL.
         server: String,
@@ -52,6 +72,26 @@ pub enum ClusterUnavailable {
 /// # Errors
 /// No kubeconfig, or one that cannot be read or lacks the context.
 pub async fn client_config(config: &RunConfig) -> Result<kube::Config, ClusterUnavailable> {
+    if let Some((path, origin)) = &config.kubeconfig {
+        let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|source| {
+            ClusterUnavailable::KubeconfigFile {
+                path: path.clone(),
+                origin: origin.clone(),
+                source,
+            }
+        })?;
+        let options = kube::config::KubeConfigOptions {
+            context: config.kube_context.clone(),
+            ..Default::default()
+        };
+        return kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|source| ClusterUnavailable::KubeconfigFile {
+                path: path.clone(),
+                origin: origin.clone(),
+                source,
+            });
+    }
     match &config.kube_context {
         Some(context) => {
             let options = kube::config::KubeConfigOptions {
@@ -82,9 +122,17 @@ pub async fn probe(config: &RunConfig) -> Result<String, ClusterUnavailable> {
         })?;
     match tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await {
         Ok(Ok(info)) => Ok(info.git_version),
+        Ok(Err(source)) if is_refusal(&source) => {
+            Err(ClusterUnavailable::Refused { server, source })
+        }
         Ok(Err(source)) => Err(ClusterUnavailable::Unreachable { server, source }),
         Err(_) => Err(ClusterUnavailable::Timeout { server }),
     }
+}
+
+/// 401 or 403: the server answered, and said no to these credentials.
+fn is_refusal(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 401 || status.code == 403)
 }
 
 /// A client for the configured cluster.

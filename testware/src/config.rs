@@ -30,6 +30,8 @@ pub const ENV_ARTIFACTS: &str = "HARNESS_ARTIFACTS";
 pub const ENV_RUN_ID: &str = "HARNESS_RUN_ID";
 /// Environment variable: seconds a namespace lives unless its run renews it.
 pub const ENV_NAMESPACE_LEASE: &str = "HARNESS_NAMESPACE_LEASE";
+/// `0` turns redaction off (`--no-redact`), for local debugging only.
+pub const ENV_REDACT: &str = "HARNESS_REDACT";
 
 /// How long a namespace lives without renewal, unless `HARNESS_NAMESPACE_LEASE` says otherwise.
 pub const DEFAULT_NAMESPACE_LEASE: std::time::Duration = std::time::Duration::from_secs(300);
@@ -54,7 +56,7 @@ impl std::str::FromStr for KeepNamespace {
             "on-failure" => Ok(Self::OnFailure),
             "always" => Ok(Self::Always),
             other => Err(ConfigError::BadValue {
-                option: "--keep-namespace",
+                option: "--keep-namespace".into(),
                 value: other.to_owned(),
                 expected: "never, on-failure or always",
             }),
@@ -71,16 +73,27 @@ pub enum ConfigError {
     /// An option value of the wrong form.
     #[error("invalid value {value:?} for {option}: expected {expected}")]
     BadValue {
-        /// The option.
-        option: &'static str,
+        /// Where it came from: the flag or the environment variable.
+        option: String,
         /// What was given.
         value: String,
         /// What is accepted.
         expected: &'static str,
     },
+    /// Redaction was turned off where artifacts get published.
+    #[error("redaction cannot be turned off in CI (CI is set; --no-redact / HARNESS_REDACT=0 is for local debugging only)")]
+    RedactionInCi,
     /// The mark expression does not parse.
-    #[error("invalid mark expression")]
-    Mark(#[from] MarkExprError),
+    #[error("invalid mark expression {expression:?} from {origin} (hint: words joined by and, or, not and parentheses, e.g. \"chart_deploy and not slow\")")]
+    Mark {
+        /// What was given.
+        expression: String,
+        /// Where it came from: `--mark` or `HARNESS_MARK`.
+        origin: String,
+        /// Why it does not parse.
+        #[source]
+        source: MarkExprError,
+    },
 }
 
 /// Everything the harness was told, parsed once.
@@ -92,6 +105,10 @@ pub struct RunConfig {
     pub test_namespace: Option<String>,
     /// The kubeconfig context to use (`--kube-context`), else the current one.
     pub kube_context: Option<String>,
+    /// The kubeconfig file and where it was named (`--kubeconfig` or
+    /// `KUBECONFIG`); `None`: kube's inference (`~/.kube/config`, in-cluster, or
+    /// a `KUBECONFIG` list of several files).
+    pub kubeconfig: Option<(PathBuf, String)>,
     /// A missing cluster fails chart_deploy cases instead of ignoring them.
     pub require_cluster: bool,
     /// When namespaces survive their case.
@@ -107,9 +124,13 @@ pub struct RunConfig {
     /// How long a namespace outlives the last renewal by its run; the janitor
     /// reaps it after that. A live run renews every fifth of it.
     pub namespace_lease: std::time::Duration,
+    /// Whether secrets are redacted from what the run writes (see
+    /// [`crate::redact`]); off only with `--no-redact` outside CI.
+    pub redact: bool,
 }
 
-const VALUE_OPTIONS: [&str; 6] = [
+const VALUE_OPTIONS: [&str; 7] = [
+    "--kubeconfig",
     "--mark",
     "--test-namespace",
     "--kube-context",
@@ -138,11 +159,16 @@ impl RunConfig {
     ) -> Result<(Self, Vec<String>), ConfigError> {
         let mut given: Vec<(&'static str, String)> = Vec::new();
         let mut require_cluster = false;
+        let mut no_redact = false;
         let mut rest = Vec::new();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             if arg == "--require-cluster" {
                 require_cluster = true;
+                continue;
+            }
+            if arg == "--no-redact" {
+                no_redact = true;
                 continue;
             }
             let option = VALUE_OPTIONS
@@ -155,33 +181,56 @@ impl RunConfig {
                 None => rest.push(arg),
             }
         }
-        let pick = |option: &str, var: &str| {
+        // A value and where it came from (the flag wins over the variable).
+        let pick_from = |option: &str, var: &str| {
             given
                 .iter()
                 .rev()
                 .find(|(o, _)| *o == option)
-                .map(|(_, v)| v.clone())
-                .or_else(|| env(var).filter(|v| !v.is_empty()))
+                .map(|(_, v)| (v.clone(), option.to_owned()))
+                .or_else(|| {
+                    env(var)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| (v, var.to_owned()))
+                })
         };
+        let pick = |option: &str, var: &str| pick_from(option, var).map(|(v, _)| v);
 
-        let mark = pick("--mark", ENV_MARK)
-            .map(|m| MarkExpr::parse(&m))
+        let mark = pick_from("--mark", ENV_MARK)
+            .map(|(m, origin)| {
+                MarkExpr::parse(&m).map_err(|source| ConfigError::Mark {
+                    expression: m.clone(),
+                    origin,
+                    source,
+                })
+            })
             .transpose()?;
-        let test_namespace = pick("--test-namespace", ENV_TEST_NAMESPACE)
-            .map(|ns| {
+        let test_namespace = pick_from("--test-namespace", ENV_TEST_NAMESPACE)
+            .map(|(ns, origin)| {
                 if is_dns_label(&ns) {
                     Ok(ns)
                 } else {
                     Err(ConfigError::BadValue {
-                        option: "--test-namespace",
+                        option: origin,
                         value: ns,
                         expected: "a DNS label (lowercase letters, digits and '-', at most 63)",
                     })
                 }
             })
             .transpose()?;
-        let keep_namespace = pick("--keep-namespace", ENV_KEEP_NAMESPACE)
-            .map(|v| v.parse())
+        let keep_namespace = pick_from("--keep-namespace", ENV_KEEP_NAMESPACE)
+            .map(|(v, origin)| {
+                v.parse().map_err(|e| match e {
+                    ConfigError::BadValue {
+                        value, expected, ..
+                    } => ConfigError::BadValue {
+                        option: origin,
+                        value,
+                        expected,
+                    },
+                    other => other,
+                })
+            })
             .transpose()?
             .unwrap_or_default();
         require_cluster |= env(ENV_REQUIRE_CLUSTER)
@@ -194,7 +243,7 @@ impl RunConfig {
             Some(id) if is_dns_label(&id) && id.len() <= 20 => id,
             Some(id) => {
                 return Err(ConfigError::BadValue {
-                    option: ENV_RUN_ID,
+                    option: ENV_RUN_ID.into(),
                     value: id,
                     expected: "a DNS label of at most 20 characters",
                 })
@@ -206,7 +255,7 @@ impl RunConfig {
                 Ok(secs) if secs >= 5 => std::time::Duration::from_secs(secs),
                 _ => {
                     return Err(ConfigError::BadValue {
-                        option: ENV_NAMESPACE_LEASE,
+                        option: ENV_NAMESPACE_LEASE.into(),
                         value: text,
                         expected: "whole seconds, at least 5",
                     })
@@ -214,10 +263,18 @@ impl RunConfig {
             },
             None => DEFAULT_NAMESPACE_LEASE,
         };
+        no_redact |= env(ENV_REDACT)
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no"));
+        if no_redact && env("CI").is_some_and(|v| !v.is_empty()) {
+            return Err(ConfigError::RedactionInCi);
+        }
         let config = RunConfig {
             mark,
             test_namespace,
             kube_context: pick("--kube-context", ENV_KUBE_CONTEXT),
+            kubeconfig: pick_from("--kubeconfig", "KUBECONFIG")
+                .filter(|(path, _)| !path.contains(':'))
+                .map(|(path, origin)| (PathBuf::from(path), origin)),
             require_cluster,
             keep_namespace,
             junit: pick("--junit", ENV_JUNIT).map(PathBuf::from),
@@ -225,6 +282,7 @@ impl RunConfig {
             ci_job_id: env("CI_JOB_ID").filter(|v| !v.is_empty()),
             run_id,
             namespace_lease,
+            redact: !no_redact,
         };
         Ok((config, rest))
     }
@@ -417,6 +475,28 @@ mod tests {
         assert_eq!(
             config.junit_file("echo", case).unwrap(),
             PathBuf::from(expected)
+        );
+    }
+
+    #[test]
+    fn redaction_is_on_by_default_and_cannot_be_turned_off_in_ci() {
+        let parse = |args: &[&str], env: &[(&str, &str)]| {
+            let env: Vec<(String, String)> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            RunConfig::parse(
+                std::iter::once("t".to_owned()).chain(args.iter().map(|a| a.to_string())),
+                move |key| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()),
+            )
+        };
+        assert!(parse(&[], &[]).unwrap().0.redact);
+        assert!(!parse(&["--no-redact"], &[]).unwrap().0.redact);
+        assert!(!parse(&[], &[(ENV_REDACT, "0")]).unwrap().0.redact);
+        let err = parse(&["--no-redact"], &[("CI", "true")]).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot be turned off in CI"),
+            "{err}"
         );
     }
 }

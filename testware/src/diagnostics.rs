@@ -10,6 +10,10 @@
 //!   pods/<pod>.<container>.previous.log   the one before a restart
 //!   helm/<release>.status.txt  .history.txt  .values.yaml  .manifest.yaml
 //! ```
+//!
+//! Everything is written through a [`Redactor`] that first learns the
+//! namespace's secrets (its Secrets, the releases' secret-looking values, pods'
+//! secret-looking env vars): no file of a bundle holds a secret value.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,12 +22,15 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Event, Pod};
 
 use crate::helm::Helm;
+use crate::redact::Redactor;
 
 /// How long each helm query of the bundle may take.
 const HELM_QUERY: Duration = Duration::from_secs(30);
 
 /// Writes the bundle of namespace `namespace` into `dir` and returns the path of
-/// its `summary.txt` (`helm`: where helm is, or why it is not). Parts that cannot be collected are named in the summary.
+/// its `summary.txt` (`helm`: where helm is, or why it is not). Parts that cannot
+/// be collected are named in the summary. `redactor` learns the namespace's
+/// secrets first, and the caller can redact the failure message it reports with it.
 ///
 /// # Errors
 /// The directory or a file cannot be written.
@@ -34,12 +41,22 @@ pub async fn write_bundle(
     failure: &str,
     dir: &Path,
     kube_context: Option<&str>,
+    redactor: &mut Redactor,
 ) -> std::io::Result<PathBuf> {
     let pods_dir = dir.join("pods");
     let helm_dir = dir.join("helm");
     std::fs::create_dir_all(&pods_dir)?;
     std::fs::create_dir_all(&helm_dir)?;
-    let mut summary = format!("namespace: {namespace}\n\nfailure:\n{}\n", indent(failure));
+    redactor.learn_namespace(client, namespace).await;
+    // The releases are read (and their values learnt) before anything is written.
+    let releases = match &helm {
+        Ok(helm) => read_releases(helm, namespace, kube_context, redactor).await,
+        Err(e) => Err(format!("  (helm unavailable: {e})\n")),
+    };
+    let mut summary = format!(
+        "namespace: {namespace}\n\nfailure:\n{}\n",
+        indent(&redactor.text(failure))
+    );
 
     summary.push_str("\npods:\n");
     let pods_api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), namespace);
@@ -48,8 +65,9 @@ pub async fn write_bundle(
         Ok(list) => {
             for pod in &list.items {
                 let name = pod.metadata.name.clone().unwrap_or_default();
-                let _ = writeln!(summary, "  {name}: {}", crate::explain::describe_pod(pod));
-                write_pod(&pods_api, pod, &pods_dir).await?;
+                let described = redactor.text(&crate::explain::describe_pod(pod));
+                let _ = writeln!(summary, "  {name}: {described}");
+                write_pod(&pods_api, pod, &pods_dir, redactor).await?;
             }
         }
         Err(e) => {
@@ -63,7 +81,7 @@ pub async fn write_bundle(
             let mut items = list.items;
             items.sort_by_key(event_time);
             let text: String = items.iter().map(|e| format_event(e) + "\n").collect();
-            std::fs::write(dir.join("events.txt"), text)?;
+            std::fs::write(dir.join("events.txt"), redactor.text(&text))?;
             let warnings = items
                 .iter()
                 .filter(|e| e.type_.as_deref() == Some("Warning"))
@@ -80,29 +98,39 @@ pub async fn write_bundle(
     }
 
     summary.push_str("\nhelm releases:\n");
-    match helm {
-        Ok(helm) => {
-            summary.push_str(&write_releases(&helm, namespace, &helm_dir, kube_context).await?)
-        }
-        Err(e) => {
-            let _ = writeln!(summary, "  (helm unavailable: {e})");
-        }
+    match releases {
+        Ok(releases) => summary.push_str(&write_releases(&releases, &helm_dir, redactor)?),
+        Err(why) => summary.push_str(&why),
     }
     let _ = write!(
         summary,
         "\nfiles: events.txt, pods/<pod>.yaml, pods/<pod>.<container>[.previous].log, \
          helm/<release>.{{status,history,values,manifest}}\n"
     );
+    if !redactor.is_enabled() {
+        summary.push_str("\nredaction: OFF (--no-redact): this bundle may hold secrets\n");
+    }
     let path = dir.join("summary.txt");
-    std::fs::write(&path, summary)?;
+    std::fs::write(&path, redactor.text(&summary))?;
     Ok(path)
 }
 
-async fn write_pod(pods: &kube::Api<Pod>, pod: &Pod, dir: &Path) -> std::io::Result<()> {
+async fn write_pod(
+    pods: &kube::Api<Pod>,
+    pod: &Pod,
+    dir: &Path,
+    redactor: &mut Redactor,
+) -> std::io::Result<()> {
     let name = pod.metadata.name.clone().unwrap_or_default();
-    let yaml =
-        serde_yaml_ng::to_string(pod).unwrap_or_else(|e| format!("# not serializable: {e}\n"));
-    std::fs::write(dir.join(format!("{name}.yaml")), yaml)?;
+    let yaml = match serde_json::to_value(pod) {
+        Ok(mut value) => {
+            redactor.json(&mut value);
+            serde_yaml_ng::to_string(&value)
+                .unwrap_or_else(|e| format!("# not serializable: {e}\n"))
+        }
+        Err(e) => format!("# not serializable: {e}\n"),
+    };
+    std::fs::write(dir.join(format!("{name}.yaml")), redactor.text(&yaml))?;
     let statuses = pod
         .status
         .iter()
@@ -130,7 +158,10 @@ async fn write_pod(pods: &kube::Api<Pod>, pod: &Pod, dir: &Path) -> std::io::Res
             .logs(&name, &current)
             .await
             .unwrap_or_else(|e| format!("(no log: {e})\n"));
-        std::fs::write(dir.join(format!("{name}.{container}.log")), text)?;
+        std::fs::write(
+            dir.join(format!("{name}.{container}.log")),
+            redactor.text(&text),
+        )?;
         if restarted {
             let previous = kube::api::LogParams {
                 previous: true,
@@ -140,20 +171,30 @@ async fn write_pod(pods: &kube::Api<Pod>, pod: &Pod, dir: &Path) -> std::io::Res
                 .logs(&name, &previous)
                 .await
                 .unwrap_or_else(|e| format!("(no log: {e})\n"));
-            std::fs::write(dir.join(format!("{name}.{container}.previous.log")), text)?;
+            std::fs::write(
+                dir.join(format!("{name}.{container}.previous.log")),
+                redactor.text(&text),
+            )?;
         }
     }
     Ok(())
 }
 
-/// Writes status, history, values and manifest of every release in the
-/// namespace; returns the summary lines.
-async fn write_releases(
+/// What helm says about one release: (file suffix, text) pairs.
+struct ReleaseFiles {
+    name: String,
+    files: Vec<(&'static str, String)>,
+}
+
+/// Reads status, history, values and manifest of every release in the namespace,
+/// values and manifest redacted structurally (which teaches `redactor` their
+/// secrets); `Err` is the summary line saying why none could be read.
+async fn read_releases(
     helm: &Helm,
     namespace: &str,
-    dir: &Path,
     kube_context: Option<&str>,
-) -> std::io::Result<String> {
+    redactor: &mut Redactor,
+) -> Result<Vec<ReleaseFiles>, String> {
     let query = |args: &[&str]| {
         let mut argv: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
         argv.extend(["--namespace".into(), namespace.into()]);
@@ -162,24 +203,47 @@ async fn write_releases(
         }
         helm.run(argv, HELM_QUERY)
     };
-    let releases = match query(&["list", "--all", "--short"]).await {
+    let names = match query(&["list", "--all", "--short"]).await {
         Ok(out) => out.lines().map(str::to_owned).collect::<Vec<_>>(),
-        Err(e) => return Ok(format!("  (helm list failed: {e})\n")),
+        Err(e) => return Err(format!("  (helm list failed: {e})\n")),
     };
+    let mut releases = Vec::new();
+    for name in names {
+        let parts = [
+            ("status.txt", vec!["status", &name]),
+            ("history.txt", vec!["history", &name]),
+            ("values.yaml", vec!["get", "values", "--all", &name]),
+            ("manifest.yaml", vec!["get", "manifest", &name]),
+        ];
+        let mut files = Vec::new();
+        for (suffix, args) in parts {
+            let text = query(&args).await.unwrap_or_else(|e| format!("({e})\n"));
+            let text = if suffix.ends_with(".yaml") {
+                redactor.yaml(&text)
+            } else {
+                text
+            };
+            files.push((suffix, text));
+        }
+        releases.push(ReleaseFiles { name, files });
+    }
+    Ok(releases)
+}
+
+/// Writes the releases' files (every text redacted with all that was learnt);
+/// returns the summary lines.
+fn write_releases(
+    releases: &[ReleaseFiles],
+    dir: &Path,
+    redactor: &Redactor,
+) -> std::io::Result<String> {
     if releases.is_empty() {
         return Ok("  (none)\n".into());
     }
     let mut lines = String::new();
     for release in releases {
-        let parts = [
-            ("status.txt", vec!["status", &release]),
-            ("history.txt", vec!["history", &release]),
-            ("values.yaml", vec!["get", "values", "--all", &release]),
-            ("manifest.yaml", vec!["get", "manifest", &release]),
-        ];
-        for (suffix, args) in parts {
-            let text = query(&args).await.unwrap_or_else(|e| format!("({e})\n"));
-            if suffix == "status.txt" {
+        for (suffix, text) in &release.files {
+            if *suffix == "status.txt" {
                 let status = text
                     .lines()
                     .find_map(|l| l.strip_prefix("STATUS: "))
@@ -188,9 +252,12 @@ async fn write_releases(
                     .lines()
                     .find_map(|l| l.strip_prefix("REVISION: "))
                     .unwrap_or("?");
-                let _ = writeln!(lines, "  {release}: {status}, revision {revision}");
+                let _ = writeln!(lines, "  {}: {status}, revision {revision}", release.name);
             }
-            std::fs::write(dir.join(format!("{release}.{suffix}")), text)?;
+            std::fs::write(
+                dir.join(format!("{}.{suffix}", release.name)),
+                redactor.text(text),
+            )?;
         }
     }
     Ok(lines)

@@ -72,6 +72,14 @@ pub enum HelmError {
         /// The project's install location that was checked.
         cache: PathBuf,
     },
+    /// `$HELM` is set but cannot be a helm binary.
+    #[error("HELM={} {problem} (hint: point HELM to a helm {MIN_VERSION}+ binary, or unset it to use the helm on PATH)", value.display())]
+    BadVariable {
+        /// What `HELM` holds.
+        value: PathBuf,
+        /// What is wrong with it: empty, missing, a directory, not executable.
+        problem: &'static str,
+    },
     /// The binary could not be started.
     #[error("failed to start {}", path.display())]
     Spawn {
@@ -172,6 +180,9 @@ impl Helm {
         cache: &Path,
     ) -> Result<Self, HelmError> {
         let cached = cache.join("helm").join(PINNED_VERSION).join("helm");
+        if let Some(value) = &helm_var {
+            check_helm_variable(value)?;
+        }
         let candidate = helm_var
             .or_else(|| {
                 std::env::split_paths(path)
@@ -313,6 +324,28 @@ async fn output_when_not_busy(command: &mut Command) -> std::io::Result<std::pro
             }
             other => return other,
         }
+    }
+}
+
+/// `$HELM` names an executable file, or the error says what it is instead.
+fn check_helm_variable(value: &Path) -> Result<(), HelmError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let problem = if value.as_os_str().is_empty() {
+        Some("is empty")
+    } else {
+        match std::fs::metadata(value) {
+            Err(_) => Some("does not exist"),
+            Ok(m) if m.is_dir() => Some("is a directory"),
+            Ok(m) if m.permissions().mode() & 0o111 == 0 => Some("is not executable"),
+            Ok(_) => None,
+        }
+    };
+    match problem {
+        Some(problem) => Err(HelmError::BadVariable {
+            value: value.to_path_buf(),
+            problem,
+        }),
+        None => Ok(()),
     }
 }
 

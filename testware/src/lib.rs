@@ -37,7 +37,7 @@
 //! - [`explain`]: why a pod, workload or service is not ready, in words.
 //! - [`net`]: exec, port-forwards on free local ports, a minimal HTTP request.
 //! - [`echo`]: `EchoServer`, the in-cluster log helper.
-//! - [`diagnostics`]: failure bundles.
+//! - [`diagnostics`]: failure bundles; [`redact`]: nothing secret in what is written.
 //! - `kafka`, `influx`, `efd` (feature `full-stack`): Kafka clients for in-cluster
 //!   brokers (port-forward + protocol relay), InfluxQL queries and counts awaited
 //!   with explanations, SAL-shaped EFD records and a deployed efd release.
@@ -71,6 +71,7 @@ pub mod marks;
 pub mod namespace;
 pub mod net;
 pub mod options;
+pub mod redact;
 pub mod runner;
 pub mod status;
 pub mod wait;

@@ -13,6 +13,7 @@ use super::suite::ClusterState;
 use super::{Case, Ctx, Quarantine, Tier};
 use crate::config::KeepNamespace;
 use crate::junit::{CaseRecord, CaseStatus};
+use crate::redact::Redactor;
 use crate::wait::Deadline;
 
 /// How long a namespace kept by `--keep-namespace` lives before the janitor may reap it.
@@ -66,6 +67,8 @@ struct Cleanup {
     problems: Vec<String>,
     /// The failure bundles written (one per namespace of a failed case).
     bundles: Vec<PathBuf>,
+    /// What the bundles found secret, for the failure message.
+    redactor: Redactor,
 }
 
 /// How a case ended: its body, then its cleanup.
@@ -90,7 +93,8 @@ impl Outcome {
         if let Some(bundle) = self.cleanup.bundles.first() {
             message.push_str(&format!("\nfailure bundle: {}", bundle.display()));
         }
-        Some(message)
+        // What goes to the terminal, libtest's output and JUnit: no secrets.
+        Some(self.cleanup.redactor.text(&message))
     }
 }
 
@@ -270,24 +274,33 @@ fn run_body(tier: Tier, timeout: Duration, body: BoxedBody, ctx: Ctx) -> Outcome
             }
         };
         let failure = end.failure();
-        let cleanup = tokio::time::timeout(
+        // Filled as cleanup goes, so what it learnt survives a cleanup timeout.
+        let mut cleanup = Cleanup {
+            redactor: if body_ctx.config.redact {
+                Redactor::default()
+            } else {
+                Redactor::disabled()
+            },
+            ..Cleanup::default()
+        };
+        let finished = tokio::time::timeout(
             reserve.max(Duration::from_secs(5)),
-            clean_up(&body_ctx, failure.as_ref()),
+            clean_up(&body_ctx, failure.as_ref(), &mut cleanup),
         )
-        .await
-        .unwrap_or_else(|_| Cleanup {
-            problems: vec![format!(
+        .await;
+        if finished.is_err() {
+            cleanup.problems.push(format!(
                 "cleanup did not finish within {reserve:?}; the janitor of a later run deletes what is left"
-            )],
-            bundles: Vec::new(),
-        });
+            ));
+        }
         Outcome { body: end, cleanup }
     })
 }
 
 /// After a case: for each namespace it created, write a failure bundle if it
-/// failed, then keep or delete the namespace. Returns cleanup problems and JUnit
-async fn clean_up(ctx: &Ctx, failure: Option<&String>) -> Cleanup {
+/// failed (learning the namespace's secrets, so the failure message can be
+/// redacted too), then keep or delete the namespace.
+async fn clean_up(ctx: &Ctx, failure: Option<&String>, cleanup: &mut Cleanup) {
     let namespaces = std::mem::take(
         &mut *ctx
             .scope
@@ -295,7 +308,6 @@ async fn clean_up(ctx: &Ctx, failure: Option<&String>) -> Cleanup {
             .lock()
             .unwrap_or_else(|p| p.into_inner()),
     );
-    let mut cleanup = Cleanup::default();
     for ns in namespaces {
         if let Some(failure) = failure {
             let dir = ctx.artifacts_dir().join(ns.name());
@@ -306,6 +318,7 @@ async fn clean_up(ctx: &Ctx, failure: Option<&String>) -> Cleanup {
                 failure,
                 &dir,
                 ctx.config.kube_context.as_deref(),
+                &mut cleanup.redactor,
             )
             .await
             {
@@ -332,7 +345,6 @@ async fn clean_up(ctx: &Ctx, failure: Option<&String>) -> Cleanup {
             cleanup.problems.push(crate::error_chain(&e));
         }
     }
-    cleanup
 }
 
 /// The longest a namespace deletion is awaited after a case.

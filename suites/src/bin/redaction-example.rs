@@ -1,0 +1,89 @@
+//! A case that fails with secrets planted everywhere a failure bundle looks: a
+//! release value, a Secret, a pod's literal env var and a `secretKeyRef`, a log
+//! line, and the failure message itself. The `redaction` suite runs this binary
+//! and checks that none of them reaches a file the run writes. Not part of any
+//! test run by itself; the planted values come from the environment.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use suites::toolbox_pod;
+use testware::namespace::TestNamespace;
+use testware::{cases, CaseResult, ChartOptions, ChartSet, Ctx, Suite};
+
+fn main() -> std::process::ExitCode {
+    Suite::new("redaction_example")
+        .charts(suites::CHARTS_DIR)
+        .cases(cases![chart_deploy: fails_with_secrets_everywhere])
+        .run()
+}
+
+fn planted(name: &str) -> anyhow::Result<String> {
+    std::env::var(name)
+        .map_err(|_| anyhow::anyhow!("{name} is not set (the redaction suite sets it)"))
+}
+
+async fn fails_with_secrets_everywhere(
+    ctx: Ctx,
+    ns: Arc<TestNamespace>,
+    charts: Arc<ChartSet>,
+) -> CaseResult {
+    let in_values = planted("PLANTED_IN_VALUES")?;
+    let in_secret = planted("PLANTED_IN_SECRET")?;
+    let in_env = planted("PLANTED_IN_ENV")?;
+    // A release value under a secret-looking key (it reaches the pod's annotations).
+    charts
+        .install(
+            &ctx,
+            &ns,
+            "web",
+            "echo-server",
+            ChartOptions::default().set("podAnnotations.apiToken", &in_values),
+        )
+        .await?;
+    // A Secret, read by a pod through secretKeyRef; the pod also has a literal
+    // secret env var and prints the Secret's value in its log.
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db"},
+        "stringData": {"password": in_secret}
+    }))?;
+    ns.api::<Secret>()
+        .create(&Default::default(), &secret)
+        .await?;
+    let mut pod = serde_json::to_value(toolbox_pod("client", None)?)?;
+    pod["spec"]["restartPolicy"] = "Never".into();
+    pod["spec"]["containers"][0]["args"] =
+        serde_json::json!(["echo", "connecting with", in_secret]);
+    pod["spec"]["containers"][0]["env"] = serde_json::json!([
+        {"name": "DB_PASSWORD", "value": in_env},
+        {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}
+    ]);
+    let pod: Pod = serde_json::from_value(pod)?;
+    let pods = ns.api::<Pod>();
+    pods.create(&Default::default(), &pod).await?;
+    testware::wait::wait_until(
+        "pod client to print its line",
+        Duration::from_secs(60),
+        || {
+            let pods = pods.clone();
+            async move {
+                let phase = pods
+                    .get("client")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .status
+                    .and_then(|s| s.phase)
+                    .unwrap_or_default();
+                if phase == "Succeeded" {
+                    Ok(())
+                } else {
+                    Err(format!("phase {phase}"))
+                }
+            }
+        },
+    )
+    .await?;
+    anyhow::bail!("login failed with password {in_secret} (token {in_values}, env {in_env})")
+}
