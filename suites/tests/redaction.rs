@@ -143,6 +143,11 @@ async fn planted_secrets_reach_no_bundle_file_no_junit_and_no_output(ctx: Ctx) -
         text_of("junit.xml")
     );
     check!(
+        !text_of("junit.xml").contains("/[redacted]/"),
+        "public names (the namespace in the bundle path) stay readable: {}",
+        text_of("junit.xml")
+    );
+    check!(
         text_of("client.yaml").contains("secretKeyRef"),
         "references stay: {}",
         text_of("client.yaml")

@@ -96,7 +96,11 @@ impl Redactor {
         let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
         if let Ok(list) = secrets.list(&Default::default()).await {
             for secret in list.items {
-                for bytes in secret.data.iter().flat_map(|d| d.values()) {
+                let learnt =
+                    secret.data.iter().flatten().filter(|(key, _)| {
+                        !public_service_account_field(secret.type_.as_deref(), key)
+                    });
+                for (_, bytes) in learnt {
                     if let Ok(text) = std::str::from_utf8(&bytes.0) {
                         self.add(text);
                     }
@@ -128,12 +132,14 @@ impl Redactor {
         let mut secret_data = Vec::new();
         if value.get("kind").and_then(Value::as_str) == Some("Secret") {
             for field in ["data", "stringData"] {
+                let type_ = value.get("type").and_then(Value::as_str).map(str::to_owned);
                 if let Some(Value::Object(map)) = value.get_mut(field) {
-                    for entry in map.values_mut() {
+                    for (key, entry) in map.iter_mut() {
+                        let public = public_service_account_field(type_.as_deref(), key);
                         let text = entry.as_str().unwrap_or_default().to_owned();
                         let size = if field == "data" {
                             decode_base64(&text).map_or(text.len(), |b| {
-                                if let Ok(plain) = std::str::from_utf8(&b) {
+                                if let (false, Ok(plain)) = (public, std::str::from_utf8(&b)) {
                                     self.add(plain);
                                 }
                                 b.len()
@@ -230,6 +236,13 @@ impl Redactor {
         // The values learnt from later documents apply to earlier ones too.
         self.text(&documents.join("\n---\n"))
     }
+}
+
+/// The `namespace` and `ca.crt` of a service-account token Secret are public
+/// (the namespace's own name, the cluster's CA): learning them as secrets would
+/// blank out every mention of the namespace.
+fn public_service_account_field(type_: Option<&str>, key: &str) -> bool {
+    type_ == Some("kubernetes.io/service-account-token") && matches!(key, "namespace" | "ca.crt")
 }
 
 fn split_documents(text: &str) -> Vec<&str> {
@@ -373,5 +386,16 @@ mod tests {
         r.add("hunter22");
         assert_eq!(r.text("hunter22"), "hunter22");
         assert!(r.yaml("password: x\n").contains("password: x"));
+    }
+
+    #[test]
+    fn service_account_tokens_are_secret_but_their_namespace_is_not() {
+        let mut r = Redactor::default();
+        let out = r.yaml("kind: Secret\ntype: kubernetes.io/service-account-token\ndata:\n  namespace: dGVzdC1hYmMtMTIz\n  token: c2VjcmV0LXRva2VuLXZhbHVl\n");
+        assert!(out.contains("namespace: '[redacted: 12 bytes]'"), "{out}");
+        assert_eq!(
+            r.text("namespace test-abc-123, token secret-token-value"),
+            "namespace test-abc-123, token [redacted]"
+        );
     }
 }

@@ -192,6 +192,25 @@ impl LocalCluster {
                     bail!("GET http://{addr}{path} answered {status}: {}", text.trim())
                 }
             }
+            Health::Https {
+                url,
+                identity,
+                path,
+                body,
+            } => {
+                let client = self.client_for(identity, Some(url)).await?;
+                let request = http::Request::get(*path).body(Vec::new())?;
+                let text =
+                    tokio::time::timeout(Duration::from_secs(3), client.request_text(request))
+                        .await
+                        .with_context(|| format!("GET {url}{path} timed out"))?
+                        .with_context(|| format!("GET {url}{path}"))?;
+                anyhow::ensure!(
+                    text.trim_start().starts_with(body),
+                    "GET {url}{path}: {text}"
+                );
+                Ok(format!("GET {path} (TLS, client certificate): ok"))
+            }
             Health::ApiServer => {
                 let client = self.admin_client().await?;
                 let request = http::Request::get("/readyz").body(Vec::new())?;
@@ -220,6 +239,20 @@ impl LocalCluster {
                 Ok("answers on its socket".into())
             }
         }
+    }
+
+    /// A client with the credentials (and CA) of `kubeconfigs/<identity>.conf`,
+    /// talking to `url` instead of the kubeconfig's server when given.
+    async fn client_for(&self, identity: &str, url: Option<&str>) -> anyhow::Result<kube::Client> {
+        let path = self.layout.path(&format!("kubeconfigs/{identity}.conf"));
+        let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+        if let Some(url) = url {
+            config.cluster_url = url.parse()?;
+        }
+        Ok(kube::Client::try_from(config)?)
     }
 
     /// A client with the admin credentials.

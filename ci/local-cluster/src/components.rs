@@ -49,14 +49,22 @@ pub const APISERVER_KUBELET: Identity = Identity {
     org: Some("system:masters"),
 };
 
+/// The API server's identity towards etcd (etcd requires client certificates).
+pub const ETCD_CLIENT: Identity = Identity {
+    file: "apiserver-etcd-client",
+    cn: "kube-apiserver-etcd-client",
+    org: None,
+};
+
 /// All client identities the PKI issues.
-pub const IDENTITIES: [Identity; 6] = [
+pub const IDENTITIES: [Identity; 7] = [
     ADMIN,
     CONTROLLER_MANAGER,
     SCHEDULER,
     KUBELET,
     KUBE_PROXY,
     APISERVER_KUBELET,
+    ETCD_CLIENT,
 ];
 
 /// How a component shows it is healthy.
@@ -66,6 +74,18 @@ pub enum Health {
     Http {
         /// `host:port`.
         addr: String,
+        /// The path.
+        path: &'static str,
+        /// Expected start of the body.
+        body: &'static str,
+    },
+    /// HTTPS GET verified with the cluster's CA, with the client certificate of
+    /// the kubeconfig `kubeconfigs/<identity>.conf`, answering 200 with this body prefix.
+    Https {
+        /// `https://host:port`.
+        url: String,
+        /// File stem of the kubeconfig whose CA and client certificate to use.
+        identity: &'static str,
         /// The path.
         path: &'static str,
         /// Expected start of the body.
@@ -138,19 +158,39 @@ pub fn pause_image() -> String {
 /// # Errors
 /// A file cannot be written, or the PKI cannot be read.
 pub fn write_configs(layout: &Layout, pki: &Pki) -> anyhow::Result<()> {
-    let write = |rel: &str, text: &str| -> anyhow::Result<()> {
+    let write_mode = |rel: &str, text: &str, mode: u32| -> anyhow::Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
         let path = layout.path(rel);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .with_context(|| format!("writing {}", path.display()))
     };
+    let write = |rel: &str, text: &str| write_mode(rel, text, 0o644);
+    // Kubeconfigs embed private keys: readable by root only.
     for id in [ADMIN, CONTROLLER_MANAGER, SCHEDULER, KUBELET, KUBE_PROXY] {
-        write(
+        write_mode(
             &format!("kubeconfigs/{}.conf", id.file),
             &pki.kubeconfig(&id, &apiserver_url())?,
+            0o600,
         )?;
     }
+    write_mode(
+        &format!("kubeconfigs/{}.conf", ETCD_CLIENT.file),
+        &pki.kubeconfig(
+            &ETCD_CLIENT,
+            &format!("https://127.0.0.1:{ETCD_CLIENT_PORT}"),
+        )?,
+        0o600,
+    )?;
     let root = layout.root.display();
     let pki_dir = layout.pki();
     let pki_dir = pki_dir.display();
@@ -297,31 +337,42 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
                 arg("data-dir", &p("etcd")),
                 arg(
                     "listen-client-urls",
-                    &format!("http://{}", loopback(ETCD_CLIENT_PORT)),
+                    &format!("https://{}", loopback(ETCD_CLIENT_PORT)),
                 ),
                 arg(
                     "advertise-client-urls",
-                    &format!("http://{}", loopback(ETCD_CLIENT_PORT)),
+                    &format!("https://{}", loopback(ETCD_CLIENT_PORT)),
                 ),
                 arg(
                     "listen-peer-urls",
-                    &format!("http://{}", loopback(ETCD_PEER_PORT)),
+                    &format!("https://{}", loopback(ETCD_PEER_PORT)),
                 ),
                 arg(
                     "initial-advertise-peer-urls",
-                    &format!("http://{}", loopback(ETCD_PEER_PORT)),
+                    &format!("https://{}", loopback(ETCD_PEER_PORT)),
                 ),
                 arg(
                     "initial-cluster",
-                    &format!("{NODE_NAME}=http://{}", loopback(ETCD_PEER_PORT)),
+                    &format!("{NODE_NAME}=https://{}", loopback(ETCD_PEER_PORT)),
                 ),
+                // TLS with client certificates of the cluster's CA on both ports:
+                // no other process on the machine can read or write the cluster.
+                arg("cert-file", &pki("etcd-server.crt")),
+                arg("key-file", &pki("etcd-server.key")),
+                arg("client-cert-auth", "true"),
+                arg("trusted-ca-file", &pki("ca.crt")),
+                arg("peer-cert-file", &pki("etcd-server.crt")),
+                arg("peer-key-file", &pki("etcd-server.key")),
+                arg("peer-client-cert-auth", "true"),
+                arg("peer-trusted-ca-file", &pki("ca.crt")),
                 arg("auto-compaction-retention", "1"),
                 arg("quota-backend-bytes", &(2u64 << 30).to_string()),
                 arg("log-level", "warn"),
             ],
         },
-        health: Health::Http {
-            addr: loopback(ETCD_CLIENT_PORT),
+        health: Health::Https {
+            url: format!("https://{}", loopback(ETCD_CLIENT_PORT)),
+            identity: ETCD_CLIENT.file,
             path: "/health",
             body: "{\"health\":\"true\"",
         },
@@ -338,8 +389,11 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
             args: vec![
                 arg(
                     "etcd-servers",
-                    &format!("http://{}", loopback(ETCD_CLIENT_PORT)),
+                    &format!("https://{}", loopback(ETCD_CLIENT_PORT)),
                 ),
+                arg("etcd-cafile", &pki("ca.crt")),
+                arg("etcd-certfile", &pki("apiserver-etcd-client.crt")),
+                arg("etcd-keyfile", &pki("apiserver-etcd-client.key")),
                 arg("bind-address", &NODE_IP.to_string()),
                 arg("advertise-address", &NODE_IP.to_string()),
                 arg("secure-port", &APISERVER_PORT.to_string()),
@@ -393,6 +447,11 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
                 ),
                 arg("bind-address", "127.0.0.1"),
                 arg("secure-port", "10257"),
+                arg("tls-cert-file", &pki("controller-manager-serving.crt")),
+                arg(
+                    "tls-private-key-file",
+                    &pki("controller-manager-serving.key"),
+                ),
                 arg("cluster-signing-cert-file", &pki("ca.crt")),
                 arg("cluster-signing-key-file", &pki("ca.key")),
                 arg("root-ca-file", &pki("ca.crt")),
@@ -402,17 +461,19 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
                 arg("terminated-pod-gc-threshold", "50"),
                 arg("profiling", "false"),
                 arg("v", "1"),
-            ],
+            ]
+            .into_iter()
+            // The insecure port (10252, on every interface) is off.
+            .chain(insecure(vec![arg("port", "0")]))
+            .collect(),
         },
-        health: Health::Http {
-            addr: loopback(10252),
+        health: Health::Https {
+            url: format!("https://{}", loopback(10257)),
+            identity: CONTROLLER_MANAGER.file,
             path: "/healthz",
             body: "ok",
         },
-        ports: vec![
-            (loopback(10252), "kube-controller-manager"),
-            (loopback(10257), "kube-controller-manager (secure)"),
-        ],
+        ports: vec![(loopback(10257), "kube-controller-manager")],
     };
 
     let scheduler = Component {
@@ -425,20 +486,24 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
                 arg("authorization-kubeconfig", &kubeconfig("scheduler")),
                 arg("bind-address", "127.0.0.1"),
                 arg("secure-port", "10259"),
+                arg("tls-cert-file", &pki("scheduler-serving.crt")),
+                arg("tls-private-key-file", &pki("scheduler-serving.key")),
                 arg("leader-elect", "false"),
                 arg("profiling", "false"),
                 arg("v", "1"),
-            ],
+            ]
+            .into_iter()
+            // The insecure port (10251, on every interface) is off.
+            .chain(insecure(vec![arg("port", "0")]))
+            .collect(),
         },
-        health: Health::Http {
-            addr: loopback(10251),
+        health: Health::Https {
+            url: format!("https://{}", loopback(10259)),
+            identity: SCHEDULER.file,
             path: "/healthz",
             body: "ok",
         },
-        ports: vec![
-            (loopback(10251), "kube-scheduler"),
-            (loopback(10259), "kube-scheduler (secure)"),
-        ],
+        ports: vec![(loopback(10259), "kube-scheduler")],
     };
 
     let containerd = Component {
@@ -583,5 +648,12 @@ mod tests {
         assert!(!args_of(28, "kube-scheduler")
             .iter()
             .any(|a| a.starts_with("--port=")));
+        for name in ["kube-scheduler", "kube-controller-manager"] {
+            assert!(args_of(20, name).contains(&"--port=0".to_owned()), "{name}");
+        }
+        let etcd = args_of(20, "etcd");
+        assert!(etcd.contains(&"--client-cert-auth=true".to_owned()));
+        assert!(etcd.contains(&"--peer-client-cert-auth=true".to_owned()));
+        assert!(!etcd.iter().any(|a| a.contains("http://")), "{etcd:?}");
     }
 }

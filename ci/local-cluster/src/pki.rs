@@ -85,14 +85,14 @@ impl Pki {
                      cn: &str,
                      org: Option<&str>,
                      sans: Vec<String>,
-                     usage: ExtendedKeyUsagePurpose|
+                     usages: Vec<ExtendedKeyUsagePurpose>|
          -> anyhow::Result<()> {
             let mut p = CertificateParams::new(sans)?;
             p.distinguished_name.push(DnType::CommonName, cn);
             if let Some(org) = org {
                 p.distinguished_name.push(DnType::OrganizationName, org);
             }
-            p.extended_key_usages = vec![usage];
+            p.extended_key_usages = usages;
             p.key_usages = vec![
                 KeyUsagePurpose::DigitalSignature,
                 KeyUsagePurpose::KeyEncipherment,
@@ -118,15 +118,42 @@ impl Pki {
             "kube-apiserver",
             None,
             apiserver_sans,
-            ExtendedKeyUsagePurpose::ServerAuth,
+            vec![ExtendedKeyUsagePurpose::ServerAuth],
         )?;
+        let loopback = || vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        // etcd serves clients and its peer port with TLS; the same certificate
+        // authenticates it as a peer, so it is a client certificate too.
+        issue(
+            "etcd-server",
+            "etcd",
+            None,
+            loopback(),
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        )?;
+        // The secure ports of the controller manager and the scheduler serve
+        // with certificates of this CA, so their health is checked with it.
+        for (file, cn) in [
+            ("controller-manager-serving", "kube-controller-manager"),
+            ("scheduler-serving", "kube-scheduler"),
+        ] {
+            issue(
+                file,
+                cn,
+                None,
+                loopback(),
+                vec![ExtendedKeyUsagePurpose::ServerAuth],
+            )?;
+        }
         let kubelet_cn = format!("system:node:{node_name}");
         issue(
             "kubelet",
             &kubelet_cn,
             None,
             vec![node_name.into(), node_ip.to_string()],
-            ExtendedKeyUsagePurpose::ServerAuth,
+            vec![ExtendedKeyUsagePurpose::ServerAuth],
         )?;
         for id in clients {
             issue(
@@ -134,7 +161,7 @@ impl Pki {
                 id.cn,
                 id.org,
                 Vec::new(),
-                ExtendedKeyUsagePurpose::ClientAuth,
+                vec![ExtendedKeyUsagePurpose::ClientAuth],
             )?;
         }
 
