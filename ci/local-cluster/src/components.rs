@@ -570,6 +570,9 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
                 arg("hostname-override", NODE_NAME),
                 arg("bind-address", &NODE_IP.to_string()),
                 arg("healthz-bind-address", &loopback(10256)),
+                // Loopback only: it serves /metrics and /configz without
+                // credentials, and 1.20 refuses to run without it (an empty address
+                // or --metrics-port=0 fails validation).
                 arg("metrics-bind-address", &loopback(10249)),
                 // 0 = leave conntrack sysctls as they are (they cannot be written here).
                 arg("conntrack-max-per-core", "0"),
