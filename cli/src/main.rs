@@ -1,15 +1,23 @@
 //! The `testware` command.
 //!
-//! `testware janitor` deletes the test namespaces whose run stopped renewing them
-//! (killed runs), or with `--run <id>` every namespace of one run. Every
-//! chart_deploy run does the first at its start; the command is for doing it by
-//! hand or from a pipeline's cleanup job.
+//! - `testware check <chart-dir>… [--values F] [--junit F]` renders each chart
+//!   with each of its value sets (defaults, `ci/*.yaml`, `values-*.yaml`; or the
+//!   `--values` files) and runs the policy rules and `helm lint --strict`: a report
+//!   per chart and values set, JUnit if asked, exit status 1 when anything failed.
+//!   The no_deploy checks on a team's own charts, before writing any Rust.
+//! - `testware janitor` deletes the test namespaces whose run stopped renewing
+//!   them (killed runs), or with `--run <id>` every namespace of one run. Every
+//!   chart_deploy run does the first at its start; the command is for doing it by
+//!   hand or from a pipeline's cleanup job.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use testware::RunConfig;
+use testware::junit::{CaseRecord, CaseStatus};
+use testware::manifest::policy;
+use testware::{ChartSet, RunConfig, ValueSet};
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +32,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check charts without a cluster: policy rules and `helm lint --strict`.
+    Check {
+        /// Chart directories (each with a Chart.yaml).
+        #[arg(required = true, value_name = "CHART_DIR")]
+        charts: Vec<PathBuf>,
+        /// Values files to check each chart with, instead of its own value sets.
+        #[arg(long = "values", value_name = "FILE")]
+        values: Vec<PathBuf>,
+        /// Write a JUnit report here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
     /// Delete the namespaces that killed runs left behind.
     Janitor {
         /// Delete every namespace of this run id instead of the expired ones.
@@ -38,6 +58,18 @@ enum Command {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Check {
+            charts,
+            values,
+            junit,
+        } => match check(&charts, &values, junit.as_deref()).await {
+            Ok(0) => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Janitor { run, kube_context } => match janitor(run, kube_context).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -74,4 +106,88 @@ async fn janitor(run: Option<String>, kube_context: Option<String>) -> anyhow::R
         println!("deleted: {}", names.join(", "));
     }
     Ok(())
+}
+
+/// Runs the checks; returns how many failed.
+async fn check(
+    charts: &[PathBuf],
+    values: &[PathBuf],
+    junit: Option<&std::path::Path>,
+) -> anyhow::Result<usize> {
+    let mut records = Vec::new();
+    for dir in charts {
+        let dir = std::path::absolute(dir)?;
+        let (Some(root), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str()))
+        else {
+            anyhow::bail!("{} is not a chart directory", dir.display());
+        };
+        let set = ChartSet::new(root);
+        let chart = set.open(name)?;
+        let sets = if values.is_empty() {
+            chart.value_sets()
+        } else {
+            values
+                .iter()
+                .map(|f| {
+                    Ok(ValueSet::file(
+                        f.display().to_string(),
+                        std::path::absolute(f)?,
+                    ))
+                })
+                .collect::<std::io::Result<Vec<_>>>()?
+        };
+        for value_set in sets {
+            let label = format!("{name}::{}", value_set.label);
+            let started = Instant::now();
+            let policy_status = match policy::check_chart(&set, name, &value_set).await {
+                Ok(report) if report.violations.is_empty() => CaseStatus::Passed,
+                Ok(report) => CaseStatus::Failed(report.to_string()),
+                Err(e) => CaseStatus::Failed(testware::error_chain(&e)),
+            };
+            records.push(record(format!("policy::{label}"), started, policy_status));
+            let started = Instant::now();
+            let lint_status = match set.lint(name, &value_set.options()).await {
+                Ok(_) => CaseStatus::Passed,
+                Err(e) => CaseStatus::Failed(testware::error_chain(&e)),
+            };
+            records.push(record(format!("lint::{label}"), started, lint_status));
+        }
+    }
+    let failed: Vec<&CaseRecord> = records
+        .iter()
+        .filter(|r| matches!(r.status, CaseStatus::Failed(_)))
+        .collect();
+    for r in &records {
+        match &r.status {
+            CaseStatus::Failed(message) => println!("FAIL {}\n{}\n", r.name, indent(message)),
+            _ => println!("ok   {}", r.name),
+        }
+    }
+    println!(
+        "\n{} checks: {} passed, {} failed",
+        records.len(),
+        records.len() - failed.len(),
+        failed.len()
+    );
+    if let Some(path) = junit {
+        testware::junit::write(path, "testware-check", &records)?;
+    }
+    Ok(failed.len())
+}
+
+fn record(name: String, started: Instant, status: CaseStatus) -> CaseRecord {
+    CaseRecord {
+        name,
+        kind: "no_deploy".into(),
+        duration: started.elapsed(),
+        properties: vec![("tier".into(), "no_deploy".into())],
+        status,
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("     {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -344,14 +344,19 @@ pub fn is_pinned(image: &str) -> bool {
     }
     let last = image.rsplit('/').next().unwrap_or(image);
     match last.split_once(':') {
-        Some((_, tag)) => !tag.is_empty() && tag != "latest",
+        Some((_, tag)) => !tag.is_empty() && !MOVING_TAGS.contains(&tag),
         None => false,
     }
 }
 
+/// Tags that name a branch or a channel, not a release: they move, so an image
+/// with one is not pinned unless a digest is given.
+pub const MOVING_TAGS: [&str; 6] = ["latest", "master", "main", "develop", "stable", "edge"];
+
 /// Every container image is pinned.
 pub fn image_pinned(m: &Manifests) -> Vec<Violation> {
-    for_each_container(m, |pod, c, _| match c.image.as_deref() {
+    for_each_container(m, |pod, c, _| {
+        match c.image.as_deref() {
         None | Some("") => vec![violation(
             Rule::ImagePinned,
             pod.owner,
@@ -363,10 +368,11 @@ pub fn image_pinned(m: &Manifests) -> Vec<Violation> {
             pod.owner,
             Some(&c.name),
             format!(
-                "image {image:?} is not pinned (use a version tag or digest, not latest or none)"
+                "image {image:?} is not pinned (use a version tag or a digest, not a moving tag such as latest or master, nor none)"
             ),
         )],
         _ => vec![],
+    }
     })
 }
 
@@ -986,6 +992,13 @@ mod tests {
     #[case("redis", false)]
     #[case("redis:latest", false)]
     #[case("redis@sha256:abcd", true)]
+    #[case("ska/tango:master", false)]
+    #[case("rubin/app:main", false)]
+    #[case("x:develop", false)]
+    #[case("x:stable", false)]
+    #[case("x:edge", false)]
+    #[case("x:master@sha256:abcd", true)]
+    #[case("x:1.2.3-main", true)]
     fn pinned_images(#[case] image: &str, #[case] pinned: bool) {
         assert_eq!(is_pinned(image), pinned);
     }

@@ -1,0 +1,70 @@
+//! `testware check` on this repository's charts: passes on a good chart, fails
+//! (exit 1) with the violation on a values file that unpins the image, and says
+//! what is wrong (exit 2) with a path that is not a chart. Needs helm (`HELM`
+//! or PATH), as the no_deploy tier does.
+
+use std::path::Path;
+use std::process::Command;
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+fn check(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_testware"))
+        .arg("check")
+        .args(args)
+        .output()
+        .expect("the testware binary runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), text)
+}
+
+#[test]
+fn a_good_chart_passes_every_value_set() {
+    let (code, text) = check(&[&repo("charts-under-test/echo-server")]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("ok   policy::echo-server::ci/two-replicas.yaml"),
+        "{text}"
+    );
+    assert!(text.contains("6 checks: 6 passed, 0 failed"), "{text}");
+}
+
+#[test]
+fn an_unpinned_image_fails_with_the_rule_and_junit() {
+    let junit = std::env::temp_dir().join(format!("testware-check-{}.xml", std::process::id()));
+    let (code, text) = check(&[
+        &repo("charts-under-test/echo-server"),
+        "--values",
+        &repo("fixtures/values/echo-server-latest.yaml"),
+        "--junit",
+        &junit.display().to_string(),
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("rule image-pinned: image \"x:latest\" is not pinned"),
+        "{text}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap_or_default();
+    let _ = std::fs::remove_file(&junit);
+    assert!(xml.contains("failures=\"1\""), "{xml}");
+}
+
+#[test]
+fn a_path_that_is_not_a_chart_is_named() {
+    let (code, text) = check(&["/nonexistent/chart"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("chart not found: /nonexistent/chart has no Chart.yaml"),
+        "{text}"
+    );
+}
