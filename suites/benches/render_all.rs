@@ -47,6 +47,7 @@ async fn run() -> anyhow::Result<()> {
                     chart: &rendered.chart,
                     release: &rendered.options.release,
                     probe: Some(&probe),
+                    include_test_hooks: false,
                 };
                 let violations = policy::check_all(&rendered, &cx).len();
                 anyhow::Ok((t.elapsed(), rendered.objects().len(), violations))

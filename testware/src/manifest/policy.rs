@@ -175,6 +175,9 @@ pub struct Context<'a> {
     /// The probe values, when the render applied them; otherwise the scheduling
     /// and storage-class rules are skipped.
     pub probe: Option<&'a ProbeValues>,
+    /// Check `helm test` hook pods too (they run only under `helm test`, so by
+    /// default they are left out).
+    pub include_test_hooks: bool,
 }
 
 /// Renders chart `name` of `charts` with `values` and the probe values, and runs
@@ -195,6 +198,7 @@ pub async fn check_chart(
         chart: &rendered.chart,
         release: &rendered.options.release,
         probe: Some(&probe),
+        include_test_hooks: false,
     };
     Ok(Report {
         chart: name.into(),
@@ -261,7 +265,39 @@ pub fn check_all(m: &Manifests, cx: &Context<'_>) -> Vec<Violation> {
         out.extend(scheduling(m, probe));
         out.extend(storage_class(m, probe));
     }
+    // Exemptions hold for every rule and every kind; test hooks are left out
+    // unless asked for.
+    out.retain(|v| {
+        m.objects()
+            .iter()
+            .find(|o| o.id() == v.object)
+            .is_none_or(|o| !exempted(o, v.rule) && (cx.include_test_hooks || !is_test_hook(o)))
+    });
     out
+}
+
+/// `policy.testware.io/exempt-<rule>: "<reason>"` on the object or its pod
+/// template, with a reason that is not empty.
+fn exempted(object: &ManifestObject, rule: Rule) -> bool {
+    let key = format!("{EXEMPT_PREFIX}{}", rule.id());
+    let own = object
+        .metadata()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(&key))
+        .map(String::as_str);
+    let pod = object.pod_template().and_then(|p| p.annotation(&key));
+    own.or(pod).is_some_and(|reason| !reason.trim().is_empty())
+}
+
+/// A `helm test` hook (`helm.sh/hook: test` or `test-success`).
+fn is_test_hook(object: &ManifestObject) -> bool {
+    object
+        .metadata()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("helm.sh/hook"))
+        .is_some_and(|h| h.split(',').any(|p| p.trim().starts_with("test")))
 }
 
 fn violation(
@@ -430,7 +466,7 @@ pub fn probes(m: &Manifests) -> Vec<Violation> {
     })
 }
 
-/// Non-root, no privilege escalation, not privileged, unless exempted with a reason.
+/// Non-root, no privilege escalation, not privileged.
 pub fn security_context(m: &Manifests) -> Vec<Violation> {
     for_each_container(m, |pod, c, _| {
         let pod_non_root = pod
@@ -449,7 +485,7 @@ pub fn security_context(m: &Manifests) -> Vec<Violation> {
         if sc.and_then(|s| s.privileged) == Some(true) {
             problems.push("container is privileged");
         }
-        if problems.is_empty() || exempt(pod, Rule::SecurityContext) {
+        if problems.is_empty() {
             vec![]
         } else {
             vec![violation(
@@ -780,11 +816,6 @@ pub fn storage_class(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
     out
 }
 
-fn exempt(pod: &PodTemplate<'_>, rule: Rule) -> bool {
-    pod.annotation(&format!("{EXEMPT_PREFIX}{}", rule.id()))
-        .is_some_and(|reason| !reason.trim().is_empty())
-}
-
 fn for_each_container(
     m: &Manifests,
     mut f: impl FnMut(&PodTemplate<'_>, &Container, bool) -> Vec<Violation>,
@@ -829,6 +860,7 @@ mod tests {
                 chart: &meta,
                 release: "rel",
                 probe: Some(&probe),
+                include_test_hooks: false,
             },
         )
     }
@@ -1015,5 +1047,99 @@ mod tests {
         assert!(report.to_string().contains(
             "chart demo, values ci/small.yaml: Deployment/demo, container web: rule resources: missing resources limits.cpu, limits.memory"
         ), "{report}");
+    }
+
+    /// A Deployment without probes or resources, exempted from both with reasons
+    /// (one on the object, one on the pod template), one exemption without a
+    /// reason, a Service exempted from service-selector, and a test hook.
+    const EXEMPTIONS_AND_HOOKS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  annotations:
+    policy.testware.io/exempt-resources: "sized by the operator at runtime"
+    policy.testware.io/exempt-image-pinned: ""
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata:
+      labels: {app: web}
+      annotations:
+        policy.testware.io/exempt-probes: "a batch worker polls a queue; no port"
+    spec:
+      containers:
+      - name: web
+        image: web:latest
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: operated
+  annotations:
+    policy.testware.io/exempt-service-selector: "pods created by the operator"
+spec:
+  selector: {app: operated}
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-test
+  annotations:
+    helm.sh/hook: test
+spec:
+  restartPolicy: Never
+  containers:
+  - name: check
+    image: tool:latest
+"#;
+
+    #[test]
+    fn exemptions_hold_for_every_rule_and_kind_and_test_hooks_are_left_out() {
+        let m = Manifests::parse(EXEMPTIONS_AND_HOOKS).unwrap();
+        let meta = chart();
+        let check = |include_test_hooks| {
+            check_all(
+                &m,
+                &Context {
+                    chart: &meta,
+                    release: "rel",
+                    probe: None,
+                    include_test_hooks,
+                },
+            )
+        };
+        let hits = |violations: &[Violation], rule: Rule, object: &str| {
+            violations
+                .iter()
+                .any(|v| v.rule == rule && v.object == object)
+        };
+        let violations = check(false);
+        assert!(
+            !hits(&violations, Rule::Resources, "Deployment/web"),
+            "{violations:#?}"
+        );
+        assert!(
+            !hits(&violations, Rule::Probes, "Deployment/web"),
+            "{violations:#?}"
+        );
+        assert!(
+            hits(&violations, Rule::ImagePinned, "Deployment/web"),
+            "an exemption without a reason does not count: {violations:#?}"
+        );
+        assert!(
+            !hits(&violations, Rule::ServiceSelector, "Service/operated"),
+            "{violations:#?}"
+        );
+        assert!(
+            !violations.iter().any(|v| v.object == "Pod/web-test"),
+            "{violations:#?}"
+        );
+        let with_hooks = check(true);
+        assert!(
+            hits(&with_hooks, Rule::ImagePinned, "Pod/web-test"),
+            "{with_hooks:#?}"
+        );
     }
 }
