@@ -49,7 +49,7 @@ pub enum DeployError {
         release: String,
         /// helm's error (command, status, stderr), shown in the message (not
         /// repeated as a source).
-        helm: HelmError,
+        helm: Box<HelmError>,
         /// Why the release's workloads are not ready, if any are not.
         explanation: String,
     },
@@ -71,7 +71,7 @@ pub enum DeployError {
         /// The release.
         release: String,
         /// helm's error (command, status, stderr), shown in the message.
-        helm: HelmError,
+        helm: Box<HelmError>,
         /// Each test pod with its phase and log, as [`TestRun`] shows them.
         pods: TestRun,
     },
@@ -231,7 +231,7 @@ impl ChartDeployment {
         let helm = ctx.helm().await.map_err(|helm| DeployError::Helm {
             action: "install",
             release: release.to_owned(),
-            helm,
+            helm: Box::new(helm),
             explanation: String::new(),
         })?;
         let deployment = Self {
@@ -521,7 +521,7 @@ impl ChartDeployment {
             Ok(_) => Ok(pods),
             Err(helm) => Err(DeployError::TestFailed {
                 release: self.release.clone(),
-                helm,
+                helm: Box::new(helm),
                 pods,
             }),
         }
@@ -698,7 +698,7 @@ impl ChartDeployment {
             Err(helm) => Err(DeployError::Helm {
                 action,
                 release: self.release.clone(),
-                helm,
+                helm: Box::new(helm),
                 explanation: self.explain().await,
             }),
         }
@@ -733,7 +733,7 @@ impl ChartDeployment {
             .map_err(|helm| DeployError::Helm {
                 action: what,
                 release: self.release.clone(),
-                helm,
+                helm: Box::new(helm),
                 explanation: String::new(),
             })
     }

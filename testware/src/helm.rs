@@ -112,7 +112,7 @@ pub enum HelmError {
         path: PathBuf,
     },
     /// helm ran and failed.
-    #[error("`{command}` failed with {status}: {stderr}")]
+    #[error("`{command}` failed with {status}: {stderr}{}", findings_suffix(.findings))]
     Failed {
         /// The command line, for reading and re-running.
         command: String,
@@ -120,6 +120,9 @@ pub enum HelmError {
         status: std::process::ExitStatus,
         /// Its stderr, trimmed.
         stderr: String,
+        /// The `[ERROR]` / `[WARNING]` lines helm printed on stdout (`helm lint`
+        /// reports its findings there, and only a count on stderr).
+        findings: String,
     },
     /// helm did not finish in time and was killed.
     #[error("`{command}` did not finish within {after:?} and was killed")]
@@ -301,10 +304,17 @@ impl Helm {
             })?,
         };
         if !output.status.success() {
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let findings: Vec<&str> = stdout
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("[ERROR]") || l.starts_with("[WARNING]"))
+                .collect();
             return Err(HelmError::Failed {
                 command: command_line,
                 status: output.status,
                 stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+                findings: findings.join("\n"),
             });
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
@@ -324,6 +334,14 @@ async fn output_when_not_busy(command: &mut Command) -> std::io::Result<std::pro
             }
             other => return other,
         }
+    }
+}
+
+fn findings_suffix(findings: &str) -> String {
+    if findings.is_empty() {
+        String::new()
+    } else {
+        format!("\n{findings}")
     }
 }
 
@@ -482,6 +500,34 @@ mod tests {
             .to_string();
         assert!(
             err.contains("lint` failed with exit status: 1: Error: boom"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn lint_findings_printed_on_stdout_reach_the_error() {
+        let dir =
+            std::env::temp_dir().join(format!("helm-test-{}", crate::config::random_suffix(6)));
+        let chart = dir.join("chart");
+        std::fs::create_dir_all(&chart).unwrap();
+        std::fs::write(chart.join("Chart.yaml"), "name: c\nversion: 0.1.0\n").unwrap();
+        let path = fake_helm(
+            &dir,
+            r#"case "$1" in
+version) echo v3.10.1 ;;
+*) echo "==> Linting chart"; echo "[ERROR] templates/deployment.yaml: the kind extensions/v1beta1 Deployment is no longer supported"; echo "Error: 1 chart(s) linted, 1 chart(s) failed" >&2; exit 1 ;;
+esac"#,
+        );
+        let helm = Helm::at(&path).await.unwrap();
+        let err = helm
+            .lint(&chart, &ChartOptions::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1 chart(s) failed"), "{err}");
+        assert!(
+            err.contains("[ERROR] templates/deployment.yaml: the kind extensions/v1beta1 Deployment is no longer supported"),
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -80,8 +80,11 @@ pub struct Violation {
     pub object: String,
     /// The container, for container rules.
     pub container: Option<String>,
-    /// What is wrong.
+    /// What is wrong (several findings of one rule on one object and container
+    /// are one violation, joined with `; `).
     pub message: String,
+    /// The template that produced the object (`chart/templates/x.yaml`), if known.
+    pub template: Option<String>,
 }
 
 /// Violations of one render, with the chart and values set they belong to.
@@ -113,7 +116,11 @@ impl fmt::Display for Report {
             if let Some(c) = &v.container {
                 write!(f, ", container {c}")?;
             }
-            writeln!(f, ": rule {}: {}", v.rule, v.message)?;
+            write!(f, ": rule {}: {}", v.rule, v.message)?;
+            match &v.template {
+                Some(t) => writeln!(f, " [{t}]")?,
+                None => writeln!(f)?,
+            }
         }
         Ok(())
     }
@@ -273,7 +280,26 @@ pub fn check_all(m: &Manifests, cx: &Context<'_>) -> Vec<Violation> {
             .find(|o| o.id() == v.object)
             .is_none_or(|o| !exempted(o, v.rule) && (cx.include_test_hooks || !is_test_hook(o)))
     });
-    out
+    merge_per_object(out)
+}
+
+/// One violation per rule, object and container, its findings joined: an
+/// object missing four labels is one line, not four.
+fn merge_per_object(violations: Vec<Violation>) -> Vec<Violation> {
+    let mut merged: Vec<Violation> = Vec::new();
+    for v in violations {
+        match merged
+            .iter_mut()
+            .find(|m| m.rule == v.rule && m.object == v.object && m.container == v.container)
+        {
+            Some(m) => {
+                m.message.push_str("; ");
+                m.message.push_str(&v.message);
+            }
+            None => merged.push(v),
+        }
+    }
+    merged
 }
 
 /// `policy.testware.io/exempt-<rule>: "<reason>"` on the object or its pod
@@ -311,6 +337,7 @@ fn violation(
         object: object.id(),
         container: container.map(str::to_owned),
         message: message.into(),
+        template: Some(object.source.clone()).filter(|s| !s.is_empty()),
     }
 }
 
@@ -990,7 +1017,8 @@ mod tests {
             v.rule == rule
                 && v.object == object
                 && v.container.as_deref() == container
-                && v.message.starts_with(message)
+                && (v.message.starts_with(message)
+                    || v.message.split("; ").any(|m| m.starts_with(message)))
         });
         assert!(
             hit,
