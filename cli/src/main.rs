@@ -140,7 +140,12 @@ async fn check(
             let label = format!("{name}::{}", value_set.label);
             let started = Instant::now();
             let policy_status = match policy::check_chart(&set, name, &value_set).await {
-                Ok(report) if report.violations.is_empty() => CaseStatus::Passed,
+                Ok(report) if report.passes() => {
+                    if !report.violations.is_empty() {
+                        println!("{report}");
+                    }
+                    CaseStatus::Passed
+                }
                 Ok(report) => CaseStatus::Failed(report.to_string()),
                 Err(e) => CaseStatus::Failed(testware::error_chain(&e)),
             };

@@ -71,11 +71,32 @@ impl fmt::Display for Rule {
     }
 }
 
+/// How much a finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    /// Fails the check.
+    Error,
+    /// Reported, does not fail the check (numeric target ports no container
+    /// declares — containers may listen without declaring —, empty renders).
+    Warning,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        })
+    }
+}
+
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     /// The rule broken.
     pub rule: Rule,
+    /// Error or warning.
+    pub severity: Severity,
     /// `Kind/name` of the object.
     pub object: String,
     /// The container, for container rules.
@@ -98,20 +119,35 @@ pub struct Report {
     pub violations: Vec<Violation>,
 }
 
+impl Report {
+    /// The findings that fail the check.
+    pub fn errors(&self) -> impl Iterator<Item = &Violation> {
+        self.violations
+            .iter()
+            .filter(|v| v.severity == Severity::Error)
+    }
+
+    /// `true` when nothing fails the check (warnings may remain).
+    pub fn passes(&self) -> bool {
+        self.errors().next().is_none()
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let errors = self.errors().count();
         writeln!(
             f,
-            "{} policy violation(s) in chart {} with values {}:",
-            self.violations.len(),
+            "{errors} policy error(s), {} warning(s) in chart {} with values {}:",
+            self.violations.len() - errors,
             self.chart,
             self.values
         )?;
         for v in &self.violations {
             write!(
                 f,
-                "  - chart {}, values {}: {}",
-                self.chart, self.values, v.object
+                "  - {}: chart {}, values {}: {}",
+                v.severity, self.chart, self.values, v.object
             )?;
             if let Some(c) = &v.container {
                 write!(f, ", container {c}")?;
@@ -207,10 +243,21 @@ pub async fn check_chart(
         probe: Some(&probe),
         include_test_hooks: false,
     };
+    let mut violations = check_all(&rendered, &cx);
+    if rendered.objects().is_empty() {
+        violations.push(Violation {
+            rule: Rule::Labels,
+            severity: Severity::Warning,
+            object: format!("chart {name}"),
+            container: None,
+            message: "renders no object with these values: nothing was checked".into(),
+            template: None,
+        });
+    }
     Ok(Report {
         chart: name.into(),
         values: values.label.clone(),
-        violations: check_all(&rendered, &cx),
+        violations,
     })
 }
 
@@ -241,7 +288,10 @@ pub fn cases(charts: &Arc<ChartSet>) -> Vec<Case> {
                 format!("policy::{name}"),
                 move |_| async move {
                     let report = check_chart(&set, &c, &v).await?;
-                    anyhow::ensure!(report.violations.is_empty(), "{report}");
+                    anyhow::ensure!(report.passes(), "{report}");
+                    if !report.violations.is_empty() {
+                        eprintln!("{report}");
+                    }
                     Ok(())
                 },
             ));
@@ -288,10 +338,12 @@ pub fn check_all(m: &Manifests, cx: &Context<'_>) -> Vec<Violation> {
 fn merge_per_object(violations: Vec<Violation>) -> Vec<Violation> {
     let mut merged: Vec<Violation> = Vec::new();
     for v in violations {
-        match merged
-            .iter_mut()
-            .find(|m| m.rule == v.rule && m.object == v.object && m.container == v.container)
-        {
+        match merged.iter_mut().find(|m| {
+            m.rule == v.rule
+                && m.severity == v.severity
+                && m.object == v.object
+                && m.container == v.container
+        }) {
             Some(m) => {
                 m.message.push_str("; ");
                 m.message.push_str(&v.message);
@@ -334,6 +386,7 @@ fn violation(
 ) -> Violation {
     Violation {
         rule,
+        severity: Severity::Error,
         object: object.id(),
         container: container.map(str::to_owned),
         message: message.into(),
@@ -575,7 +628,7 @@ pub fn service_selector(m: &Manifests) -> Vec<Violation> {
                 });
             if !found {
                 let owners: Vec<String> = matched.iter().map(|p| p.owner.id()).collect();
-                out.push(violation(
+                let mut finding = violation(
                     Rule::ServiceSelector,
                     object,
                     None,
@@ -585,7 +638,13 @@ pub fn service_selector(m: &Manifests) -> Vec<Violation> {
                         port.port,
                         owners.join(", ")
                     ),
-                ));
+                );
+                // A container may listen on a port it does not declare; a name
+                // must be declared to mean anything.
+                if matches!(target, IntOrString::Int(_)) {
+                    finding.severity = Severity::Warning;
+                }
+                out.push(finding);
             }
         }
     }
@@ -1168,6 +1227,81 @@ spec:
         assert!(
             hits(&with_hooks, Rule::ImagePinned, "Pod/web-test"),
             "{with_hooks:#?}"
+        );
+    }
+
+    #[test]
+    fn an_undeclared_numeric_target_port_is_a_warning_and_does_not_fail() {
+        let m = Manifests::parse(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: web:1.0
+        ports: [{name: http, containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 9999}, {port: 81, targetPort: metrics}]
+"#,
+        )
+        .unwrap();
+        let meta = chart();
+        let violations = check_all(
+            &m,
+            &Context {
+                chart: &meta,
+                release: "rel",
+                probe: None,
+                include_test_hooks: false,
+            },
+        );
+        let of_service: Vec<(Severity, &str)> = violations
+            .iter()
+            .filter(|v| v.rule == Rule::ServiceSelector)
+            .map(|v| (v.severity, v.message.as_str()))
+            .collect();
+        assert_eq!(
+            of_service,
+            [
+                (
+                    Severity::Warning,
+                    "targetPort 9999 of port 80 is not a container port of Deployment/web"
+                ),
+                (
+                    Severity::Error,
+                    "targetPort \"metrics\" of port 81 is not a container port of Deployment/web"
+                ),
+            ],
+            "{violations:#?}"
+        );
+        let warnings_only = Report {
+            chart: "demo".into(),
+            values: "default".into(),
+            violations: violations
+                .into_iter()
+                .filter(|v| v.severity == Severity::Warning)
+                .collect(),
+        };
+        assert!(warnings_only.passes());
+        let text = warnings_only.to_string();
+        assert!(
+            text.starts_with("0 policy error(s), 1 warning(s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  - warning: chart demo, values default: Service/web"),
+            "{text}"
         );
     }
 }
