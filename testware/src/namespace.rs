@@ -544,7 +544,15 @@ pub async fn reap_expired(client: &kube::Client) -> Result<Vec<String>, ClusterE
         };
         let _ = pods.delete_collection(&now, &ListParams::default()).await;
         match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => reaped.push(name),
+            Ok(_) => {
+                // As a case's own cleanup does: every object goes without grace,
+                // so controllers of the killed run cannot recreate pods that the
+                // namespace controller then waits on.
+                if let Ok(true) = sweep(client, &name, Instant::now() + SWEEP_BUDGET).await {
+                    finalize(client, &name).await;
+                }
+                reaped.push(name)
+            }
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(api_error(format!("delete expired namespace {name}"))(e)),
         }
