@@ -53,3 +53,42 @@ pub fn toolbox_pod(
     }
     Ok(serde_json::from_value(spec)?)
 }
+
+/// A run of one of this crate's example binaries (`program`, from
+/// `env!("CARGO_BIN_EXE_…")`) as a run of its own, not a case of the calling
+/// one: its own run id (`<prefix><random>`), artifacts directory under
+/// `artifacts_root` and JUnit file, the cluster required.
+pub struct ExampleRun {
+    /// The run id it labels everything with.
+    pub run_id: String,
+    /// Its artifacts directory (bundles) and `junit.xml`.
+    pub artifacts: PathBuf,
+    /// The command, ready to add arguments and environment and start.
+    pub command: tokio::process::Command,
+}
+
+impl ExampleRun {
+    /// Prepares the run; see [`ExampleRun`].
+    pub fn new(program: &str, prefix: &str, artifacts_root: &Path) -> Self {
+        let run_id = format!("{prefix}{}", testware::config::random_suffix(8));
+        let artifacts = artifacts_root.join(&run_id);
+        let mut command = tokio::process::Command::new(program);
+        command
+            .env("HARNESS_RUN_ID", &run_id)
+            .env("HARNESS_ARTIFACTS", &artifacts)
+            .env("HARNESS_JUNIT", artifacts.join("junit.xml"))
+            .env("HARNESS_REQUIRE_CLUSTER", "1")
+            .env_remove("NEXTEST")
+            .env_remove("CI_JOB_ID")
+            .env_remove("HARNESS_MARK")
+            .env_remove("HARNESS_KEEP_NAMESPACE")
+            .env_remove("HARNESS_TEST_NAMESPACE")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        Self {
+            run_id,
+            artifacts,
+            command,
+        }
+    }
+}

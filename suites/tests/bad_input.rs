@@ -249,10 +249,11 @@ async fn unreadable_kubeconfig_is_named_with_its_origin(ctx: Ctx) -> anyhow::Res
     Ok(())
 }
 
-/// A kubeconfig whose only cluster is `server`, with a token user.
-fn kubeconfig_for(server: &str) -> String {
+/// A kubeconfig whose only cluster is `server` and whose user is `user` (a
+/// flow mapping: `{token: …}` or `{client-certificate-data: …, …}`).
+fn kubeconfig_for(server: &str, user: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: {server}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context: {{cluster: k, user: u}}\nusers:\n- name: u\n  user: {{token: not-a-real-token}}\n"
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: {server}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context: {{cluster: k, user: u}}\nusers:\n- name: u\n  user: {user}\n"
     )
 }
 
@@ -264,7 +265,13 @@ async fn dead_api_server_is_named_and_the_probe_ends(ctx: Ctx) -> anyhow::Result
         .local_addr()?
         .port();
     let path = dir.join("dead-kubeconfig");
-    std::fs::write(&path, kubeconfig_for(&format!("https://127.0.0.1:{port}")))?;
+    std::fs::write(
+        &path,
+        kubeconfig_for(
+            &format!("https://127.0.0.1:{port}"),
+            "{token: not-a-real-token}",
+        ),
+    )?;
     let config = parse_config(&["--kubeconfig", &path.display().to_string()], &[])?;
     let started = std::time::Instant::now();
     let err = expect_err(
@@ -345,10 +352,13 @@ async fn expired_client_certificate_is_refused_with_a_hint(ctx: Ctx) -> anyhow::
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(pem)
     };
-    let kubeconfig = format!(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: {server}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context: {{cluster: k, user: u}}\nusers:\n- name: u\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
-        b64(cert.pem()),
-        b64(key.serialize_pem())
+    let kubeconfig = kubeconfig_for(
+        &server,
+        &format!(
+            "{{client-certificate-data: {}, client-key-data: {}}}",
+            b64(cert.pem()),
+            b64(key.serialize_pem())
+        ),
     );
     let dir = ctx.artifacts_dir();
     std::fs::create_dir_all(&dir)?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume};
 use kube::api::ListParams;
+use suites::ExampleRun;
 use testware::cluster::labels;
 use testware::{cases, check, check_eq, Ctx, Suite};
 use tokio::io::AsyncBufReadExt as _;
@@ -22,40 +23,19 @@ fn main() -> std::process::ExitCode {
         .run()
 }
 
-/// A run of `leak-examples` with a fresh run id and its own artifacts directory.
-struct ExampleRun {
-    run_id: String,
-    artifacts: std::path::PathBuf,
-    command: tokio::process::Command,
-}
-
-/// `filter` selects the example cases by substring of their names.
+/// A run of `leak-examples`; `filter` selects its cases by substring of their names.
 fn example_run(ctx: &Ctx, filter: &str, lease: Option<u64>) -> ExampleRun {
-    let run_id = format!("leak{}", testware::config::random_suffix(8));
-    let artifacts = ctx.artifacts_dir().join(&run_id);
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_leak-examples"));
-    command
-        .args(["--test-threads", "4", filter])
-        .env("HARNESS_RUN_ID", &run_id)
-        .env("HARNESS_ARTIFACTS", &artifacts)
-        .env("HARNESS_JUNIT", artifacts.join("junit.xml"))
-        .env("HARNESS_REQUIRE_CLUSTER", "1")
-        // The example run is a run of its own, not a case of this one.
-        .env_remove("NEXTEST")
-        .env_remove("CI_JOB_ID")
-        .env_remove("HARNESS_MARK")
-        .env_remove("HARNESS_KEEP_NAMESPACE")
-        .env_remove("HARNESS_TEST_NAMESPACE")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    let mut run = ExampleRun::new(
+        env!("CARGO_BIN_EXE_leak-examples"),
+        "leak",
+        &ctx.artifacts_dir(),
+    );
+    run.command.args(["--test-threads", "4", filter]);
     if let Some(seconds) = lease {
-        command.env("HARNESS_NAMESPACE_LEASE", seconds.to_string());
+        run.command
+            .env("HARNESS_NAMESPACE_LEASE", seconds.to_string());
     }
-    ExampleRun {
-        run_id,
-        artifacts,
-        command,
-    }
+    run
 }
 
 /// Namespaces of run `run_id` (terminating ones included).

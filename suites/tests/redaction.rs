@@ -5,8 +5,8 @@
 //! turned off shows them — the check is able to fail.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
+use suites::ExampleRun;
 use testware::{cases, check, check_eq, CaseResult, Ctx, Suite};
 
 fn main() -> std::process::ExitCode {
@@ -19,7 +19,7 @@ fn main() -> std::process::ExitCode {
 }
 
 /// What one run of the example wrote and printed.
-struct ExampleRun {
+struct RunOutcome {
     planted: Vec<String>,
     files: Vec<(PathBuf, String)>,
     output: String,
@@ -28,29 +28,23 @@ struct ExampleRun {
 
 /// Runs `redaction-example` with fresh planted values; `redact: false` turns
 /// redaction off (outside CI only, so `CI` is removed then).
-async fn run_example(ctx: &Ctx, redact: bool) -> anyhow::Result<ExampleRun> {
+async fn run_example(ctx: &Ctx, redact: bool) -> anyhow::Result<RunOutcome> {
     let suffix = testware::config::random_suffix(10);
     let planted: Vec<String> = ["values", "secret", "env"]
         .iter()
         .map(|what| format!("planted-{what}-{suffix}"))
         .collect();
-    let artifacts = ctx.artifacts_dir().join(format!("run-{suffix}"));
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_redaction-example"));
+    let mut run = ExampleRun::new(
+        env!("CARGO_BIN_EXE_redaction-example"),
+        "red",
+        &ctx.artifacts_dir(),
+    );
+    let command = &mut run.command;
     command
         .args(["--test-threads", "1"])
         .env("PLANTED_IN_VALUES", &planted[0])
         .env("PLANTED_IN_SECRET", &planted[1])
-        .env("PLANTED_IN_ENV", &planted[2])
-        .env("HARNESS_RUN_ID", format!("red{suffix}"))
-        .env("HARNESS_ARTIFACTS", &artifacts)
-        .env("HARNESS_JUNIT", artifacts.join("junit.xml"))
-        .env("HARNESS_REQUIRE_CLUSTER", "1")
-        .env_remove("NEXTEST")
-        .env_remove("HARNESS_MARK")
-        .env_remove("HARNESS_KEEP_NAMESPACE")
-        .env_remove("HARNESS_TEST_NAMESPACE")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+        .env("PLANTED_IN_ENV", &planted[2]);
     if redact {
         command.env_remove("HARNESS_REDACT");
     } else {
@@ -58,8 +52,8 @@ async fn run_example(ctx: &Ctx, redact: bool) -> anyhow::Result<ExampleRun> {
     }
     let output = command.output().await?;
     let mut files = Vec::new();
-    collect_files(&artifacts, &mut files)?;
-    Ok(ExampleRun {
+    collect_files(&run.artifacts, &mut files)?;
+    Ok(RunOutcome {
         planted,
         files,
         output: format!(
@@ -85,7 +79,7 @@ fn collect_files(dir: &Path, files: &mut Vec<(PathBuf, String)>) -> std::io::Res
 }
 
 /// Where each planted value shows up: (value, file or "output").
-fn leaks(run: &ExampleRun) -> Vec<(String, String)> {
+fn leaks(run: &RunOutcome) -> Vec<(String, String)> {
     let mut found = Vec::new();
     for value in &run.planted {
         for (path, text) in &run.files {

@@ -47,8 +47,13 @@ pub async fn write_bundle(
     let helm_dir = dir.join("helm");
     std::fs::create_dir_all(&pods_dir)?;
     std::fs::create_dir_all(&helm_dir)?;
-    redactor.learn_namespace(client, namespace).await;
-    // The releases are read (and their values learnt) before anything is written.
+    // Everything is read, and its secrets learnt, before anything is written.
+    redactor.learn_secrets(client, namespace).await;
+    let pods_api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), namespace);
+    let pods = pods_api.list(&Default::default()).await;
+    for pod in pods.iter().flat_map(|list| &list.items) {
+        redactor.learn_pod(pod);
+    }
     let releases = match &helm {
         Ok(helm) => read_releases(helm, namespace, kube_context, redactor).await,
         Err(e) => Err(format!("  (helm unavailable: {e})\n")),
@@ -59,8 +64,7 @@ pub async fn write_bundle(
     );
 
     summary.push_str("\npods:\n");
-    let pods_api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), namespace);
-    match pods_api.list(&Default::default()).await {
+    match pods {
         Ok(list) if list.items.is_empty() => summary.push_str("  (none)\n"),
         Ok(list) => {
             for pod in &list.items {

@@ -90,9 +90,9 @@ impl Redactor {
         out
     }
 
-    /// Learns the namespace's secrets: every Secret's values, and the literal
-    /// env values with secret-looking names of every pod.
-    pub async fn learn_namespace(&mut self, client: &kube::Client, namespace: &str) {
+    /// Learns every value of the namespace's Secrets (a service-account
+    /// token Secret's namespace and CA excepted: they are public).
+    pub async fn learn_secrets(&mut self, client: &kube::Client, namespace: &str) {
         let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
         if let Ok(list) = secrets.list(&Default::default()).await {
             for secret in list.items {
@@ -110,13 +110,13 @@ impl Redactor {
                 }
             }
         }
-        let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), namespace);
-        if let Ok(list) = pods.list(&Default::default()).await {
-            for pod in list.items {
-                if let Ok(mut value) = serde_json::to_value(&pod) {
-                    self.json(&mut value);
-                }
-            }
+    }
+
+    /// Learns a pod's literal env values with secret-looking names (and
+    /// anything else [`Redactor::json`] finds in it).
+    pub fn learn_pod(&mut self, pod: &Pod) {
+        if let Ok(mut value) = serde_json::to_value(pod) {
+            self.json(&mut value);
         }
     }
 

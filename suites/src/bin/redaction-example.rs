@@ -10,6 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use suites::toolbox_pod;
 use testware::namespace::TestNamespace;
+use testware::status::State;
 use testware::{cases, CaseResult, ChartOptions, ChartSet, Ctx, Suite};
 
 fn main() -> std::process::ExitCode {
@@ -63,26 +64,23 @@ async fn fails_with_secrets_everywhere(
     let pod: Pod = serde_json::from_value(pod)?;
     let pods = ns.api::<Pod>();
     pods.create(&Default::default(), &pod).await?;
-    testware::wait::wait_until(
-        "pod client to print its line",
+    // Watched until it has printed its line and ended.
+    testware::wait::watch_until(
+        &pods,
+        "client",
+        "pod client to print its line".into(),
         Duration::from_secs(60),
-        || {
-            let pods = pods.clone();
-            async move {
-                let phase = pods
-                    .get("client")
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .status
-                    .and_then(|s| s.phase)
-                    .unwrap_or_default();
-                if phase == "Succeeded" {
-                    Ok(())
-                } else {
-                    Err(format!("phase {phase}"))
-                }
+        |pod: Option<&Pod>| {
+            let phase = pod
+                .and_then(|p| p.status.as_ref())
+                .and_then(|s| s.phase.as_deref());
+            match phase {
+                Some("Succeeded") => State::Done,
+                Some("Failed") => State::Failed("the pod failed".into()),
+                other => State::Pending(format!("phase {other:?}")),
             }
         },
+        || async { String::new() },
     )
     .await?;
     anyhow::bail!("login failed with password {in_secret} (token {in_values}, env {in_env})")

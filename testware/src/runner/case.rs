@@ -139,14 +139,8 @@ impl Case {
         F: FnOnce(Ctx) -> Fut + Send + 'static,
         Fut: Future<Output = CaseResult> + Send + 'static,
     {
-        Self {
-            name: name.into(),
-            tier,
-            marks: Vec::new(),
-            quarantine: None,
-            timeout: tier.default_timeout(),
-            body: Box::new(move |ctx| Box::pin(body(ctx))),
-        }
+        // A body taking the context is a case function with one parameter.
+        Self::from_fn::<(Ctx,)>(tier, name, body)
     }
 
     /// A case that needs no cluster.
