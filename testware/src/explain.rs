@@ -91,15 +91,33 @@ pub fn describe_pod(pod: &k8s_openapi::api::core::v1::Pod) -> String {
         .flatten()
         .filter(|c| c.status != "True")
     {
+        let message = cond.message.clone().unwrap_or_default();
+        let hint = scheduling_hint(&message)
+            .map(|h| format!(" (hint: {h})"))
+            .unwrap_or_default();
         parts.push(format!(
-            "{} {} ({}): {}",
+            "{} {} ({}): {message}{hint}",
             cond.type_,
             cond.status,
             cond.reason.clone().unwrap_or_default(),
-            cond.message.clone().unwrap_or_default()
         ));
     }
     parts.join("; ")
+}
+
+/// The remedy for a scheduling failure the chart cannot fix: a node the kubelet
+/// tainted for a resource pressure (its message names the taint).
+fn scheduling_hint(message: &str) -> Option<&'static str> {
+    [
+        ("node.kubernetes.io/disk-pressure", "the node is short of disk space; free some where it keeps images and pod data (for kind, k3d and the local cluster: this machine's disk, see `df -h`)"),
+        ("node.kubernetes.io/memory-pressure", "the node is short of memory"),
+        ("node.kubernetes.io/pid-pressure", "the node runs too many processes"),
+        ("node.kubernetes.io/not-ready", "the node is not Ready; see `kubectl describe node`"),
+        ("node.kubernetes.io/unschedulable", "the node is cordoned (kubectl uncordon)"),
+    ]
+    .into_iter()
+    .find(|(taint, _)| message.contains(taint))
+    .map(|(_, hint)| hint)
 }
 
 /// The latest events (Warnings only, or all) about object `name` in `namespace`,
@@ -309,4 +327,37 @@ where
     <K as kube::Resource>::DynamicType: Default,
 {
     kube::Api::namespaced(client.clone(), namespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_pod;
+
+    #[test]
+    fn a_pod_kept_off_a_disk_pressured_node_says_so_with_a_hint() {
+        let pod = serde_json::from_value(serde_json::json!({
+            "status": {"phase": "Pending", "conditions": [{
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/1 nodes are available: 1 node(s) had taint {node.kubernetes.io/disk-pressure: }, that the pod didn't tolerate.",
+            }]},
+        }))
+        .expect("a pod");
+        let text = describe_pod(&pod);
+        assert!(
+            text.ends_with("that the pod didn't tolerate. (hint: the node is short of disk space; free some where it keeps images and pod data (for kind, k3d and the local cluster: this machine's disk, see `df -h`))"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_pod_kept_off_by_its_own_requests_gets_no_node_hint() {
+        let pod = serde_json::from_value(serde_json::json!({
+            "status": {"phase": "Pending", "conditions": [{
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/1 nodes are available: 1 Insufficient cpu.",
+            }]},
+        }))
+        .expect("a pod");
+        assert!(!describe_pod(&pod).contains("hint"));
+    }
 }

@@ -84,8 +84,33 @@ impl LocalCluster {
                 missing.join(", ")
             );
         }
+        self.check_free_disk()?;
         if !Path::new("/proc/sys/net/bridge").exists() {
             bail!("the br_netfilter kernel module is not loaded (hint: modprobe br_netfilter)");
+        }
+        Ok(())
+    }
+
+    /// Refuses to start on a nearly full disk, where the kubelet would taint the node
+    /// `disk-pressure` and every case would wait for pods that are never scheduled.
+    fn check_free_disk(&self) -> anyhow::Result<()> {
+        let existing = self
+            .layout
+            .root
+            .ancestors()
+            .find(|p| p.exists())
+            .unwrap_or(Path::new("/"));
+        let stat = nix::sys::statvfs::statvfs(existing)
+            .with_context(|| format!("failed to read the free space of {}", existing.display()))?;
+        let free = stat.blocks_available() * stat.fragment_size();
+        if free < components::MIN_FREE_DISK {
+            bail!(
+                "only {} MiB free on the disk of {} (the local cluster needs {} MiB: images, pod data, logs; below {} the kubelet stops scheduling pods) (hint: free disk space, e.g. `cargo clean` in old checkouts)",
+                free >> 20,
+                existing.display(),
+                components::MIN_FREE_DISK >> 20,
+                components::EVICTION_FLOOR
+            );
         }
         Ok(())
     }

@@ -153,6 +153,13 @@ pub fn pause_image() -> String {
     format!("localhost/testware-pause:{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// Free disk below which the kubelet taints the node `disk-pressure` and evicts pods.
+pub const EVICTION_FLOOR: &str = "512Mi";
+
+/// Free disk `up` asks for: images, pod data and the logs of a test run, well above
+/// [`EVICTION_FLOOR`].
+pub const MIN_FREE_DISK: u64 = 3 << 30;
+
 /// Writes every configuration file and kubeconfig the components read.
 ///
 /// # Errors
@@ -302,11 +309,13 @@ clusterDomain: cluster.local
 serializeImagePulls: false
 imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 95
+# Absolute floors, not shares: 1% of a large shared disk is gigabytes that builds
+# beside the cluster may well use (kind sets these to 0% for the same reason).
 evictionHard:
   memory.available: "100Mi"
-  nodefs.available: "1%"
+  nodefs.available: "{EVICTION_FLOOR}"
   nodefs.inodesFree: "1%"
-  imagefs.available: "1%"
+  imagefs.available: "{EVICTION_FLOOR}"
 containerLogMaxSize: 10Mi
 rotateCertificates: false
 "#

@@ -187,14 +187,13 @@ fn decide(
     today: time::Date,
 ) -> (CaseStatus, Vec<PathBuf>) {
     if tier == Tier::ChartDeploy {
-        if let Some(ClusterState::Unreachable(reason)) = cluster {
-            let hint = "(hint: set KUBECONFIG or --kube-context to a cluster such as kind or k3d; in the testware repository `ci/cluster up` starts a local one)";
+        if let Some(ClusterState::Unusable(reason)) = cluster {
             let status = if ctx.config.require_cluster {
                 CaseStatus::Failed(format!(
-                    "no reachable cluster and --require-cluster is set: {reason} {hint}"
+                    "no usable cluster and --require-cluster is set: {reason}"
                 ))
             } else {
-                CaseStatus::Ignored(format!("needs a cluster: {reason} {hint}"))
+                CaseStatus::Ignored(format!("needs a cluster: {reason}"))
             };
             return (status, Vec::new());
         }

@@ -19,8 +19,8 @@ use crate::wait::Deadline;
 pub enum ClusterState {
     /// A cluster answered.
     Reachable,
-    /// None answered, and why.
-    Unreachable(String),
+    /// None answered, or none can take pods: why, and what to do.
+    Unusable(String),
 }
 
 /// A set of cases that forms one test binary.
@@ -184,15 +184,15 @@ impl Suite {
         if needs_cluster {
             let state = match probe(&config) {
                 Ok(()) => ClusterState::Reachable,
-                Err(e) => ClusterState::Unreachable(crate::error_chain(&e)),
+                Err(e) => ClusterState::Unusable(e.with_remedy()),
             };
-            if let ClusterState::Unreachable(reason) = &state {
+            if let ClusterState::Unusable(reason) = &state {
                 let effect = if config.require_cluster {
                     "fail"
                 } else {
                     "are ignored"
                 };
-                eprintln!("note: chart_deploy cases {effect}: no reachable cluster: {reason}");
+                eprintln!("note: chart_deploy cases {effect}: no usable cluster: {reason}");
             }
             let _ = cluster_state.set(state);
         }
