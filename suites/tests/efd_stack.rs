@@ -70,11 +70,9 @@ async fn round_trip_arrives_exactly_once(ctx: Ctx) -> anyhow::Result<()> {
     stack.produce(&records).await?;
 
     let timeout = ctx.deadline().cap(Duration::from_secs(60));
-    for (topic, n) in [(SCALARS, 300), (ARRAYS, 100), (EVENTS, 50)] {
-        stack.wait_for_points(topic, &generator, n, timeout).await?;
-        let problems = stack.check_points(topic, &generator, &records).await?;
-        check!(problems.is_empty(), "{topic}: {}", summary(&problems));
-    }
+    stack
+        .expect_exactly_once(&generator, &records, timeout)
+        .await?;
     check_eq!(
         stack.influx.measurements().await?,
         vec![ARRAYS.to_owned(), EVENTS.to_owned(), SCALARS.to_owned()],
@@ -137,10 +135,8 @@ async fn malformed_records_are_skipped_and_logged(ctx: Ctx) -> anyhow::Result<()
     let records: Vec<EfdRecord> = before.into_iter().chain(after).collect();
     let timeout = ctx.deadline().cap(Duration::from_secs(60));
     stack
-        .wait_for_points(SCALARS, &generator, 10, timeout)
+        .expect_exactly_once(&generator, &records, timeout)
         .await?;
-    let problems = stack.check_points(SCALARS, &generator, &records).await?;
-    check!(problems.is_empty(), "{}", summary(&problems));
     // The last bad record maps to a point with no field but its stamp, which the
     // connector writes; the other four are skipped, counted and logged.
     let skipped: u64 = stack
@@ -242,8 +238,9 @@ where
         .wait_for_points(SCALARS, &generator, n, ctx.deadline().cap(CATCH_UP))
         .await?;
     let catch_up = ended.elapsed();
-    let problems = stack.check_points(SCALARS, &generator, &records).await?;
-    check!(problems.is_empty(), "{}", summary(&problems));
+    stack
+        .expect_exactly_once(&generator, &records, ctx.deadline().cap(CATCH_UP))
+        .await?;
     println!(
         "{n} records, 0 lost, 0 duplicated; caught up {:.2} s after the stream ended",
         catch_up.as_secs_f64()
@@ -404,15 +401,12 @@ async fn two_connectors_share_partitions_exactly_once(ctx: Ctx) -> anyhow::Resul
         "keyed records should reach every partition: {spread:?}"
     );
     stack
-        .wait_for_points(
-            SCALARS,
+        .expect_exactly_once(
             &generator,
-            2000,
+            &records,
             ctx.deadline().cap(Duration::from_secs(90)),
         )
         .await?;
-    let problems = stack.check_points(SCALARS, &generator, &records).await?;
-    check!(problems.is_empty(), "{}", summary(&problems));
     let metrics = stack.connector_metrics().await?;
     check_eq!(metrics.len(), 2, "connector pods answering /metrics");
     check!(
@@ -422,10 +416,4 @@ async fn two_connectors_share_partitions_exactly_once(ctx: Ctx) -> anyhow::Resul
         "both replicas should have written a share: {metrics:?}"
     );
     Ok(())
-}
-
-/// The first problems and how many there are in all.
-fn summary(problems: &[String]) -> String {
-    let shown: Vec<&str> = problems.iter().take(5).map(String::as_str).collect();
-    format!("{} problems: {}", problems.len(), shown.join("; "))
 }

@@ -1,7 +1,8 @@
 //! The EFD (Engineering and Facility Database) path: SAL-shaped telemetry records,
-//! the InfluxDB points they must become, and [`EfdStack`], a deployed efd release
-//! reached from the test process (Kafka through [`crate::kafka`], InfluxDB through
-//! a port-forward, the connector's counters and log).
+//! the InfluxDB points they must become, [`EfdPath`] (a broker and an InfluxDB the
+//! test process reaches: produce records, await and check their points) and
+//! [`EfdStack`], a deployed efd release reached that way (Kafka through
+//! [`crate::kafka`], InfluxDB through a port-forward, the connector's counters and log).
 //!
 //! Records follow `../shared/design/data-paths.md`: the `private_*` fields,
 //! `salIndex`, scalars, arrays (flattened to `name0 … nameN-1` in InfluxDB) and
@@ -236,14 +237,41 @@ impl RecordGenerator {
     }
 }
 
-/// A deployed efd release, reached from the test process.
-pub struct EfdStack {
-    /// Producer/consumer/admin for the release's broker.
+/// The two ends of the EFD's data path as the test process reaches them: records
+/// go in at the broker, points come out of InfluxDB. Wherever they run — a deployed
+/// release ([`EfdStack`]) or containers a component case started.
+pub struct EfdPath {
+    /// Producer/consumer/admin for the broker.
     pub kafka: Kafka,
-    /// The release's InfluxDB database `efd`; timeouts show the connector's log.
+    /// The InfluxDB database the connector writes to.
     pub influx: Influx,
+}
+
+/// A deployed efd release, reached from the test process; its [`EfdPath`] is
+/// reached through the stack (`stack.produce(…)`, `stack.influx`).
+pub struct EfdStack {
+    path: EfdPath,
     deployment: ChartDeployment,
     _influx_forward: PortForward,
+}
+
+impl std::fmt::Debug for EfdPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "EfdPath({}, {:?})",
+            self.kafka.access().view(),
+            self.influx
+        )
+    }
+}
+
+impl std::ops::Deref for EfdStack {
+    type Target = EfdPath;
+
+    fn deref(&self) -> &EfdPath {
+        &self.path
+    }
 }
 
 impl std::fmt::Debug for EfdStack {
@@ -298,13 +326,27 @@ impl EfdStack {
             async move { connector_report(&deployment).await }
         });
         Ok(Self {
-            kafka,
-            influx,
+            path: EfdPath { kafka, influx },
             deployment: deployment.clone(),
             _influx_forward: forward,
         })
     }
 
+    /// The connector pods' counters (`GET /metrics`), by pod.
+    ///
+    /// # Errors
+    /// The pods cannot be listed.
+    pub async fn connector_metrics(&self) -> Result<Vec<(String, Value)>, EfdError> {
+        connector_metrics(&self.deployment).await
+    }
+
+    /// The release this stack belongs to.
+    pub fn deployment(&self) -> &ChartDeployment {
+        &self.deployment
+    }
+}
+
+impl EfdPath {
     /// Produces `records` (unkeyed), up to 1,000 awaiting delivery at once.
     ///
     /// # Errors
@@ -397,17 +439,35 @@ impl EfdStack {
         Ok(problems)
     }
 
-    /// The connector pods' counters (`GET /metrics`), by pod.
+    /// Waits until each topic of `records` holds one point per record of
+    /// `generator`, then checks every point against its record.
     ///
     /// # Errors
-    /// The pods cannot be listed.
-    pub async fn connector_metrics(&self) -> Result<Vec<(String, Value)>, EfdError> {
-        connector_metrics(&self.deployment).await
-    }
-
-    /// The release this stack belongs to.
-    pub fn deployment(&self) -> &ChartDeployment {
-        &self.deployment
+    /// Points missing at the timeout (with the last count and the writer's
+    /// explanation), or a topic with missing, duplicated, unexpected or wrong
+    /// points (the first five problems and how many in all).
+    pub async fn expect_exactly_once(
+        &self,
+        generator: &RecordGenerator,
+        records: &[EfdRecord],
+        timeout: Duration,
+    ) -> Result<(), EfdError> {
+        let mut topics: Vec<(&str, u64)> = Vec::new();
+        for record in records {
+            match topics.iter_mut().find(|(t, _)| *t == record.topic) {
+                Some((_, n)) => *n += 1,
+                None => topics.push((&record.topic, 1)),
+            }
+        }
+        for (topic, n) in topics {
+            self.wait_for_points(topic, generator, n, timeout).await?;
+            let problems = self.check_points(topic, generator, records).await?;
+            if !problems.is_empty() {
+                let shown: Vec<&str> = problems.iter().take(5).map(String::as_str).collect();
+                anyhow::bail!("{topic}: {} problems: {}", problems.len(), shown.join("; "));
+            }
+        }
+        Ok(())
     }
 }
 

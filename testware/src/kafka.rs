@@ -95,7 +95,8 @@ impl RelayState {
 }
 
 struct Relay {
-    pods: kube::Api<Pod>,
+    /// The broker pods' API; `None` for a broker reached directly.
+    pods: Option<kube::Api<Pod>>,
     namespace: String,
     state: Mutex<RelayState>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -187,7 +188,7 @@ impl KafkaAccess {
         port: u16,
     ) -> Result<Self, KafkaError> {
         let relay = Arc::new(Relay {
-            pods: kube::Api::namespaced(client.clone(), namespace),
+            pods: Some(kube::Api::namespaced(client.clone(), namespace)),
             namespace: namespace.to_owned(),
             state: Mutex::default(),
             tasks: Mutex::default(),
@@ -200,6 +201,22 @@ impl KafkaAccess {
         })
     }
 
+    /// A broker the test process reaches as it is (a container's published port,
+    /// a broker on this machine): nothing forwarded, advertised addresses used unchanged.
+    pub fn direct(bootstrap: SocketAddr) -> Self {
+        let relay = Arc::new(Relay {
+            pods: None,
+            namespace: String::new(),
+            state: Mutex::default(),
+            tasks: Mutex::default(),
+        });
+        Self {
+            relay,
+            bootstrap,
+            target: format!("broker {bootstrap}"),
+        }
+    }
+
     /// `bootstrap.servers` for a Kafka client in the test process.
     pub fn bootstrap_servers(&self) -> String {
         self.bootstrap.to_string()
@@ -209,18 +226,22 @@ impl KafkaAccess {
     /// local port, connections relayed, addresses rewritten, recent events.
     pub fn view(&self) -> String {
         let state = self.relay.state.lock().unwrap_or_else(|p| p.into_inner());
-        let routes: Vec<String> = state
-            .routes
-            .iter()
-            .map(|((pod, port), local)| format!("pod/{pod}:{port} <- {local}"))
-            .collect();
-        let mut view = format!(
-            "forwards in {}: {}; {} connections, {} broker addresses rewritten",
-            self.relay.namespace,
-            routes.join(", "),
-            state.connections,
-            state.rewritten
-        );
+        let mut view = if self.relay.pods.is_none() {
+            format!("direct to {}", self.bootstrap)
+        } else {
+            let routes: Vec<String> = state
+                .routes
+                .iter()
+                .map(|((pod, port), local)| format!("pod/{pod}:{port} <- {local}"))
+                .collect();
+            format!(
+                "forwards in {}: {}; {} connections, {} broker addresses rewritten",
+                self.relay.namespace,
+                routes.join(", "),
+                state.connections,
+                state.rewritten
+            )
+        };
         if !state.recent.is_empty() {
             view.push_str("; recent: ");
             view.push_str(&Vec::from(state.recent.clone()).join(" | "));
@@ -293,8 +314,8 @@ async fn relay_connection(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .connections += 1;
-    let mut forwarder = relay
-        .pods
+    let pods = relay.pods.as_ref().ok_or("no cluster to forward to")?;
+    let mut forwarder = pods
         .portforward(pod, &[port])
         .await
         .map_err(|e| format!("port-forward failed: {e}"))?;

@@ -29,7 +29,8 @@
 //! - [`helm`]: the helm CLI adapter; [`chart`]: a repository's charts, rendered once and cached;
 //!   [`options`]: the one options type for render, lint, install and upgrade.
 //! - [`manifest`]: typed rendered objects, queries and [`manifest::policy`] checks.
-//! - [`cluster`]: the cluster client and the probe behind the chart_deploy tier.
+//! - [`cluster`]: the cluster client and the probe behind the chart_deploy tier;
+//!   [`engine`]: the container engine (Docker API) behind the component tier.
 //! - [`namespace`]: ephemeral test namespaces, their fast awaited deletion, the janitor.
 //! - [`deployment`]: `ChartDeployment`, a Helm release in a test namespace.
 //! - [`status`]: what objects' states mean (workload kinds, readiness, rolled out), pure.
@@ -40,7 +41,8 @@
 //! - [`diagnostics`]: failure bundles; [`redact`]: nothing secret in what is written.
 //! - `kafka`, `influx`, `efd` (feature `full-stack`): Kafka clients for in-cluster
 //!   brokers (port-forward + protocol relay), InfluxQL queries and counts awaited
-//!   with explanations, SAL-shaped EFD records and a deployed efd release.
+//!   with explanations, SAL-shaped EFD records, and the EFD's data path — deployed
+//!   as a release, or any broker and InfluxDB the test reaches (e.g. containers).
 //!
 //! One crate with a module per concern, not several crates behind a facade: a
 //! user adds one dependency and one version; the runner alone would save nothing
@@ -59,6 +61,7 @@ pub mod diagnostics;
 pub mod echo;
 #[cfg(feature = "full-stack")]
 pub mod efd;
+pub mod engine;
 pub mod explain;
 pub mod helm;
 #[cfg(feature = "full-stack")]

@@ -235,7 +235,11 @@ pub fn build(repo: &Path, cache: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 &[&context.join("Containerfile"), &context],
             )?;
             let partial = archive.with_extension("tar.partial");
-            run_podman_save(&reference, &partial)?;
+            let saved = run_podman_save(&reference, &partial);
+            // The archive is the product: the copy in podman's store would turn into
+            // an untagged leftover at the next rebuild.
+            let _ = run_podman(&["rmi", "--force"], &[Path::new(&reference)]);
+            saved?;
             std::fs::rename(&partial, &archive)?;
             remove_older(&dir, &name, &archive);
             eprintln!("  built {reference}");
@@ -412,6 +416,43 @@ pub fn import(layout: &Layout, archive: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads archives into podman's image store (for the component tier's
+/// containers); returns the references loaded.
+///
+/// # Errors
+/// podman is missing or refuses an archive.
+pub fn load_into_podman(archives: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    let mut references = Vec::new();
+    for archive in archives {
+        let out = Command::new("podman")
+            .args(["--log-level", "error", "load", "--input"])
+            .arg(archive)
+            .output()
+            .context("failed to run podman (hint: ci/install-packages)")?;
+        if !out.status.success() {
+            bail!(
+                "podman failed to load {}: {}",
+                archive.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        references.extend(loaded_references(&text));
+    }
+    Ok(references)
+}
+
+/// The references in `podman load`'s "Loaded image: a" / "Loaded image(s): a,b" lines.
+fn loaded_references(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.starts_with("Loaded image"))
+        .filter_map(|l| l.split_once(": ").map(|(_, refs)| refs))
+        .flat_map(|refs| refs.split(','))
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
 /// Loads archives into a kind or k3d cluster.
 ///
 /// # Errors
@@ -447,4 +488,18 @@ pub fn load_into(provider: &str, cluster: &str, archives: &[PathBuf]) -> anyhow:
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loaded_references;
+
+    #[test]
+    fn podman_loads_name_what_they_loaded() {
+        let out = "Getting image source signatures\nLoaded image: localhost/tansu:0.6.0\nLoaded image(s): localhost/a:1, localhost/b:2\n";
+        assert_eq!(
+            loaded_references(out),
+            vec!["localhost/tansu:0.6.0", "localhost/a:1", "localhost/b:2"]
+        );
+    }
 }

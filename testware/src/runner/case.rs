@@ -14,6 +14,9 @@ pub enum Tier {
     NoDeploy,
     /// Deploys into a real cluster.
     ChartDeploy,
+    /// Runs the chart's images as containers of a container engine (Docker's API:
+    /// Docker, or podman's service), with `testcontainers`; needs no cluster.
+    Component,
 }
 
 impl Tier {
@@ -22,6 +25,16 @@ impl Tier {
         match self {
             Tier::NoDeploy => "no_deploy",
             Tier::ChartDeploy => "chart_deploy",
+            Tier::Component => "component",
+        }
+    }
+
+    /// What the tier's cases need from outside the test process, if anything.
+    pub fn requirement(self) -> Option<&'static str> {
+        match self {
+            Tier::NoDeploy => None,
+            Tier::ChartDeploy => Some("cluster"),
+            Tier::Component => Some("container engine"),
         }
     }
 
@@ -29,6 +42,7 @@ impl Tier {
         match self {
             Tier::NoDeploy => Duration::from_secs(120),
             Tier::ChartDeploy => Duration::from_secs(600),
+            Tier::Component => Duration::from_secs(300),
         }
     }
 }
@@ -132,6 +146,15 @@ pub struct Case {
 }
 
 impl Case {
+    /// A case that runs containers of a container engine.
+    pub fn component<F, Fut>(name: impl Into<String>, body: F) -> Self
+    where
+        F: FnOnce(Ctx) -> Fut + Send + 'static,
+        Fut: Future<Output = CaseResult> + Send + 'static,
+    {
+        Self::new(Tier::Component, name, body)
+    }
+
     /// A case of the given tier whose body takes the case's [`Ctx`] (for cases
     /// generated from data; a case function is registered with [`crate::cases!`]).
     pub fn new<F, Fut>(tier: Tier, name: impl Into<String>, body: F) -> Self

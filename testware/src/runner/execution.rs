@@ -3,13 +3,13 @@
 //! libtest result and a JUnit record.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Completion, Failed};
 
 use super::case::BoxedBody;
-use super::suite::ClusterState;
+use super::suite::UnmetRequirements;
 use super::{Case, Ctx, Quarantine, Tier};
 use crate::config::KeepNamespace;
 use crate::junit::{CaseRecord, CaseStatus};
@@ -23,7 +23,7 @@ pub const KEEP_FOR: Duration = Duration::from_secs(3600);
 pub(crate) struct CaseRun {
     pub(crate) case: Case,
     pub(crate) ctx: Ctx,
-    pub(crate) cluster_state: Arc<OnceLock<ClusterState>>,
+    pub(crate) unmet: UnmetRequirements,
     pub(crate) records: Arc<Mutex<Vec<CaseRecord>>>,
     pub(crate) today: time::Date,
 }
@@ -104,7 +104,7 @@ impl CaseRun {
         let CaseRun {
             case,
             ctx,
-            cluster_state,
+            unmet,
             records,
             today,
         } = self;
@@ -135,7 +135,7 @@ impl CaseRun {
             quarantine.as_ref(),
             timeout,
             body,
-            cluster_state.get(),
+            unmet.get().and_then(|u| u.get(&tier)).map(String::as_str),
             today,
         );
         let mut properties = vec![("tier".to_owned(), tier.as_str().to_owned())];
@@ -183,20 +183,19 @@ fn decide(
     quarantine: Option<&Quarantine>,
     timeout: Duration,
     body: BoxedBody,
-    cluster: Option<&ClusterState>,
+    unmet: Option<&str>,
     today: time::Date,
 ) -> (CaseStatus, Vec<PathBuf>) {
-    if tier == Tier::ChartDeploy {
-        if let Some(ClusterState::Unusable(reason)) = cluster {
-            let status = if ctx.config.require_cluster {
-                CaseStatus::Failed(format!(
-                    "no usable cluster and --require-cluster is set: {reason}"
-                ))
-            } else {
-                CaseStatus::Ignored(format!("needs a cluster: {reason}"))
-            };
-            return (status, Vec::new());
-        }
+    if let Some(reason) = unmet {
+        let what = tier.requirement().unwrap_or("requirement");
+        let status = if ctx.config.require_cluster {
+            CaseStatus::Failed(format!(
+                "no usable {what} and --require-cluster is set: {reason}"
+            ))
+        } else {
+            CaseStatus::Ignored(format!("needs a {what}: {reason}"))
+        };
+        return (status, Vec::new());
     }
     if let Some(q) = quarantine {
         if let Err(expired) = q.check_expiry(today) {

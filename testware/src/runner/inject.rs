@@ -118,6 +118,7 @@ impl_case_fn!(A, B, C, D);
 macro_rules! cases {
     (@tier no_deploy) => { $crate::Tier::NoDeploy };
     (@tier chart_deploy) => { $crate::Tier::ChartDeploy };
+    (@tier component) => { $crate::Tier::Component };
     (@one $tier:ident [$($mark:ident)*] $case:ident) => {
         $crate::Case::from_fn($crate::cases!(@tier $tier), stringify!($case), $case)
             $(.mark(stringify!($mark)))*

@@ -24,7 +24,7 @@ pub use case::{Case, CaseResult, Quarantine, Tier, QUARANTINE_MARK};
 pub use ctx::Ctx;
 pub use execution::KEEP_FOR;
 pub use inject::{CaseFn, FromCtx};
-pub use suite::{ClusterState, Suite, SuiteReport};
+pub use suite::{Suite, SuiteReport, UnmetRequirements};
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! `Suite`: the cases of one test binary, selected, run under libtest-mimic and
 //! reported.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -14,14 +15,9 @@ use crate::config::RunConfig;
 use crate::junit::{self, CaseRecord};
 use crate::wait::Deadline;
 
-/// Whether chart_deploy cases can run.
-#[derive(Debug, Clone)]
-pub enum ClusterState {
-    /// A cluster answered.
-    Reachable,
-    /// None answered, or none can take pods: why, and what to do.
-    Unusable(String),
-}
+/// The tiers whose requirement (a cluster, a container engine) is not met, each
+/// with why and what to do; set once, before the first case runs.
+pub type UnmetRequirements = Arc<OnceLock<HashMap<Tier, String>>>;
 
 /// A set of cases that forms one test binary.
 pub struct Suite {
@@ -91,48 +87,25 @@ impl Suite {
             }
         };
         let args = Arguments::from_iter(rest);
-        let report = self.run_with(config, &args, |config| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            match runtime {
-                Ok(rt) => rt.block_on(async {
-                    cluster::probe(config).await?;
-                    super::signals::clean_up_on_signal(config.clone());
-                    // The janitor: reap what killed runs left behind.
-                    match cluster::client(config).await {
-                        Ok(client) => match crate::namespace::reap_expired(&client).await {
-                            Ok(reaped) if !reaped.is_empty() => {
-                                eprintln!(
-                                    "janitor: deleted expired namespaces of killed runs: {}",
-                                    reaped.join(", ")
-                                );
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                eprintln!("warning: janitor failed: {}", crate::error_chain(&e))
-                            }
-                        },
-                        Err(e) => eprintln!("warning: janitor failed: {}", crate::error_chain(&e)),
-                    }
-                    Ok(())
-                }),
-                Err(e) => Err(ClusterUnavailable::Runtime(e)),
-            }
+        let report = self.run_with(config, &args, |config, tier| match tier {
+            Tier::NoDeploy => Ok(()),
+            Tier::Component => crate::engine::probe().map(|_| ()),
+            Tier::ChartDeploy => prepare_cluster(config).map_err(|e| e.with_remedy()),
         });
         report.exit_code()
     }
 
-    /// Runs with an explicit config, arguments and cluster probe (the probe is
-    /// called once, and only when a selected chart_deploy case is about to run).
+    /// Runs with an explicit config, arguments and requirement probe: called once
+    /// per tier with a requirement ([`Tier::requirement`]) that a selected case
+    /// has, before the cases run; `Err` says why the requirement is not met.
     pub fn run_with(
         self,
         config: RunConfig,
         args: &Arguments,
-        probe: impl FnOnce(&RunConfig) -> Result<(), ClusterUnavailable>,
+        mut probe: impl FnMut(&RunConfig, Tier) -> Result<(), String>,
     ) -> SuiteReport {
         let config = Arc::new(config);
-        let cluster_state: Arc<OnceLock<ClusterState>> = Arc::new(OnceLock::new());
+        let unmet: UnmetRequirements = Arc::default();
         let records: Arc<Mutex<Vec<CaseRecord>>> = Arc::default();
         let today = time::OffsetDateTime::now_utc().date();
 
@@ -164,7 +137,7 @@ impl Suite {
                         scope: Arc::default(),
                     },
                     case,
-                    cluster_state: cluster_state.clone(),
+                    unmet: unmet.clone(),
                     records: records.clone(),
                     today,
                 };
@@ -175,27 +148,30 @@ impl Suite {
             })
             .collect();
 
-        let needs_cluster = !args.list
-            && trials.iter().any(|(tier, trial)| {
-                *tier == Tier::ChartDeploy
-                    && !args.is_filtered_out(trial)
-                    && !args.is_ignored(trial)
-            });
-        if needs_cluster {
-            let state = match probe(&config) {
-                Ok(()) => ClusterState::Reachable,
-                Err(e) => ClusterState::Unusable(e.with_remedy()),
-            };
-            if let ClusterState::Unusable(reason) = &state {
+        let mut unmet_now = HashMap::new();
+        for tier in [Tier::ChartDeploy, Tier::Component] {
+            let needed = !args.list
+                && trials.iter().any(|(t, trial)| {
+                    *t == tier && !args.is_filtered_out(trial) && !args.is_ignored(trial)
+                });
+            if !needed {
+                continue;
+            }
+            if let Err(reason) = probe(&config, tier) {
                 let effect = if config.require_cluster {
                     "fail"
                 } else {
                     "are ignored"
                 };
-                eprintln!("note: chart_deploy cases {effect}: no usable cluster: {reason}");
+                let what = tier.requirement().unwrap_or("requirement");
+                eprintln!(
+                    "note: {} cases {effect}: no usable {what}: {reason}",
+                    tier.as_str()
+                );
+                unmet_now.insert(tier, reason);
             }
-            let _ = cluster_state.set(state);
         }
+        let _ = unmet.set(unmet_now);
 
         let single_case = (std::env::var_os("NEXTEST").is_some() && args.exact)
             .then(|| args.filter.clone())
@@ -219,4 +195,33 @@ impl Suite {
             records,
         }
     }
+}
+
+/// Before the first chart_deploy case: the probe (a usable cluster), the signal
+/// handler that deletes the run's namespaces, and the janitor that reaps what
+/// killed runs left behind.
+fn prepare_cluster(config: &RunConfig) -> Result<(), ClusterUnavailable> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ClusterUnavailable::Runtime)?;
+    runtime.block_on(async {
+        cluster::probe(config).await?;
+        super::signals::clean_up_on_signal(config.clone());
+        let reaped = match cluster::client(config).await {
+            Ok(client) => crate::namespace::reap_expired(&client)
+                .await
+                .map_err(|e| crate::error_chain(&e)),
+            Err(e) => Err(crate::error_chain(&e)),
+        };
+        match reaped {
+            Ok(reaped) if !reaped.is_empty() => eprintln!(
+                "janitor: deleted expired namespaces of killed runs: {}",
+                reaped.join(", ")
+            ),
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: janitor failed: {e}"),
+        }
+        Ok(())
+    })
 }

@@ -48,7 +48,7 @@ fn status_of(report: &SuiteReport, name: &str) -> CaseStatus {
 #[test]
 fn quarantined_failure_is_reported_but_does_not_fail() {
     let (config, args) = config(&[]);
-    let report = failing_quarantined("2999-12-31").run_with(config, &args, |_| unreachable!());
+    let report = failing_quarantined("2999-12-31").run_with(config, &args, |_, _| unreachable!());
     assert!(!report.conclusion.has_failed());
     assert!(
         matches!(status_of(&report, "flaky"), CaseStatus::QuarantinedFailure(m) if m.contains("the flake"))
@@ -58,7 +58,7 @@ fn quarantined_failure_is_reported_but_does_not_fail() {
 #[test]
 fn expired_quarantine_fails_the_run() {
     let (config, args) = config(&[]);
-    let report = failing_quarantined("2020-01-31").run_with(config, &args, |_| unreachable!());
+    let report = failing_quarantined("2020-01-31").run_with(config, &args, |_, _| unreachable!());
     assert!(report.conclusion.has_failed());
     assert!(
         matches!(status_of(&report, "flaky"), CaseStatus::Failed(m) if m.contains("quarantine expired on 2020-01-31"))
@@ -68,7 +68,7 @@ fn expired_quarantine_fails_the_run() {
 #[test]
 fn invalid_expiry_fails_with_the_reason() {
     let (config, args) = config(&[]);
-    let report = failing_quarantined("next week").run_with(config, &args, |_| unreachable!());
+    let report = failing_quarantined("next week").run_with(config, &args, |_, _| unreachable!());
     assert!(
         matches!(status_of(&report, "flaky"), CaseStatus::Failed(m) if m.contains("invalid quarantine expiry"))
     );
@@ -87,8 +87,8 @@ fn mixed() -> Suite {
 #[test]
 fn missing_cluster_ignores_chart_deploy_with_the_reason() {
     let (config, args) = config(&["--mark", "chart_deploy"]);
-    let report = mixed().run_with(config, &args, |_| {
-        Err(ClusterUnavailable::NoKubeconfig("no file".into()))
+    let report = mixed().run_with(config, &args, |_, _| {
+        Err(ClusterUnavailable::NoKubeconfig("no file".into()).with_remedy())
     });
     assert_eq!(report.records.len(), 1);
     assert!(
@@ -100,13 +100,31 @@ fn missing_cluster_ignores_chart_deploy_with_the_reason() {
 #[test]
 fn missing_cluster_fails_when_required() {
     let (config, args) = config(&["--mark", "chart_deploy", "--require-cluster"]);
-    let report = mixed().run_with(config, &args, |_| {
-        Err(ClusterUnavailable::NoKubeconfig("no file".into()))
+    let report = mixed().run_with(config, &args, |_, _| {
+        Err(ClusterUnavailable::NoKubeconfig("no file".into()).with_remedy())
     });
     assert!(report.conclusion.has_failed());
     assert!(
         matches!(status_of(&report, "deploys"), CaseStatus::Failed(m) if m.contains("--require-cluster"))
     );
+}
+
+#[test]
+fn missing_container_engine_ignores_component_cases_and_probes_only_for_them() {
+    let (config, args) = config(&[]);
+    let mut probed = Vec::new();
+    let report = Suite::new("engine")
+        .case(Case::component("runs_a_container", |_| async { Ok(()) }))
+        .case(Case::no_deploy("renders", |_| async { Ok(()) }))
+        .run_with(config, &args, |_, tier| {
+            probed.push(tier);
+            Err("no engine socket".into())
+        });
+    assert_eq!(probed, vec![Tier::Component]);
+    assert!(
+        matches!(status_of(&report, "runs_a_container"), CaseStatus::Ignored(m) if m == "needs a container engine: no engine socket")
+    );
+    assert!(matches!(status_of(&report, "renders"), CaseStatus::Passed));
 }
 
 #[test]
@@ -119,14 +137,14 @@ fn no_deploy_selection_never_probes_the_cluster() {
         "--skip",
         "panics",
     ]);
-    let report = mixed().run_with(config, &args, |_| panic!("probed"));
+    let report = mixed().run_with(config, &args, |_, _| panic!("probed"));
     assert_eq!(report.conclusion.num_passed, 1);
 }
 
 #[test]
 fn panics_and_timeouts_become_failures_with_messages() {
     let (config, args) = config(&["--mark", "no_deploy"]);
-    let report = mixed().run_with(config, &args, |_| unreachable!());
+    let report = mixed().run_with(config, &args, |_, _| unreachable!());
     assert!(
         matches!(status_of(&report, "panics"), CaseStatus::Failed(m) if m.contains("case panicked: boom"))
     );
@@ -172,7 +190,7 @@ fn case_functions_are_named_after_themselves_and_carry_marks() {
     let (config, args) = config(&[]);
     let report = Suite::new("t")
         .cases(cases)
-        .run_with(config, &args, |_| unreachable!());
+        .run_with(config, &args, |_, _| unreachable!());
     assert_eq!(report.conclusion.num_passed, 2, "{:?}", report.records);
 }
 
@@ -182,7 +200,7 @@ fn parameters_are_built_from_the_context_and_missing_ones_say_how_to_get_them() 
     let report = Suite::new("with")
         .charts("/tmp/charts")
         .cases(crate::cases![no_deploy: needs_charts])
-        .run_with(with_config, &with_args, |_| unreachable!());
+        .run_with(with_config, &with_args, |_, _| unreachable!());
     assert!(matches!(
         status_of(&report, "needs_charts"),
         CaseStatus::Passed
@@ -191,7 +209,7 @@ fn parameters_are_built_from_the_context_and_missing_ones_say_how_to_get_them() 
     let (config, args) = config(&[]);
     let report = Suite::new("without")
         .cases(crate::cases![no_deploy: needs_charts])
-        .run_with(config, &args, |_| unreachable!());
+        .run_with(config, &args, |_, _| unreachable!());
     assert!(
         matches!(status_of(&report, "needs_charts"), CaseStatus::Failed(m) if m.contains("suite without has no chart set") && m.contains("hint")),
         "{:?}",
@@ -210,7 +228,7 @@ fn a_wait_longer_than_its_case_ends_first_with_its_own_explanation() {
     .timeout(Duration::from_secs(2));
     let report = Suite::new("t")
         .case(waits)
-        .run_with(config, &args, |_| unreachable!());
+        .run_with(config, &args, |_, _| unreachable!());
     assert!(
         matches!(status_of(&report, "waits"), CaseStatus::Failed(m) if m.contains("waiting for the moon; last state: not yet")),
         "{:?}",

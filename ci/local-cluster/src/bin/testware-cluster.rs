@@ -6,8 +6,11 @@
 //! testware-cluster down [--provider local|kind|k3d]
 //! testware-cluster status
 //! testware-cluster leftovers
-//! testware-cluster images build|load [--provider local|kind|k3d]
+//! testware-cluster images build|load [--provider local|kind|k3d|podman]
 //! ```
+//!
+//! `images load --provider podman` loads them into podman's store for the
+//! component tier (see `ci/container-engine`) and prints what it loaded.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,9 +63,15 @@ fn parse() -> anyhow::Result<Options> {
             _ => options.command.push(arg),
         }
     }
-    if !matches!(options.provider.as_str(), "local" | "kind" | "k3d") {
+    let images = options.command.first().is_some_and(|c| c == "images");
+    let known = match options.provider.as_str() {
+        "local" | "kind" | "k3d" => true,
+        "podman" => images,
+        _ => false,
+    };
+    if !known {
         bail!(
-            "unknown provider {:?} (expected local, kind or k3d)",
+            "unknown provider {:?} (expected local, kind or k3d; podman for `images load`)",
             options.provider
         );
     }
@@ -164,6 +173,11 @@ async fn run(options: Options) -> anyhow::Result<()> {
         (["images", "build"], _) => {
             for archive in images::build(&options.repo, &cache)? {
                 println!("{}", archive.display());
+            }
+        }
+        (["images", "load"], "podman") => {
+            for reference in images::load_into_podman(&images::build(&options.repo, &cache)?)? {
+                println!("{reference}");
             }
         }
         (["images", "load"], provider) => {

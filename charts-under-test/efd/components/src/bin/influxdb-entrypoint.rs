@@ -8,69 +8,61 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const INFLUXD: &str = "/usr/bin/influxd";
 
-/// The HTTP port from the `bind-address` of the config file given with `-config`.
-fn http_port(args: &[String]) -> u16 {
-    let config = args
-        .windows(2)
-        .find(|w| w[0] == "-config")
-        .map(|w| w[1].clone());
-    let text = config
-        .and_then(|path| std::fs::read_to_string(path).ok())
-        .unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("bind-address"))
-        .filter_map(|rest| rest.split('"').nth(1))
-        .filter_map(|addr| addr.rsplit(':').next()?.parse().ok())
-        .find(|port| *port != 8088)
-        .unwrap_or(8086)
+/// Where influxd serves HTTP, as influxd decides it: `INFLUXDB_HTTP_BIND_ADDRESS`
+/// (the environment overrides the config file), else the `bind-address` of the
+/// config file given with `-config` (other than the RPC one, 8088), else port 8086;
+/// a wildcard or missing host is reached on loopback.
+fn http_address(args: &[String], from_env: Option<String>) -> String {
+    let from_config = || {
+        let path = args.windows(2).find(|w| w[0] == "-config")?.get(1)?.clone();
+        let text = std::fs::read_to_string(path).ok()?;
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix("bind-address"))
+            .filter_map(|rest| rest.split('"').nth(1).map(str::to_owned))
+            .find(|addr| !addr.ends_with(":8088"))
+    };
+    let bind = from_env
+        .filter(|a| !a.is_empty())
+        .or_else(from_config)
+        .unwrap_or_else(|| ":8086".to_owned());
+    let (host, port) = bind.rsplit_once(':').unwrap_or(("", &bind));
+    let host = if host.is_empty() || host == "0.0.0.0" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    format!("http://{host}:{port}")
 }
 
-async fn http(port: u16, request: &str) -> anyhow::Result<u16> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no HTTP status")
-}
-
-/// Percent-encodes a query parameter.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-async fn create_databases(port: u16, names: &[String]) -> anyhow::Result<()> {
+async fn create_databases(base: &str, names: &[String]) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while http(port, "GET /ping HTTP/1.0\r\n\r\n").await.ok() != Some(204) {
+    let ping = format!("{base}/ping");
+    while client
+        .get(&ping)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .ok()
+        != Some(204)
+    {
         if Instant::now() > deadline {
-            bail!("influxd did not answer /ping on port {port} within 60 s");
+            bail!("influxd did not answer {ping} within 60 s");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for name in names {
-        let query = encode(&format!("CREATE DATABASE \"{name}\""));
-        let status = http(
-            port,
-            &format!("POST /query?q={query} HTTP/1.0\r\nContent-Length: 0\r\n\r\n"),
-        )
-        .await?;
-        if status != 200 {
-            bail!("CREATE DATABASE {name} answered {status}");
+        let response = client
+            .post(format!("{base}/query"))
+            .query(&[("q", format!("CREATE DATABASE \"{name}\""))])
+            .send()
+            .await
+            .with_context(|| format!("CREATE DATABASE {name} at {base}"))?;
+        if !response.status().is_success() {
+            bail!("CREATE DATABASE {name} answered {}", response.status());
         }
         eprintln!("influxdb-entrypoint: database {name} ready");
     }
@@ -94,8 +86,8 @@ async fn run() -> anyhow::Result<i32> {
     let pid = child.id().context("influxd has no pid")?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let port = http_port(&args);
-    let init = create_databases(port, &databases);
+    let base = http_address(&args, std::env::var("INFLUXDB_HTTP_BIND_ADDRESS").ok());
+    let init = create_databases(&base, &databases);
     tokio::pin!(init);
     let mut init_done = databases.is_empty();
     loop {
@@ -129,5 +121,30 @@ async fn main() -> std::process::ExitCode {
             eprintln!("influxdb-entrypoint: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_address;
+
+    #[test]
+    fn the_environment_overrides_the_config_file_as_in_influxd() {
+        let dir = std::env::temp_dir().join(format!("entrypoint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let config = dir.join("influxdb.conf");
+        std::fs::write(
+            &config,
+            "bind-address = \"127.0.0.1:8088\"\n[http]\n  bind-address = \":9086\"\n",
+        )
+        .expect("a config file");
+        let args = vec!["-config".to_owned(), config.display().to_string()];
+        assert_eq!(http_address(&args, None), "http://127.0.0.1:9086");
+        assert_eq!(
+            http_address(&args, Some("127.0.0.2:18086".into())),
+            "http://127.0.0.2:18086"
+        );
+        assert_eq!(http_address(&[], None), "http://127.0.0.1:8086");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
