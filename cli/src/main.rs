@@ -1,8 +1,9 @@
 //! The `testware` command.
 //!
-//! - `testware check <chart-dir>… [--values F] [--junit F]` renders each chart
-//!   with each of its value sets (defaults, `ci/*.yaml`, `values-*.yaml`; or the
-//!   `--values` files) and runs the policy rules and `helm lint --strict`: a report
+//! - `testware check <chart-dir>… [--values F] [--rule R] [--kube-version V] [--junit F]`
+//!   renders each chart with each of its value sets (defaults, `ci/*.yaml`,
+//!   `values-*.yaml`; or the `--values` files) for Kubernetes `V` (default 1.33)
+//!   and runs the policy rules (or only the `--rule`s) and `helm lint --strict`: a report
 //!   per chart and values set, JUnit if asked, exit status 1 when anything failed.
 //!   The no_deploy checks on a team's own charts, before writing any Rust.
 //! - `testware janitor` deletes the test namespaces whose run stopped renewing
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use testware::junit::{CaseRecord, CaseStatus};
+use testware::manifest::api_versions::KubeVersion;
 use testware::manifest::policy;
 use testware::{ChartSet, RunConfig, ValueSet};
 
@@ -40,6 +42,13 @@ enum Command {
         /// Values files to check each chart with, instead of its own value sets.
         #[arg(long = "values", value_name = "FILE")]
         values: Vec<PathBuf>,
+        /// Check only this rule (repeatable; default every rule).
+        #[arg(long = "rule", value_name = "RULE", value_parser = policy::Rule::from_id)]
+        rules: Vec<policy::Rule>,
+        /// Render for this Kubernetes release and check API versions against it
+        /// (e.g. 1.25; default 1.33).
+        #[arg(long, value_name = "VERSION", value_parser = KubeVersion::parse)]
+        kube_version: Option<KubeVersion>,
         /// Write a JUnit report here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
@@ -61,15 +70,24 @@ async fn main() -> ExitCode {
         Command::Check {
             charts,
             values,
+            rules,
+            kube_version,
             junit,
-        } => match check(&charts, &values, junit.as_deref()).await {
-            Ok(0) => ExitCode::SUCCESS,
-            Ok(_) => ExitCode::FAILURE,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
+        } => {
+            let options = policy::CheckOptions {
+                kube_version,
+                rules,
+                include_test_hooks: false,
+            };
+            match check(&charts, &values, &options, junit.as_deref()).await {
+                Ok(0) => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
         Command::Janitor { run, kube_context } => match janitor(run, kube_context).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -112,6 +130,7 @@ async fn janitor(run: Option<String>, kube_context: Option<String>) -> anyhow::R
 async fn check(
     charts: &[PathBuf],
     values: &[PathBuf],
+    options: &policy::CheckOptions,
     junit: Option<&std::path::Path>,
 ) -> anyhow::Result<usize> {
     let mut records = Vec::new();
@@ -139,16 +158,17 @@ async fn check(
         for value_set in sets {
             let label = format!("{name}::{}", value_set.label);
             let started = Instant::now();
-            let policy_status = match policy::check_chart(&set, name, &value_set).await {
-                Ok(report) if report.passes() => {
-                    if !report.violations.is_empty() {
-                        println!("{report}");
+            let policy_status =
+                match policy::check_chart_with(&set, name, &value_set, options).await {
+                    Ok(report) if report.passes() => {
+                        if !report.violations.is_empty() {
+                            println!("{report}");
+                        }
+                        CaseStatus::Passed
                     }
-                    CaseStatus::Passed
-                }
-                Ok(report) => CaseStatus::Failed(report.to_string()),
-                Err(e) => CaseStatus::Failed(testware::error_chain(&e)),
-            };
+                    Ok(report) => CaseStatus::Failed(report.to_string()),
+                    Err(e) => CaseStatus::Failed(testware::error_chain(&e)),
+                };
             records.push(record(format!("policy::{label}"), started, policy_status));
             let started = Instant::now();
             let lint_status = match set.lint(name, &value_set.options()).await {

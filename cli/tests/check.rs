@@ -68,3 +68,49 @@ fn a_path_that_is_not_a_chart_is_named() {
         "{text}"
     );
 }
+
+#[test]
+fn a_removed_api_version_fails_with_its_replacement_and_the_object_is_still_checked() {
+    let (code, text) = check(&[&repo("fixtures/policy-charts/removed-api")]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("Deployment/test-web: rule api-version: extensions/v1beta1 Deployment is not served since Kubernetes 1.16 (target 1.33): use apps/v1 [removed-api/templates/deployment.yaml]"),
+        "{text}"
+    );
+    // Read as apps/v1, the Deployment passes the other rules, and its Service is
+    // not blamed for selecting no pods.
+    assert!(text.contains("1 policy error(s), 0 warning(s)"), "{text}");
+}
+
+#[test]
+fn an_older_target_release_only_warns_and_rules_can_be_chosen() {
+    let (_, text) = check(&[
+        &repo("fixtures/policy-charts/removed-api"),
+        "--kube-version",
+        "v1.15.3",
+        "--rule",
+        "api-version",
+    ]);
+    assert!(text.contains("ok   policy::removed-api::default"), "{text}");
+    assert!(
+        text.contains("warning: chart removed-api, values default: Deployment/test-web: rule api-version: extensions/v1beta1 Deployment is deprecated (target 1.15; removed in 1.16): use apps/v1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bad_release_or_rule_is_refused_with_what_is_accepted() {
+    let chart = repo("fixtures/policy-charts/removed-api");
+    let (code, text) = check(&[&chart, "--kube-version", "2.0"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("\"2.0\" is not a Kubernetes version (expected e.g. 1.25, v1.25 or v1.25.3)"),
+        "{text}"
+    );
+    let (code, text) = check(&[&chart, "--rule", "nope"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("no rule \"nope\" (rules: labels, image-pinned"),
+        "{text}"
+    );
+}

@@ -48,6 +48,10 @@ async fn run() -> anyhow::Result<()> {
                     release: &rendered.options.release,
                     probe: Some(&probe),
                     include_test_hooks: false,
+                    kube_version: rendered
+                        .options
+                        .kube_version
+                        .unwrap_or(testware::manifest::api_versions::KubeVersion::DEFAULT),
                 };
                 let violations = policy::check_all(&rendered, &cx).len();
                 anyhow::Ok((t.elapsed(), rendered.objects().len(), violations))

@@ -152,6 +152,10 @@ fn template_args(chart: &Path, options: &ChartOptions) -> Vec<OsString> {
         options.namespace.clone().into(),
         "--include-crds".into(),
     ];
+    if let Some(version) = options.kube_version {
+        args.push("--kube-version".into());
+        args.push(version.to_string().into());
+    }
     args.extend(options.values_args(chart));
     args
 }
@@ -441,9 +445,10 @@ mod tests {
             .namespace("ns")
             .values("/v/a.yaml")
             .values("b.yaml")
-            .set("x.y", "1");
+            .set("x.y", "1")
+            .kube_version(crate::manifest::api_versions::KubeVersion { minor: 25 });
         let shown = display_command(Path::new("helm"), &template_args(Path::new("c"), &options));
-        assert_eq!(shown, "helm template r c --namespace ns --include-crds --values /v/a.yaml --values c/b.yaml --set x.y=1");
+        assert_eq!(shown, "helm template r c --namespace ns --include-crds --kube-version 1.25 --values /v/a.yaml --values c/b.yaml --set x.y=1");
     }
 
     fn fake_helm(dir: &Path, script: &str) -> PathBuf {

@@ -2,6 +2,7 @@
 //! (or a `DynamicObject` for kinds the harness does not know, such as CRDs), with
 //! the template it came from, and the queries a test author needs.
 
+pub mod api_versions;
 pub mod policy;
 
 use std::collections::BTreeMap;
@@ -77,6 +78,18 @@ macro_rules! known_kinds {
                         return Ok(Typed::$variant(Box::new(serde_json::from_value(value)?)));
                     }
                 )*
+                // A removed version of a typed kind (extensions/v1beta1 Deployment) is
+                // read as its replacement when it fits, so that the container and
+                // selector rules still see it; the api-version rule reports the version.
+                if let Some(replacement) = api_versions::deprecation(api_version, kind).and_then(|d| d.replacement) {
+                    if typed_api_version(kind) == Some(replacement) {
+                        let mut as_replacement = value.clone();
+                        as_replacement["apiVersion"] = serde_json::Value::from(replacement);
+                        if let Ok(typed) = Self::parse(as_replacement, replacement, kind) {
+                            return Ok(typed);
+                        }
+                    }
+                }
                 Ok(Typed::Dynamic(Box::new(serde_json::from_value(value)?)))
             }
 
@@ -86,6 +99,17 @@ macro_rules! known_kinds {
                     Typed::Dynamic(o) => &o.metadata,
                 }
             }
+        }
+
+        /// The API version the harness reads `kind` in, for the kinds it types.
+        pub fn typed_api_version(kind: &str) -> Option<&'static str> {
+            use k8s_openapi::Resource;
+            $(
+                if kind == <$ty as Resource>::KIND {
+                    return Some(<$ty as Resource>::API_VERSION);
+                }
+            )*
+            None
         }
 
         $(

@@ -50,6 +50,11 @@ pub struct ChartOptions {
     pub timeout: Option<Duration>,
     /// Install and upgrade: how readiness is decided.
     pub readiness: Readiness,
+    /// Render only: the Kubernetes release the templates see
+    /// (`helm template --kube-version`, for `.Capabilities.KubeVersion`) and the
+    /// target of the policy's API-version checks (default
+    /// [`KubeVersion::DEFAULT`](crate::manifest::api_versions::KubeVersion::DEFAULT)).
+    pub kube_version: Option<crate::manifest::api_versions::KubeVersion>,
 }
 
 impl Default for ChartOptions {
@@ -61,11 +66,18 @@ impl Default for ChartOptions {
             namespace: "default".into(),
             timeout: None,
             readiness: Readiness::default(),
+            kube_version: None,
         }
     }
 }
 
 impl ChartOptions {
+    /// Renders for Kubernetes release `version` (see [`ChartOptions::kube_version`]).
+    pub fn kube_version(mut self, version: crate::manifest::api_versions::KubeVersion) -> Self {
+        self.kube_version = Some(version);
+        self
+    }
+
     /// Adds a values file (`--values`); a relative path is taken from the chart directory.
     pub fn values(mut self, file: impl Into<PathBuf>) -> Self {
         self.values_files.push(file.into());

@@ -20,6 +20,8 @@ use super::{ManifestObject, Manifests, PodTemplate};
 use crate::chart::{ChartError, ChartMeta, ChartSet, ValueSet};
 use crate::runner::Case;
 
+use super::api_versions::{self, Deprecation, KubeVersion, Standing};
+
 /// Prefix of the exemption annotations.
 pub const EXEMPT_PREFIX: &str = "policy.testware.io/exempt-";
 /// Annotation listing references that are satisfied outside the release.
@@ -46,9 +48,37 @@ pub enum Rule {
     Scheduling,
     /// `global.storageClass` reaches every PVC.
     StorageClass,
+    /// API versions the target Kubernetes release serves: removed ones are
+    /// errors, deprecated ones warnings, each with its replacement.
+    ApiVersion,
 }
 
 impl Rule {
+    /// Every rule, in report order.
+    pub const ALL: [Rule; 10] = [
+        Rule::Labels,
+        Rule::ImagePinned,
+        Rule::Resources,
+        Rule::Probes,
+        Rule::SecurityContext,
+        Rule::ServiceSelector,
+        Rule::References,
+        Rule::Scheduling,
+        Rule::StorageClass,
+        Rule::ApiVersion,
+    ];
+
+    /// The rule with id `id`.
+    ///
+    /// # Errors
+    /// No such rule (the message lists the ids).
+    pub fn from_id(id: &str) -> Result<Rule, String> {
+        Rule::ALL.into_iter().find(|r| r.id() == id).ok_or_else(|| {
+            let ids: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
+            format!("no rule {id:?} (rules: {})", ids.join(", "))
+        })
+    }
+
     /// The rule's id, as used in messages and exemption annotations.
     pub fn id(self) -> &'static str {
         match self {
@@ -61,6 +91,7 @@ impl Rule {
             Rule::References => "references",
             Rule::Scheduling => "scheduling",
             Rule::StorageClass => "storage-class",
+            Rule::ApiVersion => "api-version",
         }
     }
 }
@@ -221,6 +252,20 @@ pub struct Context<'a> {
     /// Check `helm test` hook pods too (they run only under `helm test`, so by
     /// default they are left out).
     pub include_test_hooks: bool,
+    /// The release the API-version rule checks against.
+    pub kube_version: KubeVersion,
+}
+
+/// What a chart check looks at beyond the chart itself.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// The Kubernetes release to render for and check API versions against
+    /// (default [`KubeVersion::DEFAULT`]).
+    pub kube_version: Option<KubeVersion>,
+    /// Only these rules; every rule when empty.
+    pub rules: Vec<Rule>,
+    /// Check `helm test` hook pods too.
+    pub include_test_hooks: bool,
 }
 
 /// Renders chart `name` of `charts` with `values` and the probe values, and runs
@@ -233,17 +278,35 @@ pub async fn check_chart(
     name: &str,
     values: &ValueSet,
 ) -> Result<Report, ChartError> {
+    check_chart_with(charts, name, values, &CheckOptions::default()).await
+}
+
+/// [`check_chart`] with a target release, a choice of rules and test hooks.
+///
+/// # Errors
+/// The chart does not render (the report needs a render).
+pub async fn check_chart_with(
+    charts: &ChartSet,
+    name: &str,
+    values: &ValueSet,
+    check: &CheckOptions,
+) -> Result<Report, ChartError> {
     let probe = ProbeValues::default();
     let mut options = values.options();
     options.set = probe.set_args();
+    options.kube_version = check.kube_version;
     let rendered = charts.render(name, options).await?;
     let cx = Context {
         chart: &rendered.chart,
         release: &rendered.options.release,
         probe: Some(&probe),
-        include_test_hooks: false,
+        include_test_hooks: check.include_test_hooks,
+        kube_version: check.kube_version.unwrap_or(KubeVersion::DEFAULT),
     };
     let mut violations = check_all(&rendered, &cx);
+    if !check.rules.is_empty() {
+        violations.retain(|v| check.rules.contains(&v.rule));
+    }
     if rendered.objects().is_empty() {
         violations.push(Violation {
             rule: Rule::Labels,
@@ -318,6 +381,7 @@ pub fn check_all(m: &Manifests, cx: &Context<'_>) -> Vec<Violation> {
     out.extend(security_context(m));
     out.extend(service_selector(m));
     out.extend(references(m));
+    out.extend(api_version(m, cx.kube_version));
     if let Some(probe) = cx.probe {
         out.extend(scheduling(m, probe));
         out.extend(storage_class(m, probe));
@@ -902,6 +966,64 @@ pub fn storage_class(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
     out
 }
 
+/// Kinds the harness types in one version that Kubernetes also serves in another.
+const ALSO_SERVED: &[(&str, &str)] = &[("autoscaling/v1", "HorizontalPodAutoscaler")];
+
+/// API versions against `target`: a removed one is an error, a deprecated one a
+/// warning, each naming its replacement; an object of a kind the harness types, in
+/// a version that is neither that one nor in the deprecation table, is an error
+/// too — no other rule could read it, so it must not pass unseen.
+pub fn api_version(m: &Manifests, target: KubeVersion) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for o in m.objects() {
+        let (api, kind) = (o.api_version.as_str(), o.kind.as_str());
+        let instead = |d: &Deprecation| match d.replacement {
+            Some(r) => format!("use {r}"),
+            None => "it has no replacement".to_owned(),
+        };
+        match api_versions::standing(api, kind, target) {
+            Standing::Removed(d) => out.push(violation(
+                Rule::ApiVersion,
+                o,
+                None,
+                format!(
+                    "{api} {kind} is not served since Kubernetes 1.{} (target {target}): {}",
+                    d.removed_in,
+                    instead(d)
+                ),
+            )),
+            Standing::Deprecated(d) => out.push(Violation {
+                severity: Severity::Warning,
+                ..violation(
+                    Rule::ApiVersion,
+                    o,
+                    None,
+                    format!(
+                        "{api} {kind} is deprecated (target {target}; removed in 1.{}): {}",
+                        d.removed_in,
+                        instead(d)
+                    ),
+                )
+            }),
+            Standing::Current => {
+                let typed = crate::manifest::typed_api_version(kind);
+                let unknown = typed.is_some_and(|t| t != api)
+                    && api_versions::deprecation(api, kind).is_none()
+                    && !ALSO_SERVED.contains(&(api, kind));
+                if let (true, Some(typed)) = (unknown, typed) {
+                    out.push(violation(
+                        Rule::ApiVersion,
+                        o,
+                        None,
+                        format!("{api} is not an API version of {kind} (expected {typed}): no other rule could read this object"),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
 fn for_each_container(
     m: &Manifests,
     mut f: impl FnMut(&PodTemplate<'_>, &Container, bool) -> Vec<Violation>,
@@ -947,6 +1069,7 @@ mod tests {
                 release: "rel",
                 probe: Some(&probe),
                 include_test_hooks: false,
+                kube_version: KubeVersion::DEFAULT,
             },
         )
     }
@@ -1064,6 +1187,13 @@ mod tests {
         None,
         "claim does not use global.storageClass"
     )]
+    #[case(
+        Rule::ApiVersion,
+        "bad-api-removed.yaml",
+        "Deployment/demo",
+        None,
+        "extensions/v1beta1 Deployment is not served since Kubernetes 1.16 (target 1.33): use apps/v1"
+    )]
     fn each_bad_fixture_is_caught_by_its_rule(
         #[case] rule: Rule,
         #[case] fixture: &str,
@@ -1087,6 +1217,51 @@ mod tests {
         assert!(
             others.is_empty(),
             "{fixture} should break only {rule}: {others:#?}"
+        );
+    }
+
+    #[test]
+    fn a_known_kind_in_an_unknown_version_is_never_skipped_silently() {
+        let violations = run(&load("bad-api-unknown.yaml"));
+        let api: Vec<&str> = violations
+            .iter()
+            .filter(|v| v.rule == Rule::ApiVersion && v.object == "Deployment/demo")
+            .map(|v| v.message.as_str())
+            .collect();
+        assert_eq!(
+            api,
+            vec!["apps/v2 is not an API version of Deployment (expected apps/v1): no other rule could read this object"]
+        );
+    }
+
+    #[test]
+    fn deprecated_versions_warn_and_removed_ones_fail_at_the_target_release() {
+        let m = Manifests::parse(
+            "---\n# Source: demo/templates/hpa.yaml\napiVersion: autoscaling/v2beta2\nkind: HorizontalPodAutoscaler\nmetadata: {name: demo}\nspec: {scaleTargetRef: {kind: Deployment, name: demo}, maxReplicas: 2}\n---\napiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: plain}\nspec: {scaleTargetRef: {kind: Deployment, name: demo}, maxReplicas: 2}\n",
+        )
+        .unwrap();
+        let at = |minor| {
+            api_version(&m, KubeVersion { minor })
+                .into_iter()
+                .map(|v| (v.severity, v.object, v.message))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(at(22), vec![]);
+        assert_eq!(
+            at(23),
+            vec![(
+                Severity::Warning,
+                "HorizontalPodAutoscaler/demo".to_owned(),
+                "autoscaling/v2beta2 HorizontalPodAutoscaler is deprecated (target 1.23; removed in 1.26): use autoscaling/v2".to_owned()
+            )]
+        );
+        assert_eq!(
+            at(26),
+            vec![(
+                Severity::Error,
+                "HorizontalPodAutoscaler/demo".to_owned(),
+                "autoscaling/v2beta2 HorizontalPodAutoscaler is not served since Kubernetes 1.26 (target 1.26): use autoscaling/v2".to_owned()
+            )]
         );
     }
 
@@ -1194,6 +1369,7 @@ spec:
                     release: "rel",
                     probe: None,
                     include_test_hooks,
+                    kube_version: KubeVersion::DEFAULT,
                 },
             )
         };
@@ -1264,6 +1440,7 @@ spec:
                 release: "rel",
                 probe: None,
                 include_test_hooks: false,
+                kube_version: KubeVersion::DEFAULT,
             },
         );
         let of_service: Vec<(Severity, &str)> = violations

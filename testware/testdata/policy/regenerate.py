@@ -62,3 +62,9 @@ def exempt():
     b["spec"]["template"]["spec"]["containers"][0]["env"].pop()
     docs.append(b)
 variant("exempt.yaml", "security exemptions with and without a reason, an external Secret", exempt)
+def api_removed():
+    dep()["apiVersion"] = "extensions/v1beta1"
+variant("bad-api-removed.yaml", "the Deployment in extensions/v1beta1 (removed in 1.16)", api_removed)
+def api_unknown():
+    dep()["apiVersion"] = "apps/v2"
+variant("bad-api-unknown.yaml", "the Deployment in apps/v2 (no such version)", api_unknown)
