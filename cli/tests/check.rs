@@ -1,7 +1,8 @@
 //! `testware check` on this repository's charts: passes on a good chart, fails
 //! (exit 1) with the violation on a values file that unpins the image, and says
-//! what is wrong (exit 2) with a path that is not a chart. Needs helm (`HELM`
-//! or PATH), as the no_deploy tier does.
+//! what is wrong (exit 2) with a path that is not a chart; the fixture charts
+//! under `fixtures/policy-charts` for API versions and schemas. Needs helm (`HELM`
+//! or PATH) and the schemas (`ci/install-schemas`), as the no_deploy tier does.
 
 use std::path::Path;
 use std::process::Command;
@@ -15,9 +16,14 @@ fn repo(path: &str) -> String {
 }
 
 fn check(args: &[&str]) -> (Option<i32>, String) {
+    check_with(args, &[])
+}
+
+fn check_with(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_testware"))
         .arg("check")
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("the testware binary runs");
     let text = format!(
@@ -111,6 +117,44 @@ fn a_bad_release_or_rule_is_refused_with_what_is_accepted() {
     assert_eq!(code, Some(2), "{text}");
     assert!(
         text.contains("no rule \"nope\" (rules: labels, image-pinned"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unknown_fields_and_wrong_types_are_named_with_their_path() {
+    let (code, text) = check(&[
+        &repo("fixtures/policy-charts/schema-errors"),
+        "--rule",
+        "schema",
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    for expected in [
+        "LimitRange/test-limits: rule schema: /spec/limits/0/type: 5 is not of type \"string\"",
+        "Deployment/test-web: rule schema: /spec/template/spec/containers/0: Additional properties are not allowed ('resourcess' was unexpected); /spec: Additional properties are not allowed ('replica' was unexpected)",
+        "warning: chart schema-errors, values default: Widget/test-widget: rule schema: Kubernetes 1.33 has no schema for example.com/v1 Widget",
+    ] {
+        assert!(text.contains(expected), "{expected}\n in {text}");
+    }
+    assert!(text.contains("2 policy error(s), 1 warning(s)"), "{text}");
+}
+
+#[test]
+fn missing_schemas_fail_with_how_to_install_them_and_an_old_release_is_reported() {
+    let chart = repo("charts-under-test/echo-server");
+    let (code, text) = check_with(
+        &[&chart, "--rule", "schema"],
+        &[("HARNESS_SCHEMA_DIR", "/nonexistent/schemas")],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("objects not validated: no Kubernetes schemas at /nonexistent/schemas (hint: `ci/install-schemas` installs them"),
+        "{text}"
+    );
+    let (_, text) = check(&[&chart, "--rule", "schema", "--kube-version", "1.20"]);
+    assert!(text.contains("ok   policy::echo-server::default"), "{text}");
+    assert!(
+        text.contains("objects not validated: kubernetes-validate-1.37.0 has no schemas for Kubernetes 1.20 (it has 1.25 to 1.37)"),
         "{text}"
     );
 }

@@ -52,6 +52,7 @@ async fn run() -> anyhow::Result<()> {
                         .options
                         .kube_version
                         .unwrap_or(testware::manifest::api_versions::KubeVersion::DEFAULT),
+                    schemas: None,
                 };
                 let violations = policy::check_all(&rendered, &cx).len();
                 anyhow::Ok((t.elapsed(), rendered.objects().len(), violations))

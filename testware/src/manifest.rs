@@ -4,6 +4,7 @@
 
 pub mod api_versions;
 pub mod policy;
+pub mod schema;
 
 use std::collections::BTreeMap;
 
@@ -166,6 +167,8 @@ pub struct ManifestObject {
     pub kind: String,
     /// The parsed object.
     pub typed: Typed,
+    /// The object as rendered, unknown fields included (what the schema rule validates).
+    pub raw: serde_json::Value,
 }
 
 impl ManifestObject {
@@ -394,6 +397,7 @@ impl Manifests {
                     source: serde::de::Error::custom("apiVersion and kind are required"),
                 });
             };
+            let raw = value.clone();
             let typed = Typed::parse(value, &api_version, &kind).map_err(|source| {
                 ManifestError::Schema {
                     kind: kind.clone(),
@@ -406,6 +410,7 @@ impl Manifests {
                 api_version,
                 kind,
                 typed,
+                raw,
             });
         }
         Ok(Self { objects })

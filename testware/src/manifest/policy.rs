@@ -21,6 +21,7 @@ use crate::chart::{ChartError, ChartMeta, ChartSet, ValueSet};
 use crate::runner::Case;
 
 use super::api_versions::{self, Deprecation, KubeVersion, Standing};
+use super::schema::{SchemaError, Schemas};
 
 /// Prefix of the exemption annotations.
 pub const EXEMPT_PREFIX: &str = "policy.testware.io/exempt-";
@@ -51,11 +52,14 @@ pub enum Rule {
     /// API versions the target Kubernetes release serves: removed ones are
     /// errors, deprecated ones warnings, each with its replacement.
     ApiVersion,
+    /// Every object valid against the target release's OpenAPI schema: no
+    /// unknown field, no wrong type (with the field's path).
+    Schema,
 }
 
 impl Rule {
     /// Every rule, in report order.
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 11] = [
         Rule::Labels,
         Rule::ImagePinned,
         Rule::Resources,
@@ -66,6 +70,7 @@ impl Rule {
         Rule::Scheduling,
         Rule::StorageClass,
         Rule::ApiVersion,
+        Rule::Schema,
     ];
 
     /// The rule with id `id`.
@@ -92,6 +97,7 @@ impl Rule {
             Rule::Scheduling => "scheduling",
             Rule::StorageClass => "storage-class",
             Rule::ApiVersion => "api-version",
+            Rule::Schema => "schema",
         }
     }
 }
@@ -254,6 +260,9 @@ pub struct Context<'a> {
     pub include_test_hooks: bool,
     /// The release the API-version rule checks against.
     pub kube_version: KubeVersion,
+    /// That release's schemas, for the schema rule (skipped without them:
+    /// [`check_chart_with`] says why in the report).
+    pub schemas: Option<&'a Schemas>,
 }
 
 /// What a chart check looks at beyond the chart itself.
@@ -296,14 +305,33 @@ pub async fn check_chart_with(
     options.set = probe.set_args();
     options.kube_version = check.kube_version;
     let rendered = charts.render(name, options).await?;
+    let kube_version = check.kube_version.unwrap_or(KubeVersion::DEFAULT);
+    let schemas = Schemas::shared(kube_version);
     let cx = Context {
         chart: &rendered.chart,
         release: &rendered.options.release,
         probe: Some(&probe),
         include_test_hooks: check.include_test_hooks,
-        kube_version: check.kube_version.unwrap_or(KubeVersion::DEFAULT),
+        kube_version,
+        schemas: schemas.as_deref().ok(),
     };
     let mut violations = check_all(&rendered, &cx);
+    if let Err(e) = &schemas {
+        // Schemas are part of the check: missing ones fail it; a release the
+        // package has none for is reported, as the rule could not run.
+        let severity = match e {
+            SchemaError::NoRelease { .. } => Severity::Warning,
+            _ => Severity::Error,
+        };
+        violations.push(Violation {
+            rule: Rule::Schema,
+            severity,
+            object: format!("chart {name}"),
+            container: None,
+            message: format!("objects not validated: {e}"),
+            template: None,
+        });
+    }
     if !check.rules.is_empty() {
         violations.retain(|v| check.rules.contains(&v.rule));
     }
@@ -382,6 +410,9 @@ pub fn check_all(m: &Manifests, cx: &Context<'_>) -> Vec<Violation> {
     out.extend(service_selector(m));
     out.extend(references(m));
     out.extend(api_version(m, cx.kube_version));
+    if let Some(schemas) = cx.schemas {
+        out.extend(schema(m, schemas));
+    }
     if let Some(probe) = cx.probe {
         out.extend(scheduling(m, probe));
         out.extend(storage_class(m, probe));
@@ -1024,6 +1055,45 @@ pub fn api_version(m: &Manifests, target: KubeVersion) -> Vec<Violation> {
     out
 }
 
+/// Each object against the release's schema: every unknown field and wrong type
+/// with its path. An object the release has no schema for is a warning — unless
+/// the api-version rule already speaks for it (a removed or unknown version of a
+/// kind the harness reads).
+pub fn schema(m: &Manifests, schemas: &Schemas) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for o in m.objects() {
+        match schemas.validate(&o.raw) {
+            Ok(Some(problems)) => out.extend(
+                problems
+                    .into_iter()
+                    .map(|p| violation(Rule::Schema, o, None, p)),
+            ),
+            Ok(None) => {
+                let spoken_for = api_versions::deprecation(&o.api_version, &o.kind).is_some()
+                    || crate::manifest::typed_api_version(&o.kind).is_some();
+                if !spoken_for {
+                    out.push(Violation {
+                        severity: Severity::Warning,
+                        ..violation(
+                            Rule::Schema,
+                            o,
+                            None,
+                            format!(
+                                "Kubernetes {} has no schema for {} {}: not validated (a custom resource is validated by its CRD)",
+                                schemas.version(),
+                                o.api_version,
+                                o.kind
+                            ),
+                        )
+                    });
+                }
+            }
+            Err(e) => out.push(violation(Rule::Schema, o, None, e.to_string())),
+        }
+    }
+    out
+}
+
 fn for_each_container(
     m: &Manifests,
     mut f: impl FnMut(&PodTemplate<'_>, &Container, bool) -> Vec<Violation>,
@@ -1070,6 +1140,7 @@ mod tests {
                 probe: Some(&probe),
                 include_test_hooks: false,
                 kube_version: KubeVersion::DEFAULT,
+                schemas: None,
             },
         )
     }
@@ -1370,6 +1441,7 @@ spec:
                     probe: None,
                     include_test_hooks,
                     kube_version: KubeVersion::DEFAULT,
+                    schemas: None,
                 },
             )
         };
@@ -1441,6 +1513,7 @@ spec:
                 probe: None,
                 include_test_hooks: false,
                 kube_version: KubeVersion::DEFAULT,
+                schemas: None,
             },
         );
         let of_service: Vec<(Severity, &str)> = violations
