@@ -1,6 +1,7 @@
 //! The `testware` command.
 //!
-//! - `testware check <chart-dir>… [--values F] [--rule R] [--kube-version V] [--junit F]`
+//! - `testware check <chart-dir>… [--values F] [--rule R] [--kube-version V]
+//!   [--node-selector-key K] [--tolerations-key K] [--storage-class-key K] [--junit F]`
 //!   renders each chart with each of its value sets (defaults, `ci/*.yaml`,
 //!   `values-*.yaml`; or the `--values` files) for Kubernetes `V` (default 1.33)
 //!   and runs the policy rules (or only the `--rule`s) and `helm lint --strict`: a report
@@ -49,6 +50,15 @@ enum Command {
         /// (e.g. 1.25; default 1.33).
         #[arg(long, value_name = "VERSION", value_parser = KubeVersion::parse)]
         kube_version: Option<KubeVersion>,
+        /// The chart's value key for a node selector map (default global.nodeSelector).
+        #[arg(long, value_name = "KEY")]
+        node_selector_key: Option<String>,
+        /// The chart's value key for a tolerations list (default global.tolerations).
+        #[arg(long, value_name = "KEY")]
+        tolerations_key: Option<String>,
+        /// The chart's value key for a storage class name (default global.storageClass).
+        #[arg(long, value_name = "KEY")]
+        storage_class_key: Option<String>,
         /// Write a JUnit report here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
@@ -72,12 +82,21 @@ async fn main() -> ExitCode {
             values,
             rules,
             kube_version,
+            node_selector_key,
+            tolerations_key,
+            storage_class_key,
             junit,
         } => {
+            let defaults = policy::ValueKeys::default();
             let options = policy::CheckOptions {
                 kube_version,
                 rules,
                 include_test_hooks: false,
+                value_keys: policy::ValueKeys {
+                    node_selector: node_selector_key.unwrap_or(defaults.node_selector),
+                    tolerations: tolerations_key.unwrap_or(defaults.tolerations),
+                    storage_class: storage_class_key.unwrap_or(defaults.storage_class),
+                },
             };
             match check(&charts, &values, &options, junit.as_deref()).await {
                 Ok(0) => ExitCode::SUCCESS,

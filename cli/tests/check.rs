@@ -158,3 +158,32 @@ fn missing_schemas_fail_with_how_to_install_them_and_an_old_release_is_reported(
         "{text}"
     );
 }
+
+#[test]
+fn scheduling_follows_the_keys_the_chart_takes_and_never_guesses() {
+    let chart = repo("fixtures/policy-charts/own-keys");
+    // Default keys (global.*), which this chart does not take: reported, not blamed.
+    let (code, text) = check(&[&chart]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("0 policy error(s), 3 warning(s)")
+            && text.contains("value global.nodeSelector: rule scheduling: no pod takes it"),
+        "{text}"
+    );
+    // Its own keys named: the StatefulSet takes them, the Job that forgets them fails.
+    let (code, text) = check(&[
+        &chart,
+        "--node-selector-key",
+        "nodeSelector",
+        "--tolerations-key",
+        "tolerations",
+        "--storage-class-key",
+        "persistence.storageClass",
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("1 policy error(s), 0 warning(s)")
+            && text.contains("Job/test-setup: rule scheduling: nodeSelector (testware.io/node-group: system) does not reach the pod's nodeSelector; tolerations (key testware.io/node-group) do not reach the pod's tolerations"),
+        "{text}"
+    );
+}

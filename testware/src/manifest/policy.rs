@@ -199,6 +199,30 @@ impl fmt::Display for Report {
     }
 }
 
+/// Where a chart takes its node selector, tolerations and storage class: the
+/// value keys the scheduling and storage-class rules set. The default is the
+/// `global.*` convention of this repository's charts; charts with keys of their
+/// own name them (`testware check --node-selector-key …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueKeys {
+    /// A map of node labels (`global.nodeSelector`).
+    pub node_selector: String,
+    /// A list of tolerations (`global.tolerations`).
+    pub tolerations: String,
+    /// A storage class name (`global.storageClass`).
+    pub storage_class: String,
+}
+
+impl Default for ValueKeys {
+    fn default() -> Self {
+        Self {
+            node_selector: "global.nodeSelector".into(),
+            tolerations: "global.tolerations".into(),
+            storage_class: "global.storageClass".into(),
+        }
+    }
+}
+
 /// The values that probe whether scheduling and storage are configurable. The
 /// policy suite renders every chart with them (see [`ProbeValues::set_args`]).
 #[derive(Debug, Clone)]
@@ -209,38 +233,48 @@ pub struct ProbeValues {
     pub toleration_key: String,
     /// Storage class name.
     pub storage_class: String,
+    /// The value keys they are set at.
+    pub keys: ValueKeys,
 }
 
 impl Default for ProbeValues {
     fn default() -> Self {
-        Self {
-            node_selector: ("testware.io/node-group".into(), "system".into()),
-            toleration_key: "testware.io/node-group".into(),
-            storage_class: "testware-policy-probe".into(),
-        }
+        Self::at(ValueKeys::default())
     }
 }
 
 impl ProbeValues {
-    /// The `--set` pairs that apply these values through the `global.*` convention.
+    /// The probe values, set at `keys`.
+    pub fn at(keys: ValueKeys) -> Self {
+        Self {
+            node_selector: ("testware.io/node-group".into(), "system".into()),
+            toleration_key: "testware.io/node-group".into(),
+            storage_class: "testware-policy-probe".into(),
+            keys,
+        }
+    }
+
+    /// The `--set` pairs that apply these values at their keys.
     pub fn set_args(&self) -> Vec<(String, String)> {
         let escaped_key = self.node_selector.0.replace('.', r"\.");
+        let ValueKeys {
+            node_selector,
+            tolerations,
+            storage_class,
+        } = &self.keys;
         vec![
             (
-                format!("global.nodeSelector.{escaped_key}"),
+                format!("{node_selector}.{escaped_key}"),
                 self.node_selector.1.clone(),
             ),
+            (format!("{tolerations}[0].key"), self.toleration_key.clone()),
+            (format!("{tolerations}[0].operator"), "Equal".into()),
             (
-                "global.tolerations[0].key".into(),
-                self.toleration_key.clone(),
-            ),
-            ("global.tolerations[0].operator".into(), "Equal".into()),
-            (
-                "global.tolerations[0].value".into(),
+                format!("{tolerations}[0].value"),
                 self.node_selector.1.clone(),
             ),
-            ("global.tolerations[0].effect".into(), "NoSchedule".into()),
-            ("global.storageClass".into(), self.storage_class.clone()),
+            (format!("{tolerations}[0].effect"), "NoSchedule".into()),
+            (storage_class.clone(), self.storage_class.clone()),
         ]
     }
 }
@@ -275,6 +309,8 @@ pub struct CheckOptions {
     pub rules: Vec<Rule>,
     /// Check `helm test` hook pods too.
     pub include_test_hooks: bool,
+    /// Where the chart takes its node selector, tolerations and storage class.
+    pub value_keys: ValueKeys,
 }
 
 /// Renders chart `name` of `charts` with `values` and the probe values, and runs
@@ -300,7 +336,7 @@ pub async fn check_chart_with(
     values: &ValueSet,
     check: &CheckOptions,
 ) -> Result<Report, ChartError> {
-    let probe = ProbeValues::default();
+    let probe = ProbeValues::at(check.value_keys.clone());
     let mut options = values.options();
     options.set = probe.set_args();
     options.kube_version = check.kube_version;
@@ -916,38 +952,79 @@ pub fn references(m: &Manifests) -> Vec<Violation> {
 
 /// Every pod carries the probe node selector and toleration.
 pub fn scheduling(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
-    let mut out = Vec::new();
     let (key, value) = &probe.node_selector;
-    for pod in m.pod_templates() {
-        if pod.spec.node_selector.as_ref().and_then(|s| s.get(key)) != Some(value) {
-            out.push(violation(
-                Rule::Scheduling,
-                pod.owner,
-                None,
-                format!(
-                    "global.nodeSelector ({key}: {value}) does not reach the pod's nodeSelector"
-                ),
-            ));
-        }
-        let tolerated = pod
-            .spec
+    let keys = &probe.keys;
+    let pods: Vec<PodTemplate<'_>> = m
+        .pod_templates()
+        .into_iter()
+        .filter(|p| !is_test_hook(p.owner))
+        .collect();
+    let selected = |pod: &PodTemplate<'_>| {
+        pod.spec.node_selector.as_ref().and_then(|s| s.get(key)) == Some(value)
+    };
+    let tolerated = |pod: &PodTemplate<'_>| {
+        pod.spec
             .tolerations
             .iter()
             .flatten()
-            .any(|t| t.key.as_deref() == Some(probe.toleration_key.as_str()));
-        if !tolerated {
+            .any(|t| t.key.as_deref() == Some(probe.toleration_key.as_str()))
+    };
+    let mut out = Vec::new();
+    let unreached = [
+        format!(
+            "{} ({key}: {value}) does not reach the pod's nodeSelector",
+            keys.node_selector
+        ),
+        format!(
+            "{} (key {}) do not reach the pod's tolerations",
+            keys.tolerations, probe.toleration_key
+        ),
+    ];
+    for (reaches, message, key_name, flag) in [
+        (
+            &selected as &dyn Fn(&PodTemplate<'_>) -> bool,
+            &unreached[0],
+            &keys.node_selector,
+            "--node-selector-key",
+        ),
+        (
+            &tolerated,
+            &unreached[1],
+            &keys.tolerations,
+            "--tolerations-key",
+        ),
+    ] {
+        if pods.is_empty() {
+            break;
+        }
+        if !pods.iter().any(reaches) {
+            // The chart does not take this value there: nothing to hold its pods to.
+            out.push(not_taken(Rule::Scheduling, key_name, flag, "pod"));
+            continue;
+        }
+        for pod in pods.iter().filter(|p| !reaches(p)) {
             out.push(violation(
                 Rule::Scheduling,
                 pod.owner,
                 None,
-                format!(
-                    "global.tolerations (key {}) do not reach the pod's tolerations",
-                    probe.toleration_key
-                ),
+                message.clone(),
             ));
         }
     }
     out
+}
+
+/// A warning that the chart ignores value `key` (no `what` takes it), so the rule
+/// was not applied: it names the chart's key instead of guessing.
+fn not_taken(rule: Rule, key: &str, flag: &str, what: &str) -> Violation {
+    Violation {
+        rule,
+        severity: Severity::Warning,
+        object: format!("value {key}"),
+        container: None,
+        message: format!("no {what} takes it, so the rule was not applied (hint: if the chart has a key of its own for this, name it: ValueKeys, or `testware check {flag} KEY`)"),
+        template: None,
+    }
 }
 
 /// Every PVC and volume claim template uses the probe storage class.
@@ -959,6 +1036,7 @@ pub fn storage_class(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
             .and_then(|s| s.storage_class_name.as_deref())
             != Some(probe.storage_class.as_str())
     };
+    let mut found = Vec::new();
     for object in m.objects() {
         let claims: Vec<(String, &PersistentVolumeClaim)> =
             if let Some(pvc) = object.as_kind::<PersistentVolumeClaim>() {
@@ -980,18 +1058,28 @@ pub fn storage_class(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
             } else {
                 vec![]
             };
-        for (what, pvc) in claims {
-            if wrong(pvc) {
-                out.push(violation(
-                    Rule::StorageClass,
-                    object,
-                    None,
-                    format!(
-                        "{what} does not use global.storageClass ({})",
-                        probe.storage_class
-                    ),
-                ));
-            }
+        found.extend(claims.into_iter().map(|(what, pvc)| (object, what, pvc)));
+    }
+    if !found.is_empty() && found.iter().all(|(_, _, pvc)| wrong(pvc)) {
+        out.push(not_taken(
+            Rule::StorageClass,
+            &probe.keys.storage_class,
+            "--storage-class-key",
+            "claim",
+        ));
+        return out;
+    }
+    for (object, what, pvc) in found {
+        if wrong(pvc) {
+            out.push(violation(
+                Rule::StorageClass,
+                object,
+                None,
+                format!(
+                    "{what} does not use {} ({})",
+                    probe.keys.storage_class, probe.storage_class
+                ),
+            ));
         }
     }
     out
@@ -1289,6 +1377,39 @@ mod tests {
             others.is_empty(),
             "{fixture} should break only {rule}: {others:#?}"
         );
+    }
+
+    #[test]
+    fn values_no_pod_or_claim_takes_are_reported_once_not_blamed_on_every_object() {
+        let violations = run(&load("keys-not-taken.yaml"));
+        let seen: Vec<(Rule, Severity, &str)> = violations
+            .iter()
+            .map(|v| (v.rule, v.severity, v.object.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    Rule::Scheduling,
+                    Severity::Warning,
+                    "value global.nodeSelector"
+                ),
+                (
+                    Rule::Scheduling,
+                    Severity::Warning,
+                    "value global.tolerations"
+                ),
+                (
+                    Rule::StorageClass,
+                    Severity::Warning,
+                    "value global.storageClass"
+                ),
+            ],
+            "{violations:#?}"
+        );
+        assert!(violations[0]
+            .message
+            .contains("testware check --node-selector-key KEY"));
     }
 
     #[test]

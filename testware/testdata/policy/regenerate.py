@@ -68,3 +68,14 @@ variant("bad-api-removed.yaml", "the Deployment in extensions/v1beta1 (removed i
 def api_unknown():
     dep()["apiVersion"] = "apps/v2"
 variant("bad-api-unknown.yaml", "the Deployment in apps/v2 (no such version)", api_unknown)
+def not_taken():
+    for d in docs:
+        spec = d.get("spec", {}).get("template", {}).get("spec")
+        if spec is not None:
+            spec.pop("nodeSelector", None); spec.pop("tolerations", None)
+    for d in docs:
+        for t in d.get("spec", {}).get("volumeClaimTemplates", []):
+            t["spec"].pop("storageClassName", None)
+        if d["kind"] == "PersistentVolumeClaim":
+            d["spec"].pop("storageClassName", None)
+variant("keys-not-taken.yaml", "no pod takes global.nodeSelector or global.tolerations, no claim global.storageClass", not_taken)
