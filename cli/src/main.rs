@@ -1,7 +1,8 @@
 //! The `testware` command.
 //!
 //! - `testware check <chart-dir>… [--values F] [--rule R] [--kube-version V]
-//!   [--node-selector-key K] [--tolerations-key K] [--storage-class-key K] [--junit F]`
+//!   [--node-selector-key K] [--tolerations-key K] [--storage-class-key K]
+//!   [--dependency-build] [--junit F]`
 //!   renders each chart with each of its value sets (defaults, `ci/*.yaml`,
 //!   `values-*.yaml`; or the `--values` files) for Kubernetes `V` (default 1.33)
 //!   and runs the policy rules (or only the `--rule`s) and `helm lint --strict`: a report
@@ -59,6 +60,10 @@ enum Command {
         /// The chart's value key for a storage class name (default global.storageClass).
         #[arg(long, value_name = "KEY")]
         storage_class_key: Option<String>,
+        /// Build each chart's dependencies first (`helm dependency build
+        /// --skip-refresh`; writes them into its charts/ directory).
+        #[arg(long)]
+        dependency_build: bool,
         /// Write a JUnit report here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
@@ -85,6 +90,7 @@ async fn main() -> ExitCode {
             node_selector_key,
             tolerations_key,
             storage_class_key,
+            dependency_build,
             junit,
         } => {
             let defaults = policy::ValueKeys::default();
@@ -97,6 +103,7 @@ async fn main() -> ExitCode {
                     tolerations: tolerations_key.unwrap_or(defaults.tolerations),
                     storage_class: storage_class_key.unwrap_or(defaults.storage_class),
                 },
+                dependency_build,
             };
             match check(&charts, &values, &options, junit.as_deref()).await {
                 Ok(0) => ExitCode::SUCCESS,

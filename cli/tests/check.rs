@@ -1,7 +1,9 @@
 //! `testware check` on this repository's charts: passes on a good chart, fails
 //! (exit 1) with the violation on a values file that unpins the image, and says
 //! what is wrong (exit 2) with a path that is not a chart; the fixture charts
-//! under `fixtures/policy-charts` for API versions and schemas. Needs helm (`HELM`
+//! under `fixtures/policy-charts` (API versions, schemas, the chart's own value
+//! keys, file:// dependencies, a library chart, required values), each with the
+//! exact findings expected. Needs helm (`HELM`
 //! or PATH) and the schemas (`ci/install-schemas`), as the no_deploy tier does.
 
 use std::path::Path;
@@ -184,6 +186,77 @@ fn scheduling_follows_the_keys_the_chart_takes_and_never_guesses() {
     assert!(
         text.contains("1 policy error(s), 0 warning(s)")
             && text.contains("Job/test-setup: rule scheduling: nodeSelector (testware.io/node-group: system) does not reach the pod's nodeSelector; tolerations (key testware.io/node-group) do not reach the pod's tolerations"),
+        "{text}"
+    );
+}
+
+/// A copy of `fixtures/policy-charts/<name>` in a directory of its own (a
+/// dependency build writes into the chart), removed when dropped.
+struct Copy(std::path::PathBuf);
+
+impl Copy {
+    fn of(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("testware-check-{name}-{}", std::process::id()));
+        let status = Command::new("cp")
+            .args([
+                "-r",
+                &repo(&format!("fixtures/policy-charts/{name}")),
+                &dir.display().to_string(),
+            ])
+            .status()
+            .expect("cp runs");
+        assert!(status.success());
+        Self(dir)
+    }
+
+    fn chart(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Copy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn file_dependencies_are_built_when_asked_and_named_when_not() {
+    let copy = Copy::of("file-dependency");
+    let (code, text) = check(&[&copy.chart("app")]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(
+            "missing in charts/ directory: common (hint: the chart's dependencies are not built"
+        ),
+        "{text}"
+    );
+    let (code, text) = check(&[&copy.chart("app"), "--dependency-build"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("2 checks: 2 passed, 0 failed"), "{text}");
+    let (code, text) = check(&[&copy.chart("common")]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(
+            "library charts are not installable (hint: a library chart renders nothing by itself"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_chart_that_refuses_its_defaults_says_how_to_give_values() {
+    let (code, text) = check(&[&repo("fixtures/policy-charts/needs-values")]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("site.name is required: the observatory site this deployment serves")
+            && text.contains("(hint: a template refused these values with `required` or `fail`: give the values it asks for"),
+        "{text}"
+    );
+    // Its ci/site.yaml values set gives the value and passes.
+    assert!(
+        text.contains("ok   policy::needs-values::ci/site.yaml"),
         "{text}"
     );
 }

@@ -112,7 +112,7 @@ pub enum HelmError {
         path: PathBuf,
     },
     /// helm ran and failed.
-    #[error("`{command}` failed with {status}: {stderr}{}", findings_suffix(.findings))]
+    #[error("`{command}` failed with {status}: {stderr}{}{}", findings_suffix(.findings), failure_hint(.stderr))]
     Failed {
         /// The command line, for reading and re-running.
         command: String,
@@ -265,8 +265,28 @@ impl Helm {
         options: &ChartOptions,
     ) -> Result<String, HelmError> {
         require_chart(chart)?;
+        if options.dependency_build {
+            self.dependency_build(chart).await?;
+        }
         self.run(template_args(chart, options), DEFAULT_TIMEOUT)
             .await
+    }
+
+    /// `helm dependency build --skip-refresh`: the chart's dependencies into its
+    /// `charts/` directory, from `file://` paths and the repositories' cached
+    /// indexes (no network for `file://` ones).
+    ///
+    /// # Errors
+    /// A missing chart directory, or helm's failure.
+    pub async fn dependency_build(&self, chart: &Path) -> Result<String, HelmError> {
+        require_chart(chart)?;
+        let args: Vec<OsString> = vec![
+            "dependency".into(),
+            "build".into(),
+            "--skip-refresh".into(),
+            chart.into(),
+        ];
+        self.run(args, DEFAULT_TIMEOUT).await
     }
 
     /// `helm lint --strict` with the values of `options`; returns helm's report.
@@ -338,6 +358,19 @@ async fn output_when_not_busy(command: &mut Command) -> std::io::Result<std::pro
             }
             other => return other,
         }
+    }
+}
+
+/// What to do about the failures helm's message does not explain how to fix.
+fn failure_hint(stderr: &str) -> &'static str {
+    if stderr.contains("missing in charts/ directory") {
+        " (hint: the chart's dependencies are not built: `helm dependency build`, ChartOptions::dependency_build, or `testware check --dependency-build`; file:// dependencies build offline)"
+    } else if stderr.contains("library charts are not installable") {
+        " (hint: a library chart renders nothing by itself: check the charts that depend on it)"
+    } else if stderr.contains("execution error at") {
+        " (hint: a template refused these values with `required` or `fail`: give the values it asks for, with ChartOptions::values / --values FILE or a ci/*.yaml values set)"
+    } else {
+        ""
     }
 }
 

@@ -55,6 +55,9 @@ pub struct ChartOptions {
     /// target of the policy's API-version checks (default
     /// [`KubeVersion::DEFAULT`](crate::manifest::api_versions::KubeVersion::DEFAULT)).
     pub kube_version: Option<crate::manifest::api_versions::KubeVersion>,
+    /// Render only: build the chart's dependencies first (`helm dependency build
+    /// --skip-refresh`, which writes them into its `charts/` directory).
+    pub dependency_build: bool,
 }
 
 impl Default for ChartOptions {
@@ -67,6 +70,7 @@ impl Default for ChartOptions {
             timeout: None,
             readiness: Readiness::default(),
             kube_version: None,
+            dependency_build: false,
         }
     }
 }
@@ -75,6 +79,12 @@ impl ChartOptions {
     /// Renders for Kubernetes release `version` (see [`ChartOptions::kube_version`]).
     pub fn kube_version(mut self, version: crate::manifest::api_versions::KubeVersion) -> Self {
         self.kube_version = Some(version);
+        self
+    }
+
+    /// Builds the chart's dependencies before rendering (see [`ChartOptions::dependency_build`]).
+    pub fn dependency_build(mut self) -> Self {
+        self.dependency_build = true;
         self
     }
 

@@ -311,6 +311,8 @@ pub struct CheckOptions {
     pub include_test_hooks: bool,
     /// Where the chart takes its node selector, tolerations and storage class.
     pub value_keys: ValueKeys,
+    /// Build the chart's dependencies before rendering (`helm dependency build`).
+    pub dependency_build: bool,
 }
 
 /// Renders chart `name` of `charts` with `values` and the probe values, and runs
@@ -340,6 +342,7 @@ pub async fn check_chart_with(
     let mut options = values.options();
     options.set = probe.set_args();
     options.kube_version = check.kube_version;
+    options.dependency_build = check.dependency_build;
     let rendered = charts.render(name, options).await?;
     let kube_version = check.kube_version.unwrap_or(KubeVersion::DEFAULT);
     let schemas = Schemas::shared(kube_version);
