@@ -4,11 +4,18 @@
 //!
 //! Pass 1 renders everything concurrently, as a suite process does; pass 2 asks
 //! for the same renders again and must be served from the cache.
+//!
+//! Then, one at a time over the same renders plus the fixture charts
+//! (`fixtures/policy-charts`): `helm template` alone, and the harness's render,
+//! parse and every rule (schemas included) — checks per second and the overhead
+//! ratio (harness time / helm time), in one run on the same machine.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use testware::manifest::api_versions::KubeVersion;
 use testware::manifest::policy::{self, ProbeValues};
+use testware::manifest::schema::Schemas;
 use testware::{ChartRenderer, ChartSet, Helm};
 
 fn main() -> anyhow::Result<()> {
@@ -33,12 +40,17 @@ async fn run() -> anyhow::Result<()> {
             jobs.push((chart.clone(), options));
         }
     }
+    let schemas = Schemas::shared(KubeVersion::DEFAULT).ok();
+    if schemas.is_none() {
+        println!("no schemas installed (ci/install-schemas): the schema rule is left out");
+    }
     let before = helm.processes_started();
     for pass in 1..=2 {
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for (chart, options) in jobs.clone() {
             let renderer = renderer.clone();
+            let schemas = schemas.clone();
             tasks.spawn(async move {
                 let t = Instant::now();
                 let rendered = renderer.render(&chart, &options).await?;
@@ -52,7 +64,7 @@ async fn run() -> anyhow::Result<()> {
                         .options
                         .kube_version
                         .unwrap_or(testware::manifest::api_versions::KubeVersion::DEFAULT),
-                    schemas: None,
+                    schemas: schemas.as_deref(),
                 };
                 let violations = policy::check_all(&rendered, &cx).len();
                 anyhow::Ok((t.elapsed(), rendered.objects().len(), violations))
@@ -78,6 +90,59 @@ async fn run() -> anyhow::Result<()> {
         "helm {} at {}; one process per distinct render, none for cached ones",
         helm.version(),
         helm.path().display()
+    );
+    overhead(&helm, jobs, schemas.as_deref()).await
+}
+
+/// `helm template` alone against render + parse + every rule, one at a time.
+async fn overhead(
+    helm: &Arc<Helm>,
+    mut jobs: Vec<(testware::HelmChart, testware::ChartOptions)>,
+    schemas: Option<&Schemas>,
+) -> anyhow::Result<()> {
+    let fixtures = ChartSet::new(suites::repo_root().join("fixtures/policy-charts"));
+    for name in fixtures.names()? {
+        let chart = fixtures.open(&name)?;
+        for values in chart.value_sets() {
+            let mut options = values.options();
+            options.set = ProbeValues::default().set_args();
+            jobs.push((chart.clone(), options));
+        }
+    }
+    let probe = ProbeValues::default();
+    let (mut helm_alone, mut harness) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    let (mut checked, mut refused, mut objects) = (0u32, 0u32, 0usize);
+    for (chart, options) in &jobs {
+        let t = Instant::now();
+        if helm.template(chart.dir(), options).await.is_err() {
+            refused += 1; // a chart that refuses its defaults: both sides fail alike
+            continue;
+        }
+        helm_alone += t.elapsed();
+        // A renderer of its own: nothing cached.
+        let renderer = ChartRenderer::new(helm.clone());
+        let t = Instant::now();
+        let rendered = renderer.render(chart, options).await?;
+        let cx = policy::Context {
+            chart: &rendered.chart,
+            release: &rendered.options.release,
+            probe: Some(&probe),
+            include_test_hooks: false,
+            kube_version: KubeVersion::DEFAULT,
+            schemas,
+        };
+        let _ = policy::check_all(&rendered, &cx);
+        harness += t.elapsed();
+        objects += rendered.objects().len();
+        checked += 1;
+    }
+    println!(
+        "one at a time, {checked} renders ({refused} refused by helm, left out), {objects} objects: helm template alone {:.3} s, harness render+parse+rules {:.3} s: {:.1} checks/s, overhead ratio {:.2} ({:+.1} ms per render)",
+        helm_alone.as_secs_f64(),
+        harness.as_secs_f64(),
+        f64::from(checked) / harness.as_secs_f64(),
+        harness.as_secs_f64() / helm_alone.as_secs_f64(),
+        (harness.as_secs_f64() - helm_alone.as_secs_f64()) * 1000.0 / f64::from(checked.max(1))
     );
     Ok(())
 }
