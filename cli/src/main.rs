@@ -2,7 +2,7 @@
 //!
 //! - `testware check <chart-dir>… [--values F] [--rule R] [--kube-version V]
 //!   [--node-selector-key K] [--tolerations-key K] [--storage-class-key K]
-//!   [--dependency-build] [--junit F]`
+//!   [--dependency-build] [--api-versions V] [--junit F]`
 //!   renders each chart with each of its value sets (defaults, `ci/*.yaml`,
 //!   `values-*.yaml`; or the `--values` files) for Kubernetes `V` (default 1.33)
 //!   and runs the policy rules (or only the `--rule`s) and `helm lint --strict`: a report
@@ -64,6 +64,10 @@ enum Command {
         /// --skip-refresh`; writes them into its charts/ directory).
         #[arg(long)]
         dependency_build: bool,
+        /// An API version the templates see as available (repeatable;
+        /// `helm template --api-versions`, e.g. monitoring.coreos.com/v1).
+        #[arg(long = "api-versions", value_name = "VERSION")]
+        api_versions: Vec<String>,
         /// Write a JUnit report here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
@@ -91,6 +95,7 @@ async fn main() -> ExitCode {
             tolerations_key,
             storage_class_key,
             dependency_build,
+            api_versions,
             junit,
         } => {
             let defaults = policy::ValueKeys::default();
@@ -104,6 +109,7 @@ async fn main() -> ExitCode {
                     storage_class: storage_class_key.unwrap_or(defaults.storage_class),
                 },
                 dependency_build,
+                api_versions,
             };
             match check(&charts, &values, &options, junit.as_deref()).await {
                 Ok(0) => ExitCode::SUCCESS,

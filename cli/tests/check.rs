@@ -139,6 +139,20 @@ fn unknown_fields_and_wrong_types_are_named_with_their_path() {
         assert!(text.contains(expected), "{expected}\n in {text}");
     }
     assert!(text.contains("2 policy error(s), 1 warning(s)"), "{text}");
+    assert!(!text.contains("ServiceMonitor"), "{text}");
+    // With the Prometheus operator's API announced, the chart renders its
+    // ServiceMonitor, which no schema of the release covers.
+    let (_, text) = check(&[
+        &repo("fixtures/policy-charts/schema-errors"),
+        "--rule",
+        "schema",
+        "--api-versions",
+        "monitoring.coreos.com/v1",
+    ]);
+    assert!(
+        text.contains("ServiceMonitor/test-web: rule schema: Kubernetes 1.33 has no schema for monitoring.coreos.com/v1 ServiceMonitor"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -156,6 +156,16 @@ fn template_args(chart: &Path, options: &ChartOptions) -> Vec<OsString> {
         args.push("--kube-version".into());
         args.push(version.to_string().into());
     }
+    for version in &options.api_versions {
+        args.push("--api-versions".into());
+        args.push(version.into());
+    }
+    if options.skip_tests {
+        args.push("--skip-tests".into());
+    }
+    if options.debug {
+        args.push("--debug".into());
+    }
     args.extend(options.values_args(chart));
     args
 }
@@ -479,9 +489,20 @@ mod tests {
             .values("/v/a.yaml")
             .values("b.yaml")
             .set("x.y", "1")
-            .kube_version(crate::manifest::api_versions::KubeVersion { minor: 25 });
+            .kube_version(crate::manifest::api_versions::KubeVersion { minor: 25 })
+            .api_version("monitoring.coreos.com/v1");
         let shown = display_command(Path::new("helm"), &template_args(Path::new("c"), &options));
-        assert_eq!(shown, "helm template r c --namespace ns --include-crds --kube-version 1.25 --values /v/a.yaml --values c/b.yaml --set x.y=1");
+        assert_eq!(shown, "helm template r c --namespace ns --include-crds --kube-version 1.25 --api-versions monitoring.coreos.com/v1 --values /v/a.yaml --values c/b.yaml --set x.y=1");
+        let flags = ChartOptions {
+            skip_tests: true,
+            debug: true,
+            ..ChartOptions::default()
+        };
+        let shown = display_command(Path::new("helm"), &template_args(Path::new("c"), &flags));
+        assert!(
+            shown.ends_with("--include-crds --skip-tests --debug"),
+            "{shown}"
+        );
     }
 
     fn fake_helm(dir: &Path, script: &str) -> PathBuf {

@@ -58,6 +58,14 @@ pub struct ChartOptions {
     /// Render only: build the chart's dependencies first (`helm dependency build
     /// --skip-refresh`, which writes them into its `charts/` directory).
     pub dependency_build: bool,
+    /// Render only: API versions the templates see as available
+    /// (`helm template --api-versions`, for `.Capabilities.APIVersions.Has`).
+    pub api_versions: Vec<String>,
+    /// Render only: leave out `helm test` hooks (`--skip-tests`).
+    pub skip_tests: bool,
+    /// Render only: `--debug`: helm's debug log goes to stderr, which a failed
+    /// render's error carries.
+    pub debug: bool,
 }
 
 impl Default for ChartOptions {
@@ -71,6 +79,9 @@ impl Default for ChartOptions {
             readiness: Readiness::default(),
             kube_version: None,
             dependency_build: false,
+            api_versions: Vec::new(),
+            skip_tests: false,
+            debug: false,
         }
     }
 }
@@ -79,6 +90,12 @@ impl ChartOptions {
     /// Renders for Kubernetes release `version` (see [`ChartOptions::kube_version`]).
     pub fn kube_version(mut self, version: crate::manifest::api_versions::KubeVersion) -> Self {
         self.kube_version = Some(version);
+        self
+    }
+
+    /// Adds an API version the templates see as available (see [`ChartOptions::api_versions`]).
+    pub fn api_version(mut self, version: impl Into<String>) -> Self {
+        self.api_versions.push(version.into());
         self
     }
 

@@ -313,6 +313,8 @@ pub struct CheckOptions {
     pub value_keys: ValueKeys,
     /// Build the chart's dependencies before rendering (`helm dependency build`).
     pub dependency_build: bool,
+    /// API versions the templates see as available (`helm template --api-versions`).
+    pub api_versions: Vec<String>,
 }
 
 /// Renders chart `name` of `charts` with `values` and the probe values, and runs
@@ -343,6 +345,7 @@ pub async fn check_chart_with(
     options.set = probe.set_args();
     options.kube_version = check.kube_version;
     options.dependency_build = check.dependency_build;
+    options.api_versions.clone_from(&check.api_versions);
     let rendered = charts.render(name, options).await?;
     let kube_version = check.kube_version.unwrap_or(KubeVersion::DEFAULT);
     let schemas = Schemas::shared(kube_version);
