@@ -2,7 +2,7 @@
 //!
 //! - `testware check <chart-dir>… [--values F] [--rule R] [--kube-version V]
 //!   [--node-selector-key K] [--tolerations-key K] [--storage-class-key K]
-//!   [--dependency-build] [--api-versions V] [--junit F]`
+//!   [--dependency-build] [--api-versions V] [--include-test-hooks] [--junit F]`
 //!   renders each chart with each of its value sets (defaults, `ci/*.yaml`,
 //!   `values-*.yaml`; or the `--values` files) for Kubernetes `V` (default 1.33)
 //!   and runs the policy rules (or only the `--rule`s) and `helm lint --strict`: a report
@@ -68,6 +68,10 @@ enum Command {
         /// `helm template --api-versions`, e.g. monitoring.coreos.com/v1).
         #[arg(long = "api-versions", value_name = "VERSION")]
         api_versions: Vec<String>,
+        /// Check `helm test` hook pods too (left out by default: they run only
+        /// under `helm test`).
+        #[arg(long)]
+        include_test_hooks: bool,
         /// Write a JUnit report here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
@@ -96,13 +100,14 @@ async fn main() -> ExitCode {
             storage_class_key,
             dependency_build,
             api_versions,
+            include_test_hooks,
             junit,
         } => {
             let defaults = policy::ValueKeys::default();
             let options = policy::CheckOptions {
                 kube_version,
                 rules,
-                include_test_hooks: false,
+                include_test_hooks,
                 value_keys: policy::ValueKeys {
                     node_selector: node_selector_key.unwrap_or(defaults.node_selector),
                     tolerations: tolerations_key.unwrap_or(defaults.tolerations),

@@ -274,3 +274,44 @@ fn a_chart_that_refuses_its_defaults_says_how_to_give_values() {
         "{text}"
     );
 }
+
+#[test]
+fn operator_managed_objects_pass_with_their_reasons_and_fail_without() {
+    let (code, text) = check(&[&repo("fixtures/policy-charts/operator-managed")]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("ok   policy::operator-managed::default"),
+        "{text}"
+    );
+    for expected in [
+        "Service/test-db: rule service-selector: selector cluster-name=test-db matches no pod template",
+        "Deployment/test-api, container api: rule references: env DB_PASSWORD refers to Secret/test-db-credentials, which is not in the release",
+    ] {
+        assert!(text.contains(expected), "{expected}\n in {text}");
+    }
+    assert!(
+        text.contains("2 policy error(s), 2 warning(s) in chart operator-managed with values ci/no-exemptions.yaml"),
+        "{text}"
+    );
+}
+
+#[test]
+fn moving_tags_fail_and_test_hooks_are_left_out() {
+    let (code, text) = check(&[&repo("fixtures/policy-charts/hooks-and-tags")]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("Deployment/test-web, container moving: rule image-pinned: image \"localhost/web:stable\" is not pinned"),
+        "{text}"
+    );
+    // The digest and the release tag pass; the test hook on busybox:latest is not checked.
+    assert!(text.contains("1 policy error(s), 2 warning(s)"), "{text}");
+    assert!(!text.contains("smoke"), "{text}");
+    let (_, text) = check(&[
+        &repo("fixtures/policy-charts/hooks-and-tags"),
+        "--include-test-hooks",
+    ]);
+    assert!(
+        text.contains("Pod/test-smoke-test, container smoke: rule image-pinned: image \"busybox:latest\" is not pinned"),
+        "{text}"
+    );
+}
