@@ -965,77 +965,78 @@ pub fn scheduling(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
         .into_iter()
         .filter(|p| !is_test_hook(p.owner))
         .collect();
-    let selected = |pod: &PodTemplate<'_>| {
-        pod.spec.node_selector.as_ref().and_then(|s| s.get(key)) == Some(value)
-    };
-    let tolerated = |pod: &PodTemplate<'_>| {
-        pod.spec
-            .tolerations
-            .iter()
-            .flatten()
-            .any(|t| t.key.as_deref() == Some(probe.toleration_key.as_str()))
-    };
-    let mut out = Vec::new();
-    let unreached = [
-        format!(
-            "{} ({key}: {value}) does not reach the pod's nodeSelector",
-            keys.node_selector
-        ),
-        format!(
-            "{} (key {}) do not reach the pod's tolerations",
-            keys.tolerations, probe.toleration_key
-        ),
-    ];
-    for (reaches, message, key_name, flag) in [
-        (
-            &selected as &dyn Fn(&PodTemplate<'_>) -> bool,
-            &unreached[0],
-            &keys.node_selector,
-            "--node-selector-key",
-        ),
-        (
-            &tolerated,
-            &unreached[1],
-            &keys.tolerations,
-            "--tolerations-key",
-        ),
-    ] {
-        if pods.is_empty() {
-            break;
-        }
-        if !pods.iter().any(reaches) {
-            // The chart does not take this value there: nothing to hold its pods to.
-            out.push(not_taken(Rule::Scheduling, key_name, flag, "pod"));
-            continue;
-        }
-        for pod in pods.iter().filter(|p| !reaches(p)) {
-            out.push(violation(
+    let mut out = held_to(
+        Rule::Scheduling,
+        &pods,
+        |pod| pod.spec.node_selector.as_ref().and_then(|s| s.get(key)) == Some(value),
+        (&keys.node_selector, "--node-selector-key", "pod"),
+        |pod| {
+            violation(
                 Rule::Scheduling,
                 pod.owner,
                 None,
-                message.clone(),
-            ));
-        }
-    }
+                format!(
+                    "{} ({key}: {value}) does not reach the pod's nodeSelector",
+                    keys.node_selector
+                ),
+            )
+        },
+    );
+    out.extend(held_to(
+        Rule::Scheduling,
+        &pods,
+        |pod| {
+            pod.spec
+                .tolerations
+                .iter()
+                .flatten()
+                .any(|t| t.key.as_deref() == Some(probe.toleration_key.as_str()))
+        },
+        (&keys.tolerations, "--tolerations-key", "pod"),
+        |pod| {
+            violation(
+                Rule::Scheduling,
+                pod.owner,
+                None,
+                format!(
+                    "{} (key {}) do not reach the pod's tolerations",
+                    keys.tolerations, probe.toleration_key
+                ),
+            )
+        },
+    ));
     out
 }
 
-/// A warning that the chart ignores value `key` (no `what` takes it), so the rule
-/// was not applied: it names the chart's key instead of guessing.
-fn not_taken(rule: Rule, key: &str, flag: &str, what: &str) -> Violation {
-    Violation {
-        rule,
-        severity: Severity::Warning,
-        object: format!("value {key}"),
-        container: None,
-        message: format!("no {what} takes it, so the rule was not applied (hint: if the chart has a key of its own for this, name it: ValueKeys, or `testware check {flag} KEY`)"),
-        template: None,
+/// Holds `items` to a probe value set at a value key (`key`, `flag`, `what`):
+/// when none of them takes it, the chart does not use that key — one warning
+/// naming it and how to name the chart's own, instead of guessing; otherwise each
+/// item it does not reach is an error (`blame`).
+fn held_to<T>(
+    rule: Rule,
+    items: &[T],
+    reaches: impl Fn(&T) -> bool,
+    (key, flag, what): (&str, &str, &str),
+    blame: impl Fn(&T) -> Violation,
+) -> Vec<Violation> {
+    if items.is_empty() {
+        return Vec::new();
     }
+    if !items.iter().any(&reaches) {
+        return vec![Violation {
+            rule,
+            severity: Severity::Warning,
+            object: format!("value {key}"),
+            container: None,
+            message: format!("no {what} takes it, so the rule was not applied (hint: if the chart has a key of its own for this, name it: ValueKeys, or `testware check {flag} KEY`)"),
+            template: None,
+        }];
+    }
+    items.iter().filter(|i| !reaches(i)).map(blame).collect()
 }
 
 /// Every PVC and volume claim template uses the probe storage class.
 pub fn storage_class(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
-    let mut out = Vec::new();
     let wrong = |pvc: &PersistentVolumeClaim| {
         pvc.spec
             .as_ref()
@@ -1066,18 +1067,13 @@ pub fn storage_class(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
             };
         found.extend(claims.into_iter().map(|(what, pvc)| (object, what, pvc)));
     }
-    if !found.is_empty() && found.iter().all(|(_, _, pvc)| wrong(pvc)) {
-        out.push(not_taken(
-            Rule::StorageClass,
-            &probe.keys.storage_class,
-            "--storage-class-key",
-            "claim",
-        ));
-        return out;
-    }
-    for (object, what, pvc) in found {
-        if wrong(pvc) {
-            out.push(violation(
+    held_to(
+        Rule::StorageClass,
+        &found,
+        |(_, _, pvc)| !wrong(pvc),
+        (&probe.keys.storage_class, "--storage-class-key", "claim"),
+        |(object, what, _)| {
+            violation(
                 Rule::StorageClass,
                 object,
                 None,
@@ -1085,10 +1081,9 @@ pub fn storage_class(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
                     "{what} does not use {} ({})",
                     probe.keys.storage_class, probe.storage_class
                 ),
-            ));
-        }
-    }
-    out
+            )
+        },
+    )
 }
 
 /// Kinds the harness types in one version that Kubernetes also serves in another.
