@@ -11,10 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use suites::containers::{chart_image, free_ports, log_tail, start};
 use testcontainers::core::Mount;
-use testcontainers::runners::AsyncRunner as _;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
-use testware::cluster::labels;
 use testware::efd::{EfdPath, EfdRecord, RecordGenerator};
 use testware::influx::Influx;
 use testware::kafka::{Kafka, KafkaAccess};
@@ -48,69 +47,13 @@ impl ChartImages {
         let rendered = charts
             .render("efd", ChartOptions::default().values("ci/offline.yaml"))
             .await?;
-        let image = |kind: &str,
-                     workload: &str,
-                     container: &str|
-         -> anyhow::Result<(String, String)> {
-            let reference = rendered
-                .pod_template(kind, workload)?
-                .container(container)
-                .and_then(|c| c.image.clone())
-                .ok_or_else(|| {
-                    anyhow::anyhow!("{kind}/{workload} has no container {container} with an image")
-                })?;
-            let (name, tag) = reference.rsplit_once(':').ok_or_else(|| {
-                anyhow::anyhow!("{kind}/{workload}: image {reference} has no tag")
-            })?;
-            Ok((name.to_owned(), tag.to_owned()))
-        };
         // The chart's workloads for release `test`.
         Ok(Self {
-            broker: image("StatefulSet", "test-efd-kafka", "kafka")?,
-            influxdb: image("StatefulSet", "test-efd-influxdb", "influxdb")?,
-            connector: image("StatefulSet", "test-efd-connector", "connector")?,
+            broker: chart_image(&rendered, "StatefulSet", "test-efd-kafka", "kafka")?,
+            influxdb: chart_image(&rendered, "StatefulSet", "test-efd-influxdb", "influxdb")?,
+            connector: chart_image(&rendered, "StatefulSet", "test-efd-connector", "connector")?,
         })
     }
-}
-
-/// Loopback ports nobody listens on now (bound together, then released).
-fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
-    let listeners: Vec<std::net::TcpListener> = (0..N)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()?;
-    let mut ports = [0; N];
-    for (port, listener) in ports.iter_mut().zip(&listeners) {
-        *port = listener.local_addr()?.port();
-    }
-    Ok(ports)
-}
-
-/// Starts one container of `image` on the host's network, labelled with the run
-/// (so `ci/container-engine down` finds what a killed run left behind).
-async fn start(
-    ctx: &Ctx,
-    image: &(String, String),
-    request: impl FnOnce(
-        testcontainers::core::ContainerRequest<GenericImage>,
-    ) -> testcontainers::core::ContainerRequest<GenericImage>,
-) -> anyhow::Result<ContainerAsync<GenericImage>> {
-    let (name, tag) = image;
-    let base = GenericImage::new(name.as_str(), tag.as_str())
-        // Network mode host, set directly: `with_network("host")` asks the engine for
-        // a network of that name, which podman's API does not list.
-        .with_host_config_modifier(|host| host.network_mode = Some("host".to_owned()))
-        .with_label(labels::MANAGED_BY, labels::MANAGER)
-        .with_label(labels::RUN_ID, ctx.config.run_id.as_str())
-        .with_label(labels::CASE, ctx.case.as_str());
-    request(base).start().await.map_err(|e| {
-        let text = e.to_string();
-        let hint = if text.contains("pull") || text.contains("image") {
-            " (hint: the image must be in the engine: `ci/images load --provider podman` loads this repository's images)"
-        } else {
-            ""
-        };
-        anyhow::anyhow!("starting a container of {name}:{tag} failed: {text}{hint}")
-    })
 }
 
 /// A broker, an InfluxDB and a connector between them, each in its container.
@@ -200,18 +143,6 @@ async fn start_path(ctx: &Ctx, charts: &ChartSet) -> anyhow::Result<Containers> 
         _broker: broker,
         _influxdb: influxdb,
     })
-}
-
-/// The last lines the connector wrote (it logs to stderr).
-async fn log_tail(connector: &ContainerAsync<GenericImage>) -> String {
-    match connector.stderr_to_vec().await {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let lines: Vec<&str> = text.lines().rev().take(8).collect();
-            lines.into_iter().rev().collect::<Vec<_>>().join(" / ")
-        }
-        Err(e) => format!("(unreadable: {e})"),
-    }
 }
 
 async fn connector_carries_records_exactly_once_between_real_containers(

@@ -61,6 +61,8 @@ pub mod diagnostics;
 pub mod echo;
 #[cfg(feature = "full-stack")]
 pub mod efd;
+#[cfg(feature = "full-stack")]
+pub mod embargo;
 pub mod engine;
 pub mod explain;
 pub mod helm;
@@ -75,6 +77,8 @@ pub mod namespace;
 pub mod net;
 pub mod options;
 pub mod redact;
+#[cfg(feature = "full-stack")]
+pub mod redis;
 pub mod runner;
 pub mod status;
 pub mod wait;

@@ -1,13 +1,14 @@
 //! Shared parts of the embargo ingest components: configuration from the
-//! environment, the Redis key layout, and the health endpoint.
+//! environment, the Redis key layout, counters, and the health endpoint.
 //!
 //! Keys (see the design notes): `QUEUE:{bucket}` (list, LPUSH by enqueue),
 //! `WORKER:{bucket}:{pod}` (a worker's in-flight list), `FILE:{key}` (hash with
-//! `recv_time`, 7-day TTL), `COUNT:{bucket}:{day}` (accepted per day),
-//! `INGESTED:{bucket}` (set of processed keys), `FAILS:{bucket}` (hash of failure
-//! counts), `FAILED:{bucket}` (set of keys given up).
+//! `recv_time`, then `ingest_time` and `ingested_by`; 7-day TTL),
+//! `COUNT:{bucket}:{day}` (accepted per day), `INGESTED:{bucket}` (set of
+//! processed keys), `INGESTS:{bucket}` (hash: times each key's work was done),
+//! `FAILS:{bucket}` (hash of failure counts), `FAILED:{bucket}` (set of keys given up).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -37,11 +38,12 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
 }
 
 /// Connects to Redis from `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, retrying
-/// for two minutes (Redis may start after its clients).
+/// for two minutes (Redis may start after its clients). The connection
+/// reconnects by itself when Redis restarts; commands fail while it is away.
 ///
 /// # Errors
 /// Missing settings or an unreachable server.
-pub async fn redis() -> anyhow::Result<redis::aio::MultiplexedConnection> {
+pub async fn redis() -> anyhow::Result<redis::aio::ConnectionManager> {
     let host = env("REDIS_HOST")?;
     let port: u16 = env_or("REDIS_PORT", 6379)?;
     let password = std::env::var("REDIS_PASSWORD").unwrap_or_default();
@@ -62,13 +64,16 @@ pub async fn redis() -> anyhow::Result<redis::aio::MultiplexedConnection> {
     };
     let client = redis::Client::open(url).context("redis settings")?;
     // Longer than the blocking BLMOVE of the workers; connection attempts are short and retried.
-    let config = redis::AsyncConnectionConfig::new()
+    let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(std::time::Duration::from_secs(3)))
-        .set_response_timeout(Some(std::time::Duration::from_secs(30)));
+        .set_response_timeout(Some(std::time::Duration::from_secs(30)))
+        .set_number_of_retries(2)
+        // Back within a second of Redis answering again after a restart.
+        .set_max_delay(std::time::Duration::from_secs(1));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         match client
-            .get_multiplexed_async_connection_with_config(&config)
+            .get_connection_manager_with_config(config.clone())
             .await
         {
             Ok(connection) => return Ok(connection),
@@ -93,24 +98,78 @@ pub fn worker_list(bucket: &str, pod: &str) -> String {
     format!("WORKER:{bucket}:{pod}")
 }
 
-/// Serves `GET /healthz` (200 while `healthy`, 503 otherwise) on `addr`.
+/// Named event counters a component keeps, served as a JSON object on
+/// `GET /metrics`, so tests observe a component without reading Redis by hand.
+#[derive(Debug)]
+pub struct Counters {
+    names: &'static [&'static str],
+    values: Vec<AtomicU64>,
+}
+
+impl Counters {
+    /// Counters called `names`, all zero.
+    pub fn new(names: &'static [&'static str]) -> Arc<Self> {
+        Arc::new(Self {
+            names,
+            values: names.iter().map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+
+    /// Adds `n` to counter `name`.
+    ///
+    /// # Panics
+    /// `name` is not one of the counters (a programming error).
+    pub fn add(&self, name: &str, n: u64) {
+        let i = self
+            .names
+            .iter()
+            .position(|c| *c == name)
+            .unwrap_or_else(|| panic!("no counter {name}"));
+        self.values[i].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Every counter, by name.
+    pub fn json(&self) -> serde_json::Value {
+        self.names
+            .iter()
+            .zip(&self.values)
+            .map(|(name, value)| ((*name).to_owned(), value.load(Ordering::Relaxed).into()))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+}
+
+/// Serves `GET /healthz` (200 while `healthy`, 503 otherwise) and `GET /metrics`
+/// (the counters) on `addr`.
 ///
 /// # Errors
 /// The address cannot be bound.
-pub async fn serve_health(addr: String, healthy: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let app = axum::Router::new().route(
-        "/healthz",
-        axum::routing::get(move || {
-            let healthy = healthy.clone();
-            async move {
-                if healthy.load(Ordering::Relaxed) {
-                    (axum::http::StatusCode::OK, "ok\n")
-                } else {
-                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n")
+pub async fn serve_health(
+    addr: String,
+    healthy: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+) -> anyhow::Result<()> {
+    let app = axum::Router::new()
+        .route(
+            "/healthz",
+            axum::routing::get(move || {
+                let healthy = healthy.clone();
+                async move {
+                    if healthy.load(Ordering::Relaxed) {
+                        (axum::http::StatusCode::OK, "ok\n")
+                    } else {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n")
+                    }
                 }
-            }
-        }),
-    );
+            }),
+        )
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let counters = counters.clone();
+                async move { axum::Json(counters.json()) }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -158,16 +217,17 @@ pub fn exit_on_sigterm() {
     });
 }
 
-/// Serves the health endpoint from `HEALTH_LISTEN` in the background; the flag
-/// it returns says whether the component is healthy.
+/// Serves the health and metrics endpoints from `HEALTH_LISTEN` in the
+/// background; the flag it returns says whether the component is healthy.
 ///
 /// # Errors
 /// `HEALTH_LISTEN` is not valid.
-pub fn spawn_health() -> anyhow::Result<Arc<AtomicBool>> {
+pub fn spawn_health(counters: Arc<Counters>) -> anyhow::Result<Arc<AtomicBool>> {
     let healthy = Arc::new(AtomicBool::new(false));
     let server = serve_health(
         env_or("HEALTH_LISTEN", "0.0.0.0:8080".to_owned())?,
         healthy.clone(),
+        counters,
     );
     tokio::spawn(async move {
         if let Err(e) = server.await {
@@ -191,6 +251,17 @@ pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_count_by_name() {
+        let counters = Counters::new(&["taken", "ingested"]);
+        counters.add("ingested", 2);
+        counters.add("ingested", 1);
+        assert_eq!(
+            counters.json(),
+            serde_json::json!({"taken": 0, "ingested": 3})
+        );
+    }
 
     #[test]
     fn keys_are_decoded_like_s3_notifications() {

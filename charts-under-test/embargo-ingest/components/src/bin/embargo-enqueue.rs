@@ -2,7 +2,9 @@
 //! queues every record whose `opaqueData` matches the configured secret and
 //! whose key matches the dataset regexp (`LPUSH QUEUE:{bucket}`), records
 //! `FILE:{key}` with `recv_time` (7-day TTL) and counts accepted keys per day.
-//! `GET /healthz` answers once Redis answers `PING`.
+//! A notification is written in one Redis transaction: all of its accepted
+//! records or none. Anything but a notification gets a 4xx with the reason.
+//! `GET /healthz` answers once Redis answers `PING`; `GET /metrics` has the counters.
 
 use std::sync::Arc;
 
@@ -11,11 +13,24 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use embargo_components::{decode_key, env, env_or, queue};
+use embargo_components::{decode_key, env, env_or, queue, Counters};
 use redis::AsyncCommands as _;
 use serde::Deserialize;
 
 const FILE_TTL_SECONDS: i64 = 7 * 24 * 3600;
+
+/// What `/metrics` reports: notifications received and refused (4xx), records
+/// seen, accepted (queued), skipped for their `opaqueData` or key, and
+/// notifications Redis failed to store (503).
+const COUNTERS: &[&str] = &[
+    "notifications",
+    "refused",
+    "records",
+    "accepted",
+    "skipped_secret",
+    "skipped_regexp",
+    "redis_errors",
+];
 
 #[derive(Deserialize)]
 struct Notification {
@@ -47,21 +62,31 @@ struct Object {
 }
 
 struct App {
-    redis: redis::aio::MultiplexedConnection,
+    redis: redis::aio::ConnectionManager,
     secret: String,
     dataset: regex::Regex,
+    counters: Arc<Counters>,
+}
+
+/// A 4xx answer with its reason, counted and logged.
+fn refuse(app: &App, status: StatusCode, reason: String) -> (StatusCode, Json<serde_json::Value>) {
+    app.counters.add("refused", 1);
+    eprintln!("refused ({status}): {reason}");
+    (status, Json(serde_json::json!({"error": reason})))
 }
 
 async fn notify(
     State(app): State<Arc<App>>,
     body: axum::body::Bytes,
 ) -> (StatusCode, Json<serde_json::Value>) {
+    app.counters.add("notifications", 1);
     let notification: Notification = match serde_json::from_slice(&body) {
         Ok(n) => n,
         Err(e) => {
-            return (
+            return refuse(
+                &app,
                 StatusCode::BAD_REQUEST,
-                Json(serde_json::json!({"error": format!("not a notification: {e}")})),
+                format!("not an object-store notification ({{\"Records\": [{{\"s3\": {{\"bucket\": {{\"name\": …}}, \"object\": {{\"key\": …}}}}, \"opaqueData\": …}}]}}): {e}"),
             )
         }
     };
@@ -72,41 +97,88 @@ async fn notify(
         u8::from(now.month()),
         now.day()
     );
-    let (mut accepted, mut skipped) = (0u64, Vec::new());
-    let mut redis = app.redis.clone();
+    let (mut accepted, mut skipped) = (Vec::new(), Vec::new());
+    let mut transaction = redis::pipe();
+    transaction.atomic();
     for record in notification.records {
+        app.counters.add("records", 1);
         let key = decode_key(&record.s3.object.key);
-        if record.opaque_data != app.secret {
-            skipped.push(serde_json::json!({"key": key, "reason": "opaqueData does not match"}));
-            continue;
-        }
-        if !app.dataset.is_match(&key) {
-            skipped.push(
-                serde_json::json!({"key": key, "reason": "key does not match the dataset regexp"}),
-            );
+        let reason = if record.opaque_data != app.secret {
+            app.counters.add("skipped_secret", 1);
+            Some("opaqueData does not match")
+        } else if !app.dataset.is_match(&key) {
+            app.counters.add("skipped_regexp", 1);
+            Some("key does not match the dataset regexp")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            eprintln!("skipped {key:?}: {reason}");
+            skipped.push(serde_json::json!({"key": key, "reason": reason}));
             continue;
         }
         let bucket = record.s3.bucket.name;
         let file = format!("FILE:{key}");
-        let result: redis::RedisResult<()> = redis::pipe()
-            .atomic()
+        transaction
             .lpush(queue(&bucket), &key)
             .hset(&file, "recv_time", now.unix_timestamp_nanos() as f64 / 1e9)
             .expire(&file, FILE_TTL_SECONDS)
-            .incr(format!("COUNT:{bucket}:{day}"), 1)
-            .query_async(&mut redis)
-            .await;
+            .incr(format!("COUNT:{bucket}:{day}"), 1);
+        accepted.push(key);
+    }
+    if !accepted.is_empty() {
+        let mut redis = app.redis.clone();
+        let result: redis::RedisResult<()> = transaction.query_async(&mut redis).await;
         if let Err(e) = result {
+            app.counters.add("redis_errors", 1);
+            eprintln!("error: {} keys not queued: redis: {e}", accepted.len());
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({"error": format!("redis: {e}"), "accepted": accepted})),
+                Json(
+                    serde_json::json!({"error": format!("redis: {e} (nothing queued; send the notification again)"), "accepted": 0}),
+                ),
             );
         }
-        accepted += 1;
     }
+    app.counters.add("accepted", accepted.len() as u64);
     (
         StatusCode::OK,
-        Json(serde_json::json!({"accepted": accepted, "skipped": skipped})),
+        Json(serde_json::json!({"accepted": accepted.len(), "skipped": skipped})),
+    )
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    Json(app.counters.json())
+}
+
+/// Any other path: 404 with what is served.
+async fn unknown_path(
+    State(app): State<Arc<App>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> (StatusCode, Json<serde_json::Value>) {
+    refuse(
+        &app,
+        StatusCode::NOT_FOUND,
+        format!("no {method} {}: notifications go to POST /notify (also served: GET /healthz, GET /metrics)", uri.path()),
+    )
+}
+
+/// A served path with another method: 405 with the method it takes.
+async fn wrong_method(
+    State(app): State<Arc<App>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let allowed = if uri.path() == "/notify" {
+        "POST"
+    } else {
+        "GET"
+    };
+    refuse(
+        &app,
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} {} is not served: use {allowed}", uri.path()),
     )
 }
 
@@ -123,14 +195,17 @@ async fn run() -> anyhow::Result<()> {
     let listen = env_or("LISTEN", "0.0.0.0:8080".to_owned())?;
     let pattern = env_or("DATASET_REGEXP", "fits$".to_owned())?;
     let app = Arc::new(App {
+        counters: Counters::new(COUNTERS),
         redis: embargo_components::redis().await?,
         secret: env("NOTIFICATION_SECRET")?,
         dataset: regex::Regex::new(&pattern)
             .with_context(|| format!("DATASET_REGEXP {pattern:?}"))?,
     });
     let router = Router::new()
-        .route("/notify", post(notify))
-        .route("/healthz", get(healthz))
+        .route("/notify", post(notify).fallback(wrong_method))
+        .route("/healthz", get(healthz).fallback(wrong_method))
+        .route("/metrics", get(metrics).fallback(wrong_method))
+        .fallback(unknown_path)
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await

@@ -6,12 +6,16 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use embargo_components::{env, env_or, queue};
+use embargo_components::{env, env_or, queue, Counters};
+
+/// What `/metrics` reports: scans done, worker lists found idle, keys requeued.
+const COUNTERS: &[&str] = &["scans", "idle_lists", "requeued"];
 
 async fn reap(
-    redis: &mut redis::aio::MultiplexedConnection,
+    redis: &mut redis::aio::ConnectionManager,
     bucket: &str,
     idle_max: u64,
+    counters: &Counters,
 ) -> redis::RedisResult<usize> {
     let mut moved = 0;
     let mut cursor: u64 = 0;
@@ -33,6 +37,7 @@ async fn reap(
             if idle.is_none_or(|i| i <= idle_max) {
                 continue;
             }
+            counters.add("idle_lists", 1);
             loop {
                 let key: Option<String> = redis::cmd("LMOVE")
                     .arg(&list)
@@ -44,6 +49,7 @@ async fn reap(
                 match key {
                     Some(k) => {
                         moved += 1;
+                        counters.add("requeued", 1);
                         eprintln!(
                             "requeued {k} from {list} (idle {}s)",
                             idle.unwrap_or_default()
@@ -55,6 +61,7 @@ async fn reap(
         }
         cursor = next;
         if cursor == 0 {
+            counters.add("scans", 1);
             return Ok(moved);
         }
     }
@@ -64,11 +71,12 @@ async fn run() -> anyhow::Result<()> {
     embargo_components::exit_on_sigterm();
     let bucket = env("BUCKET")?;
     let idle_max: u64 = env_or("IDLE_MAX", 30)?;
-    let healthy = embargo_components::spawn_health()?;
+    let counters = Counters::new(COUNTERS);
+    let healthy = embargo_components::spawn_health(counters.clone())?;
     let mut redis = embargo_components::redis().await?;
     eprintln!("idle reaper for WORKER:{bucket}:* every {idle_max}s");
     loop {
-        match reap(&mut redis, &bucket, idle_max).await {
+        match reap(&mut redis, &bucket, idle_max, &counters).await {
             Ok(_) => healthy.store(true, Ordering::Relaxed),
             Err(e) => {
                 healthy.store(false, Ordering::Relaxed);
