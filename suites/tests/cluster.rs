@@ -60,12 +60,15 @@ async fn service_name_resolves_and_answers(ctx: Ctx) -> anyhow::Result<()> {
         cluster_ip.as_str(),
         "{fqdn} should resolve to the Service's ClusterIP"
     );
+    // kube-proxy programs the Service's rules by watch too: refused for a moment.
     let body = exec_anyhow(
         &pods,
         &toolbox,
         &[
             "/testware-toolbox",
             "http-get",
+            "--retry-for",
+            "10",
             &format!("http://{fqdn}/healthz"),
         ],
     )
@@ -77,6 +80,8 @@ async fn service_name_resolves_and_answers(ctx: Ctx) -> anyhow::Result<()> {
         &[
             "/testware-toolbox",
             "http-get",
+            "--retry-for",
+            "10",
             "http://web-echo-server/healthz",
         ],
     )
@@ -277,14 +282,11 @@ async fn logs_exec_and_port_forward_go_through_the_api_server(ctx: Ctx) -> anyho
     let pods: Api<Pod> = ns.api();
     ns.start_pod(&echo, POD_START).await?;
     let line = format!("hello from {}", testware::config::random_suffix(8));
-    let request = format!(
-        "POST /echo HTTP/1.0\r\nHost: echo\r\nContent-Length: {}\r\n\r\n{line}",
-        line.len()
-    );
-    let response = port_forward_http(&pods, "echo", 8080, &request).await?;
+    let (status, body) =
+        port_forward_http(&pods, "echo", 8080, "POST", "/echo", line.as_bytes()).await?;
     check!(
-        response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
-        "POST /echo through port-forward: {response:?}"
+        status == 200,
+        "POST /echo through port-forward answered {status}: {body:?}"
     );
     let logs = wait_until(
         "the echoed line in the pod log",

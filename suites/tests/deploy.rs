@@ -161,15 +161,21 @@ async fn embargo_ingest_installs_offline_and_accepts_notifications(ctx: Ctx) -> 
     let pods = all_pods_ready(&ns).await?;
     let enqueue = first_pod_with(&pods, "enqueue")?;
     let body = r#"{"Records":[{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/a+b.fits"}},"opaqueData":"ci-webhook-secret"},{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/c.txt"}},"opaqueData":"ci-webhook-secret"},{"s3":{"bucket":{"name":"rubin-embargo"},"object":{"key":"raw/d.fits"}},"opaqueData":"wrong"}]}"#;
-    let request = format!("POST /notify HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
     // Ready pods can still refuse the first connection for a moment.
     let response = testware::wait::wait_until(
         format!("pod {enqueue} to answer POST /notify"),
         Duration::from_secs(10),
         || async {
-            let response = port_forward_http(&ns.api(), &enqueue, 8080, &request)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (_, response) = port_forward_http(
+                &ns.api(),
+                &enqueue,
+                8080,
+                "POST",
+                "/notify",
+                body.as_bytes(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             if response.contains("\"accepted\"") {
                 Ok(response)
             } else {

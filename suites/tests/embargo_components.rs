@@ -13,6 +13,7 @@ use testcontainers::core::Mount;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
 use testware::embargo::{get_metrics, EmbargoPath, Notifier};
 use testware::redis::Redis;
+use testware::wait::wait_until;
 use testware::{cases, check, check_eq, ChartOptions, ChartSet, Ctx, Suite};
 
 const BUCKET: &str = "component-embargo";
@@ -28,6 +29,8 @@ fn main() -> std::process::ExitCode {
         .cases(cases![component(redis):
             notified_keys_are_ingested_once_between_real_containers,
             worker_killed_mid_batch_is_requeued_and_finished_by_the_other,
+            failing_keys_are_retried_then_given_up_after_max_failures,
+            flaky_keys_are_retried_until_ingested,
         ])
         .run()
 }
@@ -42,10 +45,12 @@ struct Containers {
     _redis: ContainerAsync<GenericImage>,
 }
 
+/// Starts the path; `worker_env` is added to each worker's environment
+/// (`INGEST_SECONDS`, `FAIL_PATTERN`, `FAIL_RATE`, `MAX_FAILURES`…).
 async fn start_path(
     ctx: &Ctx,
     charts: &ChartSet,
-    ingest_seconds: &str,
+    worker_env: &[(&str, &str)],
 ) -> anyhow::Result<Containers> {
     let rendered = charts
         .render(
@@ -94,11 +99,14 @@ async fn start_path(
     let mut workers = Vec::new();
     for (name, health) in [("worker-a", health_a), ("worker-b", health_b)] {
         let worker = start(ctx, &image("Deployment", "ingest")?, |r| {
-            client_env(r)
+            let mut r = client_env(r)
                 .with_env_var("POD_NAME", name)
-                .with_env_var("INGEST_SECONDS", ingest_seconds)
                 .with_env_var("MAX_INGESTS", "10")
-                .with_env_var("HEALTH_LISTEN", format!("127.0.0.1:{health}"))
+                .with_env_var("HEALTH_LISTEN", format!("127.0.0.1:{health}"));
+            for (key, value) in worker_env {
+                r = r.with_env_var(*key, *value);
+            }
+            r
         })
         .await?;
         workers.push((name.to_owned(), worker, health));
@@ -123,6 +131,17 @@ async fn start_path(
     })
 }
 
+impl Containers {
+    /// The sum of counter `name` over the workers.
+    async fn workers_counted(&self, name: &str) -> anyhow::Result<u64> {
+        let mut sum = 0;
+        for (worker, _, port) in &self.workers {
+            sum += counter(*port, worker, name).await?;
+        }
+        Ok(sum)
+    }
+}
+
 /// A component's counter `name`, read from its `/metrics` on `port`.
 async fn counter(port: u16, who: &str, name: &str) -> anyhow::Result<u64> {
     let metrics = get_metrics(
@@ -138,7 +157,7 @@ async fn notified_keys_are_ingested_once_between_real_containers(
     ctx: Ctx,
     charts: std::sync::Arc<ChartSet>,
 ) -> anyhow::Result<()> {
-    let containers = start_path(&ctx, &charts, "0.01").await?;
+    let containers = start_path(&ctx, &charts, &[("INGEST_SECONDS", "0.01")]).await?;
     let path = &containers.path;
     let keys: Vec<String> = (0..100)
         .map(|i| format!("raw/component/AT O {i:04}.fits"))
@@ -185,7 +204,7 @@ async fn worker_killed_mid_batch_is_requeued_and_finished_by_the_other(
     ctx: Ctx,
     charts: std::sync::Arc<ChartSet>,
 ) -> anyhow::Result<()> {
-    let containers = start_path(&ctx, &charts, "0.3").await?;
+    let containers = start_path(&ctx, &charts, &[("INGEST_SECONDS", "0.3")]).await?;
     let path = &containers.path;
     let keys: Vec<String> = (0..40)
         .map(|i| format!("raw/component/{i:04}.fits"))
@@ -244,6 +263,122 @@ async fn worker_killed_mid_batch_is_requeued_and_finished_by_the_other(
         requeued >= 1,
         "the reaper should have requeued {list}; its log: {}",
         log_tail(idle).await
+    );
+    Ok(())
+}
+
+/// `n` keys named `raw/component/{kind}-{i}.fits`.
+fn keys_of(kind: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("raw/component/{kind}-{i:03}.fits"))
+        .collect()
+}
+
+/// Keys whose ingest always fails are tried `MAX_FAILURES` times, then given up
+/// (in `FAILED`, never in `INGESTED`); the keys around them are ingested.
+async fn failing_keys_are_retried_then_given_up_after_max_failures(
+    ctx: Ctx,
+    charts: std::sync::Arc<ChartSet>,
+) -> anyhow::Result<()> {
+    let containers = start_path(
+        &ctx,
+        &charts,
+        &[
+            ("INGEST_SECONDS", "0"),
+            ("FAIL_PATTERN", "broken"),
+            ("FAIL_RATE", "1"),
+            ("MAX_FAILURES", "3"),
+        ],
+    )
+    .await?;
+    let path = &containers.path;
+    let good = keys_of("good", 30);
+    let broken = keys_of("broken", 5);
+    let mut all = good.clone();
+    all.extend(broken.iter().cloned());
+    path.notifier.deliver_all(&all, 7, 2, PATIENCE).await?;
+
+    let good_set: BTreeSet<String> = good.into_iter().collect();
+    path.wait_for_ingested(&good_set, ctx.deadline().cap(Duration::from_secs(60)))
+        .await?;
+    let broken_set: BTreeSet<String> = broken.into_iter().collect();
+    let failed_key = format!("FAILED:{BUCKET}");
+    let given_up = wait_until(
+        "the broken keys to be given up",
+        ctx.deadline().cap(Duration::from_secs(60)),
+        || async {
+            let failed: BTreeSet<String> =
+                redis::AsyncCommands::smembers(&mut path.redis.connection(), &failed_key)
+                    .await
+                    .map_err(|e| format!("SMEMBERS {failed_key}: {e}"))?;
+            if failed.len() >= broken_set.len() {
+                Ok(failed)
+            } else {
+                Err(format!("FAILED holds {failed:?}"))
+            }
+        },
+    )
+    .await?;
+    check_eq!(given_up, broken_set, "keys given up");
+    let fails: std::collections::BTreeMap<String, u64> =
+        redis::AsyncCommands::hgetall(&mut path.redis.connection(), format!("FAILS:{BUCKET}"))
+            .await?;
+    check!(
+        broken_set.iter().all(|k| fails.get(k) == Some(&3)) && fails.len() == broken_set.len(),
+        "each broken key should have failed exactly MAX_FAILURES = 3 times: {fails:?}"
+    );
+    check!(
+        path.ingested().await?.is_disjoint(&broken_set),
+        "a key given up must not be recorded as ingested"
+    );
+    check!(
+        path.worker_lists()
+            .await?
+            .iter()
+            .all(|(_, items)| items.is_empty()),
+        "nothing should stay in the worker lists"
+    );
+    check_eq!(
+        containers.workers_counted("given_up").await?,
+        5,
+        "given_up counted by the workers"
+    );
+    Ok(())
+}
+
+/// Keys that fail half of the time are retried (the worker list keeps them)
+/// until they are ingested, each recorded once.
+async fn flaky_keys_are_retried_until_ingested(
+    ctx: Ctx,
+    charts: std::sync::Arc<ChartSet>,
+) -> anyhow::Result<()> {
+    let containers = start_path(
+        &ctx,
+        &charts,
+        &[
+            ("INGEST_SECONDS", "0"),
+            ("FAIL_PATTERN", "flaky"),
+            ("FAIL_RATE", "0.5"),
+            // 0.5^30: never given up in practice.
+            ("MAX_FAILURES", "30"),
+        ],
+    )
+    .await?;
+    let path = &containers.path;
+    let keys = keys_of("flaky", 40);
+    path.notifier.deliver_all(&keys, 10, 2, PATIENCE).await?;
+    let all: BTreeSet<String> = keys.into_iter().collect();
+    path.wait_for_ingested(&all, ctx.deadline().cap(Duration::from_secs(60)))
+        .await?;
+    let counts = path.ingest_counts().await?;
+    check!(
+        counts.values().all(|n| *n == 1),
+        "each key's work should succeed once: {counts:?}"
+    );
+    let failed = containers.workers_counted("failed").await?;
+    check!(
+        failed >= 5,
+        "about half of the 40 first attempts should have failed, counted {failed}"
     );
     Ok(())
 }

@@ -502,15 +502,10 @@ async fn connector_metrics(deployment: &ChartDeployment) -> Result<Vec<(String, 
         if !running {
             continue;
         }
-        let answer = crate::net::port_forward_http(
-            &deployment.api(),
-            &name,
-            8080,
-            "GET /metrics HTTP/1.0\r\n\r\n",
-        )
-        .await?;
-        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        metrics.push((name, serde_json::from_str(body).unwrap_or(Value::Null)));
+        let (_, body) =
+            crate::net::port_forward_http(&deployment.api(), &name, 8080, "GET", "/metrics", b"")
+                .await?;
+        metrics.push((name, serde_json::from_str(&body).unwrap_or(Value::Null)));
     }
     Ok(metrics)
 }

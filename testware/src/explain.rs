@@ -329,6 +329,21 @@ where
     kube::Api::namespaced(client.clone(), namespace)
 }
 
+/// Text a data-path helper adds to its timeout messages (e.g. the writer's
+/// counters and last log lines), computed when the timeout happens.
+pub type Explainer = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>> + Send + Sync,
+>;
+
+/// Wraps an async closure as an [`Explainer`].
+pub fn explainer<F, Fut>(explain: F) -> Explainer
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = String> + Send + 'static,
+{
+    std::sync::Arc::new(move || Box::pin(explain()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::describe_pod;

@@ -4,8 +4,6 @@
 //! the writer (e.g. a connector) logged.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -91,9 +89,7 @@ struct StatementAnswer {
     error: Option<String>,
 }
 
-/// Text describing what a writer did, for timeout messages (e.g. the connector's
-/// last log lines); set with [`Influx::explain_with`].
-pub type Explainer = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = String> + Send>> + Send + Sync>;
+pub use crate::explain::Explainer;
 
 /// A database of an InfluxDB 1.x server.
 #[derive(Clone)]
@@ -132,7 +128,7 @@ impl Influx {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = String> + Send + 'static,
     {
-        self.explainer = Some(Arc::new(move || Box::pin(explain())));
+        self.explainer = Some(crate::explain::explainer(explain));
         self
     }
 

@@ -71,6 +71,8 @@ pub mod influx;
 pub mod junit;
 #[cfg(feature = "full-stack")]
 pub mod kafka;
+#[cfg(feature = "full-stack")]
+pub mod logs;
 pub mod manifest;
 pub mod marks;
 pub mod namespace;

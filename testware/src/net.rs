@@ -60,8 +60,8 @@ pub async fn exec(
     }
 }
 
-/// Sends one HTTP/1.0 request to `port` of `pod` through an API-server
-/// port-forward (no local port is opened); returns the raw response.
+/// Sends one HTTP/1.1 request (hyper) to `port` of `pod` through an API-server
+/// port-forward (no local port is opened); returns (status code, body).
 ///
 /// # Errors
 /// The port-forward cannot be opened or the exchange fails.
@@ -69,34 +69,27 @@ pub async fn port_forward_http(
     pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
     pod: &str,
     port: u16,
-    request: &str,
-) -> Result<String, ClusterError> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<(u16, String), ClusterError> {
     let mut forwarder = pods
         .portforward(pod, &[port])
         .await
         .map_err(api_error(format!("port-forward to {pod}:{port}")))?;
-    let mut stream = forwarder
-        .take_stream(port)
-        .ok_or_else(|| ClusterError::Exec {
-            command: format!("port-forward {port}"),
-            pod: pod.to_owned(),
-            detail: "no stream for the port".into(),
-        })?;
-    let io_error = |e: std::io::Error| ClusterError::Exec {
-        command: format!("port-forward {port}"),
+    let failed = |detail: String| ClusterError::Exec {
+        command: format!("{method} {path} via port-forward {port}"),
         pod: pod.to_owned(),
-        detail: e.to_string(),
+        detail,
     };
-    stream
-        .write_all(request.as_bytes())
+    let stream = forwarder
+        .take_stream(port)
+        .ok_or_else(|| failed("no stream for the port".into()))?;
+    let answer = exchange(stream, &format!("{pod}:{port}"), method, path, body)
         .await
-        .map_err(io_error)?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.map_err(io_error)?;
-    drop(stream);
+        .map_err(|e| failed(e.to_string()));
     let _ = forwarder.join().await;
-    Ok(String::from_utf8_lossy(&response).into_owned())
+    answer
 }
 
 /// A local TCP port on 127.0.0.1 (chosen by the OS, so parallel cases never
@@ -235,8 +228,8 @@ impl PortForward {
     }
 }
 
-/// Sends one HTTP/1.0 request to a local address and returns (status code, body):
-/// a minimal client for harness helpers that must not pull in an HTTP stack.
+/// Sends one HTTP/1.1 request (hyper, one connection) to a local address and
+/// returns (status code, body).
 ///
 /// # Errors
 /// The connection fails, or the answer is not HTTP.
@@ -246,30 +239,56 @@ pub async fn http_request(
     path: &str,
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let head = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "not an HTTP response: {:?}",
-                    head.chars().take(80).collect::<String>()
-                ),
-            )
-        })?;
-    Ok((code, body.to_owned()))
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    exchange(stream, &addr.to_string(), method, path, body).await
+}
+
+/// One request and its answer over `io` (a TCP connection or a port-forward
+/// stream), with hyper's HTTP/1 client; `host` is the Host header.
+async fn exchange<T>(
+    io: T,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, String)>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    use http_body_util::BodyExt as _;
+    let invalid = |e: &dyn std::fmt::Display| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("HTTP: {e}"))
+    };
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| invalid(&e))?;
+    let driver = tokio::spawn(connection);
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, host)
+        .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(
+            body,
+        )))
+        .map_err(|e| invalid(&e))?;
+    let outcome = async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| invalid(&e))?;
+        let status = response.status().as_u16();
+        let collected = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| invalid(&e))?;
+        Ok((
+            status,
+            String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+        ))
+    }
+    .await;
+    driver.abort();
+    outcome
 }

@@ -106,7 +106,7 @@ pub struct HostImage {
 }
 
 /// Images built from Debian's binaries.
-pub const HOST_IMAGES: [HostImage; 3] = [
+pub const HOST_IMAGES: [HostImage; 6] = [
     HostImage {
         name: "tansu",
         tag: "0.6.0",
@@ -133,6 +133,45 @@ pub const HOST_IMAGES: [HostImage; 3] = [
         cached: &[],
         workspace_bins: &[("efd-components", "influxdb-entrypoint")],
         entrypoint: "/influxdb-entrypoint",
+    },
+    // The logging chart: two Elasticsearch-API stores and the log shipper.
+    HostImage {
+        name: "noida-db",
+        tag: "0.2.3",
+        package: "",
+        binaries: &[],
+        cached: &[(
+            "noida-db/0.2.3-elasticsearch/bin/noida-db",
+            "/usr/bin/noida-db",
+        )],
+        workspace_bins: &[],
+        entrypoint: "/usr/bin/noida-db",
+    },
+    HostImage {
+        name: "osmem-server",
+        tag: "0.1.6",
+        package: "",
+        binaries: &[],
+        cached: &[("osmem-server/0.1.6/osmem-server", "/usr/bin/osmem-server")],
+        workspace_bins: &[],
+        entrypoint: "/usr/bin/osmem-server",
+    },
+    HostImage {
+        name: "rsyslog",
+        tag: "8.2302.0",
+        package: "rsyslog",
+        // rsyslogd and the modules the shipper loads (dlopen'ed, so listed here).
+        binaries: &[
+            "/usr/sbin/rsyslogd",
+            "/usr/lib/x86_64-linux-gnu/rsyslog/imfile.so",
+            "/usr/lib/x86_64-linux-gnu/rsyslog/omelasticsearch.so",
+            "/usr/lib/x86_64-linux-gnu/rsyslog/lmregexp.so",
+            "/usr/lib/x86_64-linux-gnu/rsyslog/lmnet.so",
+            "/usr/lib/x86_64-linux-gnu/rsyslog/impstats.so",
+        ],
+        cached: &[],
+        workspace_bins: &[],
+        entrypoint: "/usr/sbin/rsyslogd",
     },
 ];
 
@@ -179,7 +218,7 @@ pub fn build(repo: &Path, cache: &Path) -> anyhow::Result<Vec<PathBuf>> {
             let path = cache.join(in_cache);
             if !path.is_file() {
                 bail!(
-                    "{} is missing (hint: ci/install-tansu builds it)",
+                    "{} is missing (hint: ci/install-tansu and ci/install-logging put the cached binaries there)",
                     path.display()
                 );
             }

@@ -134,10 +134,35 @@ pub fn terminate_group(pid: u32, grace: Duration) {
     }
     let _ = killpg(group, Signal::SIGKILL);
     let _ = kill(group, Signal::SIGKILL);
+    // The leader and every member of its group, until the kernel has ended them
+    // (a loaded machine can take a moment after SIGKILL).
     let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline && alive(pid) {
+    while Instant::now() < deadline && (alive(pid) || !group_members(pid).is_empty()) {
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The live (not zombie) processes of process group `pgid`.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+                return false;
+            };
+            let mut fields = after.split_whitespace();
+            let state = fields.next().and_then(|s| s.chars().next());
+            let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+            group == Some(pgid) && !matches!(state, Some('Z' | 'X'))
+        })
+        .collect()
 }
 
 /// `true` if `pid` exists and is not a zombie.
