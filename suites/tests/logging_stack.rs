@@ -28,7 +28,7 @@ const STORES: [(&str, &str); 2] = [
 type Body = fn(Ctx, &'static str) -> BoxFuture<'static, CaseResult>;
 
 fn main() -> std::process::ExitCode {
-    let bodies: [(&str, Body); 4] = [
+    let bodies: [(&str, Body); 5] = [
         ("printed_line_is_found_once_with_its_pod", |c, v| {
             Box::pin(printed_line_is_found_once_with_its_pod(c, v))
         }),
@@ -40,6 +40,9 @@ fn main() -> std::process::ExitCode {
         }),
         ("shipper_restarted_mid_stream_loses_nothing", |c, v| {
             Box::pin(shipper_restarted_mid_stream_loses_nothing(c, v))
+        }),
+        ("indices_older_than_the_retention_are_deleted", |c, v| {
+            Box::pin(indices_older_than_the_retention_are_deleted(c, v))
         }),
     ];
     let mut suite = Suite::new("logging_stack").charts(suites::CHARTS_DIR);
@@ -264,5 +267,51 @@ async fn shipper_restarted_mid_stream_loses_nothing(ctx: Ctx, values: &'static s
     );
     let twice: Vec<(&String, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
     check!(twice.is_empty(), "lines stored more than once: {twice:?}");
+    Ok(())
+}
+
+/// The retention sweeper (a sweep every 2 s here) deletes the daily indices
+/// older than `indices.retentionDays` and nothing else.
+async fn indices_older_than_the_retention_are_deleted(
+    ctx: Ctx,
+    values: &'static str,
+) -> CaseResult {
+    let ns = ctx.create_namespace().await?;
+    let stack = install(
+        &ctx,
+        &ns,
+        values,
+        &[
+            ("retention.intervalSeconds", "2"),
+            ("indices.retentionDays", "7"),
+        ],
+    )
+    .await?;
+    let today = time::OffsetDateTime::now_utc().date();
+    let day = |days_ago: i64| format!("logs-{}", today - time::Duration::days(days_ago));
+    let (old, older, recent) = (day(8), day(400), day(6));
+    let other = "audit-2020-01-01".to_owned();
+    for index in [&old, &older, &recent, &other] {
+        stack
+            .put_document(index, serde_json::json!({"message": "planted by the test"}))
+            .await?;
+    }
+    let left = testware::wait::wait_until(
+        format!("{old} and {older} to be deleted"),
+        ctx.deadline().cap(Duration::from_secs(30)),
+        || async {
+            let indices = stack.indices().await.map_err(|e| format!("{e:#}"))?;
+            if indices.contains(&old) || indices.contains(&older) {
+                Err(format!("indices: {indices:?}"))
+            } else {
+                Ok(indices)
+            }
+        },
+    )
+    .await?;
+    check!(
+        left.contains(&recent) && left.contains(&other),
+        "{recent} (within the retention) and {other} (another name) must stay: {left:?}"
+    );
     Ok(())
 }

@@ -357,6 +357,44 @@ impl LogStore {
         Ok(body)
     }
 
+    /// The names of the store's indices (`_cat/indices`), sorted.
+    ///
+    /// # Errors
+    /// The store does not answer.
+    pub async fn indices(&self) -> Result<Vec<String>, LogsError> {
+        let response = self
+            .client
+            .cat()
+            .indices(elasticsearch::cat::CatIndicesParts::None)
+            .format("json")
+            .send()
+            .await;
+        let body = self.json(response, "GET /_cat/indices").await?;
+        let mut names: Vec<String> = body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["index"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Stores `document` in `index` (created if needed), e.g. to plant an old index.
+    ///
+    /// # Errors
+    /// The store refuses it.
+    pub async fn put_document(&self, index: &str, document: Value) -> Result<(), LogsError> {
+        let response = self
+            .client
+            .index(elasticsearch::IndexParts::Index(index))
+            .body(document)
+            .send()
+            .await;
+        self.json(response, &format!("POST /{index}/_doc")).await?;
+        Ok(())
+    }
+
     /// Every document of `query`'s namespace, pod and container, after a refresh.
     async fn documents(&self, query: &LogQuery) -> Result<Vec<Document>, LogsError> {
         // Documents become searchable at a refresh; the shipper does not ask for one.

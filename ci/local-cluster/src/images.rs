@@ -27,7 +27,7 @@ pub struct RustImage {
 }
 
 /// The images of the cluster's addons and the charts under test.
-pub const IMAGES: [RustImage; 9] = [
+pub const IMAGES: [RustImage; 10] = [
     RustImage {
         name: "testware-pause",
         package: "local-cluster",
@@ -72,6 +72,11 @@ pub const IMAGES: [RustImage; 9] = [
         name: "efd-connector",
         package: "efd-components",
         bin: "efd-connector",
+    },
+    RustImage {
+        name: "logging-retention",
+        package: "logging-components",
+        bin: "logging-retention",
     },
 ];
 
@@ -167,7 +172,6 @@ pub const HOST_IMAGES: [HostImage; 6] = [
             "/usr/lib/x86_64-linux-gnu/rsyslog/omelasticsearch.so",
             "/usr/lib/x86_64-linux-gnu/rsyslog/lmregexp.so",
             "/usr/lib/x86_64-linux-gnu/rsyslog/lmnet.so",
-            "/usr/lib/x86_64-linux-gnu/rsyslog/impstats.so",
         ],
         cached: &[],
         workspace_bins: &[],
