@@ -5,7 +5,6 @@
 //! and for contrast `wait_until` polling with its capped backoff).
 //! Run with `cargo bench -p suites --bench chart_deploy`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -13,7 +12,7 @@ use kube::api::{Patch, PatchParams};
 use testware::namespace::TestNamespace;
 use testware::status::State;
 use testware::wait;
-use testware::{ChartOptions, Ctx, RunConfig};
+use testware::{ChartOptions, Ctx};
 
 const NAMESPACE_CYCLES: usize = 7;
 const INSTALLS: usize = 5;
@@ -21,10 +20,7 @@ const CONDITIONS: usize = 7;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let (config, _) = RunConfig::parse(["bench".to_owned()], |key| std::env::var(key).ok())?;
-    let config = Arc::new(config);
-    let client = testware::cluster::client(&config).await?;
-    println!("cluster: {}", client.apiserver_version().await?.git_version);
+    let (config, client) = suites::bench_cluster().await?;
 
     let mut cycles = Vec::new();
     for _ in 0..NAMESPACE_CYCLES {

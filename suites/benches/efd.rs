@@ -38,10 +38,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    let (config, _) = RunConfig::parse(["bench".to_owned()], |key| std::env::var(key).ok())?;
-    let config = Arc::new(config);
-    let client = testware::cluster::client(&config).await?;
-    println!("cluster: {}", client.apiserver_version().await?.git_version);
+    let (config, client) = suites::bench_cluster().await?;
     let ns = TestNamespace::create(&client, &config, "bench-efd").await?;
     let outcome = run(&config, &ns, burst).await;
     ns.delete(Duration::from_secs(120)).await?;

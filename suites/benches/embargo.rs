@@ -13,8 +13,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::DeleteParams;
 use testware::deployment::ChartDeployment;
 use testware::embargo::EmbargoStack;
 use testware::namespace::TestNamespace;
@@ -24,10 +22,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let (config, _) = RunConfig::parse(["bench".to_owned()], |key| std::env::var(key).ok())?;
-    let config = Arc::new(config);
-    let client = testware::cluster::client(&config).await?;
-    println!("cluster: {}", client.apiserver_version().await?.git_version);
+    let (config, client) = suites::bench_cluster().await?;
     let ns = TestNamespace::create(&client, &config, "bench-embargo").await?;
     let outcome = run(&config, &ns).await;
     ns.delete(Duration::from_secs(120)).await?;
@@ -98,7 +93,7 @@ async fn run(config: &Arc<RunConfig>, ns: &TestNamespace) -> anyhow::Result<()> 
         deployment.upgrade(options(2, "0.5", idle_max)).await?;
         let stack = EmbargoStack::connect(&deployment).await?;
         round += 1;
-        let recovery = kill_recovery(&stack, ns, &format!("kill-{round}")).await?;
+        let recovery = kill_recovery(&stack, &format!("kill-{round}")).await?;
         println!(
             "worker killed mid-batch, idleMax {idle_max} s: its keys ingested {:.1} s later ({:.2} x idleMax)",
             recovery.as_secs_f64(),
@@ -125,30 +120,16 @@ async fn end_to_end(stack: &EmbargoStack, prefix: &str, n: usize) -> anyhow::Res
 
 /// Kills a worker holding at least 4 keys; returns the time until those keys
 /// were ingested by another worker.
-async fn kill_recovery(
-    stack: &EmbargoStack,
-    ns: &TestNamespace,
-    prefix: &str,
-) -> anyhow::Result<Duration> {
+async fn kill_recovery(stack: &EmbargoStack, prefix: &str) -> anyhow::Result<Duration> {
     let keys: Vec<String> = (0..40)
         .map(|i| format!("raw/bench/{prefix}/{i:06}.fits"))
         .collect();
     stack.notifier().deliver_all(&keys, 10, 2, PATIENCE).await?;
-    let (list, _) = stack
-        .wait_for_worker_holding(4, Duration::from_secs(60))
-        .await?;
-    let pod = list.rsplit(':').next().unwrap_or_default().to_owned();
-    ns.api::<Pod>()
-        .delete(&pod, &DeleteParams::default().grace_period(0))
+    let killed_worker = stack
+        .kill_worker_holding(4, Duration::from_secs(60))
         .await?;
     let killed = Instant::now();
-    let stranded: BTreeSet<String> = stack
-        .worker_lists()
-        .await?
-        .into_iter()
-        .filter(|(l, _)| *l == list)
-        .flat_map(|(_, items)| items)
-        .collect();
+    let stranded: BTreeSet<String> = killed_worker.stranded.into_iter().collect();
     stack
         .wait_for_ingested(&stranded, Duration::from_secs(120))
         .await?;

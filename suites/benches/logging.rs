@@ -21,10 +21,7 @@ const RATE: u64 = 10;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let (config, _) = RunConfig::parse(["bench".to_owned()], |key| std::env::var(key).ok())?;
-    let config = Arc::new(config);
-    let client = testware::cluster::client(&config).await?;
-    println!("cluster: {}", client.apiserver_version().await?.git_version);
+    let (config, client) = suites::bench_cluster().await?;
     for (store, values) in [
         ("noida-db", "ci/offline.yaml"),
         ("osmem-server", "ci/osmem.yaml"),

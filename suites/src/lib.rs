@@ -94,3 +94,18 @@ impl ExampleRun {
         }
     }
 }
+
+/// What every cluster benchmark starts with: the run configuration from the
+/// environment (as a test run reads it) and a client of its cluster, whose
+/// version is printed beside the figures.
+///
+/// # Errors
+/// The configuration is invalid or the cluster does not answer.
+pub async fn bench_cluster() -> anyhow::Result<(std::sync::Arc<testware::RunConfig>, kube::Client)>
+{
+    let (config, _) =
+        testware::RunConfig::parse(["bench".to_owned()], |key| std::env::var(key).ok())?;
+    let client = testware::cluster::client(&config).await?;
+    println!("cluster: {}", client.apiserver_version().await?.git_version);
+    Ok((std::sync::Arc::new(config), client))
+}

@@ -144,12 +144,7 @@ impl Containers {
 
 /// A component's counter `name`, read from its `/metrics` on `port`.
 async fn counter(port: u16, who: &str, name: &str) -> anyhow::Result<u64> {
-    let metrics = get_metrics(
-        &reqwest::Client::new(),
-        &format!("http://127.0.0.1:{port}"),
-        who,
-    )
-    .await?;
+    let metrics = get_metrics(SocketAddr::from(([127, 0, 0, 1], port)), who).await?;
     Ok(metrics[name].as_u64().unwrap_or(0))
 }
 
@@ -222,13 +217,7 @@ async fn worker_killed_mid_batch_is_requeued_and_finished_by_the_other(
         .ok_or_else(|| anyhow::anyhow!("{list} belongs to no worker container"))?;
     // SIGKILL: no chance to finish the batch; the container stays stopped.
     victim.stop_with_timeout(Some(0)).await?;
-    let stranded: BTreeSet<String> = path
-        .worker_lists()
-        .await?
-        .into_iter()
-        .filter(|(l, _)| *l == list)
-        .flat_map(|(_, items)| items)
-        .collect();
+    let stranded: BTreeSet<String> = path.worker_list(&list).await?.into_iter().collect();
     check!(
         !stranded.is_empty(),
         "{name} finished its batch before it was killed"

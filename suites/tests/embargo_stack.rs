@@ -324,21 +324,15 @@ async fn ingest_pod_killed_mid_batch_loses_nothing(ctx: Ctx) -> anyhow::Result<(
     let all: BTreeSet<String> = keys.iter().cloned().collect();
 
     // A worker list with at least 5 keys still to do.
-    let (list, _) = stack
-        .wait_for_worker_holding(5, ctx.deadline().cap(Duration::from_secs(60)))
-        .await?;
-    let pod = list.rsplit(':').next().unwrap_or_default().to_owned();
-    ns.api::<Pod>()
-        .delete(&pod, &DeleteParams::default().grace_period(0))
+    let killed_worker = stack
+        .kill_worker_holding(5, ctx.deadline().cap(Duration::from_secs(60)))
         .await?;
     let killed = Instant::now();
-    let stranded: Vec<String> = stack
-        .worker_lists()
-        .await?
-        .into_iter()
-        .find(|(l, _)| *l == list)
-        .map(|(_, items)| items)
-        .unwrap_or_default();
+    let (pod, list, stranded) = (
+        killed_worker.pod,
+        killed_worker.list,
+        killed_worker.stranded,
+    );
     println!("killed {pod} holding {} keys in {list}", stranded.len());
     check!(
         !stranded.is_empty(),
@@ -378,11 +372,7 @@ async fn ingest_pod_killed_mid_batch_loses_nothing(ctx: Ctx) -> anyhow::Result<(
         );
     }
     check!(
-        !stack
-            .worker_lists()
-            .await?
-            .iter()
-            .any(|(l, items)| *l == list && !items.is_empty()),
+        stack.worker_list(&list).await?.is_empty(),
         "{list} should be empty"
     );
     Ok(())

@@ -457,6 +457,20 @@ impl EmbargoPath {
         .await?)
     }
 
+    /// The keys in worker list `list`, newest first.
+    ///
+    /// # Errors
+    /// Redis fails the read.
+    pub async fn worker_list(&self, list: &str) -> Result<Vec<String>, EmbargoError> {
+        let keys: Vec<String> = self
+            .redis
+            .connection()
+            .lrange(list, 0, -1)
+            .await
+            .map_err(|e| self.redis.error(&format!("LRANGE {list}"), &e))?;
+        Ok(keys)
+    }
+
     /// Where each of `keys` that is not ingested is; `live_pods`, when known,
     /// tells the lists of dead workers apart.
     ///
@@ -531,13 +545,23 @@ impl EmbargoPath {
     }
 }
 
+/// An ingest pod killed by [`EmbargoStack::kill_worker_holding`].
+#[derive(Debug, Clone)]
+pub struct KilledWorker {
+    /// The pod.
+    pub pod: String,
+    /// Its worker list, `WORKER:{bucket}:{pod}`.
+    pub list: String,
+    /// The keys its list held just after the kill.
+    pub stranded: Vec<String>,
+}
+
 /// A deployed embargo-ingest release, reached from the test process: the
 /// webhook through a port-forward, Redis through another. Its [`EmbargoPath`]
 /// is reached through the stack (`stack.notifier`, `stack.ingested()`).
 pub struct EmbargoStack {
     path: EmbargoPath,
     deployment: ChartDeployment,
-    http: reqwest::Client,
     _webhook: PortForward,
 }
 
@@ -562,24 +586,18 @@ impl std::fmt::Debug for EmbargoStack {
 impl EmbargoStack {
     /// Reaches the release's webhook (pod of `app.kubernetes.io/component=enqueue`)
     /// and Redis (pod of `component=redis`); the bucket, the webhook's secret and
-    /// the Redis password are read from the release (values and the Secrets its
-    /// pods use), never printed.
+    /// the Redis password are read from what the pods are given (environment
+    /// and the Secrets it refers to), never printed.
     ///
     /// # Errors
     /// A component, its Secret or its port is missing, or cannot be reached.
     pub async fn connect(deployment: &ChartDeployment) -> Result<Self, EmbargoError> {
-        let values = deployment.values().await?;
-        let bucket = values["bucket"]
-            .as_str()
-            .ok_or_else(|| {
-                anyhow::anyhow!("release {} has no value `bucket`", deployment.release())
-            })?
-            .to_owned();
         let enqueue = component_pod(deployment, "enqueue").await?;
-        let secret = secret_env(deployment, &enqueue, "NOTIFICATION_SECRET").await?;
+        let bucket = env_value(deployment, &enqueue, "BUCKET").await?;
+        let secret = env_value(deployment, &enqueue, "NOTIFICATION_SECRET").await?;
         let webhook_port = container_port(&enqueue, "http")?;
         let redis_pod = component_pod(deployment, "redis").await?;
-        let password = secret_env(deployment, &redis_pod, "REDIS_PASSWORD").await?;
+        let password = env_value(deployment, &redis_pod, "REDIS_PASSWORD").await?;
         let redis_port = container_port(&redis_pod, "redis")?;
         let webhook = deployment
             .port_forward(&format!("pod/{}", name_of(&enqueue)), webhook_port)
@@ -598,10 +616,6 @@ impl EmbargoStack {
                 redis,
             },
             deployment: deployment.clone(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
             _webhook: webhook,
         })
     }
@@ -614,6 +628,32 @@ impl EmbargoStack {
     /// The release.
     pub fn deployment(&self) -> &ChartDeployment {
         &self.deployment
+    }
+
+    /// Kills (grace period 0, as a node failure would) the ingest pod whose
+    /// worker list first holds at least `n` keys, within `timeout`; returns the
+    /// pod, its list and the keys the list still held just after the kill.
+    ///
+    /// # Errors
+    /// No list holds `n` keys in time, or the pod cannot be deleted.
+    pub async fn kill_worker_holding(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<KilledWorker, EmbargoError> {
+        let (list, _) = self.wait_for_worker_holding(n, timeout).await?;
+        let pod = list.rsplit(':').next().unwrap_or_default().to_owned();
+        self.deployment
+            .api::<Pod>()
+            .delete(&pod, &kube::api::DeleteParams::default().grace_period(0))
+            .await
+            .map_err(|e| anyhow::anyhow!("deleting pod {pod}: {e}"))?;
+        let stranded = self.worker_list(&list).await?;
+        Ok(KilledWorker {
+            pod,
+            list,
+            stranded,
+        })
     }
 
     /// Where each of `keys` that is not ingested is (worker lists of pods that
@@ -663,24 +703,40 @@ impl EmbargoStack {
     /// # Errors
     /// The pods cannot be listed or a running pod does not answer.
     pub async fn metrics(&self, component: &str) -> Result<Vec<(String, Value)>, EmbargoError> {
+        let pods = self.deployment.pods().await?;
+        self.metrics_of(&pods, component).await
+    }
+
+    /// The counters of the running pods of `component` among `pods`, each read
+    /// through a port-forward stream of its own (no local port).
+    async fn metrics_of(
+        &self,
+        pods: &[Pod],
+        component: &str,
+    ) -> Result<Vec<(String, Value)>, EmbargoError> {
         let mut all = Vec::new();
-        for pod in self.deployment.pods().await? {
+        for pod in pods {
             let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-            if !is_component(&pod, component)
+            if !is_component(pod, component)
                 || !running
                 || pod.metadata.deletion_timestamp.is_some()
             {
                 continue;
             }
-            let name = name_of(&pod);
-            let port = container_port(&pod, "health").or_else(|_| container_port(&pod, "http"))?;
-            let forward = self
-                .deployment
-                .port_forward(&format!("pod/{name}"), port)
-                .await?;
+            let name = name_of(pod);
+            let port = container_port(pod, "health").or_else(|_| container_port(pod, "http"))?;
+            let (status, body) = crate::net::port_forward_http(
+                &self.deployment.api(),
+                &name,
+                port,
+                "GET",
+                "/metrics",
+                b"",
+            )
+            .await?;
             all.push((
                 name.clone(),
-                get_metrics(&self.http, &forward.url(), &name).await?,
+                metrics_answer(&format!("pod {name}"), status, &body)?,
             ));
         }
         Ok(all)
@@ -700,9 +756,13 @@ impl EmbargoStack {
     }
 
     async fn metrics_summary(&self) -> String {
+        let pods = match self.deployment.pods().await {
+            Ok(pods) => pods,
+            Err(e) => return format!("pods unreadable: {e}"),
+        };
         let mut parts = Vec::new();
         for component in ["enqueue", "ingest", "idle"] {
-            match self.metrics(component).await {
+            match self.metrics_of(&pods, component).await {
                 Ok(pods) => parts.extend(pods.into_iter().map(|(pod, m)| format!("{pod} {m}"))),
                 Err(e) => parts.push(format!("{component}: {e:#}")),
             }
@@ -711,26 +771,25 @@ impl EmbargoStack {
     }
 }
 
-/// A component's counters: `GET {base}/metrics`, parsed; `who` names it in errors.
+/// A component's counters from `GET /metrics` at `addr` (e.g. a container's
+/// port on this host); `who` names it in errors.
 ///
 /// # Errors
 /// No answer, not 200, or not JSON.
-pub async fn get_metrics(
-    http: &reqwest::Client,
-    base: &str,
-    who: &str,
-) -> Result<Value, EmbargoError> {
-    let url = format!("{}/metrics", base.trim_end_matches('/'));
-    let body = http
-        .get(&url)
-        .send()
+pub async fn get_metrics(addr: std::net::SocketAddr, who: &str) -> Result<Value, EmbargoError> {
+    let (status, body) = crate::net::http_request(addr, "GET", "/metrics", b"")
         .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| anyhow::anyhow!("GET /metrics of {who}: {e}"))?
-        .text()
-        .await
-        .map_err(|e| anyhow::anyhow!("GET /metrics of {who}: {e}"))?;
-    serde_json::from_str(&body)
+        .map_err(|e| anyhow::anyhow!("GET /metrics of {who} at {addr}: {e}"))?;
+    metrics_answer(who, status, &body)
+}
+
+/// The counters in a `/metrics` answer.
+fn metrics_answer(who: &str, status: u16, body: &str) -> Result<Value, EmbargoError> {
+    anyhow::ensure!(
+        status == 200,
+        "GET /metrics of {who} answered {status}: {body}"
+    );
+    serde_json::from_str(body)
         .map_err(|e| anyhow::anyhow!("/metrics of {who} is not JSON ({e}): {body}"))
 }
 
@@ -774,7 +833,7 @@ fn container_port(pod: &Pod, name: &str) -> Result<u16, EmbargoError> {
 
 /// The value of environment variable `var` of the pod's first container that
 /// has it: literal, or read from the Secret it refers to.
-async fn secret_env(
+async fn env_value(
     deployment: &ChartDeployment,
     pod: &Pod,
     var: &str,
