@@ -9,9 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::DeleteParams;
 use redis::AsyncCommands as _;
 use testware::embargo::EmbargoStack;
 use testware::namespace::TestNamespace;
@@ -25,6 +24,9 @@ const RELEASE: &str = "embargo-ingest";
 const PATIENCE: Duration = Duration::from_secs(60);
 /// The CI values' `idle.idleMax`: a dead worker's list is requeued within two of these.
 const IDLE_MAX: Duration = Duration::from_secs(5);
+/// Longer than the components' liveness window (3 failed probes, 10 s apart): a
+/// liveness probe that asks Redis would have their pods restarted by then.
+const REDIS_OUTAGE: Duration = Duration::from_secs(40);
 
 fn main() -> std::process::ExitCode {
     Suite::new("embargo_stack")
@@ -33,7 +35,7 @@ fn main() -> std::process::ExitCode {
             notified_keys_are_ingested_once,
             bad_notifications_are_refused_or_skipped_and_nothing_is_half_written,
             ingest_pod_killed_mid_batch_loses_nothing,
-            redis_restarted_mid_stream_keeps_queued_and_in_flight_keys,
+            redis_down_for_longer_than_the_liveness_window_keeps_queued_and_in_flight_keys,
             ingest_scaled_from_one_to_four_during_a_burst_ingests_each_key_once,
         ])
         .run()
@@ -402,7 +404,11 @@ impl Stream {
                     .map(|i| format!("raw/{run}/stream/{batch:05}-{i}.fits"))
                     .collect();
                 let notification = stack.notifier().notification(&keys);
-                stack.notifier().deliver(&notification, PATIENCE).await?;
+                // Resent through a whole Redis outage and the restart after it.
+                stack
+                    .notifier()
+                    .deliver(&notification, REDIS_OUTAGE + PATIENCE)
+                    .await?;
                 delivered.extend(keys);
             }
             Ok(delivered)
@@ -417,7 +423,7 @@ impl Stream {
     }
 }
 
-async fn redis_restarted_mid_stream_keeps_queued_and_in_flight_keys(
+async fn redis_down_for_longer_than_the_liveness_window_keeps_queued_and_in_flight_keys(
     ctx: Ctx,
 ) -> anyhow::Result<()> {
     let ns = ctx.create_namespace().await?;
@@ -446,14 +452,30 @@ async fn redis_restarted_mid_stream_keeps_queued_and_in_flight_keys(
         "Redis should hold queued ({}) and in-flight ({in_flight}) keys when it restarts",
         queue.len()
     );
-    // A restart: SIGTERM, Redis flushes its append-only file and exits.
-    ns.api::<Pod>()
-        .delete(&redis_pod, &DeleteParams::default())
-        .await?;
+    // Down: SIGTERM, Redis flushes its append-only file and exits; the
+    // StatefulSet at 0 keeps it down for the whole outage.
+    let statefulset = format!("{RELEASE}-redis");
+    let down = Instant::now();
+    ns.scale::<StatefulSet>(&statefulset, 0).await?;
     println!(
-        "restarting {redis_pod} with {} queued and {in_flight} in-flight keys",
+        "stopping {redis_pod} for {} s with {} queued and {in_flight} in-flight keys",
+        REDIS_OUTAGE.as_secs(),
         queue.len()
     );
+    wait_until(
+        "the Redis pod to be gone",
+        ctx.deadline().cap(Duration::from_secs(60)),
+        || async {
+            match ns.api::<Pod>().get_opt(&redis_pod).await {
+                Ok(None) => Ok(()),
+                Ok(Some(_)) => Err("still there".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    tokio::time::sleep(REDIS_OUTAGE.saturating_sub(down.elapsed())).await;
+    ns.scale::<StatefulSet>(&statefulset, 1).await?;
     wait_until(
         "Redis to be back (a new pod answering)",
         ctx.deadline().cap(Duration::from_secs(90)),
@@ -474,6 +496,10 @@ async fn redis_restarted_mid_stream_keeps_queued_and_in_flight_keys(
         },
     )
     .await?;
+    println!(
+        "Redis answered again {:.1} s after it was stopped",
+        down.elapsed().as_secs_f64()
+    );
     let located = stack.locate(&pending).await?;
     let lost: Vec<&String> = located
         .iter()
@@ -498,24 +524,43 @@ async fn redis_restarted_mid_stream_keeps_queued_and_in_flight_keys(
     let counts = stack.ingest_counts().await?;
     let twice = counts.values().filter(|n| **n > 1).count();
     println!("{twice} keys ingested more than once (allowed: at-least-once)");
-    // The components reconnected by themselves: none of their pods restarted.
+    // The components reconnected by themselves: none of their pods restarted
+    // (their liveness probes do not ask Redis).
+    let mut restarted = Vec::new();
     for pod in ns.api::<Pod>().list(&Default::default()).await?.items {
         let name = pod.metadata.name.clone().unwrap_or_default();
         if name.starts_with(&redis_pod) {
             continue;
         }
-        let restarts: i32 = pod
+        for container in pod
             .status
             .iter()
             .flat_map(|s| s.container_statuses.iter().flatten())
-            .map(|c| c.restart_count)
-            .sum();
-        check_eq!(
-            restarts,
-            0,
-            "restarts of {name} (it should reconnect to Redis)"
-        );
+            .filter(|c| c.restart_count > 0)
+        {
+            let last = container
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .map(|t| {
+                    format!(
+                        "{} with exit code {}",
+                        t.reason.as_deref().unwrap_or("terminated"),
+                        t.exit_code
+                    )
+                })
+                .unwrap_or_else(|| "unknown".to_owned());
+            restarted.push(format!(
+                "{name}/{}: {} restart(s), last ended {last}",
+                container.name, container.restart_count
+            ));
+        }
     }
+    check!(
+        restarted.is_empty(),
+        "components restarted while Redis was down; they should reconnect by themselves \
+         (a liveness probe that asks Redis restarts them: see the Unhealthy events): {restarted:?}"
+    );
     Ok(())
 }
 

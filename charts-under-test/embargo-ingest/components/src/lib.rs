@@ -139,8 +139,10 @@ impl Counters {
     }
 }
 
-/// Serves `GET /healthz` (200 while `healthy`, 503 otherwise) and `GET /metrics`
-/// (the counters) on `addr`.
+/// Serves `GET /healthz` (200 while `healthy`, 503 otherwise: the readiness
+/// probe), `GET /livez` (200 while the process answers: the liveness probe, which
+/// must not depend on Redis, or a Redis restart would restart every component)
+/// and `GET /metrics` (the counters) on `addr`.
 ///
 /// # Errors
 /// The address cannot be bound.
@@ -163,6 +165,7 @@ pub async fn serve_health(
                 }
             }),
         )
+        .route("/livez", axum::routing::get(|| async { "alive\n" }))
         .route(
             "/metrics",
             axum::routing::get(move || {

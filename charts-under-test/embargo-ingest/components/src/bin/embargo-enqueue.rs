@@ -160,7 +160,7 @@ async fn unknown_path(
     refuse(
         &app,
         StatusCode::NOT_FOUND,
-        format!("no {method} {}: notifications go to POST /notify (also served: GET /healthz, GET /metrics)", uri.path()),
+        format!("no {method} {}: notifications go to POST /notify (also served: GET /healthz, GET /livez, GET /metrics)", uri.path()),
     )
 }
 
@@ -204,6 +204,8 @@ async fn run() -> anyhow::Result<()> {
     let router = Router::new()
         .route("/notify", post(notify).fallback(wrong_method))
         .route("/healthz", get(healthz).fallback(wrong_method))
+        // Liveness: the process answers. Not Redis: a Redis restart must not restart enqueue.
+        .route("/livez", get(|| async { "alive\n" }).fallback(wrong_method))
         .route("/metrics", get(metrics).fallback(wrong_method))
         .fallback(unknown_path)
         .with_state(app);
