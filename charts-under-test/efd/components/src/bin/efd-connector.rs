@@ -31,7 +31,7 @@
 //! `efd-connector write-points …` measures InfluxDB's own write rate (benchmarks).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,10 @@ struct Metrics {
     commit_failures: AtomicU64,
     /// Whether the last write (or the first ping) succeeded.
     healthy: AtomicBool,
+    /// When the first batch of records was gathered and when InfluxDB last
+    /// acknowledged a write (Unix ms, 0 before): a burst's drain window, on one clock.
+    first_consumed_ms: AtomicI64,
+    last_written_ms: AtomicI64,
     /// Record timestamp -> InfluxDB acknowledged, in ms, for the latest records.
     latencies_ms: std::sync::Mutex<std::collections::VecDeque<i64>>,
 }
@@ -87,16 +91,33 @@ struct Metrics {
 /// How many recent latencies `/metrics` summarises.
 const LATENCY_WINDOW: usize = 10_000;
 
+/// Milliseconds since the Unix epoch.
+fn unix_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(i64::MAX)
+}
+
 impl Metrics {
+    /// Notes a gathered batch of records (the first one starts the drain window).
+    fn consumed(&self, records: usize) {
+        self.consumed.fetch_add(records as u64, Ordering::Relaxed);
+        let _ = self.first_consumed_ms.compare_exchange(
+            0,
+            unix_ms(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
     /// Notes when InfluxDB acknowledged points whose records were created at `created_ms`.
     fn acknowledged(&self, created_ms: &[i64]) {
-        let now = i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis(),
-        )
-        .unwrap_or(i64::MAX);
+        let now = unix_ms();
+        self.last_written_ms.store(now, Ordering::Relaxed);
         let mut window = self.latencies_ms.lock().unwrap_or_else(|p| p.into_inner());
         for created in created_ms {
             if window.len() == LATENCY_WINDOW {
@@ -133,6 +154,8 @@ impl Metrics {
             "batches": get(&self.batches),
             "commit_failures": get(&self.commit_failures),
             "healthy": self.healthy.load(Ordering::Relaxed),
+            "first_consumed_ms": self.first_consumed_ms.load(Ordering::Relaxed),
+            "last_written_ms": self.last_written_ms.load(Ordering::Relaxed),
             "peak_rss_kib": peak_rss_kib(),
             "latency_ms": self.latency_summary(),
         })
@@ -541,9 +564,7 @@ async fn run(mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
                 Err(_) => break,
             }
         }
-        metrics
-            .consumed
-            .fetch_add(batch.records as u64, Ordering::Relaxed);
+        metrics.consumed(batch.records);
         if batches.send(batch).await.is_err() {
             bail!("the writer stopped");
         }
