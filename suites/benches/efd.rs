@@ -318,13 +318,15 @@ async fn burst_drain(
     let ready = resumed.elapsed();
     // Watched through the connector's own counter (points InfluxDB acknowledged):
     // counting 200k points in InfluxDB every few hundred ms would load the very
-    // server being measured. The count is checked once at the end.
+    // server being measured. The count is checked once at the end. The drain is
+    // timed by the connector itself, so rare polls lose no precision and leave
+    // the CPU (each poll is a port-forward through the API server) to the drain.
     testware::wait::wait_until_with(
         "the connector to write the burst",
         Duration::from_secs(900),
         testware::wait::Backoff {
-            first: Duration::from_millis(20),
-            max: Duration::from_millis(50),
+            first: Duration::from_millis(500),
+            max: Duration::from_millis(500),
         },
         || async {
             let written: u64 = stack
@@ -376,7 +378,7 @@ async fn burst_drain(
         burst as f64 / produced.as_secs_f64()
     );
     println!(
-        "burst drain: all written {:.2} s after scale-up (pod ready after {:.2} s); first batch -> last write {:.2} s: {drain_rate:.0} msg/s; InfluxDB direct (same points, batches of 500, from the connector pod): {} s, {direct_rate:.0} points/s; connector / direct = {:.2}",
+        "burst drain: all written {:.2} s after scale-up (seen by a 0.5 s poll; pod ready after {:.2} s); first batch -> last write {:.2} s: {drain_rate:.0} msg/s; InfluxDB direct (same points, batches of 500, from the connector pod): {} s, {direct_rate:.0} points/s; connector / direct = {:.2}",
         drained.as_secs_f64(),
         ready.as_secs_f64(),
         drain.as_secs_f64(),
