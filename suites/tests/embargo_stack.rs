@@ -14,7 +14,8 @@ use k8s_openapi::api::core::v1::Pod;
 use redis::AsyncCommands as _;
 use testware::embargo::EmbargoStack;
 use testware::namespace::TestNamespace;
-use testware::wait::wait_until;
+use testware::status::State;
+use testware::wait::{wait_until, watch_until};
 use testware::{cases, check, check_eq, ChartOptions, Ctx, Suite};
 use tokio::sync::watch;
 
@@ -462,16 +463,16 @@ async fn redis_down_for_longer_than_the_liveness_window_keeps_queued_and_in_flig
         REDIS_OUTAGE.as_secs(),
         queue.len()
     );
-    wait_until(
-        "the Redis pod to be gone",
+    watch_until(
+        &ns.api::<Pod>(),
+        &redis_pod,
+        format!("{redis_pod} to be gone"),
         ctx.deadline().cap(Duration::from_secs(60)),
-        || async {
-            match ns.api::<Pod>().get_opt(&redis_pod).await {
-                Ok(None) => Ok(()),
-                Ok(Some(_)) => Err("still there".to_owned()),
-                Err(e) => Err(e.to_string()),
-            }
+        |pod| match pod {
+            None => State::Done,
+            Some(_) => State::Pending("still there (terminating)".to_owned()),
         },
+        || async { String::new() },
     )
     .await?;
     tokio::time::sleep(REDIS_OUTAGE.saturating_sub(down.elapsed())).await;
