@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use testware::deployment::ChartDeployment;
 use testware::echo::EchoServer;
+use testware::images::Provision;
 use testware::namespace::TestNamespace;
 use testware::{cases, check, check_eq, expect_err, Case, ChartOptions, ChartSet, Ctx, Suite};
 
@@ -25,6 +27,22 @@ fn main() -> std::process::ExitCode {
 async fn echoed_line_is_read_back_from_the_pod_log(ctx: Ctx) -> anyhow::Result<()> {
     let ns = ctx.create_namespace().await?;
     let echo = EchoServer::deploy_bundled(&ctx, &ns).await?;
+    // The library built (or found) the server's image and the pod runs it.
+    let (image, provision) = EchoServer::bundled_image(&ctx).await?;
+    check_eq!(
+        provision,
+        Provision::AlreadyThere,
+        "asked again, the image is not imported again"
+    );
+    let pods: kube::Api<Pod> = echo.deployment().api();
+    let pod = pods.get(echo.pod()).await?;
+    let running: Vec<String> = pod
+        .spec
+        .iter()
+        .flat_map(|spec| &spec.containers)
+        .filter_map(|c| c.image.clone())
+        .collect();
+    check_eq!(running, vec![image], "the pod runs the on-demand image");
     let line = format!("echo-check {}", testware::config::random_suffix(10));
     echo.print_to_stdout(&line).await?;
     echo.wait_printed(&line, Duration::from_secs(10)).await?;

@@ -1,7 +1,8 @@
 //! `EchoServer`: the in-cluster helper whose `POST /echo` writes the request body
 //! to the pod's stdout, so tests of log pipelines have a known line to look for.
 //! Reached through a port-forward on a free local port — no fixed ports, so
-//! parallel cases do not collide.
+//! parallel cases do not collide. Chart and image come with the library
+//! ([`EchoServer::deploy_bundled`]), so any repository can use it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use futures::{AsyncBufReadExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::deployment::{ChartDeployment, DeployError};
+use crate::images::{CrateSource, ImageError, Provision};
 use crate::namespace::TestNamespace;
 use crate::net::PortForward;
 use crate::options::ChartOptions;
@@ -17,8 +19,7 @@ use crate::runner::Ctx;
 use crate::wait::WaitError;
 
 /// The echo-server chart, shipped inside the library so that any repository can
-/// deploy it (its image, `localhost/echo-server:<appVersion>`, must be in the
-/// cluster: `ci/images build` + `ci/images load` in the testware repository).
+/// deploy it; its image is built on demand from [`SERVER_SOURCE`].
 const BUNDLED_CHART: &[(&str, &str)] = &[
     (
         "Chart.yaml",
@@ -50,6 +51,27 @@ const BUNDLED_CHART: &[(&str, &str)] = &[
     ),
 ];
 
+/// The echo server's source as a crate of its own (the same `main.rs` as this
+/// repository's echo-server image), compiled on demand into the image the
+/// bundled chart runs ([`EchoServer::bundled_image`]).
+pub const SERVER_SOURCE: CrateSource = CrateSource {
+    name: "testware-echo-server",
+    files: &[
+        (
+            "Cargo.toml",
+            include_str!("../../charts-under-test/echo-server/server/standalone.Cargo.toml"),
+        ),
+        (
+            "Cargo.lock",
+            include_str!("../../charts-under-test/echo-server/server/standalone.Cargo.lock"),
+        ),
+        (
+            "src/main.rs",
+            include_str!("../../charts-under-test/echo-server/server/src/main.rs"),
+        ),
+    ],
+};
+
 /// The release name of the echo server in a case's namespace.
 pub const RELEASE: &str = "echo";
 
@@ -79,6 +101,12 @@ pub enum EchoError {
     /// The line did not show up in the pod's log.
     #[error(transparent)]
     Wait(#[from] WaitError),
+    /// The on-demand image could not be built or imported.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// No cluster to put the image into.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterUnavailable),
 }
 
 /// One echo-server pod deployed from the echo-server chart.
@@ -129,17 +157,38 @@ impl EchoServer {
         Ok(dir)
     }
 
-    /// [`EchoServer::deploy`] with the chart shipped in the library
-    /// ([`EchoServer::bundled_chart`]): works from any repository.
+    /// Makes sure the cluster's nodes have the echo server's image, building it
+    /// from [`SERVER_SOURCE`] and importing it if not (see [`crate::images`]);
+    /// returns its reference and what was done.
     ///
     /// # Errors
-    /// As for [`EchoServer::deploy`], or the chart cannot be written out.
-    pub async fn deploy_bundled(ctx: &Ctx, namespace: &TestNamespace) -> Result<Self, EchoError> {
-        Self::deploy(ctx, namespace, Self::bundled_chart()?).await
+    /// No cluster, or building or importing failed (the error names the step).
+    pub async fn bundled_image(ctx: &Ctx) -> Result<(String, Provision), EchoError> {
+        let client = ctx.client().await?;
+        Ok(crate::images::provide(&ctx.config, &client, SERVER_SOURCE).await?)
     }
 
-    /// Installs the chart at `chart` as release [`RELEASE`] with one replica into
-    /// `namespace`, waits until its pod is ready and forwards a free local port to it.
+    /// [`EchoServer::deploy`] with everything shipped in the library: the chart
+    /// ([`EchoServer::bundled_chart`]) and its image, built on demand
+    /// ([`EchoServer::bundled_image`]). Works from any repository.
+    ///
+    /// # Errors
+    /// As for [`EchoServer::deploy`] and [`EchoServer::bundled_image`], or the
+    /// chart cannot be written out.
+    pub async fn deploy_bundled(ctx: &Ctx, namespace: &TestNamespace) -> Result<Self, EchoError> {
+        let (image, _) = Self::bundled_image(ctx).await?;
+        let (repository, tag) = image.rsplit_once(':').unwrap_or((&image, ""));
+        // Imported, never pulled: a missing image is reported at once (ErrImageNeverPull).
+        let options = ChartOptions::default()
+            .set("image.repository", repository)
+            .set("image.tag", tag)
+            .set("image.pullPolicy", "Never");
+        Self::deploy_with(ctx, namespace, Self::bundled_chart()?, options).await
+    }
+
+    /// Installs the chart at `chart` (with its own image) as release [`RELEASE`]
+    /// with one replica into `namespace`, waits until its pod is ready and
+    /// forwards a free local port to it.
     ///
     /// # Errors
     /// The install fails (explained), or no pod is ready.
@@ -148,7 +197,20 @@ impl EchoServer {
         namespace: &TestNamespace,
         chart: impl AsRef<Path>,
     ) -> Result<Self, EchoError> {
-        let options = ChartOptions::default().set("replicaCount", "1");
+        Self::deploy_with(ctx, namespace, chart, ChartOptions::default()).await
+    }
+
+    /// [`EchoServer::deploy`] with extra `options` (an image of your own, say).
+    ///
+    /// # Errors
+    /// As for [`EchoServer::deploy`].
+    pub async fn deploy_with(
+        ctx: &Ctx,
+        namespace: &TestNamespace,
+        chart: impl AsRef<Path>,
+        options: ChartOptions,
+    ) -> Result<Self, EchoError> {
+        let options = options.set("replicaCount", "1");
         let deployment = ChartDeployment::install(ctx, namespace, RELEASE, chart, options).await?;
         let pod = deployment
             .ready_pods()

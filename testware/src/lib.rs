@@ -37,7 +37,8 @@
 //! - [`wait`]: `wait_until`, watch-based conditions, the case `Deadline`.
 //! - [`explain`]: why a pod, workload or service is not ready, in words.
 //! - [`net`]: exec, port-forwards on free local ports, a minimal HTTP request.
-//! - [`echo`]: `EchoServer`, the in-cluster log helper.
+//! - [`echo`]: `EchoServer`, the in-cluster log helper; [`images`]: its image,
+//!   built on demand and imported into the cluster (kind, k3d, local, any).
 //! - [`diagnostics`]: failure bundles; [`redact`]: nothing secret in what is written.
 //! - `kafka`, `influx`, `efd` (feature `full-stack`): Kafka clients for in-cluster
 //!   brokers (port-forward + protocol relay), InfluxQL queries and counts awaited
@@ -66,6 +67,7 @@ pub mod embargo;
 pub mod engine;
 pub mod explain;
 pub mod helm;
+pub mod images;
 #[cfg(feature = "full-stack")]
 pub mod influx;
 pub mod junit;

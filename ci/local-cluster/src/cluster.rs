@@ -448,6 +448,7 @@ impl LocalCluster {
         }
         let pki = Pki::new(self.layout.pki());
         let text = pki.kubeconfig(&ADMIN, &layout::apiserver_url())?;
+        let text = with_image_import(&text, &self.layout.containerd_socket())?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         // It holds the admin key: readable by the owner only.
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
@@ -491,4 +492,54 @@ async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
     .await
     .with_context(|| format!("GET http://{addr}{path} timed out"))?
     .with_context(|| format!("GET http://{addr}{path}"))
+}
+
+/// `kubeconfig` with the cluster's image import command as the extension the
+/// testware library reads ([`testware::images::IMPORT_EXTENSION`]): images it
+/// builds on demand go straight into this cluster's containerd.
+fn with_image_import(kubeconfig: &str, containerd_socket: &Path) -> anyhow::Result<String> {
+    let mut config: kube::config::Kubeconfig =
+        serde_yaml_ng::from_str(kubeconfig).context("parsing the generated kubeconfig")?;
+    let command = testware::images::ImportExtension {
+        command: ["ctr", "--address"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([containerd_socket.display().to_string()])
+            .chain(["-n", "k8s.io", "images", "import", "--no-unpack=false"].map(str::to_owned))
+            .collect(),
+    };
+    for cluster in config
+        .clusters
+        .iter_mut()
+        .filter_map(|c| c.cluster.as_mut())
+    {
+        cluster.extensions = Some(vec![kube::config::NamedExtension {
+            name: testware::images::IMPORT_EXTENSION.to_owned(),
+            extension: serde_json::to_value(&command)?,
+        }]);
+    }
+    Ok(serde_yaml_ng::to_string(&config)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubeconfig_names_the_containerd_import_for_the_library() {
+        let text = "apiVersion: v1\nkind: Config\nclusters:\n- name: testware-local\n  cluster:\n    server: https://10.0.0.1:6443\ncontexts:\n- name: testware-local\n  context:\n    cluster: testware-local\n    user: admin\ncurrent-context: testware-local\nusers:\n- name: admin\n  user: {}\n";
+        let with = with_image_import(text, Path::new("/run/c.sock")).unwrap();
+        let config: kube::config::Kubeconfig = serde_yaml_ng::from_str(&with).unwrap();
+        let cluster = config.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.server.as_deref(), Some("https://10.0.0.1:6443"));
+        let extension = &cluster.extensions.as_ref().unwrap()[0];
+        assert_eq!(extension.name, testware::images::IMPORT_EXTENSION);
+        let command: testware::images::ImportExtension =
+            serde_json::from_value(extension.extension.clone()).unwrap();
+        assert_eq!(
+            command.command.join(" "),
+            "ctr --address /run/c.sock -n k8s.io images import --no-unpack=false"
+        );
+        assert_eq!(config.current_context.as_deref(), Some("testware-local"));
+    }
 }

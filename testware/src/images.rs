@@ -1,0 +1,610 @@
+//! Images the library builds on demand for the helpers it ships (the echo
+//! server), so a repository that only depends on the library needs no image
+//! pipeline of its own: the helper's crate source, compiled by cargo into a
+//! static Linux binary, put in a `FROM scratch` image by the machine's container
+//! CLI (docker or podman) and imported into the cluster under test — kind, k3d,
+//! the testware local cluster, or any other through [`ENV_IMAGE_IMPORT`].
+//!
+//! Binaries and image archives are cached by content under the cache directory
+//! (built once per version); an import is remembered per cluster, so parallel
+//! cases and later runs against the same cluster import nothing.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash as _, Hasher as _};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use k8s_openapi::api::core::v1::{Namespace, Node};
+
+use crate::config::RunConfig;
+
+/// A command that imports an image archive into the cluster's nodes (the archive
+/// replaces `{archive}`, or is appended), e.g. `minikube image load`. It wins
+/// over what the harness infers from the kube context.
+pub const ENV_IMAGE_IMPORT: &str = "HARNESS_IMAGE_IMPORT";
+/// The container CLI that builds images (`podman` or `docker`; default: podman
+/// if it is on `PATH`, it needs no daemon, else docker).
+pub const ENV_CONTAINER_CLI: &str = "HARNESS_CONTAINER_CLI";
+/// The kubeconfig cluster extension naming the import command of a cluster
+/// (`extension: {command: [...]}`); the testware local cluster writes one.
+pub const IMPORT_EXTENSION: &str = "testware.dev/image-import";
+
+/// What goes wrong while providing an image; each names the step and the command.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The helper's crate did not compile.
+    #[error("building {name} with `{command}` failed: {detail} (hint: on-demand images need cargo and glibc's static libraries, Debian's libc6-dev, on a Linux machine of the nodes' architecture)")]
+    Compile {
+        /// The crate.
+        name: String,
+        /// The cargo command.
+        command: String,
+        /// The end of cargo's output.
+        detail: String,
+    },
+    /// Neither docker nor podman is on `PATH`.
+    #[error("no container CLI to build image {reference} (hint: install docker or podman, or name one in {ENV_CONTAINER_CLI})")]
+    NoContainerCli {
+        /// The image.
+        reference: String,
+    },
+    /// A command failed (container CLI or import).
+    #[error("`{command}` failed: {detail}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// Its output, or why it did not start.
+        detail: String,
+    },
+    /// No way to import images into this cluster is known.
+    #[error("no way to import image {reference} into the cluster of kube context {context:?} (hint: set {ENV_IMAGE_IMPORT} to a command that loads an image archive into its nodes, e.g. `minikube image load`; kind-* and k3d-* contexts and the testware local cluster need none)")]
+    NoImporter {
+        /// The image.
+        reference: String,
+        /// The kube context (empty without a kubeconfig).
+        context: String,
+    },
+    /// The nodes run another architecture than the binary is built for.
+    #[error("node {node} runs {node_arch}, this machine builds {host_arch} binaries (hint: build the image on a machine of the nodes' architecture and load it yourself)")]
+    Architecture {
+        /// The node.
+        node: String,
+        /// Its architecture (Kubernetes names: amd64, arm64).
+        node_arch: String,
+        /// This machine's.
+        host_arch: String,
+    },
+    /// Listing nodes or reading the cluster's identity failed.
+    #[error("failed to read the cluster's nodes")]
+    Cluster(#[source] kube::Error),
+    /// The kubeconfig could not be read.
+    #[error("failed to read the kubeconfig to choose an image import: {0}")]
+    Kubeconfig(String),
+    /// A cache file could not be written or locked.
+    #[error("failed to write {} (the image cache)", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The source of a crate with one binary, written out and compiled on demand.
+#[derive(Debug, Clone, Copy)]
+pub struct CrateSource {
+    /// The crate's name (and of its binary and image).
+    pub name: &'static str,
+    /// `(path in the crate, content)`: at least `Cargo.toml`, `Cargo.lock`, `src/main.rs`.
+    pub files: &'static [(&'static str, &'static str)],
+}
+
+impl CrateSource {
+    /// A key of the content (the image tag): it changes whenever a file does.
+    /// Never all digits, so `--set image.tag=<key>` stays a string.
+    fn content_key(&self) -> String {
+        let mut hasher = DefaultHasher::new();
+        self.files.hash(&mut hasher);
+        format!("src-{:016x}", hasher.finish())
+    }
+
+    /// The image made of this crate's binary: `localhost/<name>:<content key>`.
+    pub fn reference(&self) -> String {
+        format!("localhost/{}:{}", self.name, self.content_key())
+    }
+}
+
+/// How an image came to be on the nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provision {
+    /// Every node already listed it, or this machine imported it into this cluster before.
+    AlreadyThere,
+    /// Imported now; `built` when the archive had to be built first.
+    Imported {
+        /// The binary and archive were built (not found in the cache).
+        built: bool,
+    },
+}
+
+/// Makes sure every node of the cluster has the image of `source`: builds and
+/// imports it unless it is there already. Parallel callers (threads or
+/// processes) wait for one another; returns the image reference and what was done.
+///
+/// # Errors
+/// See [`ImageError`]: each step's error names its command and output.
+pub async fn provide(
+    config: &RunConfig,
+    client: &kube::Client,
+    source: CrateSource,
+) -> Result<(String, Provision), ImageError> {
+    let reference = source.reference();
+    let dir = crate::helm::cache_dir().join("images");
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ImageError::Io { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let cluster = cluster_identity(client).await?;
+    let marker = dir.join(format!("{}-{}.imported", source.name, source.content_key()));
+    let imported_here = |marker: &Path| {
+        std::fs::read_to_string(marker).is_ok_and(|t| t.lines().any(|l| l == cluster))
+    };
+    if imported_here(&marker) || on_every_node(client, &reference).await? {
+        return Ok((reference, Provision::AlreadyThere));
+    }
+    // One builder and importer at a time on this machine.
+    let lock_path = dir.join(format!("{}.lock", source.name));
+    let lock = std::fs::File::create(&lock_path).map_err(io(&lock_path))?;
+    let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .map_err(|e| ImageError::Io {
+            path: lock_path.clone(),
+            source: std::io::Error::other(e),
+        })?
+        .map_err(io(&lock_path))?;
+    if imported_here(&marker) {
+        return Ok((reference, Provision::AlreadyThere));
+    }
+    let archive = dir.join(format!("{}-{}.tar", source.name, source.content_key()));
+    // How to import is known before anything is built.
+    let import = import_command_for(config, &reference, &archive)?;
+    let built = !archive.is_file();
+    if built {
+        let binary = compile(&dir, source).await?;
+        build_archive(&dir, &reference, &binary, &archive).await?;
+    }
+    let (program, args) = import.split_first().expect("import commands are not empty");
+    run(program, args).await?;
+    let mut text = std::fs::read_to_string(&marker).unwrap_or_default();
+    text.push_str(&cluster);
+    text.push('\n');
+    std::fs::write(&marker, text).map_err(io(&marker))?;
+    drop(lock);
+    Ok((reference, Provision::Imported { built }))
+}
+
+/// The cluster's identity: its API server's `kube-system` namespace UID (a new
+/// cluster at the same address has another).
+async fn cluster_identity(client: &kube::Client) -> Result<String, ImageError> {
+    let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
+    let system = namespaces
+        .get("kube-system")
+        .await
+        .map_err(ImageError::Cluster)?;
+    Ok(system.metadata.uid.unwrap_or_default())
+}
+
+/// Whether every node lists `reference` among its images (the kubelet reports
+/// them with a delay of up to a minute), after checking the nodes' architecture.
+async fn on_every_node(client: &kube::Client, reference: &str) -> Result<bool, ImageError> {
+    let nodes: kube::Api<Node> = kube::Api::all(client.clone());
+    let nodes = nodes
+        .list(&Default::default())
+        .await
+        .map_err(ImageError::Cluster)?;
+    let host_arch = kubernetes_arch(std::env::consts::ARCH);
+    let mut everywhere = !nodes.items.is_empty();
+    for node in &nodes.items {
+        let status = node.status.clone().unwrap_or_default();
+        let node_arch = status
+            .node_info
+            .map(|info| info.architecture)
+            .unwrap_or_default();
+        if !node_arch.is_empty() && node_arch != host_arch {
+            return Err(ImageError::Architecture {
+                node: node.metadata.name.clone().unwrap_or_default(),
+                node_arch,
+                host_arch: host_arch.to_owned(),
+            });
+        }
+        let listed = status
+            .images
+            .unwrap_or_default()
+            .iter()
+            .any(|image| image.names.iter().flatten().any(|name| name == reference));
+        everywhere &= listed;
+    }
+    Ok(everywhere)
+}
+
+/// Kubernetes' name of a Rust target architecture.
+fn kubernetes_arch(rust_arch: &str) -> &str {
+    match rust_arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// Compiles `source` into a static binary under `dir`; returns its path.
+async fn compile(dir: &Path, source: CrateSource) -> Result<PathBuf, ImageError> {
+    let key = source.content_key();
+    let binary = dir.join(format!("{}-{key}.bin", source.name));
+    if binary.is_file() {
+        return Ok(binary);
+    }
+    let crate_dir = dir.join(format!("{}-{key}-src", source.name));
+    for (name, text) in source.files {
+        let path = crate_dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| ImageError::Io {
+                path: parent.to_owned(),
+                source: e,
+            })?;
+        }
+        std::fs::write(&path, text).map_err(|e| ImageError::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+    }
+    let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = tokio::process::Command::new(&cargo);
+    command
+        .args(["build", "--release", "--locked", "--target", &target])
+        .arg("--manifest-path")
+        .arg(crate_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(crate_dir.join("target"))
+        // Static glibc: the binary runs in an image with nothing else in it. The
+        // encoded form wins over every other RUSTFLAGS a caller's cargo may set.
+        .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static")
+        .env_remove("RUSTFLAGS");
+    let shown = format!(
+        "{} build --release --locked --target {target} --manifest-path {}",
+        Path::new(&cargo).display(),
+        crate_dir.join("Cargo.toml").display()
+    );
+    let failed = |detail: String| ImageError::Compile {
+        name: source.name.to_owned(),
+        command: shown.clone(),
+        detail,
+    };
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| failed(format!("cargo did not start: {e}")))?;
+    if !output.status.success() {
+        return Err(failed(tail(&output.stderr, 15)));
+    }
+    let built = crate_dir
+        .join("target")
+        .join(&target)
+        .join("release")
+        .join(source.name);
+    let partial = binary.with_extension("bin.partial");
+    std::fs::copy(&built, &partial)
+        .and_then(|_| std::fs::rename(&partial, &binary))
+        .map_err(|e| ImageError::Io {
+            path: binary.clone(),
+            source: e,
+        })?;
+    // The compiled dependencies are ~100 MB; the binary is all that is kept.
+    let _ = std::fs::remove_dir_all(&crate_dir);
+    Ok(binary)
+}
+
+/// Puts `binary` into a `FROM scratch` image `reference` (entrypoint: the
+/// binary, user 65532) and saves it as `archive`, removing it from the
+/// container CLI's store again.
+async fn build_archive(
+    dir: &Path,
+    reference: &str,
+    binary: &Path,
+    archive: &Path,
+) -> Result<(), ImageError> {
+    let cli = container_cli().ok_or_else(|| ImageError::NoContainerCli {
+        reference: reference.to_owned(),
+    })?;
+    let context = dir.join(format!("{}.context", archive_stem(archive)));
+    let write = |path: PathBuf, bytes: &[u8]| {
+        std::fs::write(&path, bytes).map_err(|source| ImageError::Io { path, source })
+    };
+    std::fs::create_dir_all(&context).map_err(|source| ImageError::Io {
+        path: context.clone(),
+        source,
+    })?;
+    let bytes = std::fs::read(binary).map_err(|source| ImageError::Io {
+        path: binary.to_owned(),
+        source,
+    })?;
+    write(context.join("server"), &bytes)?;
+    set_executable(&context.join("server"))?;
+    write(
+        context.join("Containerfile"),
+        b"FROM scratch\nCOPY server /server\nUSER 65532:65532\nENTRYPOINT [\"/server\"]\n",
+    )?;
+    let path = |p: &Path| p.display().to_string();
+    let partial = archive.with_extension("tar.partial");
+    let podman = Path::new(&cli).file_name().is_some_and(|n| n == "podman");
+    let mut save = vec!["save".to_owned()];
+    if podman {
+        save.extend(["--format".to_owned(), "oci-archive".to_owned()]);
+    }
+    save.extend(["--output".to_owned(), path(&partial), reference.to_owned()]);
+    let steps = [
+        vec![
+            "build".to_owned(),
+            "--tag".to_owned(),
+            reference.to_owned(),
+            "--file".to_owned(),
+            path(&context.join("Containerfile")),
+            path(&context),
+        ],
+        save,
+    ];
+    let mut outcome = Ok(());
+    for step in steps {
+        outcome = run(&cli, &step).await;
+        if outcome.is_err() {
+            break;
+        }
+    }
+    // The archive is the product; the store's copy would be a leftover.
+    let _ = run(&cli, &["rmi".to_owned(), reference.to_owned()]).await;
+    let _ = std::fs::remove_dir_all(&context);
+    outcome?;
+    std::fs::rename(&partial, archive).map_err(|source| ImageError::Io {
+        path: archive.to_owned(),
+        source,
+    })
+}
+
+fn archive_stem(archive: &Path) -> String {
+    archive
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn set_executable(path: &Path) -> Result<(), ImageError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|source| {
+        ImageError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+/// `HARNESS_CONTAINER_CLI`, else podman (needs no daemon) or docker from `PATH`.
+fn container_cli() -> Option<String> {
+    if let Some(cli) = std::env::var(ENV_CONTAINER_CLI)
+        .ok()
+        .filter(|c| !c.is_empty())
+    {
+        return Some(cli);
+    }
+    let path = std::env::var_os("PATH")?;
+    ["podman", "docker"].into_iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+            .map(|found| found.display().to_string())
+    })
+}
+
+/// The command that imports `archive` into this run's cluster ([`import_command`]).
+fn import_command_for(
+    config: &RunConfig,
+    reference: &str,
+    archive: &Path,
+) -> Result<Vec<String>, ImageError> {
+    let (context, extension) = kube_context(config)?;
+    let env = std::env::var(ENV_IMAGE_IMPORT).ok();
+    import_command(env.as_deref(), &context, extension.as_deref(), archive).ok_or_else(|| {
+        ImageError::NoImporter {
+            reference: reference.to_owned(),
+            context,
+        }
+    })
+}
+
+/// The command that imports `archive`: `HARNESS_IMAGE_IMPORT` if set, else the
+/// cluster's [`IMPORT_EXTENSION`], else what a `kind-<name>` or `k3d-<name>`
+/// context implies; `None` when nothing applies.
+fn import_command(
+    env: Option<&str>,
+    context: &str,
+    extension: Option<&[String]>,
+    archive: &Path,
+) -> Option<Vec<String>> {
+    let archive = archive.display().to_string();
+    let with_archive = |words: Vec<String>| {
+        let mut placed = false;
+        let mut words: Vec<String> = words
+            .into_iter()
+            .map(|w| {
+                if w.contains("{archive}") {
+                    placed = true;
+                    w.replace("{archive}", &archive)
+                } else {
+                    w
+                }
+            })
+            .collect();
+        if !placed {
+            words.push(archive.clone());
+        }
+        words
+    };
+    let words = |text: &str| {
+        text.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    if let Some(env) = env.filter(|e| !e.trim().is_empty()) {
+        return Some(with_archive(words(env)));
+    }
+    if let Some(command) = extension.filter(|c| !c.is_empty()) {
+        return Some(with_archive(command.to_vec()));
+    }
+    if let Some(name) = context.strip_prefix("kind-") {
+        return Some(words(&format!(
+            "kind load image-archive {archive} --name {name}"
+        )));
+    }
+    if let Some(name) = context.strip_prefix("k3d-") {
+        return Some(words(&format!(
+            "k3d image import {archive} --cluster {name}"
+        )));
+    }
+    None
+}
+
+/// The run's kube context name and its cluster's [`IMPORT_EXTENSION`] command.
+fn kube_context(config: &RunConfig) -> Result<(String, Option<Vec<String>>), ImageError> {
+    let kubeconfig = match &config.kubeconfig {
+        Some((path, _)) => kube::config::Kubeconfig::read_from(path),
+        None => kube::config::Kubeconfig::read(),
+    };
+    // In a pod (no kubeconfig) only HARNESS_IMAGE_IMPORT can say how to import.
+    let Ok(kubeconfig) = kubeconfig else {
+        return Ok((String::new(), None));
+    };
+    let context = config
+        .kube_context
+        .clone()
+        .or_else(|| kubeconfig.current_context.clone())
+        .unwrap_or_default();
+    let cluster_name = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone());
+    let extension = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| Some(&c.name) == cluster_name.as_ref())
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.extensions.as_ref())
+        .and_then(|extensions| extensions.iter().find(|e| e.name == IMPORT_EXTENSION))
+        .map(|e| {
+            serde_json::from_value::<ImportExtension>(e.extension.clone())
+                .map(|x| x.command)
+                .map_err(|err| {
+                    ImageError::Kubeconfig(format!(
+                        "extension {IMPORT_EXTENSION} of cluster {cluster_name:?} is not {{command: [..]}}: {err}"
+                    ))
+                })
+        })
+        .transpose()?;
+    Ok((context, extension))
+}
+
+/// The content of the [`IMPORT_EXTENSION`] extension.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+pub struct ImportExtension {
+    /// The import command; the archive replaces `{archive}` or is appended.
+    pub command: Vec<String>,
+}
+
+async fn run(program: &str, args: &[String]) -> Result<(), ImageError> {
+    let shown = std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| ImageError::Command {
+            command: shown.clone(),
+            detail: format!("did not start: {e}"),
+        })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(ImageError::Command {
+        command: shown,
+        detail: format!("{}: {}", output.status, tail(&output.stderr, 15)),
+    })
+}
+
+/// The last `lines` lines of a command's output.
+fn tail(output: &[u8], lines: usize) -> String {
+    let text = String::from_utf8_lossy(output);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(env: Option<&str>, context: &str, extension: Option<&[String]>) -> Option<String> {
+        import_command(env, context, extension, Path::new("/c/x.tar")).map(|c| c.join(" "))
+    }
+
+    #[test]
+    fn import_command_follows_env_then_extension_then_context() {
+        let ctr = ["ctr".to_owned(), "images".to_owned(), "import".to_owned()];
+        assert_eq!(
+            command(Some("minikube image load"), "kind-a", Some(&ctr)).as_deref(),
+            Some("minikube image load /c/x.tar")
+        );
+        assert_eq!(
+            command(Some("load {archive} --now"), "", None).as_deref(),
+            Some("load /c/x.tar --now")
+        );
+        assert_eq!(
+            command(None, "kind-a", Some(&ctr)).as_deref(),
+            Some("ctr images import /c/x.tar")
+        );
+        assert_eq!(
+            command(Some("  "), "kind-a", None).as_deref(),
+            Some("kind load image-archive /c/x.tar --name a")
+        );
+        assert_eq!(
+            command(None, "k3d-dev", None).as_deref(),
+            Some("k3d image import /c/x.tar --cluster dev")
+        );
+        assert_eq!(command(None, "minikube", None), None);
+    }
+
+    #[test]
+    fn reference_changes_with_the_content() {
+        const A: CrateSource = CrateSource {
+            name: "x",
+            files: &[("src/main.rs", "fn main() {}")],
+        };
+        const B: CrateSource = CrateSource {
+            name: "x",
+            files: &[("src/main.rs", "fn main() { }")],
+        };
+        assert!(A.reference().starts_with("localhost/x:src-"));
+        assert_eq!(A.reference(), A.reference());
+        assert_ne!(A.reference(), B.reference());
+    }
+
+    #[test]
+    fn architectures_use_kubernetes_names() {
+        assert_eq!(kubernetes_arch("x86_64"), "amd64");
+        assert_eq!(kubernetes_arch("aarch64"), "arm64");
+        assert_eq!(kubernetes_arch("s390x"), "s390x");
+    }
+}
