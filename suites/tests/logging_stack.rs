@@ -11,13 +11,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::DeleteParams;
 use testware::echo::EchoServer;
 use testware::logs::{LogQuery, LoggingStack};
 use testware::namespace::TestNamespace;
-use testware::{check, check_eq, Case, CaseResult, ChartOptions, Ctx, Suite};
+use testware::{cases, check, check_eq, CaseResult, ChartOptions, Ctx, Suite};
 
 /// The stores, by name, with the values file that selects each.
 const STORES: [(&str, &str); 2] = [
@@ -25,37 +24,17 @@ const STORES: [(&str, &str); 2] = [
     ("osmem_server", "ci/osmem.yaml"),
 ];
 
-type Body = fn(Ctx, &'static str) -> BoxFuture<'static, CaseResult>;
-
 fn main() -> std::process::ExitCode {
-    let bodies: [(&str, Body); 5] = [
-        ("printed_line_is_found_once_with_its_pod", |c, v| {
-            Box::pin(printed_line_is_found_once_with_its_pod(c, v))
-        }),
-        ("long_line_split_by_the_runtime_comes_back_whole", |c, v| {
-            Box::pin(long_line_split_by_the_runtime_comes_back_whole(c, v))
-        }),
-        ("lines_of_pods_in_other_namespaces_never_mix", |c, v| {
-            Box::pin(lines_of_pods_in_other_namespaces_never_mix(c, v))
-        }),
-        ("shipper_restarted_mid_stream_loses_nothing", |c, v| {
-            Box::pin(shipper_restarted_mid_stream_loses_nothing(c, v))
-        }),
-        ("indices_older_than_the_retention_are_deleted", |c, v| {
-            Box::pin(indices_older_than_the_retention_are_deleted(c, v))
-        }),
-    ];
-    let mut suite = Suite::new("logging_stack").charts(suites::CHARTS_DIR);
-    for (store, values) in STORES {
-        for (name, body) in bodies {
-            suite = suite.case(
-                Case::chart_deploy(format!("{name}::{store}"), move |ctx| body(ctx, values))
-                    .mark("full_stack")
-                    .mark("logging"),
-            );
-        }
-    }
-    suite.run()
+    Suite::new("logging_stack")
+        .charts(suites::CHARTS_DIR)
+        .cases(cases![chart_deploy(full_stack, logging) for STORES:
+            printed_line_is_found_once_with_its_pod,
+            long_line_split_by_the_runtime_comes_back_whole,
+            lines_of_pods_in_other_namespaces_never_mix,
+            shipper_restarted_mid_stream_loses_nothing,
+            indices_older_than_the_retention_are_deleted,
+        ])
+        .run()
 }
 
 /// Time to find a printed line: the shipper reads by inotify and ships at once.
@@ -99,7 +78,7 @@ fn unique_line(ctx: &Ctx, what: &str) -> String {
     )
 }
 
-async fn printed_line_is_found_once_with_its_pod(ctx: Ctx, values: &'static str) -> CaseResult {
+async fn printed_line_is_found_once_with_its_pod(values: &'static str, ctx: Ctx) -> CaseResult {
     let ns = ctx.create_namespace().await?;
     let stack = install(&ctx, &ns, values, &[]).await?;
     let echo = EchoServer::deploy_bundled(&ctx, &ns).await?;
@@ -130,8 +109,8 @@ async fn printed_line_is_found_once_with_its_pod(ctx: Ctx, values: &'static str)
 }
 
 async fn long_line_split_by_the_runtime_comes_back_whole(
-    ctx: Ctx,
     values: &'static str,
+    ctx: Ctx,
 ) -> CaseResult {
     let ns = ctx.create_namespace().await?;
     let stack = install(&ctx, &ns, values, &[]).await?;
@@ -165,7 +144,7 @@ async fn long_line_split_by_the_runtime_comes_back_whole(
     Ok(())
 }
 
-async fn lines_of_pods_in_other_namespaces_never_mix(ctx: Ctx, values: &'static str) -> CaseResult {
+async fn lines_of_pods_in_other_namespaces_never_mix(values: &'static str, ctx: Ctx) -> CaseResult {
     let ns = ctx.create_namespace().await?;
     let other = ctx.create_namespace().await?;
     // This case ships the whole node, as production does.
@@ -212,7 +191,7 @@ async fn lines_of_pods_in_other_namespaces_never_mix(ctx: Ctx, values: &'static 
 /// Lines printed at a steady pace while the shipper pod is deleted (SIGTERM:
 /// it saves its queue and read positions) and replaced: every line is stored,
 /// once.
-async fn shipper_restarted_mid_stream_loses_nothing(ctx: Ctx, values: &'static str) -> CaseResult {
+async fn shipper_restarted_mid_stream_loses_nothing(values: &'static str, ctx: Ctx) -> CaseResult {
     let ns = ctx.create_namespace().await?;
     let stack = Arc::new(install(&ctx, &ns, values, &[]).await?);
     let echo = Arc::new(EchoServer::deploy_bundled(&ctx, &ns).await?);
@@ -273,8 +252,8 @@ async fn shipper_restarted_mid_stream_loses_nothing(ctx: Ctx, values: &'static s
 /// The retention sweeper (a sweep every 2 s here) deletes the daily indices
 /// older than `indices.retentionDays` and nothing else.
 async fn indices_older_than_the_retention_are_deleted(
-    ctx: Ctx,
     values: &'static str,
+    ctx: Ctx,
 ) -> CaseResult {
     let ns = ctx.create_namespace().await?;
     let stack = install(

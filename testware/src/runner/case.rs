@@ -187,13 +187,29 @@ impl Case {
     /// A case of the given tier whose body is a function that asks for what it
     /// needs by type (see [`FromCtx`](super::FromCtx)); what [`crate::cases!`] registers.
     pub fn from_fn<Args>(tier: Tier, name: impl Into<String>, body: impl CaseFn<Args>) -> Self {
+        Self::with_body(tier, name.into(), body.into_body())
+    }
+
+    /// A case whose body is a [`ParamCaseFn`](super::ParamCaseFn): `param`
+    /// first, then what it asks for by type; what the `for` form of
+    /// [`crate::cases!`] registers.
+    pub fn from_param_fn<P, Args>(
+        tier: Tier,
+        name: impl Into<String>,
+        param: P,
+        body: impl super::ParamCaseFn<P, Args>,
+    ) -> Self {
+        Self::with_body(tier, name.into(), body.into_body_with(param))
+    }
+
+    fn with_body(tier: Tier, name: String, body: BoxedBody) -> Self {
         Self {
-            name: name.into(),
+            name,
             tier,
             marks: Vec::new(),
             quarantine: None,
             timeout: tier.default_timeout(),
-            body: body.into_body(),
+            body,
         }
     }
 

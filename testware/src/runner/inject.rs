@@ -62,6 +62,14 @@ pub trait CaseFn<Args>: Send + 'static {
     fn into_body(self) -> BoxedBody;
 }
 
+/// An async function usable as the body of a parametrized case (pytest's
+/// `parametrize`): the case's parameter `P` first, then up to four [`FromCtx`]
+/// parameters; see the `for` form of [`crate::cases!`].
+pub trait ParamCaseFn<P, Args>: Send + 'static {
+    /// The body the runner calls once, with `param`.
+    fn into_body_with(self, param: P) -> BoxedBody;
+}
+
 macro_rules! impl_case_fn {
     ($($arg:ident),*) => {
         impl<F, Fut, $($arg,)*> CaseFn<($($arg,)*)> for F
@@ -76,6 +84,24 @@ macro_rules! impl_case_fn {
                     Box::pin(async move {
                         $(let $arg = <$arg as FromCtx>::from_ctx(&ctx).await?;)*
                         self($($arg),*).await
+                    })
+                })
+            }
+        }
+
+        impl<F, Fut, P, $($arg,)*> ParamCaseFn<P, ($($arg,)*)> for F
+        where
+            F: FnOnce(P, $($arg),*) -> Fut + Send + 'static,
+            Fut: Future<Output = CaseResult> + Send + 'static,
+            P: Send + 'static,
+            $($arg: FromCtx,)*
+        {
+            #[allow(non_snake_case, unused_variables)]
+            fn into_body_with(self, param: P) -> BoxedBody {
+                Box::new(move |ctx: Ctx| {
+                    Box::pin(async move {
+                        $(let $arg = <$arg as FromCtx>::from_ctx(&ctx).await?;)*
+                        self(param, $($arg),*).await
                     })
                 })
             }
@@ -95,6 +121,11 @@ impl_case_fn!(A, B, C, D);
 /// tier is `no_deploy` or `chart_deploy`. Gives a `Vec<Case>` for
 /// [`super::Suite::cases`]; a single case that needs more (a quarantine, a
 /// timeout) is `Case::from_fn(…)` with the builder.
+///
+/// Parametrized, as pytest's `parametrize`: `cases![tier(marks…) for PARAMS: f, g]`
+/// runs every function once per `(id, param)` of `PARAMS` (anything iterable;
+/// one token, so an expression goes in parentheses), as case `f::<id>`, with
+/// `param` (cloned) as its first argument — `async fn f(param: P, ctx: Ctx, …)`.
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -125,6 +156,25 @@ macro_rules! cases {
     };
     (@all $tier:ident $marks:tt $($case:ident)+) => {
         vec![$($crate::cases!(@one $tier $marks $case)),+]
+    };
+    (@one_with $tier:ident [$($mark:ident)*] $case:ident $id:ident $param:ident) => {
+        $crate::Case::from_param_fn(
+            $crate::cases!(@tier $tier),
+            format!("{}::{}", stringify!($case), $id),
+            ::std::clone::Clone::clone(&$param),
+            $case,
+        )
+        $(.mark(stringify!($mark)))*
+    };
+    (@all_with $tier:ident $marks:tt $params:tt $($case:ident)+) => {{
+        let mut cases = ::std::vec::Vec::new();
+        for (id, param) in $params {
+            $(cases.push($crate::cases!(@one_with $tier $marks $case id param));)+
+        }
+        cases
+    }};
+    ($tier:ident $(($($mark:ident),* $(,)?))? for $params:tt : $($case:ident),+ $(,)?) => {
+        $crate::cases!(@all_with $tier [$($($mark)*)?] $params $($case)+)
     };
     ($tier:ident $(($($mark:ident),* $(,)?))? : $($case:ident),+ $(,)?) => {
         $crate::cases!(@all $tier [$($($mark)*)?] $($case)+)

@@ -23,7 +23,7 @@ pub mod suite;
 pub use case::{Case, CaseResult, Quarantine, Tier, QUARANTINE_MARK};
 pub use ctx::Ctx;
 pub use execution::KEEP_FOR;
-pub use inject::{CaseFn, FromCtx};
+pub use inject::{CaseFn, FromCtx, ParamCaseFn};
 pub use suite::{Suite, SuiteReport, UnmetRequirements};
 
 #[cfg(test)]

@@ -194,6 +194,42 @@ fn case_functions_are_named_after_themselves_and_carry_marks() {
     assert_eq!(report.conclusion.num_passed, 2, "{:?}", report.records);
 }
 
+async fn param_is_even(n: u32, ctx: Ctx) -> CaseResult {
+    anyhow::ensure!(n.is_multiple_of(2), "{}: {n} is odd", ctx.case);
+    Ok(())
+}
+
+async fn param_is_small(n: u32) -> CaseResult {
+    anyhow::ensure!(n < 10, "{n} is not small");
+    Ok(())
+}
+
+#[test]
+fn parametrized_cases_run_once_per_param_under_their_ids() {
+    let cases = crate::cases![no_deploy(fast) for [("two", 2), ("three", 3)]: param_is_even, param_is_small];
+    let names: Vec<&str> = cases.iter().map(Case::name).collect();
+    assert_eq!(
+        names,
+        [
+            "param_is_even::two",
+            "param_is_small::two",
+            "param_is_even::three",
+            "param_is_small::three"
+        ]
+    );
+    assert_eq!(cases[3].all_marks(), ["no_deploy", "fast"]);
+    let (config, args) = config(&[]);
+    let report = Suite::new("t")
+        .cases(cases)
+        .run_with(config, &args, |_, _| unreachable!());
+    assert_eq!(report.conclusion.num_passed, 3, "{:?}", report.records);
+    assert!(
+        matches!(status_of(&report, "param_is_even::three"), CaseStatus::Failed(m) if m.contains("param_is_even::three: 3 is odd")),
+        "{:?}",
+        report.records
+    );
+}
+
 #[test]
 fn parameters_are_built_from_the_context_and_missing_ones_say_how_to_get_them() {
     let (with_config, with_args) = config(&[]);
