@@ -134,26 +134,10 @@ impl EchoServer {
         let dir = crate::helm::cache_dir()
             .join("charts")
             .join(format!("echo-server-{version}"));
-        let write = |name: &str, text: &str| -> std::io::Result<()> {
-            let path = dir.join(name);
-            if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
-                return Ok(());
-            }
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            // Parallel cases write the same files: each writes its own temporary
-            // file and renames it into place, so nobody reads half a file.
-            let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
-            std::fs::write(&temporary, text)?;
-            std::fs::rename(&temporary, &path)
-        };
-        for (name, text) in BUNDLED_CHART {
-            write(name, text).map_err(|source| EchoError::Chart {
-                dir: dir.clone(),
-                source,
-            })?;
-        }
+        crate::helm::write_embedded(&dir, BUNDLED_CHART).map_err(|source| EchoError::Chart {
+            dir: dir.clone(),
+            source,
+        })?;
         Ok(dir)
     }
 

@@ -437,6 +437,28 @@ pub fn cache_dir() -> PathBuf {
     base.join("testware")
 }
 
+/// Writes embedded `(relative path, content)` files under `dir` (the cache),
+/// leaving files that already hold the content alone. Each is written to a
+/// temporary file and renamed into place, so parallel writers never expose half a file.
+///
+/// # Errors
+/// A directory or file cannot be written.
+pub(crate) fn write_embedded(dir: &Path, files: &[(&str, &str)]) -> std::io::Result<()> {
+    for (name, text) in files {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).is_ok_and(|t| t == *text) {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
+        std::fs::write(&temporary, text)?;
+        std::fs::rename(&temporary, &path)?;
+    }
+    Ok(())
+}
+
 /// The command as a shell would show it, quoted where needed, for error messages.
 fn display_command(program: &Path, args: &[OsString]) -> String {
     std::iter::once(program.as_os_str())

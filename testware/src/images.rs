@@ -75,7 +75,7 @@ pub enum ImageError {
         host_arch: String,
     },
     /// Listing nodes or reading the cluster's identity failed.
-    #[error("failed to read the cluster's nodes")]
+    #[error("failed to read the cluster's nodes or its identity (the kube-system namespace)")]
     Cluster(#[source] kube::Error),
     /// The kubeconfig could not be read.
     #[error("failed to read the kubeconfig to choose an image import: {0}")]
@@ -245,19 +245,10 @@ async fn compile(dir: &Path, source: CrateSource) -> Result<PathBuf, ImageError>
         return Ok(binary);
     }
     let crate_dir = dir.join(format!("{}-{key}-src", source.name));
-    for (name, text) in source.files {
-        let path = crate_dir.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| ImageError::Io {
-                path: parent.to_owned(),
-                source: e,
-            })?;
-        }
-        std::fs::write(&path, text).map_err(|e| ImageError::Io {
-            path: path.clone(),
-            source: e,
-        })?;
-    }
+    crate::helm::write_embedded(&crate_dir, source.files).map_err(|e| ImageError::Io {
+        path: crate_dir.clone(),
+        source: e,
+    })?;
     let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = tokio::process::Command::new(&cargo);
@@ -326,12 +317,11 @@ async fn build_archive(
         path: context.clone(),
         source,
     })?;
-    let bytes = std::fs::read(binary).map_err(|source| ImageError::Io {
-        path: binary.to_owned(),
+    // A copy keeps the binary's mode (executable, as cargo made it).
+    std::fs::copy(binary, context.join("server")).map_err(|source| ImageError::Io {
+        path: context.join("server"),
         source,
     })?;
-    write(context.join("server"), &bytes)?;
-    set_executable(&context.join("server"))?;
     write(
         context.join("Containerfile"),
         b"FROM scratch\nCOPY server /server\nUSER 65532:65532\nENTRYPOINT [\"/server\"]\n",
@@ -377,16 +367,6 @@ fn archive_stem(archive: &Path) -> String {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-fn set_executable(path: &Path) -> Result<(), ImageError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|source| {
-        ImageError::Io {
-            path: path.to_owned(),
-            source,
-        }
-    })
 }
 
 /// `HARNESS_CONTAINER_CLI`, else podman (needs no daemon) or docker from `PATH`.
