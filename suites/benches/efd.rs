@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use testware::deployment::ChartDeployment;
-use testware::efd::{EfdRecord, EfdStack, RecordGenerator};
 use testware::namespace::TestNamespace;
 use testware::status::WorkloadKind;
 use testware::wait::rolled_out;
 use testware::{ChartOptions, Ctx, RunConfig};
+use testware_systems::efd::{EfdRecord, EfdStack, RecordGenerator};
 
 const LATENCY_RECORDS: usize = 1000;
 const LATENCY_RATE: u64 = 100;

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use testware::deployment::ChartDeployment;
-use testware::embargo::EmbargoStack;
 use testware::namespace::TestNamespace;
 use testware::{ChartOptions, Ctx, RunConfig};
+use testware_systems::embargo::EmbargoStack;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 

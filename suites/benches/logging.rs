@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use testware::deployment::ChartDeployment;
 use testware::echo::EchoServer;
-use testware::logs::{LogQuery, LoggingStack};
 use testware::namespace::TestNamespace;
 use testware::{ChartOptions, Ctx, RunConfig};
+use testware_systems::logs::{LogQuery, LoggingStack};
 
 const LINES: usize = 200;
 const RATE: u64 = 10;

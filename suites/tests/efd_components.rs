@@ -14,11 +14,11 @@ use std::time::Duration;
 use suites::containers::{chart_image, free_ports, log_tail, start};
 use testcontainers::core::Mount;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
-use testware::efd::{EfdPath, EfdRecord, RecordGenerator};
-use testware::influx::Influx;
-use testware::kafka::{Kafka, KafkaAccess};
 use testware::wait::wait_until;
 use testware::{cases, check_eq, ChartOptions, ChartSet, Ctx, Suite};
+use testware_systems::efd::{EfdPath, EfdRecord, RecordGenerator};
+use testware_systems::influx::Influx;
+use testware_systems::kafka::{Kafka, KafkaAccess};
 
 const SCALARS: &str = "lsst.sal.Test.scalars";
 const ARRAYS: &str = "lsst.sal.Test.arrays";

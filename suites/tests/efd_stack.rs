@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::DeleteParams;
-use testware::efd::{EfdRecord, EfdStack, RecordGenerator};
 use testware::namespace::TestNamespace;
 use testware::status::WorkloadKind;
 use testware::wait::{rolled_out, wait_until};
 use testware::{cases, check, check_eq, ChartOptions, Ctx, Suite};
+use testware_systems::efd::{EfdRecord, EfdStack, RecordGenerator};
 use tokio::sync::watch;
 
 const SCALARS: &str = "lsst.sal.Test.scalars";

@@ -11,10 +11,10 @@ use std::time::Duration;
 use suites::containers::{chart_image, free_ports, log_tail, start};
 use testcontainers::core::Mount;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
-use testware::embargo::{get_metrics, EmbargoPath, Notifier};
-use testware::redis::Redis;
 use testware::wait::wait_until;
 use testware::{cases, check, check_eq, ChartOptions, ChartSet, Ctx, Suite};
+use testware_systems::embargo::{get_metrics, EmbargoPath, Notifier};
+use testware_systems::redis::Redis;
 
 const BUCKET: &str = "component-embargo";
 const SECRET: &str = "component-webhook-secret";

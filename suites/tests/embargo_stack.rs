@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use redis::AsyncCommands as _;
-use testware::embargo::EmbargoStack;
 use testware::namespace::TestNamespace;
 use testware::status::State;
 use testware::wait::{wait_until, watch_until};
 use testware::{cases, check, check_eq, ChartOptions, Ctx, Suite};
+use testware_systems::embargo::EmbargoStack;
 use tokio::sync::watch;
 
 /// The release name; the chart's objects are named `embargo-ingest-<component>`.
@@ -504,7 +504,7 @@ async fn redis_down_for_longer_than_the_liveness_window_keeps_queued_and_in_flig
     let located = stack.locate(&pending).await?;
     let lost: Vec<&String> = located
         .iter()
-        .filter(|(_, place)| **place == testware::embargo::Location::Nowhere)
+        .filter(|(_, place)| **place == testware_systems::embargo::Location::Nowhere)
         .map(|(key, _)| key)
         .collect();
     check!(

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::DeleteParams;
 use testware::echo::EchoServer;
-use testware::logs::{LogQuery, LoggingStack};
 use testware::namespace::TestNamespace;
 use testware::{cases, check, check_eq, CaseResult, ChartOptions, Ctx, Suite};
+use testware_systems::logs::{LogQuery, LoggingStack};
 
 /// The stores, by name, with the values file that selects each.
 const STORES: [(&str, &str); 2] = [

@@ -1,0 +1,152 @@
+//! The in-cluster test helper image: small commands that tests exec in pods of
+//! a `FROM scratch` image, where no shell exists.
+//!
+//! ```text
+//! testware-toolbox sleep                      wait for SIGTERM
+//! testware-toolbox resolve NAME               A records of NAME, via the pod's /etc/resolv.conf
+//! testware-toolbox http-get URL               GET an http:// URL (name resolved as above), print the body
+//! testware-toolbox http-get --retry-for S URL the same, retrying failures for up to S seconds
+//!                                             (a Service a moment old may not route yet)
+//! testware-toolbox write FILE TEXT            write TEXT to FILE
+//! testware-toolbox read FILE                  print FILE
+//! testware-toolbox echo TEXT...               print TEXT
+//! ```
+//!
+//! Names are resolved with the project's own DNS client: a static glibc binary
+//! cannot use the system resolver, and going through resolv.conf is what pods do.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Nameservers and search domains from resolv.conf.
+fn resolv_conf() -> (Vec<IpAddr>, Vec<String>) {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut servers = Vec::new();
+    let mut search = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("nameserver") => {
+                servers.extend(words.next().and_then(|w| w.parse::<IpAddr>().ok()))
+            }
+            Some("search") => search = words.map(str::to_owned).collect(),
+            _ => {}
+        }
+    }
+    (servers, search)
+}
+
+/// Resolves `name` as a stub resolver would: as given when it ends in a dot or
+/// has dots, else through the search domains first.
+async fn resolve(name: &str) -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
+    if let Ok(ip) = name.parse::<std::net::Ipv4Addr>() {
+        return Ok(vec![ip]);
+    }
+    let (servers, search) = resolv_conf();
+    let server = *servers
+        .first()
+        .context("no nameserver in /etc/resolv.conf")?;
+    let mut candidates = Vec::new();
+    if name.ends_with('.') {
+        candidates.push(name.to_owned());
+    } else {
+        if name.matches('.').count() >= 4 {
+            candidates.push(format!("{name}."));
+        }
+        candidates.extend(search.iter().map(|d| format!("{name}.{d}.")));
+        candidates.push(format!("{name}."));
+    }
+    let mut last = None;
+    for candidate in &candidates {
+        match cluster_addons::dns::query_a(
+            SocketAddr::new(server, 53),
+            candidate,
+            Duration::from_secs(3),
+        )
+        .await
+        {
+            Ok(ips) if !ips.is_empty() => return Ok(ips),
+            Ok(_) => last = Some(anyhow::anyhow!("{candidate}: no address")),
+            Err(e) => last = Some(e.context(candidate.clone())),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| anyhow::anyhow!("nothing to look up"))
+        .context(format!("resolving {name} via {server}")))
+}
+
+async fn http_get(url: &str) -> anyhow::Result<String> {
+    let rest = url.strip_prefix("http://").context("only http:// URLs")?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map(|(a, p)| (a, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().context("bad port")?),
+        None => (authority, 80),
+    };
+    let ip = *resolve(host).await?.first().context("no address")?;
+    let mut stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect((ip, port)),
+    )
+    .await
+    .with_context(|| format!("connecting to {ip}:{port} timed out"))??;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))
+        .await
+        .context("reading timed out")??;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        bail!("GET {url}: {}", head.lines().next().unwrap_or_default());
+    }
+    Ok(body.to_owned())
+}
+
+async fn run(args: &[String]) -> anyhow::Result<()> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["sleep"] => {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            term.recv().await;
+        }
+        ["resolve", name] => {
+            for ip in resolve(name).await? {
+                println!("{ip}");
+            }
+        }
+        ["http-get", url] => print!("{}", http_get(url).await?),
+        ["http-get", "--retry-for", seconds, url] => {
+            let seconds: u64 = seconds.parse().context("--retry-for takes whole seconds")?;
+            let until = tokio::time::Instant::now() + Duration::from_secs(seconds);
+            let body = loop {
+                match http_get(url).await {
+                    Ok(body) => break body,
+                    Err(e) if tokio::time::Instant::now() < until => {
+                        eprintln!("retrying: {e:#}");
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(e) => return Err(e.context(format!("still failing after {seconds} s"))),
+                }
+            };
+            print!("{body}");
+        }
+        ["write", file, text] => std::fs::write(file, text).with_context(|| format!("writing {file}"))?,
+        ["read", file] => print!("{}", std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?),
+        ["echo", rest @ ..] => println!("{}", rest.join(" ")),
+        _ => bail!("usage: testware-toolbox sleep | resolve NAME | http-get [--retry-for SECONDS] URL | write FILE TEXT | read FILE | echo TEXT..."),
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    cluster_addons::exit_code(run(&args).await)
+}

@@ -1,0 +1,18 @@
+//! The local provider: a real single-node Kubernetes from host binaries (etcd,
+//! the Kubernetes components built from Debian's source package, containerd +
+//! runc, the CNI bridge), the addons it installs, and the pipeline that builds the images of
+//! the charts under test and loads them into a cluster.
+//!
+//! The processes that run *inside* the cluster (DNS, volume provisioner, pause,
+//! toolbox) are the crate `cluster-addons`; this crate is the host side.
+//! The `testware-cluster` binary is the interface; `ci/cluster` and `ci/images`
+//! are thin wrappers around it.
+
+pub mod addons;
+pub mod cluster;
+pub mod components;
+pub mod images;
+pub mod layout;
+pub mod network;
+pub mod pki;
+pub mod process;
