@@ -38,11 +38,8 @@ async fn run() -> anyhow::Result<()> {
         .join("../..")
         .canonicalize()?;
     let cache = testware::helm::cache_dir();
-    let cluster = LocalCluster::new(
-        Layout::from_env(),
-        Binaries::new(cache.join("kubernetes/v1.20.2/bin")),
-    );
-    let archives = images::build(&repo, &cache)?;
+    let cluster = LocalCluster::new(Layout::from_env(), Binaries::cached(&cache));
+    let archives = images::build(&repo, &cache, images::ImageSet::Cluster)?;
     cluster.down()?;
 
     let started = Instant::now();

@@ -119,7 +119,16 @@ pub struct Binaries {
     pub minor: u32,
 }
 
+/// Cache key of the binaries `ci/build-kubernetes` builds: the Kubernetes version
+/// and the reflect2 it is built with (see that script).
+pub const KUBE_BUILD: &str = "v1.20.2+reflect2-1.0.2";
+
 impl Binaries {
+    /// The binaries `ci/build-kubernetes` cached under `cache`.
+    pub fn cached(cache: &std::path::Path) -> Self {
+        Self::new(cache.join("kubernetes").join(KUBE_BUILD).join("bin"))
+    }
+
     /// The binaries in `kube`; reads their version from `kube-apiserver --version`
     /// (1.20 when it cannot be read: the prerequisite check reports missing binaries).
     pub fn new(kube: PathBuf) -> Self {

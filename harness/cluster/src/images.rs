@@ -26,8 +26,9 @@ pub struct RustImage {
     pub bin: &'static str,
 }
 
-/// The images of the cluster's addons and the charts under test.
-pub const IMAGES: [RustImage; 10] = [
+/// The images of the cluster's addons: what `up` builds and imports, all a
+/// cluster needs (the sandbox, DNS, volumes) plus the toolbox tests exec into.
+pub const ADDON_IMAGES: [RustImage; 4] = [
     RustImage {
         name: "testware-pause",
         package: "cluster-addons",
@@ -44,14 +45,19 @@ pub const IMAGES: [RustImage; 10] = [
         bin: "local-path-provisioner",
     },
     RustImage {
-        name: "echo-server",
-        package: "echo-server",
-        bin: "echo-server",
-    },
-    RustImage {
         name: "testware-toolbox",
         package: "cluster-addons",
         bin: "testware-toolbox",
+    },
+];
+
+/// The images of this repository's charts under test: built and loaded by
+/// `images build|load` (ci/images, ci/test), never by `up`.
+pub const CHART_IMAGES: [RustImage; 6] = [
+    RustImage {
+        name: "echo-server",
+        package: "echo-server",
+        bin: "echo-server",
     },
     RustImage {
         name: "embargo-enqueue",
@@ -79,6 +85,16 @@ pub const IMAGES: [RustImage; 10] = [
         bin: "logging-retention",
     },
 ];
+
+/// Which images [`build`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageSet {
+    /// The addons only: what a cluster needs.
+    Cluster,
+    /// The addons, the charts' images and the images of Debian's and cached
+    /// binaries (tansu, Redis, InfluxDB, the log stores and shipper).
+    Repository,
+}
 
 /// Image tag: the workspace version.
 pub fn tag() -> &'static str {
@@ -182,16 +198,24 @@ pub const HOST_IMAGES: [HostImage; 6] = [
 /// The files of one image: path inside the image, content, executable.
 type Files = Vec<(String, Vec<u8>, bool)>;
 
-/// Builds every image whose content changed; returns the archives of all images.
+/// Builds every image of `set` whose content changed; returns the archives of
+/// all images of `set`.
 ///
 /// # Errors
 /// cargo or podman fail (with their output), a Debian package is missing or of
 /// another version than the charts pin, or a file cannot be written.
-pub fn build(repo: &Path, cache: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub fn build(repo: &Path, cache: &Path, set: ImageSet) -> anyhow::Result<Vec<PathBuf>> {
     let target_dir = repo.join("target/images");
-    let mut bins: Vec<(&str, &str)> = IMAGES.iter().map(|i| (i.package, i.bin)).collect();
+    let (rust_images, host_images): (Vec<RustImage>, &[HostImage]) = match set {
+        ImageSet::Cluster => (ADDON_IMAGES.to_vec(), &[]),
+        ImageSet::Repository => (
+            ADDON_IMAGES.iter().chain(&CHART_IMAGES).copied().collect(),
+            &HOST_IMAGES,
+        ),
+    };
+    let mut bins: Vec<(&str, &str)> = rust_images.iter().map(|i| (i.package, i.bin)).collect();
     bins.extend(
-        HOST_IMAGES
+        host_images
             .iter()
             .flat_map(|h| h.workspace_bins.iter().copied()),
     );
@@ -199,7 +223,7 @@ pub fn build(repo: &Path, cache: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let release = target_dir.join(TARGET).join("release");
 
     let mut specs: Vec<(String, String, Files, String)> = Vec::new();
-    for image in IMAGES {
+    for image in rust_images {
         let bytes = read(&release.join(image.bin))?;
         specs.push((
             image.name.into(),
@@ -208,8 +232,8 @@ pub fn build(repo: &Path, cache: &Path) -> anyhow::Result<Vec<PathBuf>> {
             format!("/{}", image.bin),
         ));
     }
-    for image in HOST_IMAGES {
-        check_package_version(&image)?;
+    for image in host_images {
+        check_package_version(image)?;
         let mut files: Files = Vec::new();
         for binary in image.binaries {
             files.push(((*binary).to_owned(), read(Path::new(binary))?, true));

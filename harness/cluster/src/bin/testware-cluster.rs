@@ -9,6 +9,9 @@
 //! testware-cluster images build|load [--provider local|kind|k3d|podman]
 //! ```
 //!
+//! `up` builds and loads only the addons' images (what a cluster needs, and the
+//! toolbox); `images build|load` makes every image of this repository: the
+//! addons, the charts' images and those of Debian's and cached binaries.
 //! `images load --provider podman` loads them into podman's store for the
 //! component tier (see `ci/container-engine`) and prints what it loaded.
 
@@ -17,14 +20,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
+use local_cluster::addons;
 use local_cluster::cluster::LocalCluster;
 use local_cluster::components::Binaries;
+use local_cluster::images::{self, ImageSet};
 use local_cluster::layout::Layout;
-use local_cluster::{addons, images};
 
-/// Cache key of the binaries `ci/build-kubernetes` builds: the Kubernetes version
-/// and the reflect2 it is built with (see that script).
-const KUBE_BUILD: &str = "v1.20.2+reflect2-1.0.2";
 /// Cluster name for kind and k3d.
 const CLUSTER_NAME: &str = "testware";
 
@@ -83,13 +84,11 @@ fn kubeconfig_path(repo: &std::path::Path) -> PathBuf {
 }
 
 fn local(options: &Options) -> LocalCluster {
-    let kube = options.bin_dir.clone().unwrap_or_else(|| {
-        testware::helm::cache_dir()
-            .join("kubernetes")
-            .join(KUBE_BUILD)
-            .join("bin")
-    });
-    LocalCluster::new(Layout::from_env(), Binaries::new(kube))
+    let binaries = match &options.bin_dir {
+        Some(dir) => Binaries::new(dir.clone()),
+        None => Binaries::cached(&testware::helm::cache_dir()),
+    };
+    LocalCluster::new(Layout::from_env(), binaries)
 }
 
 async fn run(options: Options) -> anyhow::Result<()> {
@@ -100,8 +99,8 @@ async fn run(options: Options) -> anyhow::Result<()> {
             let started = Instant::now();
             let cluster = local(&options);
             cluster.check_prerequisites()?;
-            eprintln!("building images");
-            let archives = images::build(&options.repo, &cache)?;
+            eprintln!("building the addons' images");
+            let archives = images::build(&options.repo, &cache, ImageSet::Cluster)?;
             let fresh = cluster.up(&archives).await?;
             if !fresh {
                 for archive in &archives {
@@ -171,17 +170,21 @@ async fn run(options: Options) -> anyhow::Result<()> {
             }
         }
         (["images", "build"], _) => {
-            for archive in images::build(&options.repo, &cache)? {
+            for archive in images::build(&options.repo, &cache, ImageSet::Repository)? {
                 println!("{}", archive.display());
             }
         }
         (["images", "load"], "podman") => {
-            for reference in images::load_into_podman(&images::build(&options.repo, &cache)?)? {
+            for reference in images::load_into_podman(&images::build(
+                &options.repo,
+                &cache,
+                ImageSet::Repository,
+            )?)? {
                 println!("{reference}");
             }
         }
         (["images", "load"], provider) => {
-            let archives = images::build(&options.repo, &cache)?;
+            let archives = images::build(&options.repo, &cache, ImageSet::Repository)?;
             if provider == "local" {
                 let cluster = local(&options);
                 for archive in &archives {
@@ -197,7 +200,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
             images::load_into(
                 provider,
                 CLUSTER_NAME,
-                &images::build(&options.repo, &cache)?,
+                &images::build(&options.repo, &cache, ImageSet::Cluster)?,
             )?;
             println!("{}", path.display());
         }
