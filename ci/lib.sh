@@ -5,3 +5,12 @@ export HARNESS_CACHE_DIR="$CACHE_DIR"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Installs the `testware` command from this checkout as a user would (cargo
+# install), debug build in this checkout's target directory so that it shares
+# compilation with the workspace's tests; prints its path.
+install_cli() {
+  cargo install --locked --debug --quiet --path "$REPO_ROOT/harness/cli" \
+    --root "$REPO_ROOT/target/cli" --target-dir "$REPO_ROOT/target" >&2
+  echo "$REPO_ROOT/target/cli/bin/testware"
+}

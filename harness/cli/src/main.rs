@@ -1,5 +1,10 @@
-//! The `testware` command.
+//! The `testware` command: everything a charts repository needs around its
+//! suites.
 //!
+//! - `testware cluster up|down|status|leftovers [--provider local|kind|k3d]`:
+//!   the embedded cluster (see the `cluster` module).
+//! - `testware images build|import|list`: the images the workspace's packages
+//!   declare (see the `images` module).
 //! - `testware check <chart-dir>… [--values F] [--rule R] [--kube-version V]
 //!   [--node-selector-key K] [--tolerations-key K] [--storage-class-key K]
 //!   [--dependency-build] [--api-versions V] [--include-test-hooks] [--junit F]`
@@ -15,13 +20,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use testware::junit::{CaseRecord, CaseStatus};
 use testware::manifest::api_versions::KubeVersion;
 use testware::manifest::policy;
-use testware::{ChartSet, RunConfig, ValueSet};
+
+mod check;
+mod cluster;
+mod images;
+mod janitor;
 
 #[derive(Parser)]
 #[command(
@@ -76,6 +83,10 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
     },
+    /// Start, stop and inspect the cluster the tests run against.
+    Cluster(cluster::ClusterArgs),
+    /// Build the images the workspace declares and load them into a cluster.
+    Images(images::ImagesArgs),
     /// Delete the namespaces that killed runs left behind.
     Janitor {
         /// Delete every namespace of this run id instead of the expired ones.
@@ -87,9 +98,33 @@ enum Command {
     },
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
-    match Cli::parse().command {
+fn main() -> ExitCode {
+    // The addons' images run this executable under the addon's name.
+    if let Some(code) = cluster_addons::run_if_invoked_as_addon(std::env::args_os().collect()) {
+        return code;
+    }
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: failed to start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> ExitCode {
+    let failed = |e: anyhow::Error| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    };
+    let cache = testware::helm::cache_dir();
+    match command {
         Command::Check {
             charts,
             values,
@@ -116,7 +151,7 @@ async fn main() -> ExitCode {
                 dependency_build,
                 api_versions,
             };
-            match check(&charts, &values, &options, junit.as_deref()).await {
+            match check::check(&charts, &values, &options, junit.as_deref()).await {
                 Ok(0) => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::FAILURE,
                 Err(e) => {
@@ -125,131 +160,14 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Janitor { run, kube_context } => match janitor(run, kube_context).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-    }
-}
-
-async fn janitor(run: Option<String>, kube_context: Option<String>) -> anyhow::Result<()> {
-    let mut args = vec!["testware".to_owned()];
-    args.extend(
-        kube_context
-            .into_iter()
-            .flat_map(|c| ["--kube-context".to_owned(), c]),
-    );
-    let (config, _) = RunConfig::parse(args, |key| std::env::var(key).ok())?;
-    let client = testware::cluster::client(&config).await.map_err(|e| {
-        anyhow::anyhow!(
-            "{} (hint: set KUBECONFIG or --kube-context)",
-            testware::error_chain(&e)
-        )
-    })?;
-    let names = match &run {
-        Some(id) => {
-            testware::namespace::delete_run_namespaces(&client, id, Duration::from_secs(120)).await
+        Command::Cluster(args) => cluster::run(args, &cache)
+            .await
+            .map_or_else(failed, |()| ExitCode::SUCCESS),
+        Command::Images(args) => {
+            images::run(args, &cache).map_or_else(failed, |()| ExitCode::SUCCESS)
         }
-        None => testware::namespace::reap_expired(&client).await,
-    }?;
-    if names.is_empty() {
-        println!("nothing to delete");
-    } else {
-        println!("deleted: {}", names.join(", "));
+        Command::Janitor { run, kube_context } => janitor::janitor(run, kube_context)
+            .await
+            .map_or_else(failed, |()| ExitCode::SUCCESS),
     }
-    Ok(())
-}
-
-/// Runs the checks; returns how many failed.
-async fn check(
-    charts: &[PathBuf],
-    values: &[PathBuf],
-    options: &policy::CheckOptions,
-    junit: Option<&std::path::Path>,
-) -> anyhow::Result<usize> {
-    let mut records = Vec::new();
-    for dir in charts {
-        let dir = std::path::absolute(dir)?;
-        let (Some(root), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str()))
-        else {
-            anyhow::bail!("{} is not a chart directory", dir.display());
-        };
-        let set = ChartSet::new(root);
-        let chart = set.open(name)?;
-        let sets = if values.is_empty() {
-            chart.value_sets()
-        } else {
-            values
-                .iter()
-                .map(|f| {
-                    Ok(ValueSet::file(
-                        f.display().to_string(),
-                        std::path::absolute(f)?,
-                    ))
-                })
-                .collect::<std::io::Result<Vec<_>>>()?
-        };
-        for value_set in sets {
-            let label = format!("{name}::{}", value_set.label);
-            let started = Instant::now();
-            let policy_status =
-                match policy::check_chart_with(&set, name, &value_set, options).await {
-                    Ok(report) if report.passes() => {
-                        if !report.violations.is_empty() {
-                            println!("{report}");
-                        }
-                        CaseStatus::Passed
-                    }
-                    Ok(report) => CaseStatus::Failed(report.to_string()),
-                    Err(e) => CaseStatus::Failed(testware::error_chain(&e)),
-                };
-            records.push(record(format!("policy::{label}"), started, policy_status));
-            let started = Instant::now();
-            let lint_status = match set.lint(name, &value_set.options()).await {
-                Ok(_) => CaseStatus::Passed,
-                Err(e) => CaseStatus::Failed(testware::error_chain(&e)),
-            };
-            records.push(record(format!("lint::{label}"), started, lint_status));
-        }
-    }
-    let failed: Vec<&CaseRecord> = records
-        .iter()
-        .filter(|r| matches!(r.status, CaseStatus::Failed(_)))
-        .collect();
-    for r in &records {
-        match &r.status {
-            CaseStatus::Failed(message) => println!("FAIL {}\n{}\n", r.name, indent(message)),
-            _ => println!("ok   {}", r.name),
-        }
-    }
-    println!(
-        "\n{} checks: {} passed, {} failed",
-        records.len(),
-        records.len() - failed.len(),
-        failed.len()
-    );
-    if let Some(path) = junit {
-        testware::junit::write(path, "testware-check", &records)?;
-    }
-    Ok(failed.len())
-}
-
-fn record(name: String, started: Instant, status: CaseStatus) -> CaseRecord {
-    CaseRecord {
-        name,
-        kind: "no_deploy".into(),
-        duration: started.elapsed(),
-        properties: vec![("tier".into(), "no_deploy".into())],
-        status,
-    }
-}
-
-fn indent(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("     {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }

@@ -80,7 +80,7 @@ impl LocalCluster {
         }
         if !missing.is_empty() {
             bail!(
-                "missing prerequisites: {} (hint: `ci/install-packages` installs the Debian packages, `ci/build-kubernetes` builds the Kubernetes binaries, or pass --bin-dir with official release binaries)",
+                "missing prerequisites: {} (hint: `testware cluster up` installs the Debian packages and builds the Kubernetes binaries unless --bin-dir names official release binaries)",
                 missing.join(", ")
             );
         }
@@ -113,6 +113,34 @@ impl LocalCluster {
             );
         }
         Ok(())
+    }
+
+    /// Starts the cluster unless it already runs healthy, loads the addons'
+    /// images (`addon_images`: archives of [`crate::images::addon_images`]),
+    /// installs the addons and waits until they serve, then writes the admin
+    /// kubeconfig to `kubeconfig`. Returns whether it started the cluster.
+    ///
+    /// # Errors
+    /// As [`LocalCluster::up`], or an addon does not come up (naming it).
+    pub async fn up_serving(
+        &self,
+        addon_images: &[PathBuf],
+        kubeconfig: &Path,
+    ) -> anyhow::Result<bool> {
+        let fresh = self.up(addon_images).await?;
+        if !fresh {
+            // A running cluster may have older addons' images: the import is idempotent.
+            for archive in addon_images {
+                crate::images::import(&self.layout, archive)?;
+            }
+        }
+        let client = self.admin_client().await?;
+        crate::addons::install(&client, &self.layout)
+            .await
+            .context("installing the addons")?;
+        crate::addons::wait_serving(&client).await?;
+        self.export_kubeconfig(kubeconfig)?;
+        Ok(fresh)
     }
 
     /// Starts the cluster unless it already runs healthy; returns whether it started it.

@@ -119,14 +119,29 @@ pub struct Binaries {
     pub minor: u32,
 }
 
-/// Cache key of the binaries `ci/build-kubernetes` builds: the Kubernetes version
-/// and the reflect2 it is built with (see that script).
+/// Cache key of the binaries `assets/build-kubernetes.sh` builds: the
+/// Kubernetes version and the reflect2 it is built with (see that script).
 pub const KUBE_BUILD: &str = "v1.20.2+reflect2-1.0.2";
 
+/// The control-plane and node programs the cluster runs from [`Binaries::kube`].
+pub const KUBE_PROGRAMS: [&str; 5] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+];
+
 impl Binaries {
-    /// The binaries `ci/build-kubernetes` cached under `cache`.
+    /// The binaries `assets/build-kubernetes.sh` caches under `cache` (see
+    /// [`crate::provision::ensure_kubernetes`]).
     pub fn cached(cache: &std::path::Path) -> Self {
         Self::new(cache.join("kubernetes").join(KUBE_BUILD).join("bin"))
+    }
+
+    /// Every program of [`KUBE_PROGRAMS`] is there and executable.
+    pub fn complete(&self) -> bool {
+        KUBE_PROGRAMS.iter().all(|p| is_executable(&self.kube(p)))
     }
 
     /// The binaries in `kube`; reads their version from `kube-apiserver --version`

@@ -1,102 +1,44 @@
-//! The image pipeline: static Rust binaries in `FROM scratch` images built with
-//! podman, saved as OCI archives in the project cache (keyed by content, so only
-//! what changed is rebuilt), and loaded into a cluster (local: containerd import;
-//! kind: `kind load image-archive`; k3d: `k3d image import`).
+//! The image pipeline: `FROM scratch` images of files (a binary and the shared
+//! libraries it needs), built with podman, saved as OCI archives in the project
+//! cache keyed by a SHA-256 of their content (so only what changed is rebuilt,
+//! and the key does not change between toolchains), and loaded into a cluster
+//! (local: containerd import; kind: `kind load image-archive`; k3d: `k3d image
+//! import`; podman's store for the component tier).
+//!
+//! Two sources of images:
+//! - **the addons** ([`addon_images`]): made from the running `testware`
+//!   executable itself, a multi-call binary (see `cluster_addons`), so `cluster
+//!   up` needs no source tree and builds nothing;
+//! - **a workspace's own images** ([`declared_images`]): every package of the
+//!   Cargo workspace may declare images in its manifest, where they are built:
+//!
+//! ```toml
+//! [[package.metadata.testware.images]]
+//! name = "embargo-enqueue"        # localhost/<name>:<tag>
+//! bins = ["embargo-enqueue"]      # this package's binaries, built static, copied to /<bin>
+//! # tag = "1.2.3"                 # default: the package's version
+//! # host-files = ["/usr/bin/redis-server"]  # this machine's files, with their libraries
+//! # cached-files = [{ from = "tansu/0.6.0/bin/tansu", to = "/usr/bin/tansu" }]  # under the cache
+//! # debian-package = "redis-server"        # its version must start with the tag
+//! # entrypoint = "/embargo-enqueue"        # default: the first bin
+//! ```
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context as _};
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 
 use crate::layout::Layout;
 
-/// The Rust target the images' binaries are built for (static, glibc).
+/// The Rust target the workspace images' binaries are built for (static, glibc).
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// One image built from a binary of this workspace.
-#[derive(Debug, Clone, Copy)]
-pub struct RustImage {
-    /// Image name (`localhost/<name>:<version>`).
-    pub name: &'static str,
-    /// Cargo package.
-    pub package: &'static str,
-    /// Binary in it.
-    pub bin: &'static str,
-}
+/// Where the multi-call binary lies in the addons' images; each addon is a link to it.
+const ADDON_BINARY: &str = "/testware";
 
-/// The images of the cluster's addons: what `up` builds and imports, all a
-/// cluster needs (the sandbox, DNS, volumes) plus the toolbox tests exec into.
-pub const ADDON_IMAGES: [RustImage; 4] = [
-    RustImage {
-        name: "testware-pause",
-        package: "cluster-addons",
-        bin: "testware-pause",
-    },
-    RustImage {
-        name: "cluster-dns",
-        package: "cluster-addons",
-        bin: "cluster-dns",
-    },
-    RustImage {
-        name: "local-path-provisioner",
-        package: "cluster-addons",
-        bin: "local-path-provisioner",
-    },
-    RustImage {
-        name: "testware-toolbox",
-        package: "cluster-addons",
-        bin: "testware-toolbox",
-    },
-];
-
-/// The images of this repository's charts under test: built and loaded by
-/// `images build|load` (ci/images, ci/test), never by `up`.
-pub const CHART_IMAGES: [RustImage; 6] = [
-    RustImage {
-        name: "echo-server",
-        package: "echo-server",
-        bin: "echo-server",
-    },
-    RustImage {
-        name: "embargo-enqueue",
-        package: "embargo-components",
-        bin: "embargo-enqueue",
-    },
-    RustImage {
-        name: "embargo-ingest",
-        package: "embargo-components",
-        bin: "embargo-ingest",
-    },
-    RustImage {
-        name: "embargo-idle",
-        package: "embargo-components",
-        bin: "embargo-idle",
-    },
-    RustImage {
-        name: "efd-connector",
-        package: "efd-components",
-        bin: "efd-connector",
-    },
-    RustImage {
-        name: "logging-retention",
-        package: "logging-components",
-        bin: "logging-retention",
-    },
-];
-
-/// Which images [`build`] makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageSet {
-    /// The addons only: what a cluster needs.
-    Cluster,
-    /// The addons, the charts' images and the images of Debian's and cached
-    /// binaries (tansu, Redis, InfluxDB, the log stores and shipper).
-    Repository,
-}
-
-/// Image tag: the workspace version.
+/// Image tag of the addons: the version of this crate (the `testware` command's).
 pub fn tag() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }
@@ -106,214 +48,354 @@ pub fn archive_dir(cache: &Path) -> PathBuf {
     cache.join("images")
 }
 
-/// An image made of files of this machine (Debian's binaries), with the shared
-/// libraries `ldd` lists for them, plus optional binaries of this workspace.
-#[derive(Debug, Clone, Copy)]
-pub struct HostImage {
-    /// Image name.
-    pub name: &'static str,
-    /// Tag: the upstream version the charts pin.
-    pub tag: &'static str,
-    /// Debian package whose version must start with `tag`.
-    pub package: &'static str,
-    /// Binaries of the machine, copied with their libraries to the same paths.
-    pub binaries: &'static [&'static str],
-    /// Binaries in the project cache `(path under the cache, path in the image)`, with their libraries.
-    pub cached: &'static [(&'static str, &'static str)],
-    /// Workspace binaries `(package, bin)` copied to `/<bin>`.
-    pub workspace_bins: &'static [(&'static str, &'static str)],
-    /// The entrypoint.
-    pub entrypoint: &'static str,
+/// One file of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageFile {
+    /// A file with this content; binaries and libraries are executable.
+    Bytes {
+        /// Absolute path inside the image.
+        path: String,
+        /// Its content.
+        bytes: Vec<u8>,
+        /// Mode 0755 rather than 0644.
+        executable: bool,
+    },
+    /// A symbolic link.
+    Link {
+        /// Absolute path inside the image.
+        path: String,
+        /// What it points to.
+        target: String,
+    },
 }
 
-/// Images built from Debian's binaries.
-pub const HOST_IMAGES: [HostImage; 6] = [
-    HostImage {
-        name: "tansu",
-        tag: "0.6.0",
-        package: "",
-        binaries: &[],
-        cached: &[("tansu/0.6.0-libsql/bin/tansu", "/usr/bin/tansu")],
-        workspace_bins: &[],
-        entrypoint: "/usr/bin/tansu",
-    },
-    HostImage {
-        name: "redis",
-        tag: "7.0.15",
-        package: "redis-server",
-        binaries: &["/usr/bin/redis-server"],
-        cached: &[],
-        workspace_bins: &[],
-        entrypoint: "/usr/bin/redis-server",
-    },
-    HostImage {
-        name: "influxdb",
-        tag: "1.6.7",
-        package: "influxdb",
-        binaries: &["/usr/bin/influxd"],
-        cached: &[],
-        workspace_bins: &[("efd-components", "influxdb-entrypoint")],
-        entrypoint: "/influxdb-entrypoint",
-    },
-    // The logging chart: two Elasticsearch-API stores and the log shipper.
-    HostImage {
-        name: "noida-db",
-        tag: "0.2.3",
-        package: "",
-        binaries: &[],
-        cached: &[(
-            "noida-db/0.2.3-elasticsearch/bin/noida-db",
-            "/usr/bin/noida-db",
-        )],
-        workspace_bins: &[],
-        entrypoint: "/usr/bin/noida-db",
-    },
-    HostImage {
-        name: "osmem-server",
-        tag: "0.1.6",
-        package: "",
-        binaries: &[],
-        cached: &[("osmem-server/0.1.6/osmem-server", "/usr/bin/osmem-server")],
-        workspace_bins: &[],
-        entrypoint: "/usr/bin/osmem-server",
-    },
-    HostImage {
-        name: "rsyslog",
-        tag: "8.2302.0",
-        package: "rsyslog",
-        // rsyslogd and the modules the shipper loads (dlopen'ed, so listed here).
-        binaries: &[
-            "/usr/sbin/rsyslogd",
-            "/usr/lib/x86_64-linux-gnu/rsyslog/imfile.so",
-            "/usr/lib/x86_64-linux-gnu/rsyslog/omelasticsearch.so",
-            "/usr/lib/x86_64-linux-gnu/rsyslog/lmregexp.so",
-            "/usr/lib/x86_64-linux-gnu/rsyslog/lmnet.so",
-        ],
-        cached: &[],
-        workspace_bins: &[],
-        entrypoint: "/usr/sbin/rsyslogd",
-    },
-];
+impl ImageFile {
+    fn path(&self) -> &str {
+        match self {
+            Self::Bytes { path, .. } | Self::Link { path, .. } => path,
+        }
+    }
+}
 
-/// The files of one image: path inside the image, content, executable.
-type Files = Vec<(String, Vec<u8>, bool)>;
+/// What one image is made of.
+#[derive(Debug, Clone)]
+pub struct ImageSpec {
+    /// `localhost/<name>:<tag>`.
+    pub name: String,
+    /// See [`ImageSpec::name`].
+    pub tag: String,
+    /// Its files, sorted by path, one entry a path.
+    pub files: Vec<ImageFile>,
+    /// The entrypoint.
+    pub entrypoint: String,
+}
 
-/// Builds every image of `set` whose content changed; returns the archives of
-/// all images of `set`.
+impl ImageSpec {
+    /// `localhost/<name>:<tag>`.
+    pub fn reference(&self) -> String {
+        format!("localhost/{}:{}", self.name, self.tag)
+    }
+
+    fn containerfile(&self) -> String {
+        format!(
+            "FROM scratch\nCOPY rootfs/ /\nUSER 65532:65532\nENTRYPOINT [\"{}\"]\n",
+            self.entrypoint
+        )
+    }
+
+    /// A SHA-256 of everything the image is made of: equal keys, equal images.
+    pub fn content_key(&self) -> String {
+        let mut hash = Sha256::new();
+        hash.update(self.containerfile());
+        for file in &self.files {
+            match file {
+                ImageFile::Bytes {
+                    path,
+                    bytes,
+                    executable,
+                } => {
+                    hash.update([0u8, u8::from(*executable)]);
+                    hash.update(path);
+                    hash.update((bytes.len() as u64).to_le_bytes());
+                    hash.update(bytes);
+                }
+                ImageFile::Link { path, target } => {
+                    hash.update([1u8]);
+                    hash.update(path);
+                    hash.update([0u8]);
+                    hash.update(target);
+                }
+            }
+            hash.update([0xffu8]);
+        }
+        hash.finalize()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// The addons' images, made from `executable` (the multi-call `testware`
+/// binary) and the shared libraries it needs: one file for all four images,
+/// each addon a link to it named as `cluster_addons` expects.
 ///
 /// # Errors
-/// cargo or podman fail (with their output), a Debian package is missing or of
-/// another version than the charts pin, or a file cannot be written.
-pub fn build(repo: &Path, cache: &Path, set: ImageSet) -> anyhow::Result<Vec<PathBuf>> {
-    let target_dir = repo.join("target/images");
-    let (rust_images, host_images): (Vec<RustImage>, &[HostImage]) = match set {
-        ImageSet::Cluster => (ADDON_IMAGES.to_vec(), &[]),
-        ImageSet::Repository => (
-            ADDON_IMAGES.iter().chain(&CHART_IMAGES).copied().collect(),
-            &HOST_IMAGES,
-        ),
-    };
-    let mut bins: Vec<(&str, &str)> = rust_images.iter().map(|i| (i.package, i.bin)).collect();
-    bins.extend(
-        host_images
-            .iter()
-            .flat_map(|h| h.workspace_bins.iter().copied()),
-    );
-    cargo_build_static(repo, &target_dir, &bins)?;
-    let release = target_dir.join(TARGET).join("release");
-
-    let mut specs: Vec<(String, String, Files, String)> = Vec::new();
-    for image in rust_images {
-        let bytes = read(&release.join(image.bin))?;
-        specs.push((
-            image.name.into(),
-            tag().into(),
-            vec![(format!("/{}", image.bin), bytes, true)],
-            format!("/{}", image.bin),
-        ));
+/// The executable or a library cannot be read, or `ldd` cannot be run.
+pub fn addon_images(executable: &Path) -> anyhow::Result<Vec<ImageSpec>> {
+    let mut files = with_libraries(ADDON_BINARY, executable)?;
+    for addon in cluster_addons::ADDONS {
+        files.push(ImageFile::Link {
+            path: format!("/{addon}"),
+            target: ADDON_BINARY.trim_start_matches('/').to_owned(),
+        });
     }
-    for image in host_images {
-        check_package_version(image)?;
-        let mut files: Files = Vec::new();
-        for binary in image.binaries {
-            files.push(((*binary).to_owned(), read(Path::new(binary))?, true));
-            for lib in shared_libraries(binary)? {
-                let bytes = read(&lib)?;
-                files.push((lib.display().to_string(), bytes, true));
-            }
-        }
-        for (in_cache, in_image) in image.cached {
-            let path = cache.join(in_cache);
-            if !path.is_file() {
+    let files = sorted(files);
+    Ok(cluster_addons::ADDONS
+        .iter()
+        .map(|addon| ImageSpec {
+            name: (*addon).to_owned(),
+            tag: tag().to_owned(),
+            files: files.clone(),
+            entrypoint: format!("/{addon}"),
+        })
+        .collect())
+}
+
+/// One `[[package.metadata.testware.images]]` entry (see the module docs).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ImageDeclaration {
+    /// Image name.
+    pub name: String,
+    /// Tag; default the package's version.
+    pub tag: Option<String>,
+    /// The package's binaries, built static and copied to `/<bin>`.
+    #[serde(default)]
+    pub bins: Vec<String>,
+    /// Files of this machine, copied to the same paths with their libraries.
+    #[serde(default)]
+    pub host_files: Vec<String>,
+    /// Files under the project cache.
+    #[serde(default)]
+    pub cached_files: Vec<CachedFile>,
+    /// A Debian package whose installed version must start with the tag.
+    pub debian_package: Option<String>,
+    /// The entrypoint; default `/<first bin>`.
+    pub entrypoint: Option<String>,
+}
+
+/// A file under the project cache and where it goes in the image.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CachedFile {
+    /// Path under the cache.
+    pub from: String,
+    /// Absolute path in the image.
+    pub to: String,
+}
+
+/// The `[package.metadata.testware]` table.
+#[derive(Debug, Default, Deserialize)]
+struct PackageMetadata {
+    #[serde(default)]
+    images: Vec<ImageDeclaration>,
+}
+
+/// Images declared by the packages of the workspace at `workspace`, with the
+/// package that declares each and its version.
+///
+/// # Errors
+/// `cargo metadata` fails, or a declaration is malformed (named with its package).
+pub fn declarations(workspace: &Path) -> anyhow::Result<Vec<(String, String, ImageDeclaration)>> {
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .current_dir(workspace)
+        .no_deps()
+        .exec()
+        .with_context(|| {
+            format!(
+                "reading the Cargo workspace at {} (hint: run in a Cargo workspace, or pass --workspace)",
+                workspace.display()
+            )
+        })?;
+    let mut found = Vec::new();
+    for package in metadata.workspace_packages() {
+        let Some(table) = package.metadata.get("testware") else {
+            continue;
+        };
+        let parsed: PackageMetadata = serde_json::from_value(table.clone()).with_context(|| {
+            format!(
+                "package {} declares images under [package.metadata.testware] that do not parse",
+                package.name
+            )
+        })?;
+        for image in parsed.images {
+            if image.bins.is_empty() && image.entrypoint.is_none() {
                 bail!(
-                    "{} is missing (hint: ci/install-tansu and ci/install-logging put the cached binaries there)",
-                    path.display()
+                    "image {} of package {} has no bins and no entrypoint",
+                    image.name,
+                    package.name
                 );
             }
-            files.push(((*in_image).to_owned(), read(&path)?, true));
-            for lib in shared_libraries(&path.display().to_string())? {
-                let bytes = read(&lib)?;
-                files.push((lib.display().to_string(), bytes, true));
-            }
+            found.push((package.name.to_string(), package.version.to_string(), image));
         }
-        for (_, bin) in image.workspace_bins {
-            files.push((format!("/{bin}"), read(&release.join(bin))?, true));
-        }
-        files.sort_by(|a, b| a.0.cmp(&b.0));
-        files.dedup_by(|a, b| a.0 == b.0);
-        specs.push((
-            image.name.into(),
-            image.tag.into(),
-            files,
-            image.entrypoint.into(),
-        ));
     }
+    Ok(found)
+}
 
+/// The images the workspace at `workspace` declares, their binaries built.
+///
+/// # Errors
+/// cargo fails (with its output), a Debian package is missing or of another
+/// version than the image's tag, or a file cannot be read.
+pub fn declared_images(workspace: &Path, cache: &Path) -> anyhow::Result<Vec<ImageSpec>> {
+    let declarations = declarations(workspace)?;
+    let bins: Vec<(&str, &str)> = declarations
+        .iter()
+        .flat_map(|(package, _, image)| {
+            image
+                .bins
+                .iter()
+                .map(move |b| (package.as_str(), b.as_str()))
+        })
+        .collect();
+    let target_dir = workspace.join("target/images");
+    if !bins.is_empty() {
+        cargo_build_static(workspace, &target_dir, &bins)?;
+    }
+    let release = target_dir.join(TARGET).join("release");
+    let mut specs = Vec::new();
+    for (_, version, image) in &declarations {
+        let tag = image.tag.clone().unwrap_or_else(|| version.clone());
+        if let Some(package) = &image.debian_package {
+            check_package_version(package, &image.name, &tag)?;
+        }
+        let mut files = Vec::new();
+        for bin in &image.bins {
+            files.push(ImageFile::Bytes {
+                path: format!("/{bin}"),
+                bytes: read(&release.join(bin))?,
+                executable: true,
+            });
+        }
+        for file in &image.host_files {
+            files.extend(with_libraries(file, Path::new(file))?);
+        }
+        for cached in &image.cached_files {
+            let path = cache.join(&cached.from);
+            if !path.is_file() {
+                bail!(
+                    "{} is missing for image {} (hint: install what puts it there first, e.g. ci/install-tansu)",
+                    path.display(),
+                    image.name
+                );
+            }
+            files.extend(with_libraries(&cached.to, &path)?);
+        }
+        let entrypoint = match (&image.entrypoint, image.bins.first()) {
+            (Some(entrypoint), _) => entrypoint.clone(),
+            (None, Some(bin)) => format!("/{bin}"),
+            (None, None) => unreachable!("checked in declarations()"),
+        };
+        specs.push(ImageSpec {
+            name: image.name.clone(),
+            tag,
+            files: sorted(files),
+            entrypoint,
+        });
+    }
+    Ok(specs)
+}
+
+/// `source` copied to `path` in the image, and the shared libraries `ldd`
+/// lists for it at their own paths.
+fn with_libraries(path: &str, source: &Path) -> anyhow::Result<Vec<ImageFile>> {
+    let mut files = vec![ImageFile::Bytes {
+        path: path.to_owned(),
+        bytes: read(source)?,
+        executable: true,
+    }];
+    for lib in shared_libraries(&source.display().to_string())? {
+        files.push(ImageFile::Bytes {
+            path: lib.display().to_string(),
+            bytes: read(&lib)?,
+            executable: true,
+        });
+    }
+    Ok(files)
+}
+
+/// Sorted by path, the first of each path kept.
+fn sorted(mut files: Vec<ImageFile>) -> Vec<ImageFile> {
+    files.sort_by(|a, b| a.path().cmp(b.path()));
+    files.dedup_by(|a, b| a.path() == b.path());
+    files
+}
+
+/// Builds the archive of every image whose content changed (contexts under
+/// `scratch`); returns the archives of all of them, in order.
+///
+/// # Errors
+/// podman fails (with its output), or a file cannot be written.
+pub fn build(specs: &[ImageSpec], cache: &Path, scratch: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let dir = archive_dir(cache);
     std::fs::create_dir_all(&dir)?;
     let mut archives = Vec::new();
-    for (name, image_tag, files, entrypoint) in specs {
-        let containerfile = format!(
-            "FROM scratch\nCOPY rootfs/ /\nUSER 65532:65532\nENTRYPOINT [\"{entrypoint}\"]\n"
-        );
-        let mut hasher = DefaultHasher::new();
-        containerfile.hash(&mut hasher);
-        files.hash(&mut hasher);
-        let archive = dir.join(format!("{name}-{image_tag}-{:016x}.tar", hasher.finish()));
+    for spec in specs {
+        let archive = dir.join(format!(
+            "{}-{}-{}.tar",
+            spec.name,
+            spec.tag,
+            spec.content_key()
+        ));
         if !archive.is_file() {
-            let context = target_dir.join("context").join(&name);
-            if context.exists() {
-                std::fs::remove_dir_all(&context)?;
-            }
-            for (path, bytes, executable) in &files {
-                let target = context.join("rootfs").join(path.trim_start_matches('/'));
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
+            build_archive(spec, &scratch.join(&spec.name), &archive)?;
+            remove_older(&dir, &spec.name, &archive);
+            eprintln!("  built {}", spec.reference());
+        }
+        archives.push(archive);
+    }
+    Ok(archives)
+}
+
+fn build_archive(spec: &ImageSpec, context: &Path, archive: &Path) -> anyhow::Result<()> {
+    if context.exists() {
+        std::fs::remove_dir_all(context)?;
+    }
+    let rootfs = context.join("rootfs");
+    for file in &spec.files {
+        let target = rootfs.join(file.path().trim_start_matches('/'));
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        match file {
+            ImageFile::Bytes {
+                bytes, executable, ..
+            } => {
                 std::fs::write(&target, bytes)?;
                 if *executable {
                     set_executable(&target)?;
                 }
             }
-            std::fs::write(context.join("Containerfile"), &containerfile)?;
-            let reference = format!("localhost/{name}:{image_tag}");
-            run_podman(
-                &["build", "--quiet", "--tag", &reference, "--file"],
-                &[&context.join("Containerfile"), &context],
-            )?;
-            let partial = archive.with_extension("tar.partial");
-            let saved = run_podman_save(&reference, &partial);
-            // The archive is the product: the copy in podman's store would turn into
-            // an untagged leftover at the next rebuild.
-            let _ = run_podman(&["rmi", "--force"], &[Path::new(&reference)]);
-            saved?;
-            std::fs::rename(&partial, &archive)?;
-            remove_older(&dir, &name, &archive);
-            eprintln!("  built {reference}");
+            ImageFile::Link { target: to, .. } => std::os::unix::fs::symlink(to, &target)?,
         }
-        archives.push(archive);
     }
-    Ok(archives)
+    std::fs::write(context.join("Containerfile"), spec.containerfile())?;
+    let reference = spec.reference();
+    // --timestamp 0: the same files give the same layer, so images that share
+    // their files (the addons) share one layer in the cluster's store.
+    run_podman(
+        &["build", "--quiet", "--timestamp", "0", "--tag", &reference, "--file"],
+        &[&context.join("Containerfile"), context],
+    )?;
+    let partial = archive.with_extension("tar.partial");
+    let saved = run_podman_save(&reference, &partial);
+    // The archive is the product: the copy in podman's store would turn into
+    // an untagged leftover at the next rebuild.
+    let _ = run_podman(&["rmi", "--force"], &[Path::new(&reference)]);
+    saved?;
+    std::fs::rename(&partial, archive)?;
+    Ok(())
 }
 
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -321,10 +403,15 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Builds `bins` as static binaries for [`TARGET`] into `target_dir`.
-fn cargo_build_static(repo: &Path, target_dir: &Path, bins: &[(&str, &str)]) -> anyhow::Result<()> {
-    let mut cargo = Command::new("cargo");
-    cargo
-        .current_dir(repo)
+fn cargo_build_static(
+    workspace: &Path,
+    target_dir: &Path,
+    bins: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace)
         .args([
             "build",
             "--release",
@@ -339,14 +426,33 @@ fn cargo_build_static(repo: &Path, target_dir: &Path, bins: &[(&str, &str)]) -> 
     packages.sort_unstable();
     packages.dedup();
     for p in packages {
-        cargo.args(["-p", p]);
+        command.args(["-p", p]);
     }
     for (_, bin) in bins {
-        cargo.args(["--bin", bin]);
+        command.args(["--bin", bin]);
     }
-    let status = cargo.status().context("failed to run cargo")?;
+    let status = command.status().context("failed to run cargo")?;
     if !status.success() {
         bail!("building the image binaries failed ({status})");
+    }
+    Ok(())
+}
+
+/// Fails unless the installed Debian `package` has a version starting with `tag`.
+fn check_package_version(package: &str, image: &str, tag: &str) -> anyhow::Result<()> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", package])
+        .output()
+        .context("failed to run dpkg-query")?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() || version.is_empty() {
+        bail!("Debian package {package} is not installed (hint: apt-get install {package})");
+    }
+    let upstream = version.split_once(':').map(|(_, v)| v).unwrap_or(&version);
+    if !upstream.starts_with(tag) {
+        bail!(
+            "Debian ships {package} {version}, but image localhost/{image}:{tag} pins {tag}: update the tag where the image is declared and in the charts' values"
+        );
     }
     Ok(())
 }
@@ -372,34 +478,6 @@ fn shared_libraries(binary: &str) -> anyhow::Result<Vec<PathBuf>> {
         }
     }
     Ok(libs)
-}
-
-/// Fails unless the installed Debian package has the version the charts pin.
-fn check_package_version(image: &HostImage) -> anyhow::Result<()> {
-    if image.package.is_empty() {
-        return Ok(());
-    }
-    let out = Command::new("dpkg-query")
-        .args(["-W", "-f", "${Version}", image.package])
-        .output()
-        .context("failed to run dpkg-query")?;
-    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if !out.status.success() || version.is_empty() {
-        bail!(
-            "Debian package {} is not installed (hint: ci/install-packages)",
-            image.package
-        );
-    }
-    let upstream = version.split_once(':').map(|(_, v)| v).unwrap_or(&version);
-    if !upstream.starts_with(image.tag) {
-        bail!(
-            "Debian ships {} {version}, but the charts pin image localhost/{}:{}: update the tag here and in the charts' values",
-            image.package,
-            image.name,
-            image.tag
-        );
-    }
-    Ok(())
 }
 
 fn run_podman(args: &[&str], paths: &[&Path]) -> anyhow::Result<()> {
@@ -475,7 +553,7 @@ pub fn import(layout: &Layout, archive: &Path) -> anyhow::Result<()> {
         .context("failed to run ctr")?;
     if !out.status.success() {
         bail!(
-            "importing {} failed: {}",
+            "importing {} into the local cluster failed: {} (hint: is it up? `testware cluster up`)",
             archive.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         );
@@ -559,7 +637,80 @@ pub fn load_into(provider: &str, cluster: &str, archives: &[PathBuf]) -> anyhow:
 
 #[cfg(test)]
 mod tests {
-    use super::loaded_references;
+    use super::*;
+
+    fn spec(files: Vec<ImageFile>) -> ImageSpec {
+        ImageSpec {
+            name: "a".into(),
+            tag: "1.0.0".into(),
+            files,
+            entrypoint: "/a".into(),
+        }
+    }
+
+    fn file(path: &str, bytes: &[u8]) -> ImageFile {
+        ImageFile::Bytes {
+            path: path.into(),
+            bytes: bytes.to_vec(),
+            executable: true,
+        }
+    }
+
+    #[test]
+    fn content_keys_are_stable_and_follow_every_byte() {
+        let one = spec(vec![file("/a", b"x")]);
+        // A SHA-256 prefix: the same on every toolchain (DefaultHasher is not).
+        assert_eq!(one.content_key(), "41658755f0c8f67e");
+        assert_ne!(
+            spec(vec![file("/a", b"y")]).content_key(),
+            one.content_key()
+        );
+        assert_ne!(
+            spec(vec![file("/b", b"x")]).content_key(),
+            one.content_key()
+        );
+        let link = ImageFile::Link {
+            path: "/b".into(),
+            target: "a".into(),
+        };
+        assert_ne!(
+            spec(vec![file("/a", b"x"), link]).content_key(),
+            one.content_key()
+        );
+        let mut other_entrypoint = one.clone();
+        other_entrypoint.entrypoint = "/b".into();
+        assert_ne!(other_entrypoint.content_key(), one.content_key());
+    }
+
+    #[test]
+    fn declarations_read_kebab_case_and_refuse_unknown_keys() {
+        let table = serde_json::json!({"images": [{
+            "name": "redis", "tag": "7.0.15", "debian-package": "redis-server",
+            "host-files": ["/usr/bin/redis-server"], "entrypoint": "/usr/bin/redis-server",
+            "cached-files": [{"from": "x/bin/x", "to": "/usr/bin/x"}]
+        }]});
+        let parsed: PackageMetadata = serde_json::from_value(table).expect("parses");
+        assert_eq!(
+            parsed.images[0].debian_package.as_deref(),
+            Some("redis-server")
+        );
+        assert_eq!(parsed.images[0].cached_files[0].to, "/usr/bin/x");
+        let typo = serde_json::json!({"images": [{"name": "a", "binz": ["a"]}]});
+        assert!(serde_json::from_value::<PackageMetadata>(typo).is_err());
+    }
+
+    #[test]
+    fn addon_images_share_one_binary_and_differ_by_entrypoint() {
+        let exe = std::env::current_exe().expect("test binary");
+        let images = addon_images(&exe).expect("addon images");
+        assert_eq!(images.len(), cluster_addons::ADDONS.len());
+        for (image, addon) in images.iter().zip(cluster_addons::ADDONS) {
+            assert_eq!(image.entrypoint, format!("/{addon}"));
+            assert!(image.files.iter().any(|f| matches!(f,
+                ImageFile::Link { path, target } if path == &format!("/{addon}") && target == "testware")));
+            assert_eq!(image.files, images[0].files);
+        }
+    }
 
     #[test]
     fn podman_loads_name_what_they_loaded() {

@@ -5,8 +5,8 @@
 //!
 //! The processes that run *inside* the cluster (DNS, volume provisioner, pause,
 //! toolbox) are the crate `cluster-addons`; this crate is the host side.
-//! The `testware-cluster` binary is the interface; `ci/cluster` and `ci/images`
-//! are thin wrappers around it.
+//! The `testware` command (`testware cluster`, `testware images`) is the
+//! interface; `ci/cluster` and `ci/images` are this repository's thin wrappers.
 
 pub mod addons;
 pub mod cluster;
@@ -16,3 +16,4 @@ pub mod layout;
 pub mod network;
 pub mod pki;
 pub mod process;
+pub mod provision;

@@ -1,13 +1,15 @@
 //! Benchmark of the local cluster (needs root; stops a running local cluster):
 //! warm `up` time to node Ready with addons serving, and idle CPU and memory of
-//! each component (chart_deploy timings: the `chart_deploy` bench of `suites`). Run with `cargo bench -p local-cluster --bench cluster`.
+//! each component (chart_deploy timings: the `chart_deploy` bench of `suites`).
+//! Run with `cargo bench -p testware-cli --bench cluster`; the addons' images are
+//! made from this package's `testware` binary, as `testware cluster up` does.
 
 use std::time::{Duration, Instant};
 
 use local_cluster::cluster::LocalCluster;
 use local_cluster::components::Binaries;
 use local_cluster::layout::Layout;
-use local_cluster::{addons, images, process};
+use local_cluster::{images, process};
 
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -34,19 +36,18 @@ fn usage(pid: u32) -> Option<(u64, u64)> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()?;
     let cache = testware::helm::cache_dir();
     let cluster = LocalCluster::new(Layout::from_env(), Binaries::cached(&cache));
-    let archives = images::build(&repo, &cache, images::ImageSet::Cluster)?;
+    let specs = images::addon_images(std::path::Path::new(env!("CARGO_BIN_EXE_testware")))?;
+    let scratch = std::env::temp_dir().join(format!("testware-bench-{}", std::process::id()));
+    let archives = images::build(&specs, &cache, &scratch)?;
+    let _ = std::fs::remove_dir_all(&scratch);
     cluster.down()?;
 
     let started = Instant::now();
-    cluster.up(&archives).await?;
-    let client = cluster.admin_client().await?;
-    addons::install(&client, &cluster.layout).await?;
-    addons::wait_serving(&client).await?;
+    cluster
+        .up_serving(&archives, &cluster.layout.path("kubeconfig"))
+        .await?;
     println!(
         "warm up: {:.1} s to node Ready with DNS and storage serving",
         started.elapsed().as_secs_f64()

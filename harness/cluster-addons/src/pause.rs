@@ -5,7 +5,8 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-fn main() -> std::process::ExitCode {
+/// Runs the sandbox process until SIGTERM or SIGINT.
+pub fn main() -> std::process::ExitCode {
     let mut signals = SigSet::empty();
     for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGCHLD] {
         signals.add(s);

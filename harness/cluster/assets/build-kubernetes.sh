@@ -3,7 +3,9 @@
 # source package (v1.20.2) into the project cache, keyed by version, unless they
 # are there already. Prints the directory holding the binaries.
 #
-# Takes about 6 minutes of 2 cores; needs golang-go and rsync (ci/install-packages).
+# Takes about 6 minutes of 2 cores; needs golang-go and rsync (the cluster's
+# Debian packages). Run by `testware cluster up` when the binaries are missing
+# (embedded in the testware command), with HARNESS_CACHE_DIR set.
 #
 # The vendored github.com/modern-go/reflect2 v1.0.1 of Kubernetes 1.20 is not
 # compatible with Go >= 1.18 (Debian's Go is 1.19): kube-apiserver died with
@@ -11,14 +13,17 @@
 # It is replaced by Debian's golang-github-modern-go-reflect2-dev (1.0.2, the
 # release that fixed it), as Debian's own build uses the packaged libraries.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+CACHE_DIR="${HARNESS_CACHE_DIR:?HARNESS_CACHE_DIR names the project cache}"
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 DEB_VERSION="1.20.5+really1.20.2-1.1+deb12u1"
 K8S_VERSION="v1.20.2"
 ORIG_SHA256=b83c0780efb182d928dc63d46488a847f161f04e40a94b96bf5247dd671ecdfc
 REFLECT2_DEB=golang-github-modern-go-reflect2-dev
 REFLECT2_VERSION=1.0.2
-# The cache key names the patch, so a cache built without it is not reused.
+# The cache key names the patch, so a cache built without it is not reused
+# (components::KUBE_BUILD is the same key).
 BUILD_KEY="$K8S_VERSION+reflect2-$REFLECT2_VERSION"
 COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 target="$CACHE_DIR/kubernetes/$BUILD_KEY/bin"
@@ -33,7 +38,7 @@ if complete; then
   echo "$target"; exit 0
 fi
 
-command -v go >/dev/null || die "go is needed to build Kubernetes (hint: ci/install-packages)"
+command -v go >/dev/null || die "go is needed to build Kubernetes (hint: apt-get install golang-go)"
 if ! dpkg-query -W -f='${Version}' "$REFLECT2_DEB" 2>/dev/null | grep -q "^$REFLECT2_VERSION"; then
   [ "$(id -u)" = 0 ] || die "$REFLECT2_DEB $REFLECT2_VERSION is missing (hint: apt-get install it as root)"
   log "installing $REFLECT2_DEB (reflect2 $REFLECT2_VERSION for Go >= 1.18)"

@@ -7,8 +7,9 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::dns::{self, Endpoint, Port, ServiceEntry};
 use anyhow::Context as _;
-use cluster_addons::dns::{self, Endpoint, Port, ServiceEntry};
+use clap::Parser;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Endpoints, Service};
 use kube::runtime::reflector::{self, Store};
@@ -102,35 +103,25 @@ impl Zone {
     }
 }
 
+/// The DNS addon's options.
+#[derive(Parser)]
+#[command(
+    name = "cluster-dns",
+    about = "Answers cluster.local names from the API"
+)]
 struct Options {
+    /// UDP and TCP address to answer on.
+    #[arg(long, default_value = "0.0.0.0:5353")]
     listen: String,
+    /// Address of the `/healthz` endpoint.
+    #[arg(long, default_value = "0.0.0.0:8080")]
     health: String,
+    /// The cluster domain.
+    #[arg(long, default_value = "cluster.local")]
     domain: String,
 }
 
-fn parse_args() -> anyhow::Result<Options> {
-    let mut o = Options {
-        listen: "0.0.0.0:5353".into(),
-        health: "0.0.0.0:8080".into(),
-        domain: "cluster.local".into(),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--listen" => o.listen = value,
-            "--health" => o.health = value,
-            "--domain" => o.domain = value,
-            other => anyhow::bail!("unknown option {other}"),
-        }
-    }
-    Ok(o)
-}
-
-async fn run() -> anyhow::Result<()> {
-    let options = parse_args()?;
+async fn run(options: Options) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to the API server")?;
@@ -155,7 +146,7 @@ async fn run() -> anyhow::Result<()> {
     tokio::spawn(endpoint_watch);
 
     let ready = Arc::new(AtomicBool::new(false));
-    let health = cluster_addons::health::serve(options.health.clone(), ready.clone());
+    let health = crate::health::serve(options.health.clone(), ready.clone());
     tokio::spawn(async move {
         if let Err(e) = health.await {
             eprintln!("error: health endpoint failed: {e}");
@@ -228,7 +219,10 @@ async fn run() -> anyhow::Result<()> {
     }
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> std::process::ExitCode {
-    cluster_addons::exit_code(run().await)
+/// Runs the DNS addon with `args` (the program name first).
+pub fn main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
+    match Options::try_parse_from(args) {
+        Ok(options) => crate::run_current_thread(run(options)),
+        Err(e) => crate::usage_error(e),
+    }
 }

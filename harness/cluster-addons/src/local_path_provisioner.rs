@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use clap::Parser;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{
     HostPathVolumeSource, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectReference,
@@ -173,23 +174,30 @@ fn is_inside(base: &Path, dir: &Path) -> bool {
             .any(|c| matches!(c, std::path::Component::ParentDir))
 }
 
-async fn run() -> anyhow::Result<()> {
-    let mut base = None;
-    let mut name = "testware.io/local-path".to_owned();
-    let mut health = "0.0.0.0:8080".to_owned();
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--base-dir" => base = Some(PathBuf::from(value)),
-            "--provisioner" => name = value,
-            "--health" => health = value,
-            other => anyhow::bail!("unknown option {other}"),
-        }
-    }
-    let base = base.context("--base-dir is required")?;
+/// The provisioner's options.
+#[derive(Parser)]
+#[command(
+    name = "local-path-provisioner",
+    about = "hostPath volumes for claims of its StorageClass"
+)]
+struct Options {
+    /// Host directory under which volumes are created.
+    #[arg(long)]
+    base_dir: PathBuf,
+    /// The provisioner name its StorageClass names.
+    #[arg(long, default_value = "testware.io/local-path")]
+    provisioner: String,
+    /// Address of the `/healthz` endpoint.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    health: String,
+}
+
+async fn run(options: Options) -> anyhow::Result<()> {
+    let Options {
+        base_dir: base,
+        provisioner: name,
+        health,
+    } = options;
     std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
     let client = Client::try_default()
         .await
@@ -201,7 +209,7 @@ async fn run() -> anyhow::Result<()> {
     });
 
     let ready = Arc::new(AtomicBool::new(true));
-    let health_server = cluster_addons::health::serve(health, ready.clone());
+    let health_server = crate::health::serve(health, ready.clone());
     tokio::spawn(async move {
         if let Err(e) = health_server.await {
             eprintln!("error: health endpoint failed: {e}");
@@ -262,7 +270,10 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> std::process::ExitCode {
-    cluster_addons::exit_code(run().await)
+/// Runs the provisioner with `args` (the program name first).
+pub fn main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
+    match Options::try_parse_from(args) {
+        Ok(options) => crate::run_current_thread(run(options)),
+        Err(e) => crate::usage_error(e),
+    }
 }

@@ -19,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Nameservers and search domains from resolv.conf.
@@ -61,7 +62,7 @@ async fn resolve(name: &str) -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
     }
     let mut last = None;
     for candidate in &candidates {
-        match cluster_addons::dns::query_a(
+        match crate::dns::query_a(
             SocketAddr::new(server, 53),
             candidate,
             Duration::from_secs(3),
@@ -109,24 +110,62 @@ async fn http_get(url: &str) -> anyhow::Result<String> {
     Ok(body.to_owned())
 }
 
-async fn run(args: &[String]) -> anyhow::Result<()> {
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    match words.as_slice() {
-        ["sleep"] => {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+/// The toolbox's commands.
+#[derive(Parser)]
+#[command(name = "testware-toolbox", about = "Small commands tests exec in pods")]
+struct Toolbox {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Wait for SIGTERM.
+    Sleep,
+    /// Print the A records of NAME, via the pod's /etc/resolv.conf.
+    Resolve { name: String },
+    /// GET an http:// URL and print the body.
+    HttpGet {
+        /// Retry failures for up to this many seconds (a Service a moment old
+        /// may not route yet).
+        #[arg(long, value_name = "SECONDS")]
+        retry_for: Option<u64>,
+        url: String,
+    },
+    /// Write TEXT to FILE.
+    Write { file: String, text: String },
+    /// Print FILE.
+    Read { file: String },
+    /// Print TEXT.
+    Echo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        text: Vec<String>,
+    },
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Sleep => {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             term.recv().await;
         }
-        ["resolve", name] => {
-            for ip in resolve(name).await? {
+        Command::Resolve { name } => {
+            for ip in resolve(&name).await? {
                 println!("{ip}");
             }
         }
-        ["http-get", url] => print!("{}", http_get(url).await?),
-        ["http-get", "--retry-for", seconds, url] => {
-            let seconds: u64 = seconds.parse().context("--retry-for takes whole seconds")?;
+        Command::HttpGet {
+            retry_for: None,
+            url,
+        } => print!("{}", http_get(&url).await?),
+        Command::HttpGet {
+            retry_for: Some(seconds),
+            url,
+        } => {
             let until = tokio::time::Instant::now() + Duration::from_secs(seconds);
             let body = loop {
-                match http_get(url).await {
+                match http_get(&url).await {
                     Ok(body) => break body,
                     Err(e) if tokio::time::Instant::now() < until => {
                         eprintln!("retrying: {e:#}");
@@ -137,16 +176,22 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
             };
             print!("{body}");
         }
-        ["write", file, text] => std::fs::write(file, text).with_context(|| format!("writing {file}"))?,
-        ["read", file] => print!("{}", std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?),
-        ["echo", rest @ ..] => println!("{}", rest.join(" ")),
-        _ => bail!("usage: testware-toolbox sleep | resolve NAME | http-get [--retry-for SECONDS] URL | write FILE TEXT | read FILE | echo TEXT..."),
+        Command::Write { file, text } => {
+            std::fs::write(&file, text).with_context(|| format!("writing {file}"))?
+        }
+        Command::Read { file } => print!(
+            "{}",
+            std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?
+        ),
+        Command::Echo { text } => println!("{}", text.join(" ")),
     }
     Ok(())
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    cluster_addons::exit_code(run(&args).await)
+/// Runs the toolbox with `args` (the program name first).
+pub fn main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
+    match Toolbox::try_parse_from(args) {
+        Ok(toolbox) => crate::run_current_thread(run(toolbox.command)),
+        Err(e) => crate::usage_error(e),
+    }
 }

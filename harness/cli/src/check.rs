@@ -1,0 +1,100 @@
+//! `testware check`: the no_deploy checks of charts (policy rules and `helm
+//! lint --strict` on each chart × value set), with a report and JUnit.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use testware::junit::{CaseRecord, CaseStatus};
+use testware::manifest::policy;
+use testware::{ChartSet, ValueSet};
+
+/// Runs the checks; returns how many failed.
+pub async fn check(
+    charts: &[PathBuf],
+    values: &[PathBuf],
+    options: &policy::CheckOptions,
+    junit: Option<&std::path::Path>,
+) -> anyhow::Result<usize> {
+    let mut records = Vec::new();
+    for dir in charts {
+        let dir = std::path::absolute(dir)?;
+        let (Some(root), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str()))
+        else {
+            anyhow::bail!("{} is not a chart directory", dir.display());
+        };
+        let set = ChartSet::new(root);
+        let chart = set.open(name)?;
+        let sets = if values.is_empty() {
+            chart.value_sets()
+        } else {
+            values
+                .iter()
+                .map(|f| {
+                    Ok(ValueSet::file(
+                        f.display().to_string(),
+                        std::path::absolute(f)?,
+                    ))
+                })
+                .collect::<std::io::Result<Vec<_>>>()?
+        };
+        for value_set in sets {
+            let label = format!("{name}::{}", value_set.label);
+            let started = Instant::now();
+            let policy_status =
+                match policy::check_chart_with(&set, name, &value_set, options).await {
+                    Ok(report) if report.passes() => {
+                        if !report.violations.is_empty() {
+                            println!("{report}");
+                        }
+                        CaseStatus::Passed
+                    }
+                    Ok(report) => CaseStatus::Failed(report.to_string()),
+                    Err(e) => CaseStatus::Failed(testware::error_chain(&e)),
+                };
+            records.push(record(format!("policy::{label}"), started, policy_status));
+            let started = Instant::now();
+            let lint_status = match set.lint(name, &value_set.options()).await {
+                Ok(_) => CaseStatus::Passed,
+                Err(e) => CaseStatus::Failed(testware::error_chain(&e)),
+            };
+            records.push(record(format!("lint::{label}"), started, lint_status));
+        }
+    }
+    let failed: Vec<&CaseRecord> = records
+        .iter()
+        .filter(|r| matches!(r.status, CaseStatus::Failed(_)))
+        .collect();
+    for r in &records {
+        match &r.status {
+            CaseStatus::Failed(message) => println!("FAIL {}\n{}\n", r.name, indent(message)),
+            _ => println!("ok   {}", r.name),
+        }
+    }
+    println!(
+        "\n{} checks: {} passed, {} failed",
+        records.len(),
+        records.len() - failed.len(),
+        failed.len()
+    );
+    if let Some(path) = junit {
+        testware::junit::write(path, "testware-check", &records)?;
+    }
+    Ok(failed.len())
+}
+
+fn record(name: String, started: Instant, status: CaseStatus) -> CaseRecord {
+    CaseRecord {
+        name,
+        kind: "no_deploy".into(),
+        duration: started.elapsed(),
+        properties: vec![("tier".into(), "no_deploy".into())],
+        status,
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("     {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

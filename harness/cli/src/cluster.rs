@@ -1,0 +1,289 @@
+//! `testware cluster up|down|status|leftovers`: the embedded cluster (a real
+//! Kubernetes 1.20 from Debian's source, no Docker, no registry), or a kind or
+//! k3d cluster made the same way.
+//!
+//! `up` on the local provider installs what the cluster runs on (Debian's
+//! packages; Kubernetes built into the cache once, keyed by version), makes the
+//! addons' images from this very executable and starts the cluster with them —
+//! nothing else: a repository's own images are `testware images import`'s.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand, ValueEnum};
+use local_cluster::cluster::LocalCluster;
+use local_cluster::components::Binaries;
+use local_cluster::layout::Layout;
+use local_cluster::{addons, images, provision};
+
+/// Cluster name for kind and k3d.
+const CLUSTER_NAME: &str = "testware";
+
+/// Where the cluster comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Provider {
+    /// The embedded cluster: host processes on this machine (needs root).
+    Local,
+    /// A kind cluster named `testware` (needs kind and Docker).
+    Kind,
+    /// A k3d cluster named `testware` (needs k3d and Docker).
+    K3d,
+}
+
+impl Provider {
+    fn program(self) -> &'static str {
+        match self {
+            Self::Local => "testware",
+            Self::Kind => "kind",
+            Self::K3d => "k3d",
+        }
+    }
+}
+
+/// `testware cluster …`.
+#[derive(Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    command: ClusterCommand,
+    /// Which cluster.
+    #[arg(long, value_enum, default_value = "local", global = true)]
+    provider: Provider,
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Start the cluster (idempotent) and print its kubeconfig's path.
+    Up {
+        /// Official Kubernetes release binaries to run instead of the ones
+        /// built from Debian's source.
+        #[arg(long, value_name = "DIR", env = "HARNESS_KUBE_BIN_DIR")]
+        bin_dir: Option<PathBuf>,
+        /// Write the kubeconfig here (default: the cluster's state directory,
+        /// or for kind and k3d the cache).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+    },
+    /// Stop the cluster and remove everything it made on this machine.
+    Down,
+    /// The cluster's components and addons, one line each; fails when one is unhealthy.
+    Status,
+    /// List what a cluster left on this machine (processes, mounts, links,
+    /// iptables chains); fails when anything is.
+    Leftovers,
+}
+
+/// Runs `testware cluster …`.
+///
+/// # Errors
+/// The step that failed, with a hint.
+pub async fn run(args: ClusterArgs, cache: &Path) -> anyhow::Result<()> {
+    let provider = args.provider;
+    match (args.command, provider) {
+        (
+            ClusterCommand::Up {
+                bin_dir,
+                kubeconfig,
+            },
+            Provider::Local,
+        ) => {
+            let started = Instant::now();
+            let layout = Layout::from_env();
+            let binaries = match bin_dir {
+                Some(dir) => Binaries::new(dir),
+                None => {
+                    provision::ensure_packages()?;
+                    Binaries::new(provision::ensure_kubernetes(cache)?)
+                }
+            };
+            let cluster = LocalCluster::new(layout, binaries);
+            cluster.check_prerequisites()?;
+            let archives = addon_archives(cache)?;
+            let path = kubeconfig.unwrap_or_else(|| default_kubeconfig(&cluster.layout));
+            let fresh = cluster.up_serving(&archives, &path).await?;
+            eprintln!(
+                "local cluster {} in {:.1} s",
+                if fresh {
+                    "started"
+                } else {
+                    "already running; checked"
+                },
+                started.elapsed().as_secs_f64()
+            );
+            println!("{}", path.display());
+        }
+        (ClusterCommand::Up { kubeconfig, .. }, external) => {
+            let path = kubeconfig
+                .unwrap_or_else(|| cache.join(format!("{}.kubeconfig", external.program())));
+            external_up(external, &path)?;
+            images::load_into(external.program(), CLUSTER_NAME, &addon_archives(cache)?)?;
+            println!("{}", path.display());
+        }
+        (ClusterCommand::Down, Provider::Local) => {
+            local().down()?;
+            eprintln!("local cluster stopped; nothing of it is left");
+        }
+        (ClusterCommand::Down, external) => external_down(external)?,
+        (ClusterCommand::Status, Provider::Local) => local_status().await?,
+        (ClusterCommand::Status, external) => {
+            let args: &[&str] = if external == Provider::Kind {
+                &["get", "clusters"]
+            } else {
+                &["cluster", "list"]
+            };
+            print!("{}", run_tool(external.program(), args)?);
+        }
+        (ClusterCommand::Leftovers, Provider::Local) => {
+            let left = local().leftovers();
+            if !left.is_empty() {
+                for l in &left {
+                    println!("{l}");
+                }
+                bail!("{} leftover(s) of the local cluster", left.len());
+            }
+            println!("nothing of the local cluster is left on this machine");
+        }
+        (ClusterCommand::Leftovers, external) => {
+            bail!("leftovers are listed for the local provider only ({external:?} keeps its clusters in Docker: `{} … list` shows them)", external.program())
+        }
+    }
+    Ok(())
+}
+
+/// The running local cluster (binaries as cached: `down`, `status` and
+/// `leftovers` start nothing).
+fn local() -> LocalCluster {
+    LocalCluster::new(
+        Layout::from_env(),
+        Binaries::cached(&testware::helm::cache_dir()),
+    )
+}
+
+/// The kubeconfig `up` writes by default: in the state directory, so `down`
+/// removes it with everything else.
+fn default_kubeconfig(layout: &Layout) -> PathBuf {
+    layout.path("kubeconfig")
+}
+
+/// The addons' images made from this executable, as archives.
+fn addon_archives(cache: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let executable = std::env::current_exe().context("finding the testware executable")?;
+    let specs = images::addon_images(&executable)?;
+    let scratch = scratch_dir(cache);
+    let built = images::build(&specs, cache, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    built
+}
+
+/// A scratch directory for image contexts, one per process (removed after use).
+pub fn scratch_dir(cache: &Path) -> PathBuf {
+    images::archive_dir(cache)
+        .join("contexts")
+        .join(std::process::id().to_string())
+}
+
+async fn local_status() -> anyhow::Result<()> {
+    let cluster = local();
+    let mut healthy = true;
+    let mut line = |name: &str, state: Result<String, String>| match state {
+        Ok(detail) => println!("{name:<24} ok       {detail}"),
+        Err(reason) => {
+            healthy = false;
+            println!("{name:<24} FAILED   {reason}");
+        }
+    };
+    let components = cluster.status().await;
+    let running = components.iter().all(|s| s.state.is_ok());
+    for s in components {
+        line(s.name, s.state);
+    }
+    if running {
+        let client = cluster.admin_client().await?;
+        for (name, state) in addons::status(&client).await {
+            line(name, state);
+        }
+    }
+    if !healthy {
+        bail!(
+            "the local cluster is not healthy (hint: `testware cluster up` starts or repairs it)"
+        );
+    }
+    Ok(())
+}
+
+fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| {
+            format!("failed to run {program} (hint: install {program}, or use --provider local)")
+        })?;
+    if !out.status.success() {
+        bail!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Creates the kind or k3d cluster unless it exists, and writes its kubeconfig to `path`.
+fn external_up(provider: Provider, path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let path_text = path.display().to_string();
+    if provider == Provider::Kind {
+        if !run_tool("kind", &["get", "clusters"])?
+            .lines()
+            .any(|l| l == CLUSTER_NAME)
+        {
+            run_tool(
+                "kind",
+                &[
+                    "create",
+                    "cluster",
+                    "--name",
+                    CLUSTER_NAME,
+                    "--wait",
+                    "120s",
+                ],
+            )?;
+        }
+        std::fs::write(
+            path,
+            run_tool("kind", &["get", "kubeconfig", "--name", CLUSTER_NAME])?,
+        )?;
+    } else {
+        if !run_tool("k3d", &["cluster", "list", "--no-headers"])?
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(CLUSTER_NAME))
+        {
+            run_tool(
+                "k3d",
+                &[
+                    "cluster",
+                    "create",
+                    CLUSTER_NAME,
+                    "--kubeconfig-update-default=false",
+                    "--wait",
+                ],
+            )?;
+        }
+        run_tool(
+            "k3d",
+            &["kubeconfig", "write", CLUSTER_NAME, "--output", &path_text],
+        )?;
+    }
+    Ok(())
+}
+
+fn external_down(provider: Provider) -> anyhow::Result<()> {
+    let args: &[&str] = if provider == Provider::Kind {
+        &["delete", "cluster", "--name", CLUSTER_NAME]
+    } else {
+        &["cluster", "delete", CLUSTER_NAME]
+    };
+    run_tool(provider.program(), args).map(drop)
+}

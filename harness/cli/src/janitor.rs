@@ -1,0 +1,37 @@
+//! `testware janitor`: deletes the test namespaces of killed runs.
+
+use std::time::Duration;
+
+use testware::RunConfig;
+
+/// Deletes the expired test namespaces, or every namespace of run `run`.
+///
+/// # Errors
+/// The cluster cannot be reached (with a hint), or a deletion fails.
+pub async fn janitor(run: Option<String>, kube_context: Option<String>) -> anyhow::Result<()> {
+    let mut args = vec!["testware".to_owned()];
+    args.extend(
+        kube_context
+            .into_iter()
+            .flat_map(|c| ["--kube-context".to_owned(), c]),
+    );
+    let (config, _) = RunConfig::parse(args, |key| std::env::var(key).ok())?;
+    let client = testware::cluster::client(&config).await.map_err(|e| {
+        anyhow::anyhow!(
+            "{} (hint: set KUBECONFIG or --kube-context)",
+            testware::error_chain(&e)
+        )
+    })?;
+    let names = match &run {
+        Some(id) => {
+            testware::namespace::delete_run_namespaces(&client, id, Duration::from_secs(120)).await
+        }
+        None => testware::namespace::reap_expired(&client).await,
+    }?;
+    if names.is_empty() {
+        println!("nothing to delete");
+    } else {
+        println!("deleted: {}", names.join(", "));
+    }
+    Ok(())
+}
