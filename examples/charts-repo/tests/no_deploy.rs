@@ -34,7 +34,7 @@ async fn images_are_the_pinned_ones(charts: Arc<ChartSet>) -> CaseResult {
     check_eq!(
         rendered.images(),
         [
-            "localhost/echo-server:0.1.0",
+            "localhost/hello:0.1.0",
             "localhost/testware-toolbox:0.1.0" // the `helm test` hook
         ]
     );

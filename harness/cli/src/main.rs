@@ -27,6 +27,7 @@ use testware::manifest::policy;
 
 mod check;
 mod cluster;
+mod fetch;
 mod images;
 mod janitor;
 
@@ -151,6 +152,11 @@ async fn run(command: Command) -> ExitCode {
                 dependency_build,
                 api_versions,
             };
+            let fetched = fetch::ensure_helm(&cache).and_then(|()| fetch::ensure_schemas(&cache));
+            if let Err(e) = fetched {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(2);
+            }
             match check::check(&charts, &values, &options, junit.as_deref()).await {
                 Ok(0) => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::FAILURE,

@@ -503,7 +503,7 @@ fn check_port_free(addr: &str, what: &str) -> anyhow::Result<()> {
                 .filter(|o| !o.is_empty())
                 .map(|o| format!(" (held by: {o})"))
                 .unwrap_or_default();
-            bail!("port {addr} for {what} is not free: {e}{owner} (hint: stop what holds it, or `ci/cluster down` if it is an old cluster)")
+            bail!("port {addr} for {what} is not free: {e}{owner} (hint: stop what holds it, or `testware cluster down` if it is an old cluster)")
         }
     }
 }

@@ -259,7 +259,10 @@ pub fn declared_images(workspace: &Path, cache: &Path) -> anyhow::Result<Vec<Ima
                 .map(move |b| (package.as_str(), b.as_str()))
         })
         .collect();
-    let target_dir = workspace.join("target/images");
+    // Static release builds apart from the workspace's own (other flags).
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace.join("target"), PathBuf::from)
+        .join("images");
     if !bins.is_empty() {
         cargo_build_static(workspace, &target_dir, &bins)?;
     }
@@ -385,7 +388,15 @@ fn build_archive(spec: &ImageSpec, context: &Path, archive: &Path) -> anyhow::Re
     // --timestamp 0: the same files give the same layer, so images that share
     // their files (the addons) share one layer in the cluster's store.
     run_podman(
-        &["build", "--quiet", "--timestamp", "0", "--tag", &reference, "--file"],
+        &[
+            "build",
+            "--quiet",
+            "--timestamp",
+            "0",
+            "--tag",
+            &reference,
+            "--file",
+        ],
         &[&context.join("Containerfile"), context],
     )?;
     let partial = archive.with_extension("tar.partial");

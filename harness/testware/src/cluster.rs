@@ -81,7 +81,7 @@ impl ClusterUnavailable {
         let reason = crate::error_chain(self);
         match self {
             Self::Refused { .. } | Self::KubeconfigFile { .. } | Self::NoUsableNode { .. } => reason,
-            _ => format!("{reason} (hint: set KUBECONFIG or --kube-context to a cluster such as kind or k3d; in the testware repository `ci/cluster up` starts a local one)"),
+            _ => format!("{reason} (hint: set KUBECONFIG or --kube-context to a cluster such as kind or k3d; `testware cluster up` starts a local one)"),
         }
     }
 }
