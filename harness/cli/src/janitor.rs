@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use testware::config::HarnessArgs;
 use testware::RunConfig;
 
 /// Deletes the expired test namespaces, or every namespace of run `run`.
@@ -9,13 +10,11 @@ use testware::RunConfig;
 /// # Errors
 /// The cluster cannot be reached (with a hint), or a deletion fails.
 pub async fn janitor(run: Option<String>, kube_context: Option<String>) -> anyhow::Result<()> {
-    let mut args = vec!["testware".to_owned()];
-    args.extend(
-        kube_context
-            .into_iter()
-            .flat_map(|c| ["--kube-context".to_owned(), c]),
-    );
-    let (config, _) = RunConfig::parse(args, |key| std::env::var(key).ok())?;
+    let options = HarnessArgs {
+        kube_context,
+        ..HarnessArgs::default()
+    };
+    let config = RunConfig::from_args(options, |key| std::env::var(key).ok())?;
     let client = testware::cluster::client(&config).await.map_err(|e| {
         anyhow::anyhow!(
             "{} (hint: set KUBECONFIG or --kube-context)",

@@ -1,13 +1,19 @@
 //! `RunConfig`: the harness options, parsed once from the command line and the
 //! environment and then passed explicitly to everything that needs them.
 //!
-//! The harness options are taken out of the argument list before the rest goes to
-//! libtest-mimic, so `cargo test -p suites -- --mark no_deploy --exact foo` works.
+//! The harness options are a clap [`HarnessArgs`] flattened beside
+//! libtest-mimic's own [`Arguments`] (itself a clap parser), so `cargo test -p
+//! suites -- --mark no_deploy --exact foo` works and `--help` lists both.
 //! Every option also has an environment variable, because `cargo test --workspace`
 //! hands the same arguments to every test binary, including plain libtest ones
-//! that would reject unknown flags.
+//! that would reject unknown flags; the variables are read here and nowhere else
+//! (through the `env` function given to [`RunConfig::parse`], so tests can give
+//! their own).
 
 use std::path::{Path, PathBuf};
+
+use clap::Parser as _;
+use libtest_mimic::Arguments;
 
 use crate::marks::{MarkExpr, MarkExprError};
 
@@ -67,9 +73,9 @@ impl std::str::FromStr for KeepNamespace {
 /// Errors in the harness options.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// An option that needs a value came last.
-    #[error("option {0} needs a value")]
-    MissingValue(&'static str),
+    /// The command line does not parse (or asks for `--help`): clap's message.
+    #[error("{}", .0.render().to_string().trim_end().trim_start_matches("error: "))]
+    Arguments(#[source] clap::Error),
     /// An option value of the wrong form.
     #[error("invalid value {value:?} for {option}: expected {expected}")]
     BadValue {
@@ -129,23 +135,58 @@ pub struct RunConfig {
     pub redact: bool,
 }
 
-const VALUE_OPTIONS: [&str; 7] = [
-    "--kubeconfig",
-    "--mark",
-    "--test-namespace",
-    "--kube-context",
-    "--keep-namespace",
-    "--junit",
-    "--artifacts",
-];
+/// The harness's options on a suite's command line; each falls back to its
+/// environment variable (named in its help).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct HarnessArgs {
+    /// Run only the cases whose tier and marks satisfy EXPR, e.g. "chart_deploy
+    /// and not slow" [env: HARNESS_MARK]
+    #[arg(long, value_name = "EXPR")]
+    pub mark: Option<String>,
+    /// Use this namespace instead of a fresh one per case [env: HARNESS_TEST_NAMESPACE]
+    #[arg(long, value_name = "NAME")]
+    pub test_namespace: Option<String>,
+    /// The kubeconfig context to use [env: HARNESS_KUBE_CONTEXT]
+    #[arg(long, value_name = "NAME")]
+    pub kube_context: Option<String>,
+    /// The kubeconfig file [env: KUBECONFIG]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<String>,
+    /// A missing cluster fails chart_deploy cases instead of ignoring them
+    /// [env: HARNESS_REQUIRE_CLUSTER=1]
+    #[arg(long)]
+    pub require_cluster: bool,
+    /// Keep namespaces after their case: never, on-failure or always [env: HARNESS_KEEP_NAMESPACE]
+    #[arg(long, value_name = "WHEN")]
+    pub keep_namespace: Option<String>,
+    /// Write JUnit XML: a file, a directory or a pattern with {suite} [env: HARNESS_JUNIT]
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<String>,
+    /// Root of failure bundles [env: HARNESS_ARTIFACTS]
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<String>,
+    /// Write secrets unredacted (local debugging only; refused in CI) [env: HARNESS_REDACT=0]
+    #[arg(long)]
+    pub no_redact: bool,
+}
+
+/// A suite's whole command line: the harness's options and libtest-mimic's.
+#[derive(Debug, clap::Parser)]
+#[command(disable_version_flag = true, about = "A testware suite")]
+struct SuiteArgs {
+    #[command(flatten)]
+    harness: HarnessArgs,
+    #[command(flatten)]
+    libtest: Arguments,
+}
 
 impl RunConfig {
-    /// Parses the process's arguments and environment; returns the config and the
-    /// arguments meant for libtest-mimic (program name first).
+    /// Parses the process's arguments and environment; returns the config and
+    /// libtest-mimic's arguments.
     ///
     /// # Errors
-    /// A harness option without a value or with a value of the wrong form.
-    pub fn from_process() -> Result<(Self, Vec<String>), ConfigError> {
+    /// The command line does not parse, or an option has a value of the wrong form.
+    pub fn from_process() -> Result<(Self, Arguments), ConfigError> {
         Self::parse(std::env::args(), |key| std::env::var(key).ok())
     }
 
@@ -156,47 +197,45 @@ impl RunConfig {
     pub fn parse(
         args: impl IntoIterator<Item = String>,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<(Self, Vec<String>), ConfigError> {
-        let mut given: Vec<(&'static str, String)> = Vec::new();
-        let mut require_cluster = false;
-        let mut no_redact = false;
-        let mut rest = Vec::new();
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            if arg == "--require-cluster" {
-                require_cluster = true;
-                continue;
-            }
-            if arg == "--no-redact" {
-                no_redact = true;
-                continue;
-            }
-            let option = VALUE_OPTIONS
-                .iter()
-                .copied()
-                .find(|o| arg == *o || arg.strip_prefix(o).is_some_and(|r| r.starts_with('=')));
-            match option {
-                Some(o) if arg.len() > o.len() => given.push((o, arg[o.len() + 1..].to_owned())),
-                Some(o) => given.push((o, args.next().ok_or(ConfigError::MissingValue(o))?)),
-                None => rest.push(arg),
-            }
-        }
-        // A value and where it came from (the flag wins over the variable).
-        let pick_from = |option: &str, var: &str| {
-            given
-                .iter()
-                .rev()
-                .find(|(o, _)| *o == option)
-                .map(|(_, v)| (v.clone(), option.to_owned()))
-                .or_else(|| {
-                    env(var)
-                        .filter(|v| !v.is_empty())
-                        .map(|v| (v, var.to_owned()))
-                })
-        };
-        let pick = |option: &str, var: &str| pick_from(option, var).map(|(v, _)| v);
+    ) -> Result<(Self, Arguments), ConfigError> {
+        let SuiteArgs { harness, libtest } =
+            SuiteArgs::try_parse_from(args).map_err(ConfigError::Arguments)?;
+        Ok((Self::from_args(harness, env)?, libtest))
+    }
 
-        let mark = pick_from("--mark", ENV_MARK)
+    /// The config of parsed options, each without a value falling back to its
+    /// variable in `env`.
+    ///
+    /// # Errors
+    /// An option (or variable) has a value of the wrong form.
+    pub fn from_args(
+        args: HarnessArgs,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let HarnessArgs {
+            mark,
+            test_namespace,
+            kube_context,
+            kubeconfig,
+            mut require_cluster,
+            keep_namespace,
+            junit,
+            artifacts,
+            mut no_redact,
+        } = args;
+        // A value and where it came from (the flag wins over the variable).
+        let pick_from = |given: Option<String>, option: &str, var: &str| {
+            given.map(|v| (v, option.to_owned())).or_else(|| {
+                env(var)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (v, var.to_owned()))
+            })
+        };
+        let pick = |given: Option<String>, option: &str, var: &str| {
+            pick_from(given, option, var).map(|(v, _)| v)
+        };
+
+        let mark = pick_from(mark, "--mark", ENV_MARK)
             .map(|(m, origin)| {
                 MarkExpr::parse(&m).map_err(|source| ConfigError::Mark {
                     expression: m.clone(),
@@ -205,7 +244,7 @@ impl RunConfig {
                 })
             })
             .transpose()?;
-        let test_namespace = pick_from("--test-namespace", ENV_TEST_NAMESPACE)
+        let test_namespace = pick_from(test_namespace, "--test-namespace", ENV_TEST_NAMESPACE)
             .map(|(ns, origin)| {
                 if is_dns_label(&ns) {
                     Ok(ns)
@@ -218,7 +257,7 @@ impl RunConfig {
                 }
             })
             .transpose()?;
-        let keep_namespace = pick_from("--keep-namespace", ENV_KEEP_NAMESPACE)
+        let keep_namespace = pick_from(keep_namespace, "--keep-namespace", ENV_KEEP_NAMESPACE)
             .map(|(v, origin)| {
                 v.parse().map_err(|e| match e {
                     ConfigError::BadValue {
@@ -235,7 +274,7 @@ impl RunConfig {
             .unwrap_or_default();
         require_cluster |= env(ENV_REQUIRE_CLUSTER)
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
-        let artifacts = pick("--artifacts", ENV_ARTIFACTS)
+        let artifacts = pick(artifacts, "--artifacts", ENV_ARTIFACTS)
             .map(PathBuf::from)
             .unwrap_or_else(|| default_target_dir(&env).join("harness"));
 
@@ -271,20 +310,20 @@ impl RunConfig {
         let config = RunConfig {
             mark,
             test_namespace,
-            kube_context: pick("--kube-context", ENV_KUBE_CONTEXT),
-            kubeconfig: pick_from("--kubeconfig", "KUBECONFIG")
+            kube_context: pick(kube_context, "--kube-context", ENV_KUBE_CONTEXT),
+            kubeconfig: pick_from(kubeconfig, "--kubeconfig", "KUBECONFIG")
                 .filter(|(path, _)| !path.contains(':'))
                 .map(|(path, origin)| (PathBuf::from(path), origin)),
             require_cluster,
             keep_namespace,
-            junit: pick("--junit", ENV_JUNIT).map(PathBuf::from),
+            junit: pick(junit, "--junit", ENV_JUNIT).map(PathBuf::from),
             artifacts,
             ci_job_id: env("CI_JOB_ID").filter(|v| !v.is_empty()),
             run_id,
             namespace_lease,
             redact: !no_redact,
         };
-        Ok((config, rest))
+        Ok(config)
     }
 
     /// The JUnit file for `suite`: `--junit` names a file, a directory (existing
@@ -389,7 +428,7 @@ mod tests {
     use super::*;
     use rstest::rstest;
 
-    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<(RunConfig, Vec<String>), ConfigError> {
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<(RunConfig, Arguments), ConfigError> {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -414,7 +453,8 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(rest, ["prog", "--exact", "foo"]);
+        assert!(rest.exact);
+        assert_eq!(rest.filter.as_deref(), Some("foo"));
         assert!(config.mark.is_some());
         assert!(config.require_cluster);
         assert_eq!(config.keep_namespace, KeepNamespace::OnFailure);
@@ -432,7 +472,8 @@ mod tests {
     }
 
     #[rstest]
-    #[case(&["--mark"], "option --mark needs a value")]
+    #[case(&["--mark"], "a value is required for '--mark <EXPR>'")]
+    #[case(&["--no-such-option"], "unexpected argument '--no-such-option'")]
     #[case(&["--keep-namespace", "sometimes"], "invalid value \"sometimes\" for --keep-namespace")]
     #[case(&["--test-namespace", "Bad_Name"], "invalid value \"Bad_Name\" for --test-namespace")]
     #[case(&["--mark", "no_deploy and"], "invalid mark expression")]

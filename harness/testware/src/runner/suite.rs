@@ -79,14 +79,15 @@ impl Suite {
     /// Parses the process's arguments and environment, runs the selected cases and
     /// returns the exit code for `main`.
     pub fn run(self) -> ExitCode {
-        let (config, rest) = match RunConfig::from_process() {
+        let (config, args) = match RunConfig::from_process() {
             Ok(parsed) => parsed,
+            // --help, or a command line clap refuses: clap says it and exits.
+            Err(crate::config::ConfigError::Arguments(e)) => e.exit(),
             Err(e) => {
                 eprintln!("error: {}", crate::error_chain(&e));
                 return ExitCode::from(2);
             }
         };
-        let args = Arguments::from_iter(rest);
         let report = self.run_with(config, &args, |config, tier| match tier {
             Tier::NoDeploy => Ok(()),
             Tier::Component => crate::engine::probe().map(|_| ()),

@@ -12,18 +12,13 @@ use crate::config::RunConfig;
 use crate::junit::CaseStatus;
 
 fn config(args: &[&str]) -> (RunConfig, Arguments) {
-    let (config, rest) = RunConfig::parse(
-        std::iter::once("suite".to_owned()).chain(args.iter().map(|s| s.to_string())),
+    RunConfig::parse(
+        std::iter::once("suite".to_owned())
+            .chain(args.iter().map(|s| s.to_string()))
+            .chain(["--test-threads=1", "--logfile=/dev/null"].map(String::from)),
         |_| None,
     )
-    .unwrap();
-    (
-        config,
-        Arguments::from_iter(
-            rest.into_iter()
-                .chain(["--test-threads=1", "--logfile=/dev/null"].map(String::from)),
-        ),
-    )
+    .unwrap()
 }
 
 fn failing_quarantined(expires: &str) -> Suite {

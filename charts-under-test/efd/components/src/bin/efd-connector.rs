@@ -40,6 +40,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use clap::{Parser, Subcommand};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -589,22 +590,66 @@ async fn run(mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_topics(args: &[String]) -> anyhow::Result<()> {
-    let mut brokers = None;
-    let mut partitions = 1i32;
-    let mut topics = Vec::new();
-    for arg in args {
-        if let Some(v) = arg.strip_prefix("--brokers=") {
-            brokers = Some(v.to_owned());
-        } else if let Some(v) = arg.strip_prefix("--partitions=") {
-            partitions = v.parse().context("--partitions")?;
-        } else {
-            topics.push(arg.clone());
-        }
-    }
-    let brokers = brokers.context("--brokers=HOST:PORT is required")?;
+/// The connector's commands; without one it runs (settings from the environment).
+#[derive(Parser)]
+#[command(
+    name = "efd-connector",
+    about = "Kafka -> InfluxDB connector of the EFD"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Consume and write (the default).
+    Run,
+    /// Create topics (existing ones are fine), retrying until the broker answers.
+    CreateTopics {
+        /// Bootstrap brokers, HOST:PORT.
+        #[arg(long)]
+        brokers: String,
+        /// Partitions of each new topic.
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// The topics.
+        #[arg(required = true)]
+        topics: Vec<String>,
+    },
+    /// InfluxDB's own write rate for the points the connector would write.
+    WritePoints(WritePoints),
+}
+
+/// `efd-connector write-points --url U --database D --topic T --points N
+/// [--batch B] SAMPLE_JSON`: `N` copies of the sample record mapped by the same
+/// code as the connector, each with its own `private_efdStamp` and
+/// `private_seqNum`, written in batches of `B` one at a time (as the connector
+/// writes). Prints the rate.
+#[derive(clap::Args)]
+struct WritePoints {
+    /// InfluxDB's URL.
+    #[arg(long)]
+    url: String,
+    /// The database.
+    #[arg(long)]
+    database: String,
+    /// The topic (the measurement).
+    #[arg(long)]
+    topic: String,
+    /// How many points.
+    #[arg(long)]
+    points: u64,
+    /// Points per write.
+    #[arg(long, default_value_t = 500)]
+    batch: u64,
+    /// A sample record (JSON).
+    sample: String,
+}
+
+async fn create_topics(brokers: &str, partitions: i32, topics: &[String]) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
+        .set("bootstrap.servers", brokers)
         .create()
         .context("creating the Kafka admin client")?;
     let new: Vec<NewTopic> = topics
@@ -627,7 +672,7 @@ async fn create_topics(args: &[String]) -> anyhow::Result<()> {
             Err(e) => vec![e.to_string()],
         };
         if pending.is_empty() {
-            for t in &topics {
+            for t in topics {
                 println!("topic {t} ready");
             }
             return Ok(());
@@ -640,37 +685,19 @@ async fn create_topics(args: &[String]) -> anyhow::Result<()> {
     }
 }
 
-/// `efd-connector write-points --url U --database D --topic T --points N
-/// [--batch B] SAMPLE_JSON`: InfluxDB's own write rate for the points the
-/// connector would write — `N` copies of the sample record mapped by the same
-/// code, each with its own `private_efdStamp` and `private_seqNum`, written in
-/// batches of `B` one at a time (as the connector writes). Prints the rate.
-async fn write_points(args: &[String]) -> anyhow::Result<()> {
-    let mut options = BTreeMap::new();
-    let mut sample = None;
-    for arg in args {
-        match arg.strip_prefix("--").and_then(|a| a.split_once('=')) {
-            Some((key, value)) => {
-                options.insert(key.to_owned(), value.to_owned());
-            }
-            None => sample = Some(arg.clone()),
-        }
-    }
-    let option = |key: &str| {
-        options
-            .get(key)
-            .with_context(|| format!("--{key}=… is required"))
-    };
-    let influx = Influx::new(option("url")?, option("database")?)?;
-    let topic = option("topic")?;
-    let points: u64 = option("points")?.parse().context("--points")?;
-    let batch: u64 = options
-        .get("batch")
-        .map_or(Ok(500), |b| b.parse())
-        .context("--batch")?;
+async fn write_points(args: WritePoints) -> anyhow::Result<()> {
+    let WritePoints {
+        url,
+        database,
+        topic,
+        points,
+        batch,
+        sample,
+    } = args;
+    let topic = topic.as_str();
+    let influx = Influx::new(&url, &database)?;
     let mut record: serde_json::Value =
-        serde_json::from_str(&sample.context("a sample record (JSON) is required")?)
-            .context("the sample record is not JSON")?;
+        serde_json::from_str(&sample).context("the sample record is not JSON")?;
     let start = record["private_efdStamp"]
         .as_f64()
         .context("the sample has no private_efdStamp")?;
@@ -724,6 +751,7 @@ async fn serve_http(addr: String, metrics: Arc<Metrics>) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
     let (stop_tx, mut stop) = watch::channel(false);
     tokio::spawn(async move {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -736,17 +764,17 @@ async fn main() -> std::process::ExitCode {
         // Keep the sender: a closed channel would read as a stop.
         std::future::pending::<()>().await;
     });
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("run") | None => run(stop).await,
-        Some("create-topics") => tokio::select! {
-            done = create_topics(&args[1..]) => done,
+    let result = match cli.command {
+        Some(Command::Run) | None => run(stop).await,
+        Some(Command::CreateTopics {
+            brokers,
+            partitions,
+            topics,
+        }) => tokio::select! {
+            done = create_topics(&brokers, partitions, &topics) => done,
             _ = stop.changed() => Ok(()),
         },
-        Some("write-points") => write_points(&args[1..]).await,
-        Some(other) => Err(anyhow::anyhow!(
-            "unknown command {other:?} (expected run, create-topics or write-points)"
-        )),
+        Some(Command::WritePoints(args)) => write_points(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -42,14 +42,16 @@ async fn echo(body: Bytes) -> (StatusCode, String) {
     }
 }
 
-fn parse_listen(args: &[String]) -> Result<SocketAddr, String> {
-    match args {
-        [] => Ok(SocketAddr::from(([0, 0, 0, 0], 8080))),
-        [flag, addr] if flag == "--listen" => addr
-            .parse()
-            .map_err(|e| format!("invalid --listen address {addr:?}: {e}")),
-        _ => Err(format!("usage: echo-server [--listen ADDR] (got {args:?})")),
-    }
+/// The server's options.
+#[derive(clap::Parser)]
+#[command(
+    name = "echo-server",
+    about = "POST /echo prints the body; GET /healthz"
+)]
+struct Options {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
 }
 
 async fn shutdown_signal() {
@@ -66,14 +68,7 @@ async fn shutdown_signal() {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let addr = match parse_listen(&args) {
-        Ok(addr) => addr,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
+    let addr = <Options as clap::Parser>::parse().listen;
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -98,19 +93,15 @@ mod tests {
 
     #[test]
     fn listen_address_is_parsed_or_refused() {
-        assert_eq!(parse_listen(&[]).unwrap().port(), 8080);
+        use clap::Parser as _;
+        let parse = |args: &[&str]| Options::try_parse_from([&["echo-server"], args].concat());
+        assert_eq!(parse(&[]).unwrap().listen.port(), 8080);
         assert_eq!(
-            parse_listen(&["--listen".into(), "127.0.0.1:9".into()])
-                .unwrap()
-                .port(),
+            parse(&["--listen", "127.0.0.1:9"]).unwrap().listen.port(),
             9
         );
-        assert!(parse_listen(&["--listen".into(), "nope".into()])
-            .unwrap_err()
-            .contains("invalid --listen"));
-        assert!(parse_listen(&["--port".into()])
-            .unwrap_err()
-            .starts_with("usage"));
+        assert!(parse(&["--listen", "nope"]).is_err());
+        assert!(parse(&["--port"]).is_err());
     }
 
     /// The real server on a free loopback port, spoken to over TCP.
