@@ -3,9 +3,10 @@
 //! A quarantined failure is written as `<skipped>` whose message starts with
 //! `quarantined failure:`, so it shows up without failing the pipeline's report.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 /// How a case ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,74 +36,52 @@ pub struct CaseRecord {
     pub status: CaseStatus,
 }
 
-/// Renders the report for one suite.
+/// Renders the report for one suite (with quick-junit: escaping, characters
+/// XML forbids and ANSI colour codes are its business).
 pub fn render(suite: &str, records: &[CaseRecord]) -> String {
-    let count = |f: fn(&CaseStatus) -> bool| records.iter().filter(|r| f(&r.status)).count();
-    let failures = count(|s| matches!(s, CaseStatus::Failed(_)));
-    let skipped = count(|s| {
-        matches!(
-            s,
-            CaseStatus::Ignored(_) | CaseStatus::QuarantinedFailure(_)
-        )
-    });
-    let total: f64 = records.iter().map(|r| r.duration.as_secs_f64()).sum();
-    let timestamp = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-
-    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
-    let _ = writeln!(
-        xml,
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{total:.3}\" timestamp=\"{timestamp}\">",
-        escape(suite),
-        records.len()
-    );
+    let mut test_suite = TestSuite::new(suite);
+    test_suite.set_timestamp(chrono::DateTime::<chrono::Utc>::from(
+        std::time::SystemTime::now(),
+    ));
+    test_suite.set_time(records.iter().map(|r| r.duration).sum());
     for r in records {
-        let _ = writeln!(
-            xml,
-            "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">",
-            escape(suite),
-            escape(&r.name),
-            r.duration.as_secs_f64()
-        );
-        xml.push_str("      <properties>\n");
-        for (name, value) in
-            std::iter::once(&("kind".to_owned(), r.kind.clone())).chain(&r.properties)
-        {
-            let _ = writeln!(
-                xml,
-                "        <property name=\"{}\" value=\"{}\"/>",
-                escape(name),
-                escape(value)
-            );
+        let status = match &r.status {
+            CaseStatus::Passed => TestCaseStatus::success(),
+            CaseStatus::Failed(message) => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status
+                    .set_message(first_line(message))
+                    .set_type("failure")
+                    .set_description(message.as_str());
+                status
+            }
+            CaseStatus::Ignored(why) => {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(why.as_str());
+                status
+            }
+            CaseStatus::QuarantinedFailure(message) => {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(format!("quarantined failure: {}", first_line(message)));
+                status
+            }
+        };
+        let mut case = TestCase::new(r.name.as_str(), status);
+        case.set_classname(suite).set_time(r.duration);
+        case.add_property(Property::new("kind", r.kind.as_str()));
+        for (name, value) in &r.properties {
+            case.add_property(Property::new(name.as_str(), value.as_str()));
         }
-        xml.push_str("      </properties>\n");
-        match &r.status {
-            CaseStatus::Passed => {}
-            CaseStatus::Failed(m) => {
-                let _ = writeln!(
-                    xml,
-                    "      <failure message=\"{}\" type=\"failure\">{}</failure>",
-                    escape(first_line(m)),
-                    escape(m)
-                );
-            }
-            CaseStatus::Ignored(m) => {
-                let _ = writeln!(xml, "      <skipped message=\"{}\"/>", escape(m));
-            }
-            CaseStatus::QuarantinedFailure(m) => {
-                let _ = writeln!(
-                    xml,
-                    "      <skipped message=\"quarantined failure: {}\"/>\n      <system-err>{}</system-err>",
-                    escape(first_line(m)),
-                    escape(m)
-                );
-            }
+        if let CaseStatus::QuarantinedFailure(message) = &r.status {
+            case.set_system_err(message.as_str());
         }
-        xml.push_str("    </testcase>\n");
+        test_suite.add_test_case(case);
     }
-    xml.push_str("  </testsuite>\n</testsuites>\n");
-    xml
+    let mut report = Report::new(suite);
+    report.add_test_suite(test_suite);
+    report
+        .to_string()
+        .unwrap_or_else(|e| format!("<!-- the JUnit report could not be written: {e} -->\n"))
 }
 
 /// Writes the report, creating parent directories.
@@ -118,24 +97,6 @@ pub fn write(path: &Path, suite: &str, records: &[CaseRecord]) -> std::io::Resul
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or_default()
-}
-
-/// Escapes text for XML attributes and content; drops characters XML 1.0 forbids.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' | '\t' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -164,7 +125,8 @@ mod tests {
             ],
         );
         assert!(
-            xml.contains("tests=\"4\" failures=\"1\" errors=\"0\" skipped=\"2\" time=\"6.000\""),
+            xml.contains("tests=\"4\" skipped=\"2\" errors=\"0\" failures=\"1\"")
+                && xml.contains("time=\"6.000\""),
             "{xml}"
         );
         assert!(
