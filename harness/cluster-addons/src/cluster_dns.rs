@@ -96,10 +96,23 @@ impl Zone {
             .collect()
     }
 
-    fn answer(&self, msg: &[u8]) -> Option<Vec<u8>> {
+    /// The response to `msg`, as long as `tcp` allows (UDP: the client's
+    /// limit, else truncated); `None` for messages that are no query.
+    fn answer(&self, msg: &[u8], tcp: bool) -> Option<Vec<u8>> {
         let query = dns::parse_query(msg).ok()?;
         let answer = dns::resolve(&self.entries(), &self.domain, &query.name, query.qtype);
-        Some(dns::build_response(&query, &answer, &self.domain))
+        let limit = if tcp {
+            usize::from(u16::MAX)
+        } else {
+            dns::udp_limit(&query)
+        };
+        match dns::build_response(&query, &answer, &self.domain, limit) {
+            Ok(response) => Some(response),
+            Err(e) => {
+                eprintln!("error: answering {}: {e:#}", query.name);
+                None
+            }
+        }
     }
 }
 
@@ -197,7 +210,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
                     if stream.read_exact(&mut msg).await.is_err() {
                         return;
                     }
-                    let Some(response) = zone.answer(&msg) else {
+                    let Some(response) = zone.answer(&msg, true) else {
                         return;
                     };
                     let mut framed = (response.len() as u16).to_be_bytes().to_vec();
@@ -213,7 +226,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let mut buf = vec![0u8; 4096];
     loop {
         let (n, peer) = udp.recv_from(&mut buf).await?;
-        if let Some(response) = zone.answer(&buf[..n]) {
+        if let Some(response) = zone.answer(&buf[..n], false) {
             let _ = udp.send_to(&response, peer).await;
         }
     }

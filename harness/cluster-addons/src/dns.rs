@@ -1,6 +1,7 @@
 //! Cluster DNS: the `cluster.local` zone computed from Services and Endpoints,
-//! and the small part of the DNS wire format it needs (one question per query;
-//! A, SRV, CNAME answers; NXDOMAIN for names it does not hold; no recursion).
+//! answered in the DNS wire format of `hickory-proto` (one question per query;
+//! A, SRV, CNAME answers; NXDOMAIN for names it does not hold; no recursion;
+//! names compressed; the TC bit on UDP answers too long for the client).
 //!
 //! Names answered:
 //! - `<svc>.<ns>.svc.<domain>`: the ClusterIP; for headless Services the ready
@@ -13,6 +14,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery, ResponseCode};
+use hickory_proto::rr::rdata::{A, CNAME, SOA, SRV};
+use hickory_proto::rr::{DNSClass, Name, RData, Record as HRecord, RecordType};
 
 /// Record types.
 pub const TYPE_A: u16 = 1;
@@ -207,195 +211,145 @@ fn dashed(ip: Ipv4Addr) -> String {
     ip.to_string().replace('.', "-")
 }
 
-/// A parsed query: id, flags, the question's name, type and class, and the raw
-/// question section (echoed in the response).
+/// A parsed query: the request and its one question's name, type and class.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
-    /// Message id.
-    pub id: u16,
-    /// Header flags of the query.
-    pub flags: u16,
     /// Question name, dotted, without trailing dot.
     pub name: String,
     /// Question type.
     pub qtype: u16,
     /// Question class.
     pub qclass: u16,
-    question: Vec<u8>,
+    request: Message,
+}
+
+/// The largest UDP answer `query` may get: 512 bytes, or its EDNS payload size.
+pub fn udp_limit(query: &Query) -> usize {
+    usize::from(query.request.max_payload())
 }
 
 /// Parses a query with exactly one question.
 ///
 /// # Errors
-/// Truncated or malformed messages, compression in the question, or not exactly one question.
+/// A malformed message, a response, or not exactly one question.
 pub fn parse_query(msg: &[u8]) -> anyhow::Result<Query> {
-    if msg.len() < 12 {
-        bail!("message shorter than a header");
-    }
-    let id = u16::from_be_bytes([msg[0], msg[1]]);
-    let flags = u16::from_be_bytes([msg[2], msg[3]]);
-    if flags & 0x8000 != 0 {
+    let request = Message::from_vec(msg).context("malformed DNS message")?;
+    if request.metadata.message_type != MessageType::Query {
         bail!("not a query");
     }
-    let qdcount = u16::from_be_bytes([msg[4], msg[5]]);
-    if qdcount != 1 {
-        bail!("{qdcount} questions (one expected)");
-    }
-    let mut pos = 12;
-    let mut labels = Vec::new();
-    loop {
-        let len = *msg.get(pos).context("truncated name")? as usize;
-        if len == 0 {
-            pos += 1;
-            break;
-        }
-        if len & 0xC0 != 0 {
-            bail!("compressed or extended label in a question");
-        }
-        let label = msg.get(pos + 1..pos + 1 + len).context("truncated label")?;
-        labels.push(String::from_utf8_lossy(label).into_owned());
-        pos += 1 + len;
-        if pos > 12 + 255 {
-            bail!("name longer than 255 bytes");
-        }
-    }
-    let tail = msg.get(pos..pos + 4).context("truncated question")?;
-    let qtype = u16::from_be_bytes([tail[0], tail[1]]);
-    let qclass = u16::from_be_bytes([tail[2], tail[3]]);
+    let [question] = request.queries.as_slice() else {
+        bail!("{} questions (one expected)", request.queries.len());
+    };
+    let name = question.name().to_ascii();
     Ok(Query {
-        id,
-        flags,
-        name: labels.join("."),
-        qtype,
-        qclass,
-        question: msg[12..pos + 4].to_vec(),
+        name: name.trim_end_matches('.').to_owned(),
+        qtype: u16::from(question.query_type()),
+        qclass: u16::from(question.query_class()),
+        request,
     })
 }
 
-fn encode_name(out: &mut Vec<u8>, name: &str) {
-    for label in name
-        .trim_end_matches('.')
-        .split('.')
-        .filter(|l| !l.is_empty())
-    {
-        let bytes = &label.as_bytes()[..label.len().min(63)];
-        out.push(bytes.len() as u8);
-        out.extend_from_slice(bytes);
-    }
-    out.push(0);
-}
-
-fn encode_rr(out: &mut Vec<u8>, name: &str, rtype: u16, rdata: &[u8]) {
-    encode_name(out, name);
-    out.extend_from_slice(&rtype.to_be_bytes());
-    out.extend_from_slice(&1u16.to_be_bytes());
-    out.extend_from_slice(&TTL.to_be_bytes());
-    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-    out.extend_from_slice(rdata);
+fn dns_name(name: &str) -> anyhow::Result<Name> {
+    let mut name = Name::from_ascii(name.trim_end_matches('.'))
+        .with_context(|| format!("{name:?} is not a DNS name"))?;
+    name.set_fqdn(true);
+    Ok(name)
 }
 
 /// Builds the response to `query` with `answer`; `domain` is the zone for the SOA
-/// that negative answers carry. Non-IN classes get REFUSED.
-pub fn build_response(query: &Query, answer: &Answer, domain: &str) -> Vec<u8> {
-    let (rcode, records): (u16, &[Record]) = match answer {
-        _ if query.qclass != 1 => (5, &[]),
-        Answer::Records(r) => (0, r),
-        Answer::NoData => (0, &[]),
-        Answer::NxDomain => (3, &[]),
+/// that negative answers carry. Non-IN classes get REFUSED. Names are
+/// compressed; an answer longer than `limit` bytes (see [`udp_limit`]; 65535
+/// over TCP) is sent empty with the TC bit, so the client asks again over TCP.
+///
+/// # Errors
+/// A name in the answer is not a DNS name.
+pub fn build_response(
+    query: &Query,
+    answer: &Answer,
+    domain: &str,
+    limit: usize,
+) -> anyhow::Result<Vec<u8>> {
+    let request = &query.request;
+    let mut response = Message::response(request.metadata.id, request.metadata.op_code);
+    response.metadata.authoritative = true;
+    response.metadata.recursion_desired = request.metadata.recursion_desired;
+    response.add_queries(request.queries.iter().cloned());
+    if request.edns.is_some() {
+        response.set_edns(Edns::new());
+    }
+    let (code, records): (ResponseCode, &[Record]) = match answer {
+        _ if query.qclass != u16::from(DNSClass::IN) => (ResponseCode::Refused, &[]),
+        Answer::Records(r) => (ResponseCode::NoError, r),
+        Answer::NoData => (ResponseCode::NoError, &[]),
+        Answer::NxDomain => (ResponseCode::NXDomain, &[]),
     };
-    let negative = records.is_empty() && rcode != 5;
-    // QR, opcode copied, AA, RD copied, RA clear.
-    let flags = 0x8000 | (query.flags & 0x7800) | 0x0400 | (query.flags & 0x0100) | rcode;
-    let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(&query.id.to_be_bytes());
-    out.extend_from_slice(&flags.to_be_bytes());
-    out.extend_from_slice(&1u16.to_be_bytes());
-    out.extend_from_slice(&(records.len() as u16).to_be_bytes());
-    out.extend_from_slice(&u16::from(negative).to_be_bytes());
-    out.extend_from_slice(&0u16.to_be_bytes());
-    out.extend_from_slice(&query.question);
+    response.metadata.response_code = code;
     for r in records {
-        match r {
-            Record::A(name, ip) => encode_rr(&mut out, name, TYPE_A, &ip.octets()),
+        let record = match r {
+            Record::A(name, ip) => HRecord::from_rdata(dns_name(name)?, TTL, RData::A(A(*ip))),
             Record::Cname(name, target) => {
-                let mut rdata = Vec::new();
-                encode_name(&mut rdata, target);
-                encode_rr(&mut out, name, TYPE_CNAME, &rdata);
+                HRecord::from_rdata(dns_name(name)?, TTL, RData::CNAME(CNAME(dns_name(target)?)))
             }
-            Record::Srv(name, port, target) => {
-                let mut rdata = Vec::new();
-                rdata.extend_from_slice(&0u16.to_be_bytes());
-                rdata.extend_from_slice(&100u16.to_be_bytes());
-                rdata.extend_from_slice(&port.to_be_bytes());
-                encode_name(&mut rdata, target);
-                encode_rr(&mut out, name, TYPE_SRV, &rdata);
-            }
-        }
+            Record::Srv(name, port, target) => HRecord::from_rdata(
+                dns_name(name)?,
+                TTL,
+                RData::SRV(SRV::new(0, 100, *port, dns_name(target)?)),
+            ),
+        };
+        response.add_answer(record);
     }
-    if negative {
-        let mut rdata = Vec::new();
-        encode_name(&mut rdata, &format!("ns.dns.{domain}"));
-        encode_name(&mut rdata, &format!("hostmaster.{domain}"));
-        for v in [1u32, 7200, 1800, 86400, TTL] {
-            rdata.extend_from_slice(&v.to_be_bytes());
-        }
-        encode_rr(&mut out, domain, TYPE_SOA, &rdata);
+    if records.is_empty() && code != ResponseCode::Refused {
+        let soa = SOA::new(
+            dns_name(&format!("ns.dns.{domain}"))?,
+            dns_name(&format!("hostmaster.{domain}"))?,
+            1,
+            7200,
+            1800,
+            86400,
+            TTL,
+        );
+        response.add_authority(HRecord::from_rdata(dns_name(domain)?, TTL, RData::SOA(soa)));
     }
-    out
+    let bytes = response.to_vec().context("encoding the response")?;
+    if bytes.len() <= limit {
+        return Ok(bytes);
+    }
+    response
+        .truncate()
+        .to_vec()
+        .context("encoding the truncated response")
 }
 
 /// A query for `name`/`qtype` with the given id (recursion desired, as stub resolvers send).
-pub fn build_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&0x0100u16.to_be_bytes());
-    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
-    encode_name(&mut out, name);
-    out.extend_from_slice(&qtype.to_be_bytes());
-    out.extend_from_slice(&1u16.to_be_bytes());
-    out
+///
+/// # Errors
+/// `name` is not a DNS name.
+pub fn build_query(id: u16, name: &str, qtype: u16) -> anyhow::Result<Vec<u8>> {
+    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.add_query(HQuery::query(dns_name(name)?, RecordType::from(qtype)));
+    message.to_vec().context("encoding the query")
 }
 
-/// Reads the answers of a response: rcode and the addresses of its A records.
+/// Reads the answers of a response: rcode, the TC bit, and the addresses of its A records.
 ///
 /// # Errors
 /// A malformed response.
-pub fn parse_a_answers(msg: &[u8]) -> anyhow::Result<(u16, Vec<Ipv4Addr>)> {
-    anyhow::ensure!(msg.len() >= 12, "response shorter than a header");
-    let rcode = u16::from_be_bytes([msg[2], msg[3]]) & 0x000F;
-    let qd = u16::from_be_bytes([msg[4], msg[5]]);
-    let an = u16::from_be_bytes([msg[6], msg[7]]);
-    let mut pos = 12;
-    let skip_name = |mut pos: usize| -> anyhow::Result<usize> {
-        loop {
-            let len = *msg.get(pos).context("truncated name")?;
-            if len == 0 {
-                return Ok(pos + 1);
-            }
-            if len & 0xC0 == 0xC0 {
-                return Ok(pos + 2);
-            }
-            pos += 1 + len as usize;
-        }
-    };
-    for _ in 0..qd {
-        pos = skip_name(pos)? + 4;
-    }
-    let mut ips = Vec::new();
-    for _ in 0..an {
-        pos = skip_name(pos)?;
-        let head = msg.get(pos..pos + 10).context("truncated record")?;
-        let rtype = u16::from_be_bytes([head[0], head[1]]);
-        let len = u16::from_be_bytes([head[8], head[9]]) as usize;
-        let data = msg
-            .get(pos + 10..pos + 10 + len)
-            .context("truncated record data")?;
-        if rtype == TYPE_A && len == 4 {
-            ips.push(Ipv4Addr::new(data[0], data[1], data[2], data[3]));
-        }
-        pos += 10 + len;
-    }
-    Ok((rcode, ips))
+pub fn parse_a_answers(msg: &[u8]) -> anyhow::Result<(u16, bool, Vec<Ipv4Addr>)> {
+    let response = Message::from_vec(msg).context("malformed DNS response")?;
+    let ips = response
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect();
+    Ok((
+        u16::from(response.metadata.response_code.low()),
+        response.metadata.truncation,
+        ips,
+    ))
 }
 
 /// Asks `server` over UDP for the A records of `name`.
@@ -410,14 +364,15 @@ pub async fn query_a(
     let socket = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
     let id = (std::process::id() as u16) ^ 0x5a5a;
     socket
-        .send_to(&build_query(id, name, TYPE_A), server)
+        .send_to(&build_query(id, name, TYPE_A)?, server)
         .await?;
     let mut buf = vec![0u8; 1500];
     let (n, _) = tokio::time::timeout(timeout, socket.recv_from(&mut buf))
         .await
         .context("no answer")??;
-    let (rcode, ips) = parse_a_answers(&buf[..n])?;
+    let (rcode, truncated, ips) = parse_a_answers(&buf[..n])?;
     anyhow::ensure!(rcode == 0, "rcode {rcode}");
+    anyhow::ensure!(!truncated, "the answer was truncated (ask over TCP)");
     Ok(ips)
 }
 
@@ -603,22 +558,60 @@ mod tests {
 
     #[test]
     fn wire_round_trip() {
-        let query_bytes = build_query(0x1234, "web.t1.svc.cluster.local", TYPE_A);
+        let query_bytes = build_query(0x1234, "web.t1.svc.cluster.local", TYPE_A).unwrap();
         let query = parse_query(&query_bytes).unwrap();
         assert_eq!(
-            (query.id, query.name.as_str(), query.qtype),
-            (0x1234, "web.t1.svc.cluster.local", TYPE_A)
+            (query.name.as_str(), query.qtype, udp_limit(&query)),
+            ("web.t1.svc.cluster.local", TYPE_A, 512)
         );
         let answer = resolve(&zone(), "cluster.local", &query.name, query.qtype);
-        let response = build_response(&query, &answer, "cluster.local");
+        let response = build_response(&query, &answer, "cluster.local", 512).unwrap();
+        assert_eq!(&response[..2], &[0x12, 0x34], "the id is echoed");
         assert_eq!(
             parse_a_answers(&response).unwrap(),
-            (0, vec![Ipv4Addr::new(10, 96, 0, 20)])
+            (0, false, vec![Ipv4Addr::new(10, 96, 0, 20)])
         );
-        let missing = parse_query(&build_query(7, "nope.t1.svc.cluster.local", TYPE_A)).unwrap();
-        let response = build_response(&missing, &Answer::NxDomain, "cluster.local");
-        assert_eq!(parse_a_answers(&response).unwrap(), (3, vec![]));
+        let missing =
+            parse_query(&build_query(7, "nope.t1.svc.cluster.local", TYPE_A).unwrap()).unwrap();
+        let response = build_response(&missing, &Answer::NxDomain, "cluster.local", 512).unwrap();
+        assert_eq!(parse_a_answers(&response).unwrap(), (3, false, vec![]));
         assert!(parse_query(&response).is_err(), "a response is not a query");
         assert!(parse_query(&query_bytes[..15]).is_err());
+    }
+
+    /// A headless Service with many ready pods: names compressed, and over UDP's
+    /// 512 bytes the answer is empty with the TC bit; over TCP it is whole.
+    #[test]
+    fn long_answers_are_compressed_and_truncated_for_udp() {
+        let endpoints = (1..=60)
+            .map(|i| Endpoint {
+                ip: Ipv4Addr::new(10, 244, 1, i),
+                hostname: None,
+                ports: vec![],
+            })
+            .collect();
+        let zone = vec![ServiceEntry {
+            name: "many".into(),
+            namespace: "t1".into(),
+            cluster_ip: None,
+            external_name: None,
+            ports: vec![],
+            endpoints,
+        }];
+        let name = "many.t1.svc.cluster.local";
+        let query = parse_query(&build_query(9, name, TYPE_A).unwrap()).unwrap();
+        let answer = resolve(&zone, "cluster.local", name, TYPE_A);
+        let whole = build_response(&query, &answer, "cluster.local", 65535).unwrap();
+        let (_, truncated, ips) = parse_a_answers(&whole).unwrap();
+        assert_eq!((truncated, ips.len()), (false, 60));
+        // Uncompressed, each record would repeat the 27-byte name: 60 * (27 + 14).
+        assert!(
+            whole.len() < 60 * 20,
+            "{} bytes: names not compressed",
+            whole.len()
+        );
+        let udp = build_response(&query, &answer, "cluster.local", udp_limit(&query)).unwrap();
+        assert!(udp.len() <= 512);
+        assert_eq!(parse_a_answers(&udp).unwrap(), (0, true, vec![]));
     }
 }
