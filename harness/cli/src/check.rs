@@ -2,6 +2,7 @@
 //! lint --strict` on each chart × value set), with a report and JUnit.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use testware::junit::{CaseRecord, CaseStatus};
@@ -22,42 +23,35 @@ pub async fn check(
         else {
             anyhow::bail!("{} is not a chart directory", dir.display());
         };
-        let set = ChartSet::new(root);
-        let chart = set.open(name)?;
-        let sets = if values.is_empty() {
-            chart.value_sets()
+        let set = Arc::new(ChartSet::new(root));
+        let given = if values.is_empty() {
+            None
         } else {
-            values
-                .iter()
-                .map(|f| {
-                    Ok(ValueSet::file(
-                        f.display().to_string(),
-                        std::path::absolute(f)?,
-                    ))
-                })
-                .collect::<std::io::Result<Vec<_>>>()?
+            Some(
+                values
+                    .iter()
+                    .map(|f| {
+                        Ok(ValueSet::file(
+                            f.display().to_string(),
+                            std::path::absolute(f)?,
+                        ))
+                    })
+                    .collect::<std::io::Result<Vec<_>>>()?,
+            )
         };
-        for value_set in sets {
-            let label = format!("{name}::{}", value_set.label);
+        // The same loop as the suites' policy cases (policy::cases).
+        for check in policy::plan(&set, name, given)? {
             let started = Instant::now();
-            let policy_status =
-                match policy::check_chart_with(&set, name, &value_set, options).await {
-                    Ok(report) if report.passes() => {
-                        if !report.violations.is_empty() {
-                            println!("{report}");
-                        }
-                        CaseStatus::Passed
+            let status = match check.run(options).await {
+                Ok(warnings) => {
+                    if let Some(report) = warnings {
+                        println!("{report}");
                     }
-                    Ok(report) => CaseStatus::Failed(report.to_string()),
-                    Err(e) => CaseStatus::Failed(testware::error_chain(&e)),
-                };
-            records.push(record(format!("policy::{label}"), started, policy_status));
-            let started = Instant::now();
-            let lint_status = match set.lint(name, &value_set.options()).await {
-                Ok(_) => CaseStatus::Passed,
-                Err(e) => CaseStatus::Failed(testware::error_chain(&e)),
+                    CaseStatus::Passed
+                }
+                Err(e) => CaseStatus::Failed(format!("{e:#}")),
             };
-            records.push(record(format!("lint::{label}"), started, lint_status));
+            records.push(record(check.name(), started, status));
         }
     }
     let failed: Vec<&CaseRecord> = records

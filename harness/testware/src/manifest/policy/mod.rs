@@ -40,7 +40,7 @@ pub use rules::scheduling::{scheduling, storage_class};
 pub use rules::schema::schema;
 pub use rules::security::security_context;
 pub use rules::service::service_selector;
-pub use run::{cases, check_chart, check_chart_with};
+pub use run::{cases, check_chart, check_chart_with, plan, Check, CheckKind};
 
 /// Prefix of the exemption annotations.
 pub const EXEMPT_PREFIX: &str = "policy.testware.io/exempt-";

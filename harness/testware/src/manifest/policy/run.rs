@@ -80,10 +80,92 @@ pub async fn check_chart_with(
     })
 }
 
+/// What one check of the no_deploy loop does with its chart and value set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckKind {
+    /// Render and run the rules ([`check_chart_with`]).
+    Policy,
+    /// `helm lint --strict`.
+    Lint,
+}
+
+/// One check of the chart × value set × {rules, lint} loop that the suites'
+/// policy cases ([`cases`]) and `testware check` both run.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// The charts.
+    pub charts: Arc<ChartSet>,
+    /// The chart's name in `charts`.
+    pub chart: String,
+    /// The value set.
+    pub values: ValueSet,
+    /// Rules or lint.
+    pub kind: CheckKind,
+}
+
+impl Check {
+    /// `policy::<chart>::<values>` or `lint::<chart>::<values>`.
+    pub fn name(&self) -> String {
+        let kind = match self.kind {
+            CheckKind::Policy => "policy",
+            CheckKind::Lint => "lint",
+        };
+        format!("{kind}::{}::{}", self.chart, self.values.label)
+    }
+
+    /// Runs the check; a pass may carry a report of warnings.
+    ///
+    /// # Errors
+    /// The check failed: the report of its errors, or why it could not run.
+    pub async fn run(&self, options: &CheckOptions) -> anyhow::Result<Option<Report>> {
+        match self.kind {
+            CheckKind::Policy => {
+                let report =
+                    check_chart_with(&self.charts, &self.chart, &self.values, options).await?;
+                anyhow::ensure!(report.passes(), "{report}");
+                Ok((!report.violations.is_empty()).then_some(report))
+            }
+            CheckKind::Lint => {
+                self.charts
+                    .lint(&self.chart, &self.values.options())
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The checks of `chart`: rules and lint for each of `values`, or of the
+/// chart's own value sets ([`crate::HelmChart::value_sets`]) when `None`.
+///
+/// # Errors
+/// The chart cannot be opened.
+pub fn plan(
+    charts: &Arc<ChartSet>,
+    chart: &str,
+    values: Option<Vec<ValueSet>>,
+) -> Result<Vec<Check>, ChartError> {
+    let sets = match values {
+        Some(sets) => sets,
+        None => charts.open(chart)?.value_sets(),
+    };
+    Ok(sets
+        .into_iter()
+        .flat_map(|values| {
+            [CheckKind::Policy, CheckKind::Lint].map(|kind| Check {
+                charts: charts.clone(),
+                chart: chart.to_owned(),
+                values: values.clone(),
+                kind,
+            })
+        })
+        .collect())
+}
+
 /// For every chart of `charts` × every value set of it ([`crate::HelmChart::value_sets`]):
 /// a `policy::<chart>::<values>` case that fails on any violation, and a
-/// `lint::<chart>::<values>` case running `helm lint --strict`. A chart set whose
-/// root cannot be read gives one failing case that says so.
+/// `lint::<chart>::<values>` case running `helm lint --strict` ([`plan`]). A
+/// chart set whose root cannot be read gives one failing case that says so.
 pub fn cases(charts: &Arc<ChartSet>) -> Vec<Case> {
     let names = match charts.names() {
         Ok(names) => names,
@@ -94,35 +176,16 @@ pub fn cases(charts: &Arc<ChartSet>) -> Vec<Case> {
             })];
         }
     };
-    let mut cases = Vec::new();
-    for chart in names {
-        let sets = charts
-            .open(&chart)
-            .map(|c| c.value_sets())
-            .unwrap_or_default();
-        for values in sets {
-            let name = format!("{chart}::{}", values.label);
-            let (set, c, v) = (charts.clone(), chart.clone(), values.clone());
-            cases.push(Case::no_deploy(
-                format!("policy::{name}"),
-                move |_| async move {
-                    let report = check_chart(&set, &c, &v).await?;
-                    anyhow::ensure!(report.passes(), "{report}");
-                    if !report.violations.is_empty() {
-                        eprintln!("{report}");
-                    }
-                    Ok(())
-                },
-            ));
-            let (set, c) = (charts.clone(), chart.clone());
-            cases.push(Case::no_deploy(
-                format!("lint::{name}"),
-                move |_| async move {
-                    set.lint(&c, &values.options()).await?;
-                    Ok(())
-                },
-            ));
-        }
-    }
-    cases
+    names
+        .iter()
+        .flat_map(|chart| plan(charts, chart, None).unwrap_or_default())
+        .map(|check| {
+            Case::no_deploy(check.name(), move |_| async move {
+                if let Some(warnings) = check.run(&CheckOptions::default()).await? {
+                    eprintln!("{warnings}");
+                }
+                Ok(())
+            })
+        })
+        .collect()
 }
