@@ -325,18 +325,27 @@ impl Helm {
             .kill_on_drop(true)
             .stdin(std::process::Stdio::null());
         self.started.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        tracing::debug!(command = %command_line, "helm started");
         let output = match tokio::time::timeout(timeout, output_when_not_busy(&mut command)).await {
             Err(_) => {
+                tracing::warn!(command = %command_line, ?timeout, "helm timed out");
                 return Err(HelmError::Timeout {
                     command: command_line,
                     after: timeout,
-                })
+                });
             }
             Ok(result) => result.map_err(|source| HelmError::Spawn {
                 path: self.path.clone(),
                 source,
             })?,
         };
+        tracing::info!(
+            command = %command_line,
+            seconds = started.elapsed().as_secs_f64(),
+            status = %output.status,
+            "helm ran"
+        );
         if !output.status.success() {
             let stdout = String::from_utf8_lossy(&output.stdout);
             let findings: Vec<&str> = stdout

@@ -73,6 +73,7 @@ pub mod options;
 pub mod redact;
 pub mod runner;
 pub mod status;
+pub mod timeline;
 pub mod versions;
 pub mod wait;
 

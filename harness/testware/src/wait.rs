@@ -155,20 +155,38 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
+    let what = what.into();
     let started = tokio::time::Instant::now();
     let deadline = started + within_case(timeout);
     let mut pause = backoff.first;
     let mut last = "not checked yet".to_owned();
+    let mut checks = 0u32;
     loop {
+        checks += 1;
         match tokio::time::timeout_at(deadline, check()).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(state)) => last = state.to_string(),
+            Ok(Ok(value)) => {
+                tracing::debug!(
+                    what,
+                    checks,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "wait ended"
+                );
+                return Ok(value);
+            }
+            Ok(Err(state)) => {
+                let state = state.to_string();
+                if state != last {
+                    tracing::debug!(what, state, "waiting");
+                }
+                last = state;
+            }
             Err(_) => last = format!("{last} (the last check was still running at the deadline)"),
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
+            tracing::warn!(what, last, "wait timed out");
             return Err(WaitError::Timeout {
-                what: what.into(),
+                what,
                 waited: now - started,
                 last,
                 cause: None,
@@ -214,13 +232,26 @@ where
                 }
             };
             match state(object.as_ref()) {
-                State::Done => return Ok(object),
-                State::Pending(s) => last = s,
+                State::Done => {
+                    tracing::debug!(
+                        what,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "watch ended"
+                    );
+                    return Ok(object);
+                }
+                State::Pending(s) => {
+                    if s != last {
+                        tracing::debug!(what, state = s, "watching");
+                    }
+                    last = s;
+                }
                 State::Failed(reason) => {
+                    tracing::warn!(what, reason, "watch saw a failure");
                     return Err(WaitError::Failed {
                         what: what.clone(),
                         reason,
-                    })
+                    });
                 }
             }
         }
@@ -229,12 +260,15 @@ where
     };
     match tokio::time::timeout(within_case(timeout), watch).await {
         Ok(result) => result,
-        Err(_) => Err(WaitError::Timeout {
-            what,
-            waited: started.elapsed(),
-            last,
-            cause: Some(explain().await).filter(|c| !c.is_empty()),
-        }),
+        Err(_) => {
+            tracing::warn!(what, last, "watch timed out");
+            Err(WaitError::Timeout {
+                waited: started.elapsed(),
+                cause: Some(explain().await).filter(|c| !c.is_empty()),
+                what,
+                last,
+            })
+        }
     }
 }
 

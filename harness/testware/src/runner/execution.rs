@@ -247,7 +247,12 @@ fn run_body(tier: Tier, timeout: Duration, body: BoxedBody, ctx: Ctx) -> Outcome
         deadline: Deadline::after(body_limit),
         ..ctx
     };
-    runtime.block_on(async move {
+    // Every event of the case, body and cleanup, joins its timeline.
+    let case = body_ctx.case.clone();
+    let span = crate::timeline::case_span(&case);
+    let _entered = span.enter();
+    tracing::debug!(?tier, ?timeout, "case started");
+    let outcome = runtime.block_on(async move {
         // The body runs as its own task, so a panic or a timeout ends the task but
         // not this function, which still cleans up on the same runtime.
         // Every wait of the body ends a little before the body's deadline
@@ -292,7 +297,9 @@ fn run_body(tier: Tier, timeout: Duration, body: BoxedBody, ctx: Ctx) -> Outcome
             ));
         }
         Outcome { body: end, cleanup }
-    })
+    });
+    crate::timeline::forget(&case);
+    outcome
 }
 
 /// After a case: for each namespace it created, write a failure bundle if it
@@ -309,6 +316,7 @@ async fn clean_up(ctx: &Ctx, failure: Option<&String>, cleanup: &mut Cleanup) {
     for ns in namespaces {
         if let Some(failure) = failure {
             let dir = ctx.artifacts_dir().join(ns.name());
+            tracing::info!(namespace = ns.name(), "writing the failure bundle");
             match crate::diagnostics::write_bundle(
                 ctx.helm().await,
                 ns.client(),
@@ -320,7 +328,21 @@ async fn clean_up(ctx: &Ctx, failure: Option<&String>, cleanup: &mut Cleanup) {
             )
             .await
             {
-                Ok(summary) => cleanup.bundles.push(summary),
+                Ok(summary) => {
+                    // What the harness did until now, redacted like the bundle.
+                    let timeline = crate::timeline::lines(&ctx.case).join("\n");
+                    let written = std::fs::write(
+                        dir.join("timeline.txt"),
+                        cleanup.redactor.text(&timeline) + "\n",
+                    );
+                    if let Err(e) = written {
+                        cleanup.problems.push(format!(
+                            "failed to write the timeline to {}: {e}",
+                            dir.display()
+                        ));
+                    }
+                    cleanup.bundles.push(summary);
+                }
                 Err(e) => cleanup.problems.push(format!(
                     "failed to write the failure bundle to {}: {e}",
                     dir.display()

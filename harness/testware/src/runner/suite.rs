@@ -79,6 +79,7 @@ impl Suite {
     /// Parses the process's arguments and environment, runs the selected cases and
     /// returns the exit code for `main`.
     pub fn run(self) -> ExitCode {
+        crate::timeline::init();
         let (config, args) = match RunConfig::from_process() {
             Ok(parsed) => parsed,
             // --help, or a command line clap refuses: clap says it and exits.
