@@ -163,6 +163,13 @@ async fn panicking_timed_out_and_failing_cases_leave_nothing_behind(
             "events in {}: {events}",
             dir.display()
         );
+        // The case's timeline: the helm install it ran, with its duration.
+        let timeline = std::fs::read_to_string(dir.join("timeline.txt"))?;
+        check!(
+            timeline.contains("helm ran") && timeline.contains("install"),
+            "timeline in {}: {timeline}",
+            dir.display()
+        );
         check!(
             dir.join("helm/echo.values.yaml").is_file(),
             "helm values in {}",
