@@ -24,18 +24,7 @@ pub fn env(name: &str) -> anyhow::Result<String> {
         .with_context(|| format!("environment variable {name} is not set"))
 }
 
-/// An optional environment variable parsed as `T`, or `default`.
-///
-/// # Errors
-/// The variable is set but does not parse.
-pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
-    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
-        None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| anyhow::anyhow!("environment variable {name}={v:?} is not valid")),
-    }
-}
+pub use component_kit::{env_or, exit_code, exit_on_sigterm};
 
 /// Connects to Redis from `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, retrying
 /// for two minutes (Redis may start after its clients). The connection
@@ -139,47 +128,6 @@ impl Counters {
     }
 }
 
-/// Serves `GET /healthz` (200 while `healthy`, 503 otherwise: the readiness
-/// probe), `GET /livez` (200 while the process answers: the liveness probe, which
-/// must not depend on Redis, or a Redis restart would restart every component)
-/// and `GET /metrics` (the counters) on `addr`.
-///
-/// # Errors
-/// The address cannot be bound.
-pub async fn serve_health(
-    addr: String,
-    healthy: Arc<AtomicBool>,
-    counters: Arc<Counters>,
-) -> anyhow::Result<()> {
-    let app = axum::Router::new()
-        .route(
-            "/healthz",
-            axum::routing::get(move || {
-                let healthy = healthy.clone();
-                async move {
-                    if healthy.load(Ordering::Relaxed) {
-                        (axum::http::StatusCode::OK, "ok\n")
-                    } else {
-                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n")
-                    }
-                }
-            }),
-        )
-        .route("/livez", axum::routing::get(|| async { "alive\n" }))
-        .route(
-            "/metrics",
-            axum::routing::get(move || {
-                let counters = counters.clone();
-                async move { axum::Json(counters.json()) }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    axum::serve(listener, app).await?;
-    Ok(())
-}
-
 /// Decodes an object key as S3 notifications encode it: `%XX` escapes and `+` for space.
 pub fn decode_key(key: &str) -> String {
     fn hex(b: u8) -> Option<u8> {
@@ -205,50 +153,22 @@ pub fn decode_key(key: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Exits the process on SIGTERM. Safe for every component: enqueue has answered
-/// or not answered each request; a worker's unfinished keys stay in its worker
-/// list, which the idle reaper requeues (at-least-once).
-pub fn exit_on_sigterm() {
-    tokio::spawn(async {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            term.recv().await;
-            eprintln!("SIGTERM: exiting");
-            std::process::exit(0);
-        }
-    });
-}
-
 /// Serves the health and metrics endpoints from `HEALTH_LISTEN` in the
 /// background; the flag it returns says whether the component is healthy.
 ///
 /// # Errors
 /// `HEALTH_LISTEN` is not valid.
 pub fn spawn_health(counters: Arc<Counters>) -> anyhow::Result<Arc<AtomicBool>> {
+    // SIGTERM needs no grace: enqueue has answered or not answered each request;
+    // a worker's unfinished keys stay in its worker list, which the idle reaper
+    // requeues (at-least-once).
     let healthy = Arc::new(AtomicBool::new(false));
-    let server = serve_health(
-        env_or("HEALTH_LISTEN", "0.0.0.0:8080".to_owned())?,
-        healthy.clone(),
-        counters,
+    let router = component_kit::with_metrics(
+        component_kit::health_router(healthy.clone(), "unhealthy\n"),
+        move || counters.json(),
     );
-    tokio::spawn(async move {
-        if let Err(e) = server.await {
-            eprintln!("error: health endpoint: {e:#}");
-        }
-    });
+    component_kit::spawn_serve(env_or("HEALTH_LISTEN", "0.0.0.0:8080".to_owned())?, router);
     Ok(healthy)
-}
-
-/// The exit code for `main`: the error chain printed on failure.
-pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
 }
 
 #[cfg(test)]

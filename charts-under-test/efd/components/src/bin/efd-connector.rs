@@ -36,10 +36,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use clap::{Parser, Subcommand};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -48,21 +44,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
-fn env(name: &str) -> anyhow::Result<String> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .with_context(|| format!("environment variable {name} is not set"))
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
-    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
-        None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| anyhow::anyhow!("environment variable {name}={v:?} is not valid")),
-    }
-}
+use component_kit::{env, env_or};
 
 /// Counters served on `/metrics`, so tests observe the connector without parsing logs.
 #[derive(Default)]
@@ -80,7 +62,7 @@ struct Metrics {
     /// Offset commits that failed (their records will be re-delivered).
     commit_failures: AtomicU64,
     /// Whether the last write (or the first ping) succeeded.
-    healthy: AtomicBool,
+    healthy: Arc<AtomicBool>,
     /// When the first batch of records was gathered and when InfluxDB last
     /// acknowledged a write (Unix ms, 0 before): a burst's drain window, on one clock.
     first_consumed_ms: AtomicI64,
@@ -501,7 +483,7 @@ async fn write_batches(
 async fn run(mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let metrics = Arc::new(Metrics::default());
-    tokio::spawn(serve_http(settings.health_listen.clone(), metrics.clone()));
+    serve_http(settings.health_listen.clone(), metrics.clone());
     let consumer = Arc::new(settings.consumer()?);
     eprintln!(
         "efd-connector: replica {}/{}: {} group {} topics {} -> {} (batch {}, linger {:?}, fetch wait {} ms)",
@@ -721,49 +703,17 @@ async fn write_points(args: WritePoints) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve_http(addr: String, metrics: Arc<Metrics>) {
-    let app = Router::new()
-        .route(
-            "/healthz",
-            get(|State(m): State<Arc<Metrics>>| async move {
-                if m.healthy.load(Ordering::Relaxed) {
-                    (StatusCode::OK, "ok\n")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "InfluxDB writes failing\n")
-                }
-            }),
-        )
-        .route("/livez", get(|| async { "ok\n" }))
-        .route(
-            "/metrics",
-            get(|State(m): State<Arc<Metrics>>| async move { Json(m.snapshot()) }),
-        )
-        .with_state(metrics);
-    match tokio::net::TcpListener::bind(&addr).await {
-        Ok(listener) => {
-            if let Err(e) = axum::serve(listener, app).await {
-                eprintln!("error: the HTTP endpoint {addr} stopped: {e}");
-            }
-        }
-        Err(e) => eprintln!("error: cannot bind the HTTP endpoint {addr}: {e}"),
-    }
+/// `/healthz` (200 while InfluxDB writes succeed), `/livez`, `/metrics`.
+fn serve_http(addr: String, metrics: Arc<Metrics>) {
+    let router = component_kit::health_router(metrics.healthy.clone(), "InfluxDB writes failing\n");
+    let router = component_kit::with_metrics(router, move || metrics.snapshot());
+    component_kit::spawn_serve(addr, router);
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let (stop_tx, mut stop) = watch::channel(false);
-    tokio::spawn(async move {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-                let _ = stop_tx.send(true);
-            }
-            Err(e) => eprintln!("warning: no SIGTERM handler: {e}"),
-        }
-        // Keep the sender: a closed channel would read as a stop.
-        std::future::pending::<()>().await;
-    });
+    let mut stop = component_kit::stop_on_sigterm();
     let result = match cli.command {
         Some(Command::Run) | None => run(stop).await,
         Some(Command::CreateTopics {

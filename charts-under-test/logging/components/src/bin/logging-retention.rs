@@ -11,14 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
-    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
-        None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| anyhow::anyhow!("environment variable {name}={v:?} is not valid")),
-    }
-}
+use component_kit::env_or;
 
 /// The day in an index name `<prefix>-YYYY-MM-DD`, if it is one.
 fn index_day(index: &str, prefix: &str) -> Option<time::Date> {
@@ -92,27 +85,10 @@ async fn run() -> anyhow::Result<()> {
     let interval = Duration::from_secs(env_or("INTERVAL_SECONDS", 3600u64)?.max(1));
     let healthy = Arc::new(AtomicBool::new(false));
     let listen = env_or("HEALTH_LISTEN", "0.0.0.0:8081".to_owned())?;
-    let flag = healthy.clone();
-    let app = axum::Router::new().route(
-        "/healthz",
-        axum::routing::get(move || {
-            let flag = flag.clone();
-            async move {
-                if flag.load(Ordering::Relaxed) {
-                    (axum::http::StatusCode::OK, "ok\n")
-                } else {
-                    (
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                        "last sweep failed\n",
-                    )
-                }
-            }
-        }),
+    component_kit::spawn_serve(
+        listen,
+        component_kit::health_router(healthy.clone(), "last sweep failed\n"),
     );
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
-    tokio::spawn(async move { axum::serve(listener, app).await });
     eprintln!(
         "retention: indices {}-YYYY-MM-DD of {} older than {} days, every {interval:?}",
         sweeper.prefix, sweeper.store, sweeper.days
@@ -140,21 +116,8 @@ async fn run() -> anyhow::Result<()> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     // SIGTERM: nothing is in flight between sweeps worth finishing.
-    tokio::spawn(async {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            term.recv().await;
-            std::process::exit(0);
-        }
-    });
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    component_kit::exit_on_sigterm();
+    component_kit::exit_code(run().await)
 }
 
 #[cfg(test)]
