@@ -9,6 +9,31 @@ use testware::junit::{CaseRecord, CaseStatus};
 use testware::manifest::policy;
 use testware::{ChartSet, ValueSet};
 
+/// The charts the arguments name, as (directory of charts, chart name): a chart
+/// directory (with a Chart.yaml), or a directory of charts, each one of them.
+fn chart_dirs(args: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let mut found = Vec::new();
+    for arg in args {
+        let dir = std::path::absolute(arg)?;
+        // A directory of charts: every chart in it.
+        if dir.is_dir() && !dir.join("Chart.yaml").exists() {
+            let names = ChartSet::new(&dir).names()?;
+            if !names.is_empty() {
+                found.extend(names.into_iter().map(|name| (dir.clone(), name)));
+                continue;
+            }
+        }
+        // Otherwise a chart: opening it says what is wrong with it.
+        let (Some(root), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str()))
+        else {
+            anyhow::bail!("{} is not a chart directory", dir.display());
+        };
+        ChartSet::new(root).open(name)?;
+        found.push((root.to_path_buf(), name.to_owned()));
+    }
+    Ok(found)
+}
+
 /// Runs the checks; returns how many failed.
 pub async fn check(
     charts: &[PathBuf],
@@ -17,13 +42,9 @@ pub async fn check(
     junit: Option<&std::path::Path>,
 ) -> anyhow::Result<usize> {
     let mut records = Vec::new();
-    for dir in charts {
-        let dir = std::path::absolute(dir)?;
-        let (Some(root), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str()))
-        else {
-            anyhow::bail!("{} is not a chart directory", dir.display());
-        };
+    for (root, name) in chart_dirs(charts)? {
         let set = Arc::new(ChartSet::new(root));
+        let name = name.as_str();
         let given = if values.is_empty() {
             None
         } else {

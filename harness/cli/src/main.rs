@@ -46,7 +46,7 @@ struct Cli {
 enum Command {
     /// Check charts without a cluster: policy rules and `helm lint --strict`.
     Check {
-        /// Chart directories (each with a Chart.yaml).
+        /// Chart directories (each with a Chart.yaml), or directories of charts.
         #[arg(required = true, value_name = "CHART_DIR")]
         charts: Vec<PathBuf>,
         /// Values files to check each chart with, instead of its own value sets.

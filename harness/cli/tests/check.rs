@@ -47,6 +47,20 @@ fn a_good_chart_passes_every_value_set() {
     assert!(text.contains("6 checks: 6 passed, 0 failed"), "{text}");
 }
 
+/// The README's quick start: a directory of charts checks each chart in it.
+#[test]
+fn a_directory_of_charts_checks_every_chart_in_it() {
+    let (code, text) = check(&[&repo("charts-under-test")]);
+    assert_eq!(code, Some(0), "{text}");
+    for chart in ["echo-server", "efd", "embargo-ingest", "logging"] {
+        assert!(
+            text.contains(&format!("ok   policy::{chart}::")),
+            "{chart}: {text}"
+        );
+    }
+    assert!(!text.contains("component-kit"), "{text}");
+}
+
 #[test]
 fn an_unpinned_image_fails_with_the_rule_and_junit() {
     let junit = std::env::temp_dir().join(format!("testware-check-{}.xml", std::process::id()));
