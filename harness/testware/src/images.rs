@@ -9,8 +9,6 @@
 //! (built once per version); an import is remembered per cluster, so parallel
 //! cases and later runs against the same cluster import nothing.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash as _, Hasher as _};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -104,9 +102,21 @@ impl CrateSource {
     /// A key of the content (the image tag): it changes whenever a file does.
     /// Never all digits, so `--set image.tag=<key>` stays a string.
     fn content_key(&self) -> String {
-        let mut hasher = DefaultHasher::new();
-        self.files.hash(&mut hasher);
-        format!("src-{:016x}", hasher.finish())
+        use sha2::{Digest as _, Sha256};
+        let mut hash = Sha256::new();
+        for (path, content) in self.files {
+            hash.update((path.len() as u64).to_le_bytes());
+            hash.update(path);
+            hash.update((content.len() as u64).to_le_bytes());
+            hash.update(content);
+        }
+        let key: String = hash
+            .finalize()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("src-{key}")
     }
 
     /// The image made of this crate's binary: `localhost/<name>:<content key>`.
