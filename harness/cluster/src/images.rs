@@ -144,6 +144,12 @@ impl ImageSpec {
 /// The executable or a library cannot be read, or `ldd` cannot be run.
 pub fn addon_images(executable: &Path) -> anyhow::Result<Vec<ImageSpec>> {
     let mut files = with_libraries(ADDON_BINARY, executable)?;
+    // Debug information is most of a debug build (160 MB of 30): the pods need none.
+    if let Some(ImageFile::Bytes { bytes, .. }) = files.first_mut() {
+        if let Some(stripped) = without_debug_info(executable) {
+            *bytes = stripped;
+        }
+    }
     for addon in cluster_addons::ADDONS {
         files.push(ImageFile::Link {
             path: format!("/{addon}"),
@@ -160,6 +166,22 @@ pub fn addon_images(executable: &Path) -> anyhow::Result<Vec<ImageSpec>> {
             entrypoint: format!("/{addon}"),
         })
         .collect())
+}
+
+/// `executable` without its debug information (`strip --strip-debug`), or
+/// `None` when binutils' strip is missing or fails (the image keeps it whole).
+fn without_debug_info(executable: &Path) -> Option<Vec<u8>> {
+    let out = std::env::temp_dir().join(format!("testware-stripped-{}", std::process::id()));
+    let status = Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&out)
+        .arg(executable)
+        .status()
+        .ok()?;
+    let bytes = status.success().then(|| std::fs::read(&out).ok()).flatten();
+    let _ = std::fs::remove_file(&out);
+    bytes
 }
 
 /// One `[[package.metadata.testware.images]]` entry (see the module docs).
