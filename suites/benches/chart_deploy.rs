@@ -13,7 +13,7 @@ use kube::api::{Patch, PatchParams};
 use testware::namespace::TestNamespace;
 use testware::status::State;
 use testware::wait;
-use testware::{ChartOptions, Ctx};
+use testware::Ctx;
 
 const NAMESPACE_CYCLES: usize = 7;
 const INSTALLS: usize = 5;
@@ -44,7 +44,9 @@ async fn main() -> anyhow::Result<()> {
         let ctx = Ctx::detached(config.clone(), "bench", Duration::from_secs(300));
         let started = Instant::now();
         charts
-            .install(&ctx, &ns, "echo", "echo-server", ChartOptions::default())
+            .install("echo-server")
+            .release("echo")
+            .run(&ctx, &ns)
             .await?;
         watched_installs.push(started.elapsed());
         ns.delete(Duration::from_secs(60)).await?;

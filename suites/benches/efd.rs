@@ -19,11 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use testware::deployment::ChartDeployment;
 use testware::namespace::TestNamespace;
 use testware::status::WorkloadKind;
 use testware::wait::rolled_out;
-use testware::{ChartOptions, Ctx, RunConfig};
+use testware::{Ctx, RunConfig};
 use testware_systems::efd::{EfdRecord, EfdStack, RecordGenerator};
 
 const LATENCY_RECORDS: usize = 1000;
@@ -68,17 +67,13 @@ fn env_or(name: &str, default: usize) -> usize {
 async fn run(config: &Arc<RunConfig>, ns: &TestNamespace, shape: &Shape) -> anyhow::Result<()> {
     let ctx = Ctx::detached(config.clone(), "bench-efd", Duration::from_secs(1800));
     let started = Instant::now();
-    let deployment = ChartDeployment::install(
-        &ctx,
-        ns,
-        "efd",
-        testware::ChartSet::new(suites::CHARTS_DIR).dir("efd"),
-        ChartOptions::default()
-            .values("ci/offline.yaml")
-            .set("topics.partitions", shape.partitions.to_string())
-            .set("connector.replicas", shape.connectors.to_string()),
-    )
-    .await?;
+    let deployment = testware::ChartSet::new(suites::CHARTS_DIR)
+        .install("efd")
+        .values("ci/offline.yaml")
+        .set("topics.partitions", shape.partitions.to_string())
+        .set("connector.replicas", shape.connectors.to_string())
+        .run(&ctx, ns)
+        .await?;
     println!(
         "efd install -> ready: {:.1} s ({} partition(s) per topic, {} connector replica(s))",
         started.elapsed().as_secs_f64(),

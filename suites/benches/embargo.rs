@@ -13,9 +13,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use testware::deployment::ChartDeployment;
 use testware::namespace::TestNamespace;
-use testware::{ChartOptions, Ctx, RunConfig};
+use testware::{Ctx, RunConfig, Upgrade, Values};
 use testware_systems::embargo::EmbargoStack;
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -29,9 +28,9 @@ async fn main() -> anyhow::Result<()> {
     outcome
 }
 
-fn options(workers: u32, ingest_seconds: &str, idle_max: u32) -> ChartOptions {
-    ChartOptions::default()
-        .values("ci/offline.yaml")
+fn values(workers: u32, ingest_seconds: &str, idle_max: u32) -> Values {
+    Values::default()
+        .file("ci/offline.yaml")
         .set("ingest.replicas", workers.to_string())
         .set("ingest.ingestSeconds", ingest_seconds)
         .set("idle.idleMax", idle_max.to_string())
@@ -39,19 +38,18 @@ fn options(workers: u32, ingest_seconds: &str, idle_max: u32) -> ChartOptions {
 
 async fn run(config: &Arc<RunConfig>, ns: &TestNamespace) -> anyhow::Result<()> {
     let ctx = Ctx::detached(config.clone(), "bench-embargo", Duration::from_secs(1800));
-    let deployment = ChartDeployment::install(
-        &ctx,
-        ns,
-        "embargo-ingest",
-        testware::ChartSet::new(suites::CHARTS_DIR).dir("embargo-ingest"),
-        options(1, "0", 5),
-    )
-    .await?;
+    let deployment = testware::ChartSet::new(suites::CHARTS_DIR)
+        .install("embargo-ingest")
+        .with_values(values(1, "0", 5))
+        .run(&ctx, ns)
+        .await?;
     let mut round = 0;
     for (seconds, keys) in [("0", 2000), ("0.05", 200)] {
         let mut rates = Vec::new();
         for workers in [1, 2, 4] {
-            deployment.upgrade(options(workers, seconds, 5)).await?;
+            deployment
+                .upgrade(Upgrade::default().with_values(values(workers, seconds, 5)))
+                .await?;
             let stack = EmbargoStack::connect(&deployment).await?;
             round += 1;
             let rate = end_to_end(&stack, &format!("e2e-{round}"), keys).await?;
@@ -66,7 +64,9 @@ async fn run(config: &Arc<RunConfig>, ns: &TestNamespace) -> anyhow::Result<()> 
         );
     }
 
-    deployment.upgrade(options(4, "0", 5)).await?;
+    deployment
+        .upgrade(Upgrade::default().with_values(values(4, "0", 5)))
+        .await?;
     let stack = EmbargoStack::connect(&deployment).await?;
     for clients in [1, 4, 16] {
         round += 1;
@@ -90,7 +90,9 @@ async fn run(config: &Arc<RunConfig>, ns: &TestNamespace) -> anyhow::Result<()> 
     }
 
     for idle_max in [5, 10] {
-        deployment.upgrade(options(2, "0.5", idle_max)).await?;
+        deployment
+            .upgrade(Upgrade::default().with_values(values(2, "0.5", idle_max)))
+            .await?;
         let stack = EmbargoStack::connect(&deployment).await?;
         round += 1;
         let recovery = kill_recovery(&stack, &format!("kill-{round}")).await?;

@@ -10,10 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use testware::deployment::ChartDeployment;
 use testware::echo::EchoServer;
 use testware::namespace::TestNamespace;
-use testware::{ChartOptions, Ctx, RunConfig};
+use testware::{Ctx, RunConfig};
 use testware_systems::logs::{LogQuery, LoggingStack};
 
 const LINES: usize = 200;
@@ -41,14 +40,11 @@ async fn run(
     values: &str,
 ) -> anyhow::Result<()> {
     let ctx = Ctx::detached(config.clone(), "bench-logging", Duration::from_secs(1800));
-    let deployment = ChartDeployment::install(
-        &ctx,
-        ns,
-        "logging",
-        testware::ChartSet::new(suites::CHARTS_DIR).dir("logging"),
-        ChartOptions::default().values(values),
-    )
-    .await?;
+    let deployment = testware::ChartSet::new(suites::CHARTS_DIR)
+        .install("logging")
+        .values(values)
+        .run(&ctx, ns)
+        .await?;
     let stack = LoggingStack::connect(&deployment).await?;
     let echo = EchoServer::deploy_bundled(&ctx, ns).await?;
     let marker = format!("bench {}", config.run_id);

@@ -36,7 +36,7 @@ async fn run() -> anyhow::Result<()> {
         let chart = charts.open(name)?;
         for values in chart.value_sets() {
             let mut options = values.options();
-            options.set = ProbeValues::default().set_args();
+            options.values.set = ProbeValues::default().set_args();
             jobs.push((chart.clone(), options));
         }
     }
@@ -97,7 +97,7 @@ async fn run() -> anyhow::Result<()> {
 /// `helm template` alone against render + parse + every rule, one at a time.
 async fn overhead(
     helm: &Arc<Helm>,
-    mut jobs: Vec<(testware::HelmChart, testware::ChartOptions)>,
+    mut jobs: Vec<(testware::HelmChart, testware::RenderOptions)>,
     schemas: Option<&Schemas>,
 ) -> anyhow::Result<()> {
     let fixtures = ChartSet::new(suites::repo_root().join("fixtures/policy-charts"));
@@ -105,7 +105,7 @@ async fn overhead(
         let chart = fixtures.open(&name)?;
         for values in chart.value_sets() {
             let mut options = values.options();
-            options.set = ProbeValues::default().set_args();
+            options.values.set = ProbeValues::default().set_args();
             jobs.push((chart.clone(), options));
         }
     }

@@ -9,7 +9,7 @@ use suites::fixture;
 use testware::chart::ChartError;
 use testware::helm::{Helm, HelmError};
 use testware::{
-    cases, check, expect_err, ChartOptions, ChartSet, Ctx, HelmChart, RunConfig, Suite,
+    cases, check, expect_err, ChartSet, Ctx, HelmChart, RenderOptions, RunConfig, Suite,
 };
 
 fn main() -> std::process::ExitCode {
@@ -82,7 +82,7 @@ async fn missing_chart_path_is_named(charts: Arc<ChartSet>) -> anyhow::Result<()
 async fn render_error(
     charts: &ChartSet,
     chart: &HelmChart,
-    options: ChartOptions,
+    options: RenderOptions,
 ) -> anyhow::Result<(ChartError, String)> {
     let renderer = charts.renderer().await?;
     match renderer.render(chart, &options).await {
@@ -96,7 +96,7 @@ async fn render_error(
 
 async fn unparsable_template_shows_helms_error(charts: Arc<ChartSet>) -> anyhow::Result<()> {
     let chart = HelmChart::open(fixture("broken-charts/unparsable-template"))?;
-    let (err, text) = render_error(&charts, &chart, ChartOptions::default()).await?;
+    let (err, text) = render_error(&charts, &chart, RenderOptions::default()).await?;
     check!(
         matches!(
             err,
@@ -124,7 +124,7 @@ async fn unparsable_template_shows_helms_error(charts: Arc<ChartSet>) -> anyhow:
 
 async fn output_that_is_not_yaml_is_refused(charts: Arc<ChartSet>) -> anyhow::Result<()> {
     let chart = HelmChart::open(fixture("broken-charts/invalid-yaml"))?;
-    let (_, text) = render_error(&charts, &chart, ChartOptions::default()).await?;
+    let (_, text) = render_error(&charts, &chart, RenderOptions::default()).await?;
     check!(
         text.starts_with("failed to render chart invalid-yaml")
             || text.starts_with("failed to parse the rendered chart invalid-yaml"),
@@ -139,7 +139,7 @@ async fn output_that_is_not_yaml_is_refused(charts: Arc<ChartSet>) -> anyhow::Re
 
 async fn values_violating_the_schema_are_refused(charts: Arc<ChartSet>) -> anyhow::Result<()> {
     let chart = charts.open("echo-server")?;
-    let options = ChartOptions::default().values(fixture("values/echo-server-bad-schema.yaml"));
+    let options = RenderOptions::default().values(fixture("values/echo-server-bad-schema.yaml"));
     let (_, text) = render_error(&charts, &chart, options).await?;
     check!(
         text.contains("values don't meet the specifications of the schema"),
@@ -154,7 +154,7 @@ async fn values_violating_the_schema_are_refused(charts: Arc<ChartSet>) -> anyho
 
 async fn missing_values_file_is_named(charts: Arc<ChartSet>) -> anyhow::Result<()> {
     let chart = charts.open("echo-server")?;
-    let options = ChartOptions::default().values(fixture("values/no-such-file.yaml"));
+    let options = RenderOptions::default().values(fixture("values/no-such-file.yaml"));
     let (err, text) = render_error(&charts, &chart, options).await?;
     check!(matches!(err, ChartError::MissingValues { .. }), "{text}");
     check!(

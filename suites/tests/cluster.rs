@@ -11,7 +11,7 @@ use kube::Api;
 use suites::{toolbox_pod, IMAGE_TAG};
 use testware::net::{exec, port_forward_http};
 use testware::wait::{pod_ready, wait_until};
-use testware::{cases, check, check_eq, Case, ChartOptions, Ctx, Suite};
+use testware::{cases, check, check_eq, Case, Ctx, Suite};
 
 const READY: Duration = Duration::from_secs(90);
 
@@ -39,7 +39,9 @@ fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> anyhow
 async fn service_name_resolves_and_answers(ctx: Ctx) -> anyhow::Result<()> {
     let ns = ctx.create_namespace().await?;
     ctx.charts()?
-        .install(&ctx, &ns, "web", "echo-server", ChartOptions::default())
+        .install("echo-server")
+        .release("web")
+        .run(&ctx, &ns)
         .await?;
     let pods: Api<Pod> = ns.api();
     let toolbox = ns

@@ -10,7 +10,7 @@ use suites::toolbox_pod;
 use testware::deployment::ChartDeployment;
 use testware::namespace::TestNamespace;
 use testware::net::{exec, port_forward_http};
-use testware::{cases, check, check_eq, ChartOptions, Ctx, Suite};
+use testware::{cases, check, check_eq, Ctx, Suite};
 
 /// How long a helper pod may take to become ready.
 const POD_START: Duration = Duration::from_secs(90);
@@ -84,13 +84,10 @@ async fn echo_server_installs_and_serves(ctx: Ctx) -> anyhow::Result<()> {
     let ns = ctx.create_namespace().await?;
     let release = ctx
         .charts()?
-        .install(
-            &ctx,
-            &ns,
-            "echo",
-            "echo-server",
-            ChartOptions::default().values("ci/two-replicas.yaml"),
-        )
+        .install("echo-server")
+        .release("echo")
+        .values("ci/two-replicas.yaml")
+        .run(&ctx, &ns)
         .await?;
     let pods = all_pods_ready(&ns).await?;
     check_eq!(pods.len(), 2, "two-replicas.yaml asks for two pods");
@@ -113,13 +110,9 @@ async fn efd_installs_offline_with_topics_and_database(ctx: Ctx) -> anyhow::Resu
     let ns = ctx.create_namespace().await?;
     let release = ctx
         .charts()?
-        .install(
-            &ctx,
-            &ns,
-            "efd",
-            "efd",
-            ChartOptions::default().values("ci/offline.yaml"),
-        )
+        .install("efd")
+        .values("ci/offline.yaml")
+        .run(&ctx, &ns)
         .await?;
     all_pods_ready(&ns).await?;
     let job = ns.api::<Job>().get("efd-topics").await?;
@@ -150,13 +143,10 @@ async fn embargo_ingest_installs_offline_and_accepts_notifications(ctx: Ctx) -> 
     let ns = ctx.create_namespace().await?;
     let release = ctx
         .charts()?
-        .install(
-            &ctx,
-            &ns,
-            "emb",
-            "embargo-ingest",
-            ChartOptions::default().values("ci/offline.yaml"),
-        )
+        .install("embargo-ingest")
+        .release("emb")
+        .values("ci/offline.yaml")
+        .run(&ctx, &ns)
         .await?;
     let pods = all_pods_ready(&ns).await?;
     let enqueue = first_pod_with(&pods, "enqueue")?;

@@ -10,7 +10,7 @@ use testware::deployment::ChartDeployment;
 use testware::echo::EchoServer;
 use testware::images::Provision;
 use testware::namespace::TestNamespace;
-use testware::{cases, check, check_eq, expect_err, Case, ChartOptions, ChartSet, Ctx, Suite};
+use testware::{cases, check, check_eq, expect_err, Case, ChartSet, Ctx, Install, Suite, Upgrade};
 
 fn main() -> std::process::ExitCode {
     Suite::new("echo_deploy")
@@ -68,8 +68,7 @@ async fn echoed_line_is_read_back_from_the_pod_log(ctx: Ctx) -> anyhow::Result<(
 async fn upgrade_scales_rollback_restores_uninstall_removes(ctx: Ctx) -> anyhow::Result<()> {
     let ns = ctx.create_namespace().await?;
     let chart = ctx.charts()?.dir("echo-server");
-    let release =
-        ChartDeployment::install(&ctx, &ns, "web", &chart, ChartOptions::default()).await?;
+    let release = Install::chart(&chart).release("web").run(&ctx, &ns).await?;
     let status = release.status().await?;
     check_eq!((status.status.as_str(), status.revision), ("deployed", 1));
     check_eq!(
@@ -86,7 +85,7 @@ async fn upgrade_scales_rollback_restores_uninstall_removes(ctx: Ctx) -> anyhow:
     );
 
     release
-        .upgrade(ChartOptions::default().set("replicaCount", "2"))
+        .upgrade(Upgrade::default().set("replicaCount", "2"))
         .await?;
     let pods = ready_pods_settled(&release, 2).await?;
     for pod in &pods {
@@ -211,18 +210,15 @@ fn failing_installs() -> Vec<Case> {
         .map(|(name, sets, expected)| {
             Case::chart_deploy(name, move |ctx| async move {
                 let ns = ctx.create_namespace().await?;
-                let mut options = ChartOptions::default().timeout(Duration::from_secs(25));
+                let mut install = ctx
+                    .charts()?
+                    .install("echo-server")
+                    .release("broken")
+                    .timeout(Duration::from_secs(25));
                 for (key, value) in sets {
-                    options = options.set(*key, *value);
+                    install = install.set(*key, *value);
                 }
-                let result = ChartDeployment::install(
-                    &ctx,
-                    &ns,
-                    "broken",
-                    ctx.charts()?.dir("echo-server"),
-                    options,
-                )
-                .await;
+                let result = install.run(&ctx, &ns).await;
                 let text = expect_err(result, "an install that cannot become ready")?.to_string();
                 check!(text.contains("install of release broken failed"), "{text}");
                 for want in expected {
@@ -246,7 +242,9 @@ async fn helm_test_passes_and_fails_when_the_service_has_no_pods(
     charts: Arc<ChartSet>,
 ) -> anyhow::Result<()> {
     let release = charts
-        .install(&ctx, &ns, "web", "echo-server", ChartOptions::default())
+        .install("echo-server")
+        .release("web")
+        .run(&ctx, &ns)
         .await?;
     let run = release.test().await?;
     check_eq!(run.pods.len(), 1, "one test hook: {run}");
@@ -258,7 +256,7 @@ async fn helm_test_passes_and_fails_when_the_service_has_no_pods(
     );
 
     release
-        .upgrade(ChartOptions::default().set("replicaCount", "0"))
+        .upgrade(Upgrade::default().set("replicaCount", "0"))
         .await?;
     let err = expect_err(
         release.test().await,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use testware::{cases, check, check_eq, ChartOptions, ChartSet, Suite};
+use testware::{cases, check, check_eq, ChartSet, RenderOptions, Suite};
 
 const CHART: &str = "echo-server";
 const NAME: &str = "test-echo-server";
@@ -26,7 +26,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn renders_one_deployment_and_one_service(charts: Arc<ChartSet>) -> anyhow::Result<()> {
-    let r = charts.render(CHART, ChartOptions::default()).await?;
+    let r = charts.render(CHART, RenderOptions::default()).await?;
     let (hooks, objects): (Vec<_>, Vec<_>) = r.objects().iter().partition(|o| o.is_hook());
     let ids = |objects: Vec<&testware::manifest::ManifestObject>| -> Vec<String> {
         objects.iter().map(|o| o.id()).collect()
@@ -49,7 +49,7 @@ async fn test_hook_gets_healthz_through_the_service(charts: Arc<ChartSet>) -> an
     let r = charts
         .render(
             CHART,
-            ChartOptions::default().values("ci/two-replicas.yaml"),
+            RenderOptions::default().values("ci/two-replicas.yaml"),
         )
         .await?;
     let hook = r.pod_template("Pod", &format!("{NAME}-test-healthz"))?;
@@ -82,7 +82,7 @@ async fn test_hook_gets_healthz_through_the_service(charts: Arc<ChartSet>) -> an
 }
 
 async fn image_defaults_to_the_app_version(charts: Arc<ChartSet>) -> anyhow::Result<()> {
-    let r = charts.render(CHART, ChartOptions::default()).await?;
+    let r = charts.render(CHART, RenderOptions::default()).await?;
     let expected = format!(
         "localhost/echo-server:{}",
         r.chart.app_version.clone().unwrap_or_default()
@@ -106,7 +106,7 @@ async fn image_defaults_to_the_app_version(charts: Arc<ChartSet>) -> anyhow::Res
 }
 
 async fn image_can_be_overridden(charts: Arc<ChartSet>) -> anyhow::Result<()> {
-    let options = ChartOptions::default()
+    let options = RenderOptions::default()
         .set("image.repository", "registry.example.org/echo")
         .set("image.tag", "2.0.1");
     let r = charts.render(CHART, options).await?;
@@ -120,7 +120,7 @@ async fn image_can_be_overridden(charts: Arc<ChartSet>) -> anyhow::Result<()> {
 }
 
 async fn service_targets_the_http_port(charts: Arc<ChartSet>) -> anyhow::Result<()> {
-    let r = charts.render(CHART, ChartOptions::default()).await?;
+    let r = charts.render(CHART, RenderOptions::default()).await?;
     let service = r.get::<Service>(NAME)?;
     let port = &service
         .spec
@@ -142,7 +142,7 @@ async fn replicas_and_port_follow_values(charts: Arc<ChartSet>) -> anyhow::Resul
     let r = charts
         .render(
             CHART,
-            ChartOptions::default().values("ci/two-replicas.yaml"),
+            RenderOptions::default().values("ci/two-replicas.yaml"),
         )
         .await?;
     let deployment = r.get::<Deployment>(NAME)?;
@@ -172,7 +172,7 @@ async fn replicas_and_port_follow_values(charts: Arc<ChartSet>) -> anyhow::Resul
 }
 
 async fn probes_use_healthz(charts: Arc<ChartSet>) -> anyhow::Result<()> {
-    let r = charts.render(CHART, ChartOptions::default()).await?;
+    let r = charts.render(CHART, RenderOptions::default()).await?;
     let pod = r.pod_template("Deployment", NAME)?;
     let c = pod
         .container("echo-server")

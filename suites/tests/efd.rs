@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Container, Service};
 use testware::manifest::EnvValue;
-use testware::{cases, check, check_eq, ChartOptions, ChartSet, Rendered, Suite};
+use testware::{cases, check, check_eq, ChartSet, RenderOptions, Rendered, Suite};
 
 const CHART: &str = "efd";
 const KAFKA: &str = "test-efd-kafka";
@@ -71,9 +71,10 @@ async fn connector_points_at_the_broker_and_database_the_chart_creates(
         Some("kafka-kraft"),
         Some("ephemeral"),
     ] {
-        let mut options = ChartOptions::default();
+        let mut options = RenderOptions::default();
         options
-            .values_files
+            .values
+            .files
             .extend(values.map(|v| format!("ci/{v}.yaml").into()));
         let r = charts.render(CHART, options).await?;
         let connector = container(&r, "StatefulSet", CONNECTOR, "connector")?;
@@ -104,7 +105,7 @@ async fn tansu_is_the_default_engine_and_advertises_its_pod_name(
     charts: Arc<ChartSet>,
 ) -> anyhow::Result<()> {
     let r = charts
-        .render(CHART, ChartOptions::default().namespace("obs"))
+        .render(CHART, RenderOptions::default().namespace("obs"))
         .await?;
     let kafka = container(&r, "StatefulSet", KAFKA, "kafka")?;
     check!(
@@ -147,7 +148,10 @@ async fn tansu_is_the_default_engine_and_advertises_its_pod_name(
 
 async fn kafka_engine_runs_kraft_mode(charts: Arc<ChartSet>) -> anyhow::Result<()> {
     let r = charts
-        .render(CHART, ChartOptions::default().values("ci/kafka-kraft.yaml"))
+        .render(
+            CHART,
+            RenderOptions::default().values("ci/kafka-kraft.yaml"),
+        )
         .await?;
     let kafka = container(&r, "StatefulSet", KAFKA, "kafka")?;
     check!(
@@ -176,7 +180,7 @@ async fn kafka_engine_runs_kraft_mode(charts: Arc<ChartSet>) -> anyhow::Result<(
 }
 
 async fn chronograf_is_optional(charts: Arc<ChartSet>) -> anyhow::Result<()> {
-    let off = charts.render(CHART, ChartOptions::default()).await?;
+    let off = charts.render(CHART, RenderOptions::default()).await?;
     check!(
         off.objects()
             .iter()
@@ -184,7 +188,10 @@ async fn chronograf_is_optional(charts: Arc<ChartSet>) -> anyhow::Result<()> {
         "chronograf rendered while disabled"
     );
     let on = charts
-        .render(CHART, ChartOptions::default().values("ci/kafka-kraft.yaml"))
+        .render(
+            CHART,
+            RenderOptions::default().values("ci/kafka-kraft.yaml"),
+        )
         .await?;
     on.get::<Service>("test-efd-chronograf")?;
     let chronograf = container(&on, "Deployment", "test-efd-chronograf", "chronograf")?;
@@ -196,7 +203,7 @@ async fn chronograf_is_optional(charts: Arc<ChartSet>) -> anyhow::Result<()> {
 }
 
 async fn topic_job_creates_the_configured_topics(charts: Arc<ChartSet>) -> anyhow::Result<()> {
-    let r = charts.render(CHART, ChartOptions::default()).await?;
+    let r = charts.render(CHART, RenderOptions::default()).await?;
     let job = r.get::<Job>("test-efd-topics")?;
     let args = job
         .spec
@@ -215,7 +222,10 @@ async fn topic_job_creates_the_configured_topics(charts: Arc<ChartSet>) -> anyho
         "job must use the chart's broker: {args:?}"
     );
     let off = charts
-        .render(CHART, ChartOptions::default().set("topics.create", "false"))
+        .render(
+            CHART,
+            RenderOptions::default().set("topics.create", "false"),
+        )
         .await?;
     check!(
         off.get::<Job>("test-efd-topics").is_err(),
@@ -226,7 +236,7 @@ async fn topic_job_creates_the_configured_topics(charts: Arc<ChartSet>) -> anyho
 
 async fn persistence_toggles_volume_claims(charts: Arc<ChartSet>) -> anyhow::Result<()> {
     let offline = charts
-        .render(CHART, ChartOptions::default().values("ci/offline.yaml"))
+        .render(CHART, RenderOptions::default().values("ci/offline.yaml"))
         .await?;
     for (name, size) in [(KAFKA, "256Mi"), (INFLUXDB, "512Mi")] {
         let claims = offline
@@ -246,7 +256,7 @@ async fn persistence_toggles_volume_claims(charts: Arc<ChartSet>) -> anyhow::Res
         check_eq!(request.as_deref(), Some(size), "{name} storage request");
     }
     let ephemeral = charts
-        .render(CHART, ChartOptions::default().values("ci/ephemeral.yaml"))
+        .render(CHART, RenderOptions::default().values("ci/ephemeral.yaml"))
         .await?;
     for name in [KAFKA, INFLUXDB] {
         let sts = ephemeral.get::<StatefulSet>(name)?;
@@ -281,7 +291,10 @@ async fn persistence_toggles_volume_claims(charts: Arc<ChartSet>) -> anyhow::Res
 
 async fn influxdb_listens_where_its_service_points(charts: Arc<ChartSet>) -> anyhow::Result<()> {
     let r = charts
-        .render(CHART, ChartOptions::default().set("influxdb.port", "18086"))
+        .render(
+            CHART,
+            RenderOptions::default().set("influxdb.port", "18086"),
+        )
         .await?;
     let conf = r
         .config_map_data(INFLUXDB)?

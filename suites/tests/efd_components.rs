@@ -15,7 +15,7 @@ use suites::containers::{chart_image, free_ports, log_tail, start};
 use testcontainers::core::Mount;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
 use testware::wait::wait_until;
-use testware::{cases, check_eq, ChartOptions, ChartSet, Ctx, Suite};
+use testware::{cases, check_eq, ChartSet, Ctx, RenderOptions, Suite};
 use testware_systems::efd::{EfdPath, EfdRecord, RecordGenerator};
 use testware_systems::influx::Influx;
 use testware_systems::kafka::{Kafka, KafkaAccess};
@@ -45,7 +45,7 @@ struct ChartImages {
 impl ChartImages {
     async fn of(charts: &ChartSet) -> anyhow::Result<Self> {
         let rendered = charts
-            .render("efd", ChartOptions::default().values("ci/offline.yaml"))
+            .render("efd", RenderOptions::default().values("ci/offline.yaml"))
             .await?;
         // The chart's workloads for release `test`.
         Ok(Self {

@@ -12,7 +12,7 @@ use kube::api::DeleteParams;
 use testware::namespace::TestNamespace;
 use testware::status::WorkloadKind;
 use testware::wait::{rolled_out, wait_until};
-use testware::{cases, check, check_eq, ChartOptions, Ctx, Suite};
+use testware::{cases, check, check_eq, Ctx, Suite, Values};
 use testware_systems::efd::{EfdRecord, EfdStack, RecordGenerator};
 use tokio::sync::watch;
 
@@ -49,13 +49,15 @@ async fn install(
     ns: &TestNamespace,
     sets: &[(&str, &str)],
 ) -> anyhow::Result<Arc<EfdStack>> {
-    let mut options = ChartOptions::default().values("ci/offline.yaml");
+    let mut values = Values::default().file("ci/offline.yaml");
     for (key, value) in sets {
-        options = options.set(*key, *value);
+        values = values.set(*key, *value);
     }
     let deployment = ctx
         .charts()?
-        .install(ctx, ns, "efd", "efd", options)
+        .install("efd")
+        .with_values(values)
+        .run(ctx, ns)
         .await?;
     Ok(Arc::new(EfdStack::connect(&deployment, "efd").await?))
 }

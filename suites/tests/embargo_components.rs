@@ -12,7 +12,7 @@ use suites::containers::{chart_image, free_ports, log_tail, start};
 use testcontainers::core::Mount;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
 use testware::wait::wait_until;
-use testware::{cases, check, check_eq, ChartOptions, ChartSet, Ctx, Suite};
+use testware::{cases, check, check_eq, ChartSet, Ctx, RenderOptions, Suite};
 use testware_systems::embargo::{get_metrics, EmbargoPath, Notifier};
 use testware_systems::redis::Redis;
 
@@ -55,7 +55,7 @@ async fn start_path(
     let rendered = charts
         .render(
             "embargo-ingest",
-            ChartOptions::default().values("ci/offline.yaml"),
+            RenderOptions::default().values("ci/offline.yaml"),
         )
         .await?;
     // The chart's workloads for release `test`.

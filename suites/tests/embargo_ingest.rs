@@ -5,7 +5,7 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use testware::manifest::EnvValue;
-use testware::{cases, check, check_eq, ChartOptions, ChartSet, Rendered, Suite};
+use testware::{cases, check, check_eq, ChartSet, RenderOptions, Rendered, Suite};
 
 const CHART: &str = "embargo-ingest";
 const REDIS: &str = "test-embargo-ingest-redis";
@@ -47,7 +47,7 @@ fn password_refs(r: &Rendered) -> anyhow::Result<Vec<EnvValue>> {
 
 async fn every_component_uses_the_same_redis_secret(charts: Arc<ChartSet>) -> anyhow::Result<()> {
     let r = charts
-        .render(CHART, ChartOptions::default().values("ci/offline.yaml"))
+        .render(CHART, RenderOptions::default().values("ci/offline.yaml"))
         .await?;
     let refs = password_refs(&r)?;
     let expected = EnvValue::Secret {
@@ -58,7 +58,7 @@ async fn every_component_uses_the_same_redis_secret(charts: Arc<ChartSet>) -> an
     for (value, (kind, name, _)) in refs.iter().zip(WORKLOADS) {
         check_eq!(value, &expected, "{kind}/{name} REDIS_PASSWORD");
     }
-    let defaults = charts.render(CHART, ChartOptions::default()).await?;
+    let defaults = charts.render(CHART, RenderOptions::default()).await?;
     let generated = defaults
         .secret_data(REDIS)?
         .get("password")
@@ -75,7 +75,7 @@ async fn existing_secret_is_used_and_not_created(charts: Arc<ChartSet>) -> anyho
     let r = charts
         .render(
             CHART,
-            ChartOptions::default().values("ci/existing-secret.yaml"),
+            RenderOptions::default().values("ci/existing-secret.yaml"),
         )
         .await?;
     check!(
@@ -92,7 +92,7 @@ async fn existing_secret_is_used_and_not_created(charts: Arc<ChartSet>) -> anyho
 }
 
 async fn redis_is_append_only_and_password_protected(charts: Arc<ChartSet>) -> anyhow::Result<()> {
-    let r = charts.render(CHART, ChartOptions::default()).await?;
+    let r = charts.render(CHART, RenderOptions::default()).await?;
     let pod = r.pod_template("StatefulSet", REDIS)?;
     let args = pod
         .container("redis")
@@ -130,9 +130,10 @@ async fn ingest_replicas_and_batches_follow_values(charts: Arc<ChartSet>) -> any
         (Some("scaled"), 5, "50"),
         (Some("existing-secret"), 1, "10"),
     ] {
-        let mut options = ChartOptions::default();
+        let mut options = RenderOptions::default();
         options
-            .values_files
+            .values
+            .files
             .extend(values.map(|v| format!("ci/{v}.yaml").into()));
         let r = charts.render(CHART, options).await?;
         let ingest = r.get::<Deployment>("test-embargo-ingest-ingest")?;
@@ -157,7 +158,7 @@ async fn ingest_replicas_and_batches_follow_values(charts: Arc<ChartSet>) -> any
 }
 
 async fn ingest_worker_list_is_named_after_the_pod(charts: Arc<ChartSet>) -> anyhow::Result<()> {
-    let r = charts.render(CHART, ChartOptions::default()).await?;
+    let r = charts.render(CHART, RenderOptions::default()).await?;
     let pod = r.pod_template("Deployment", "test-embargo-ingest-ingest")?;
     let c = pod
         .container("ingest")
@@ -177,7 +178,7 @@ async fn ingest_worker_list_is_named_after_the_pod(charts: Arc<ChartSet>) -> any
 
 async fn idle_reaper_is_a_single_replica(charts: Arc<ChartSet>) -> anyhow::Result<()> {
     let r = charts
-        .render(CHART, ChartOptions::default().values("ci/scaled.yaml"))
+        .render(CHART, RenderOptions::default().values("ci/scaled.yaml"))
         .await?;
     let idle = r.get::<Deployment>("test-embargo-ingest-idle")?;
     let spec = idle
@@ -200,7 +201,7 @@ async fn enqueue_gets_the_webhook_secret_and_dataset_filter(
     charts: Arc<ChartSet>,
 ) -> anyhow::Result<()> {
     let r = charts
-        .render(CHART, ChartOptions::default().values("ci/offline.yaml"))
+        .render(CHART, RenderOptions::default().values("ci/offline.yaml"))
         .await?;
     let pod = r.pod_template("Deployment", "test-embargo-ingest-enqueue")?;
     let c = pod

@@ -15,7 +15,7 @@ use redis::AsyncCommands as _;
 use testware::namespace::TestNamespace;
 use testware::status::State;
 use testware::wait::{wait_until, watch_until};
-use testware::{cases, check, check_eq, ChartOptions, Ctx, Suite};
+use testware::{cases, check, check_eq, Ctx, Suite, Values};
 use testware_systems::embargo::EmbargoStack;
 use tokio::sync::watch;
 
@@ -48,13 +48,16 @@ async fn install(
     ns: &TestNamespace,
     sets: &[(&str, &str)],
 ) -> anyhow::Result<Arc<EmbargoStack>> {
-    let mut options = ChartOptions::default().values("ci/offline.yaml");
+    let mut values = Values::default().file("ci/offline.yaml");
     for (key, value) in sets {
-        options = options.set(*key, *value);
+        values = values.set(*key, *value);
     }
     let deployment = ctx
         .charts()?
-        .install(ctx, ns, RELEASE, "embargo-ingest", options)
+        .install("embargo-ingest")
+        .release(RELEASE)
+        .with_values(values)
+        .run(ctx, ns)
         .await?;
     Ok(Arc::new(EmbargoStack::connect(&deployment).await?))
 }

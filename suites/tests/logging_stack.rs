@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::DeleteParams;
 use testware::echo::EchoServer;
 use testware::namespace::TestNamespace;
-use testware::{cases, check, check_eq, CaseResult, ChartOptions, Ctx, Suite};
+use testware::{cases, check, check_eq, CaseResult, Ctx, Suite, Values};
 use testware_systems::logs::{LogQuery, LoggingStack};
 
 /// The stores, by name, with the values file that selects each.
@@ -47,13 +47,15 @@ async fn install(
     values: &str,
     sets: &[(&str, &str)],
 ) -> anyhow::Result<LoggingStack> {
-    let mut options = ChartOptions::default().values(values);
+    let mut values = Values::default().file(values);
     for (key, value) in sets {
-        options = options.set(*key, *value);
+        values = values.set(*key, *value);
     }
     let deployment = ctx
         .charts()?
-        .install(ctx, ns, "logging", "logging", options)
+        .install("logging")
+        .with_values(values)
+        .run(ctx, ns)
         .await?;
     let stack = LoggingStack::connect(&deployment).await?;
     println!("store: {}", stack.server().await?);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use testware::echo::EchoServer;
 use testware::namespace::TestNamespace;
 use testware::net::http_request;
-use testware::{cases, check_eq, CaseResult, ChartOptions, ChartSet, Ctx, Suite};
+use testware::{cases, check_eq, CaseResult, ChartSet, Ctx, Suite, Upgrade};
 
 fn main() -> std::process::ExitCode {
     Suite::new("chart_deploy")
@@ -27,7 +27,9 @@ async fn serves_health_through_its_service_and_passes_helm_test(
     charts: Arc<ChartSet>,
 ) -> CaseResult {
     let hello = charts
-        .install(&ctx, &ns, "web", "hello", ChartOptions::default())
+        .install("hello")
+        .release("web")
+        .run(&ctx, &ns)
         .await?;
     let forward = hello.port_forward("svc/web-hello", 80).await?;
     let (status, body) = http_request(forward.local_addr(), "GET", "/healthz", b"").await?;
@@ -44,10 +46,12 @@ async fn upgrade_scales_and_rollback_restores(
     charts: Arc<ChartSet>,
 ) -> CaseResult {
     let hello = charts
-        .install(&ctx, &ns, "web", "hello", ChartOptions::default())
+        .install("hello")
+        .release("web")
+        .run(&ctx, &ns)
         .await?;
     hello
-        .upgrade(ChartOptions::default().values("ci/two-replicas.yaml"))
+        .upgrade(Upgrade::default().values("ci/two-replicas.yaml"))
         .await?;
     check_eq!(hello.ready_pods().await?.len(), 2, "after the upgrade");
     hello.rollback(None).await?;

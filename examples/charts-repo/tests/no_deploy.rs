@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use testware::k8s_openapi::api::apps::v1::Deployment;
 use testware::manifest::policy;
-use testware::{cases, check_eq, CaseResult, ChartOptions, ChartSet, Suite};
+use testware::{cases, check_eq, CaseResult, ChartSet, RenderOptions, Suite};
 
 fn main() -> std::process::ExitCode {
     let charts = ChartSet::new("charts");
@@ -21,7 +21,7 @@ async fn replicas_follow_values(charts: Arc<ChartSet>) -> CaseResult {
     let rendered = charts
         .render(
             "hello",
-            ChartOptions::default().values("ci/two-replicas.yaml"),
+            RenderOptions::default().values("ci/two-replicas.yaml"),
         )
         .await?;
     let deployment = rendered.get::<Deployment>("test-hello")?;
@@ -30,7 +30,7 @@ async fn replicas_follow_values(charts: Arc<ChartSet>) -> CaseResult {
 }
 
 async fn images_are_the_pinned_ones(charts: Arc<ChartSet>) -> CaseResult {
-    let rendered = charts.render("hello", ChartOptions::default()).await?;
+    let rendered = charts.render("hello", RenderOptions::default()).await?;
     check_eq!(
         rendered.images(),
         [

@@ -11,7 +11,7 @@ use tokio::sync::OnceCell;
 
 use crate::helm::{Helm, HelmError};
 use crate::manifest::{ManifestError, Manifests};
-use crate::options::ChartOptions;
+use crate::options::{RenderOptions, Values};
 
 /// Errors from loading or rendering a chart.
 #[derive(Debug, thiserror::Error)]
@@ -173,7 +173,7 @@ pub struct Rendered {
     /// The chart's metadata.
     pub chart: ChartMeta,
     /// What it was rendered with.
-    pub options: ChartOptions,
+    pub options: RenderOptions,
     /// The objects.
     pub manifests: Manifests,
 }
@@ -185,7 +185,7 @@ impl std::ops::Deref for Rendered {
     }
 }
 
-type CacheKey = (PathBuf, ChartOptions);
+type CacheKey = (PathBuf, RenderOptions);
 
 /// Renders charts with one helm process per distinct render and caches the results.
 /// Shared by the cases of a suite (wrap it in an `Arc`); concurrent requests for
@@ -218,7 +218,7 @@ impl ChartRenderer {
     pub async fn render(
         &self,
         chart: &HelmChart,
-        options: &ChartOptions,
+        options: &RenderOptions,
     ) -> Result<Arc<Rendered>, ChartError> {
         let key = (chart.dir.clone(), options.clone());
         let cell = self
@@ -236,10 +236,11 @@ impl ChartRenderer {
     async fn render_uncached(
         &self,
         chart: &HelmChart,
-        options: &ChartOptions,
+        options: &RenderOptions,
     ) -> Result<Arc<Rendered>, ChartError> {
         if let Some(missing) = options
-            .values_paths(&chart.dir)
+            .values
+            .paths(&chart.dir)
             .into_iter()
             .find(|f| !f.is_file())
         {
@@ -292,11 +293,17 @@ impl ValueSet {
         }
     }
 
-    /// Options with this set's values file, if any.
-    pub fn options(&self) -> ChartOptions {
-        let mut options = ChartOptions::default();
-        options.values_files.extend(self.file.iter().cloned());
-        options
+    /// This set's values file, if any, as [`Values`].
+    pub fn values(&self) -> Values {
+        Values {
+            files: self.file.iter().cloned().collect(),
+            set: Vec::new(),
+        }
+    }
+
+    /// Render options with this set's values.
+    pub fn options(&self) -> RenderOptions {
+        RenderOptions::default().with_values(self.values())
     }
 }
 
@@ -305,10 +312,10 @@ impl ValueSet {
 ///
 /// ```no_run
 /// # async fn example() -> anyhow::Result<()> {
-/// use testware::{ChartOptions, ChartSet};
+/// use testware::{RenderOptions, ChartSet};
 /// let charts = ChartSet::new("charts");
 /// let rendered = charts
-///     .render("web", ChartOptions::default().values("ci/small.yaml"))
+///     .render("web", RenderOptions::default().values("ci/small.yaml"))
 ///     .await?;
 /// println!("{} objects", rendered.objects().len());
 /// # Ok(()) }
@@ -393,7 +400,7 @@ impl ChartSet {
     pub async fn render(
         &self,
         name: &str,
-        options: ChartOptions,
+        options: RenderOptions,
     ) -> Result<Arc<Rendered>, ChartError> {
         let chart = self.open(name)?;
         let renderer = self.renderer().await.map_err(|source| ChartError::Helm {
@@ -403,11 +410,11 @@ impl ChartSet {
         renderer.render(&chart, &options).await
     }
 
-    /// `helm lint --strict` of chart `name` with `options`; returns helm's report.
+    /// `helm lint --strict` of chart `name` with `values`; returns helm's report.
     ///
     /// # Errors
     /// The chart is missing, helm is missing, or lint finds problems.
-    pub async fn lint(&self, name: &str, options: &ChartOptions) -> Result<String, ChartError> {
+    pub async fn lint(&self, name: &str, values: &Values) -> Result<String, ChartError> {
         let chart = self.open(name)?;
         let helm_error = |source| ChartError::Lint {
             chart: name.to_owned(),
@@ -416,7 +423,7 @@ impl ChartSet {
         let renderer = self.renderer().await.map_err(helm_error)?;
         renderer
             .helm()
-            .lint(chart.dir(), options)
+            .lint(chart.dir(), values)
             .await
             .map_err(helm_error)
     }

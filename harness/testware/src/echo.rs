@@ -10,11 +10,11 @@ use std::time::Duration;
 use futures::{AsyncBufReadExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::deployment::{ChartDeployment, DeployError};
+use crate::deployment::{ChartDeployment, DeployError, Install};
 use crate::images::{CrateSource, ImageError, Provision};
 use crate::namespace::TestNamespace;
 use crate::net::PortForward;
-use crate::options::ChartOptions;
+use crate::options::Values;
 use crate::runner::Ctx;
 use crate::wait::WaitError;
 
@@ -163,11 +163,11 @@ impl EchoServer {
         let (image, _) = Self::bundled_image(ctx).await?;
         let (repository, tag) = image.rsplit_once(':').unwrap_or((&image, ""));
         // Imported, never pulled: a missing image is reported at once (ErrImageNeverPull).
-        let options = ChartOptions::default()
+        let values = Values::default()
             .set("image.repository", repository)
             .set("image.tag", tag)
             .set("image.pullPolicy", "Never");
-        Self::deploy_with(ctx, namespace, Self::bundled_chart()?, options).await
+        Self::deploy_with(ctx, namespace, Self::bundled_chart()?, values).await
     }
 
     /// Installs the chart at `chart` (with its own image) as release [`RELEASE`]
@@ -181,10 +181,10 @@ impl EchoServer {
         namespace: &TestNamespace,
         chart: impl AsRef<Path>,
     ) -> Result<Self, EchoError> {
-        Self::deploy_with(ctx, namespace, chart, ChartOptions::default()).await
+        Self::deploy_with(ctx, namespace, chart, Values::default()).await
     }
 
-    /// [`EchoServer::deploy`] with extra `options` (an image of your own, say).
+    /// [`EchoServer::deploy`] with extra `values` (an image of your own, say).
     ///
     /// # Errors
     /// As for [`EchoServer::deploy`].
@@ -192,10 +192,13 @@ impl EchoServer {
         ctx: &Ctx,
         namespace: &TestNamespace,
         chart: impl AsRef<Path>,
-        options: ChartOptions,
+        values: Values,
     ) -> Result<Self, EchoError> {
-        let options = options.set("replicaCount", "1");
-        let deployment = ChartDeployment::install(ctx, namespace, RELEASE, chart, options).await?;
+        let deployment = Install::chart(chart.as_ref())
+            .release(RELEASE)
+            .with_values(values.set("replicaCount", "1"))
+            .run(ctx, namespace)
+            .await?;
         let pod = deployment
             .ready_pods()
             .await?

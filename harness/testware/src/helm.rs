@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::options::ChartOptions;
+use crate::options::{RenderOptions, Values};
 
 /// Oldest helm the harness accepts (`helm template --skip-tests` and the JSON
 /// outputs it relies on behave as used here from 3.8 on).
@@ -143,7 +143,7 @@ pub struct Helm {
 }
 
 /// `helm template <release> <chart> --namespace <ns> --include-crds` and the values.
-fn template_args(chart: &Path, options: &ChartOptions) -> Vec<OsString> {
+fn template_args(chart: &Path, options: &RenderOptions) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec![
         "template".into(),
         options.release.clone().into(),
@@ -166,7 +166,7 @@ fn template_args(chart: &Path, options: &ChartOptions) -> Vec<OsString> {
     if options.debug {
         args.push("--debug".into());
     }
-    args.extend(options.values_args(chart));
+    args.extend(options.values.args(chart));
     args
 }
 
@@ -272,7 +272,7 @@ impl Helm {
     pub async fn template(
         &self,
         chart: &Path,
-        options: &ChartOptions,
+        options: &RenderOptions,
     ) -> Result<String, HelmError> {
         require_chart(chart)?;
         if options.dependency_build {
@@ -299,14 +299,14 @@ impl Helm {
         self.run(args, DEFAULT_TIMEOUT).await
     }
 
-    /// `helm lint --strict` with the values of `options`; returns helm's report.
+    /// `helm lint --strict` with `values`; returns helm's report.
     ///
     /// # Errors
     /// A missing chart directory, lint findings (as [`HelmError::Failed`]), or a timeout.
-    pub async fn lint(&self, chart: &Path, options: &ChartOptions) -> Result<String, HelmError> {
+    pub async fn lint(&self, chart: &Path, values: &Values) -> Result<String, HelmError> {
         require_chart(chart)?;
         let mut args: Vec<OsString> = vec!["lint".into(), "--strict".into(), chart.into()];
-        args.extend(options.values_args(chart));
+        args.extend(values.args(chart));
         self.run(args, DEFAULT_TIMEOUT).await
     }
 
@@ -383,11 +383,11 @@ async fn output_when_not_busy(command: &mut Command) -> std::io::Result<std::pro
 /// What to do about the failures helm's message does not explain how to fix.
 fn failure_hint(stderr: &str) -> &'static str {
     if stderr.contains("missing in charts/ directory") {
-        " (hint: the chart's dependencies are not built: `helm dependency build`, ChartOptions::dependency_build, or `testware check --dependency-build`; file:// dependencies build offline)"
+        " (hint: the chart's dependencies are not built: `helm dependency build`, RenderOptions::dependency_build, or `testware check --dependency-build`; file:// dependencies build offline)"
     } else if stderr.contains("library charts are not installable") {
         " (hint: a library chart renders nothing by itself: check the charts that depend on it)"
     } else if stderr.contains("execution error at") {
-        " (hint: a template refused these values with `required` or `fail`: give the values it asks for, with ChartOptions::values / --values FILE or a ci/*.yaml values set)"
+        " (hint: a template refused these values with `required` or `fail`: give the values it asks for, with RenderOptions::values / --values FILE or a ci/*.yaml values set)"
     } else {
         ""
     }
@@ -514,7 +514,7 @@ mod tests {
 
     #[test]
     fn template_arguments_keep_order() {
-        let options = ChartOptions::default()
+        let options = RenderOptions::default()
             .release("r")
             .namespace("ns")
             .values("/v/a.yaml")
@@ -524,10 +524,10 @@ mod tests {
             .api_version("monitoring.coreos.com/v1");
         let shown = display_command(Path::new("helm"), &template_args(Path::new("c"), &options));
         assert_eq!(shown, "helm template r c --namespace ns --include-crds --kube-version 1.25 --api-versions monitoring.coreos.com/v1 --values /v/a.yaml --values c/b.yaml --set x.y=1");
-        let flags = ChartOptions {
+        let flags = RenderOptions {
             skip_tests: true,
             debug: true,
-            ..ChartOptions::default()
+            ..RenderOptions::default()
         };
         let shown = display_command(Path::new("helm"), &template_args(Path::new("c"), &flags));
         assert!(
@@ -611,7 +611,7 @@ esac"#,
         );
         let helm = Helm::at(&path).await.unwrap();
         let err = helm
-            .lint(&chart, &ChartOptions::default())
+            .lint(&chart, &Values::default())
             .await
             .unwrap_err()
             .to_string();

@@ -6,11 +6,11 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use testware::{cases, CaseResult, ChartOptions, ChartSet, Suite};
+//! use testware::{cases, CaseResult, RenderOptions, ChartSet, Suite};
 //!
 //! /// Every Deployment of the `web` chart runs two replicas with `ci/ha.yaml`.
 //! async fn ha_values_scale_out(charts: Arc<ChartSet>) -> CaseResult {
-//!     let rendered = charts.render("web", ChartOptions::default().values("ci/ha.yaml")).await?;
+//!     let rendered = charts.render("web", RenderOptions::default().values("ci/ha.yaml")).await?;
 //!     for deployment in rendered.all::<testware::k8s_openapi::api::apps::v1::Deployment>() {
 //!         let replicas = deployment.spec.as_ref().and_then(|s| s.replicas);
 //!         anyhow::ensure!(replicas == Some(2), "replicas {replicas:?}");
@@ -27,12 +27,13 @@
 //! - [`runner`]: cases with tiers and marks, mark expressions, quarantine, JUnit.
 //! - [`config`]: the run's options, parsed once and passed explicitly.
 //! - [`helm`]: the helm CLI adapter; [`chart`]: a repository's charts, rendered once and cached;
-//!   [`options`]: the one options type for render, lint, install and upgrade.
+//!   [`options`]: values (every action) and render options.
 //! - [`manifest`]: typed rendered objects, queries and [`manifest::policy`] checks.
 //! - [`cluster`]: the cluster client and the probe behind the chart_deploy tier;
 //!   [`engine`]: the container engine (Docker API) behind the component tier.
 //! - [`namespace`]: ephemeral test namespaces, their fast awaited deletion, the janitor.
-//! - [`deployment`]: `ChartDeployment`, a Helm release in a test namespace.
+//! - [`deployment`]: `Install` and `Upgrade` requests and `ChartDeployment`, the
+//!   Helm release in a test namespace they give.
 //! - [`versions`]: fields that changed shape between Kubernetes API versions, read alike.
 //! - [`status`]: what objects' states mean (workload kinds, readiness, rolled out), pure.
 //! - [`wait`]: `wait_until`, watch-based conditions, the case `Deadline`.
@@ -80,9 +81,11 @@ pub mod wait;
 pub use chart::{ChartRenderer, ChartSet, HelmChart, Rendered, ValueSet};
 pub use check::expect_err;
 pub use config::RunConfig;
+pub use deployment::{ChartDeployment, DeployError, Install, Upgrade};
 pub use helm::Helm;
 pub use manifest::Manifests;
-pub use options::{ChartOptions, Readiness};
+pub use namespace::TestNamespace;
+pub use options::{Readiness, RenderOptions, Values};
 pub use runner::{Case, CaseResult, Ctx, FromCtx, Quarantine, Suite, Tier};
 
 // What cases use in their signatures, at the versions this library is built with.

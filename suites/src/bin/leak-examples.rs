@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use suites::toolbox_pod;
-use testware::{cases, Case, CaseResult, ChartOptions, Ctx, Suite, Tier};
+use testware::{cases, Case, CaseResult, Ctx, Suite, Tier};
 
 /// How long a helper pod may take to become ready.
 const POD_START: Duration = Duration::from_secs(90);
@@ -67,7 +67,9 @@ async fn deploy_something(ctx: &Ctx) -> anyhow::Result<String> {
     ns.start_pod(&toolbox_pod("holder", Some("data"))?, POD_START)
         .await?;
     ctx.charts()?
-        .install(ctx, &ns, "echo", "echo-server", ChartOptions::default())
+        .install("echo-server")
+        .release("echo")
+        .run(ctx, &ns)
         .await?;
     Ok(ns.name().to_owned())
 }

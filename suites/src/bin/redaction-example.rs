@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use suites::toolbox_pod;
 use testware::namespace::TestNamespace;
 use testware::status::State;
-use testware::{cases, CaseResult, ChartOptions, ChartSet, Ctx, Suite};
+use testware::{cases, CaseResult, ChartSet, Ctx, Suite};
 
 fn main() -> std::process::ExitCode {
     Suite::new("redaction_example")
@@ -35,13 +35,10 @@ async fn fails_with_secrets_everywhere(
     let in_env = planted("PLANTED_IN_ENV")?;
     // A release value under a secret-looking key (it reaches the pod's annotations).
     charts
-        .install(
-            &ctx,
-            &ns,
-            "web",
-            "echo-server",
-            ChartOptions::default().set("podAnnotations.apiToken", &in_values),
-        )
+        .install("echo-server")
+        .release("web")
+        .set("podAnnotations.apiToken", &in_values)
+        .run(&ctx, &ns)
         .await?;
     // A Secret, read by a pod through secretKeyRef; the pod also has a literal
     // secret env var and prints the Secret's value in its log.

@@ -28,7 +28,7 @@ pub async fn check_chart_with(
 ) -> Result<Report, ChartError> {
     let probe = ProbeValues::at(check.value_keys.clone());
     let mut options = values.options();
-    options.set = probe.set_args();
+    options.values.set = probe.set_args();
     options.kube_version = check.kube_version;
     options.dependency_build = check.dependency_build;
     options.api_versions.clone_from(&check.api_versions);
@@ -126,9 +126,7 @@ impl Check {
                 Ok((!report.violations.is_empty()).then_some(report))
             }
             CheckKind::Lint => {
-                self.charts
-                    .lint(&self.chart, &self.values.options())
-                    .await?;
+                self.charts.lint(&self.chart, &self.values.values()).await?;
                 Ok(None)
             }
         }

@@ -22,10 +22,14 @@ use crate::helm::{Helm, HelmError};
 use crate::manifest::Manifests;
 use crate::namespace::TestNamespace;
 use crate::net::PortForward;
-use crate::options::{ChartOptions, Readiness};
+use crate::options::Readiness;
 use crate::runner::Ctx;
 use crate::status::{self, WorkloadKind};
 use crate::wait::{self, Deadline, WaitError};
+
+mod request;
+use request::Apply;
+pub use request::{Install, Upgrade};
 
 /// The standard label that ties objects to their Helm release.
 pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
@@ -216,21 +220,15 @@ impl std::fmt::Debug for ChartDeployment {
 }
 
 impl ChartDeployment {
-    /// `helm install <release> <chart> --namespace <ns> --wait --wait-for-jobs`
-    /// with `options`, the timeout capped by the case's deadline.
-    ///
-    /// # Errors
-    /// helm is missing or fails; a failed wait is explained (see [`DeployError`]).
-    pub async fn install(
+    /// Installs `request` into `namespace` (see [`Install::run`]).
+    pub(crate) async fn install(
         ctx: &Ctx,
         namespace: &TestNamespace,
-        release: &str,
-        chart: impl AsRef<Path>,
-        options: ChartOptions,
+        request: Install,
     ) -> Result<Self, DeployError> {
         let helm = ctx.helm().await.map_err(|helm| DeployError::Helm {
             action: "install",
-            release: release.to_owned(),
+            release: request.release.clone(),
             helm: Box::new(helm),
             explanation: String::new(),
         })?;
@@ -238,33 +236,40 @@ impl ChartDeployment {
             helm,
             client: namespace.client().clone(),
             namespace: namespace.name().to_owned(),
-            release: release.to_owned(),
-            chart: chart.as_ref().to_path_buf(),
+            release: request.release,
+            chart: request.chart,
             kube_context: ctx.config.kube_context.clone(),
             deadline: ctx.deadline(),
         };
-        deployment.apply("install", options).await?;
+        deployment.apply("install", &request.apply).await?;
         Ok(deployment)
     }
 
-    /// `helm upgrade` with new `options` (values are not reused: give all of them).
+    /// `helm upgrade` with `request` (values are not reused: give all of them).
+    ///
+    /// ```no_run
+    /// # async fn example(web: testware::ChartDeployment) -> Result<(), testware::DeployError> {
+    /// use testware::Upgrade;
+    /// web.upgrade(Upgrade::default().set("replicaCount", "2")).await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
-    /// As for [`ChartDeployment::install`].
-    pub async fn upgrade(&self, options: ChartOptions) -> Result<(), DeployError> {
-        self.apply("upgrade", options).await
+    /// As for [`Install::run`].
+    pub async fn upgrade(&self, request: Upgrade) -> Result<(), DeployError> {
+        self.apply("upgrade", &request.apply).await
     }
 
-    async fn apply(&self, action: &'static str, options: ChartOptions) -> Result<(), DeployError> {
+    async fn apply(&self, action: &'static str, request: &Apply) -> Result<(), DeployError> {
         let started = std::time::Instant::now();
         let mut args: Vec<OsString> = vec![
             action.into(),
             self.release.clone().into(),
             self.chart.clone().into(),
         ];
-        args.extend(options.values_args(&self.chart));
-        let timeout = self.helm_timeout(options.timeout);
-        let readiness = match options.readiness {
+        args.extend(request.values.args(&self.chart));
+        let timeout = self.helm_timeout(request.timeout);
+        let readiness = match request.readiness {
             Readiness::Watch if hooks_expect_ready(&self.chart, action) => Readiness::Helm,
             readiness => readiness,
         };
@@ -765,19 +770,9 @@ impl ChartDeployment {
 }
 
 impl crate::chart::ChartSet {
-    /// Installs chart `name` of this set as `release` into `namespace` (see
-    /// [`ChartDeployment::install`]).
-    ///
-    /// # Errors
-    /// As for [`ChartDeployment::install`].
-    pub async fn install(
-        &self,
-        ctx: &Ctx,
-        namespace: &TestNamespace,
-        release: &str,
-        name: &str,
-        options: ChartOptions,
-    ) -> Result<ChartDeployment, DeployError> {
-        ChartDeployment::install(ctx, namespace, release, self.dir(name), options).await
+    /// A request to install chart `name` of this set (see [`Install`]); the
+    /// release is named after the chart unless [`Install::release`] says otherwise.
+    pub fn install(&self, name: &str) -> Install {
+        Install::chart(self.dir(name))
     }
 }
