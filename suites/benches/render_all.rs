@@ -27,7 +27,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let helm = Arc::new(Helm::locate().await?);
+    let tools = testware::config::Tools::from_process();
+    let helm = Arc::new(Helm::locate(&tools).await?);
     let renderer = Arc::new(ChartRenderer::new(helm.clone()));
     let mut jobs = Vec::new();
     let charts = ChartSet::new(suites::CHARTS_DIR);
@@ -40,7 +41,7 @@ async fn run() -> anyhow::Result<()> {
             jobs.push((chart.clone(), options));
         }
     }
-    let schemas = Schemas::shared(KubeVersion::DEFAULT).ok();
+    let schemas = Schemas::shared(&tools.schema_root(), KubeVersion::DEFAULT).ok();
     if schemas.is_none() {
         println!("no schemas installed (ci/install-schemas): the schema rule is left out");
     }

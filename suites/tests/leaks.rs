@@ -71,7 +71,7 @@ async fn volumes_of(client: &kube::Client, run_id: &str) -> anyhow::Result<Vec<S
 
 /// Helm releases (in any namespace) installed by run `run_id`.
 async fn releases_of(run_id: &str) -> anyhow::Result<Vec<String>> {
-    let helm = testware::Helm::locate().await?;
+    let helm = testware::Helm::locate(&testware::config::Tools::from_process()).await?;
     let prefix = format!("test-{run_id}-");
     let namespaces = helm
         .run(

@@ -36,7 +36,7 @@ fn usage(pid: u32) -> Option<(u64, u64)> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let cache = testware::helm::cache_dir();
+    let cache = testware::config::Tools::from_process().cache_dir;
     let cluster = LocalCluster::new(Layout::from_env(), Binaries::cached(&cache));
     let specs = images::addon_images(std::path::Path::new(env!("CARGO_BIN_EXE_testware")))?;
     let scratch = std::env::temp_dir().join(format!("testware-bench-{}", std::process::id()));

@@ -155,7 +155,7 @@ pub async fn run(args: ClusterArgs, cache: &Path) -> anyhow::Result<()> {
 fn local() -> LocalCluster {
     LocalCluster::new(
         Layout::from_env(),
-        Binaries::cached(&testware::helm::cache_dir()),
+        Binaries::cached(&testware::config::Tools::from_process().cache_dir),
     )
 }
 

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _};
+use testware::config::Tools;
 
 const INSTALL_HELM: &str = include_str!("../assets/install-helm.sh");
 const INSTALL_SCHEMAS: &str = include_str!("../assets/install-schemas.sh");
@@ -16,13 +17,12 @@ const INSTALL_SCHEMAS: &str = include_str!("../assets/install-schemas.sh");
 ///
 /// # Errors
 /// The fetch fails (its own message says why, with a hint).
-pub fn ensure_helm(cache: &Path) -> anyhow::Result<()> {
-    let on_path = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("helm").is_file()));
-    if std::env::var_os(testware::helm::ENV_HELM).is_some() || on_path {
+pub fn ensure_helm(tools: &Tools) -> anyhow::Result<()> {
+    let on_path = std::env::split_paths(&tools.path).any(|d| d.join("helm").is_file());
+    if tools.helm.is_some() || on_path {
         return Ok(());
     }
-    run_script("install-helm.sh", INSTALL_HELM, cache)
+    run_script("install-helm.sh", INSTALL_HELM, &tools.cache_dir)
 }
 
 /// Fetches the schemas unless `HARNESS_SCHEMA_DIR` names a directory of them or
@@ -30,14 +30,11 @@ pub fn ensure_helm(cache: &Path) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// The fetch fails (its own message says why, with a hint).
-pub fn ensure_schemas(cache: &Path) -> anyhow::Result<()> {
-    let root = testware::manifest::schema::root();
-    if std::env::var_os(testware::manifest::schema::ENV_SCHEMA_DIR).is_some()
-        || root.join(".complete").is_file()
-    {
+pub fn ensure_schemas(tools: &Tools) -> anyhow::Result<()> {
+    if tools.schema_dir.is_some() || tools.schema_root().join(".complete").is_file() {
         return Ok(());
     }
-    run_script("install-schemas.sh", INSTALL_SCHEMAS, cache)
+    run_script("install-schemas.sh", INSTALL_SCHEMAS, &tools.cache_dir)
 }
 
 fn run_script(name: &str, text: &str, cache: &Path) -> anyhow::Result<()> {

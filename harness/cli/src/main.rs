@@ -124,7 +124,8 @@ async fn run(command: Command) -> ExitCode {
         eprintln!("error: {e:#}");
         ExitCode::FAILURE
     };
-    let cache = testware::helm::cache_dir();
+    let tools = testware::config::Tools::from_process();
+    let cache = tools.cache_dir.clone();
     match command {
         Command::Check {
             charts,
@@ -152,7 +153,7 @@ async fn run(command: Command) -> ExitCode {
                 dependency_build,
                 api_versions,
             };
-            let fetched = fetch::ensure_helm(&cache).and_then(|()| fetch::ensure_schemas(&cache));
+            let fetched = fetch::ensure_helm(&tools).and_then(|()| fetch::ensure_schemas(&tools));
             if let Err(e) = fetched {
                 eprintln!("error: {e:#}");
                 return ExitCode::from(2);

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
+use crate::config::Tools;
 use crate::helm::{Helm, HelmError};
 use crate::manifest::{ManifestError, Manifests};
 use crate::options::{RenderOptions, Values};
@@ -323,14 +324,21 @@ impl ValueSet {
 #[derive(Debug)]
 pub struct ChartSet {
     root: PathBuf,
+    tools: Tools,
     renderer: OnceCell<Arc<ChartRenderer>>,
 }
 
 impl ChartSet {
-    /// The charts under `root`. A relative root is taken from the package
-    /// directory when cargo runs the binary (`CARGO_MANIFEST_DIR`), else from
-    /// the current directory.
+    /// The charts under `root`, rendered with the tools this process's
+    /// environment names ([`Tools::from_process`]). A relative root is taken from
+    /// the package directory when cargo runs the binary (`CARGO_MANIFEST_DIR`),
+    /// else from the current directory.
     pub fn new(root: impl Into<PathBuf>) -> Arc<Self> {
+        Self::with_tools(root, Tools::from_process())
+    }
+
+    /// [`ChartSet::new`] with the tools given (a suite passes its run's).
+    pub fn with_tools(root: impl Into<PathBuf>, tools: Tools) -> Arc<Self> {
         let root = root.into();
         let root = match std::env::var_os("CARGO_MANIFEST_DIR") {
             Some(base) if root.is_relative() => PathBuf::from(base).join(root),
@@ -338,8 +346,14 @@ impl ChartSet {
         };
         Arc::new(Self {
             root,
+            tools,
             renderer: OnceCell::new(),
         })
+    }
+
+    /// Where helm and the schemas are found.
+    pub fn tools(&self) -> &Tools {
+        &self.tools
     }
 
     /// The directory holding the charts.
@@ -386,7 +400,7 @@ impl ChartSet {
         self.renderer
             .get_or_try_init(|| async {
                 Ok(Arc::new(ChartRenderer::new(Arc::new(
-                    Helm::locate().await?,
+                    Helm::locate(&self.tools).await?,
                 ))))
             })
             .await

@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::{AsyncBufReadExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::config::Tools;
 use crate::deployment::{ChartDeployment, DeployError, Install};
 use crate::images::{CrateSource, ImageError, Provision};
 use crate::namespace::TestNamespace;
@@ -124,14 +125,15 @@ impl EchoServer {
     ///
     /// # Errors
     /// The directory cannot be written.
-    pub fn bundled_chart() -> Result<std::path::PathBuf, EchoError> {
+    pub fn bundled_chart(tools: &Tools) -> Result<std::path::PathBuf, EchoError> {
         let version = BUNDLED_CHART
             .iter()
             .find(|(name, _)| *name == "Chart.yaml")
             .and_then(|(_, text)| text.lines().find_map(|l| l.strip_prefix("version: ")))
             .unwrap_or("0")
             .trim();
-        let dir = crate::helm::cache_dir()
+        let dir = tools
+            .cache_dir
             .join("charts")
             .join(format!("echo-server-{version}"));
         crate::helm::write_embedded(&dir, BUNDLED_CHART).map_err(|source| EchoError::Chart {
@@ -167,7 +169,13 @@ impl EchoServer {
             .set("image.repository", repository)
             .set("image.tag", tag)
             .set("image.pullPolicy", "Never");
-        Self::deploy_with(ctx, namespace, Self::bundled_chart()?, values).await
+        Self::deploy_with(
+            ctx,
+            namespace,
+            Self::bundled_chart(&ctx.config.tools)?,
+            values,
+        )
+        .await
     }
 
     /// Installs the chart at `chart` (with its own image) as release [`RELEASE`]
@@ -317,7 +325,16 @@ mod tests {
 
     #[test]
     fn bundled_chart_is_written_out_whole_and_opens() {
-        let dir = EchoServer::bundled_chart().unwrap();
+        let scratch = std::env::temp_dir().join(format!(
+            "echo-chart-test-{}",
+            crate::config::random_suffix(6)
+        ));
+        let tools = Tools {
+            cache_dir: scratch.clone(),
+            ..Tools::from_process()
+        };
+        let dir = EchoServer::bundled_chart(&tools).unwrap();
+        assert!(dir.starts_with(&scratch), "{}", dir.display());
         for (name, text) in BUNDLED_CHART {
             assert_eq!(
                 &std::fs::read_to_string(dir.join(name)).unwrap(),
@@ -328,6 +345,7 @@ mod tests {
         let chart = crate::HelmChart::open(&dir).unwrap();
         assert_eq!(chart.meta().name, "echo-server");
         // A second call finds everything in place.
-        assert_eq!(EchoServer::bundled_chart().unwrap(), dir);
+        assert_eq!(EchoServer::bundled_chart(&tools).unwrap(), dir);
+        std::fs::remove_dir_all(&scratch).unwrap();
     }
 }

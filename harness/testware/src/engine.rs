@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use crate::config::Tools;
+
 /// Docker's socket, used when `DOCKER_HOST` is unset.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -15,10 +17,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const HINT: &str = "hint: start Docker, or podman's Docker-compatible service (`podman system service --time=0 unix:///run/podman/podman.sock`) and set DOCKER_HOST=unix:///run/podman/podman.sock; in the testware repository `ci/container-engine up` does both";
 
 /// The engine's address: `DOCKER_HOST`, else [`DEFAULT_HOST`].
-pub fn host() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
+pub fn host(tools: &Tools) -> String {
+    tools
+        .docker_host
+        .clone()
         .unwrap_or_else(|| DEFAULT_HOST.to_owned())
 }
 
@@ -26,9 +28,9 @@ pub fn host() -> String {
 ///
 /// # Errors
 /// Why not, naming the address, where it came from and how to start one.
-pub fn probe() -> Result<String, String> {
-    let host = host();
-    let origin = if std::env::var_os("DOCKER_HOST").is_some() {
+pub fn probe(tools: &Tools) -> Result<String, String> {
+    let host = host(tools);
+    let origin = if tools.docker_host.is_some() {
         "DOCKER_HOST"
     } else {
         "the default, DOCKER_HOST is unset"

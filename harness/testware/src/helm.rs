@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use crate::config::{Tools, ENV_HELM};
 use crate::options::{RenderOptions, Values};
 
 /// Oldest helm the harness accepts (`helm template --skip-tests` and the JSON
@@ -24,10 +25,6 @@ pub const MIN_VERSION: Version = Version {
 };
 /// The helm version `ci/test` installs into the project cache.
 pub const PINNED_VERSION: &str = "3.10.1";
-/// Environment variable naming the helm binary to use.
-pub const ENV_HELM: &str = "HELM";
-/// Environment variable naming the project's cache directory.
-pub const ENV_CACHE_DIR: &str = "HARNESS_CACHE_DIR";
 
 /// Default time limit of one helm command.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -171,19 +168,13 @@ fn template_args(chart: &Path, options: &RenderOptions) -> Vec<OsString> {
 }
 
 impl Helm {
-    /// Finds helm: `$HELM`, else `helm` on `PATH`, else the project's install
-    /// location (`$HARNESS_CACHE_DIR/helm/<version>/helm`); checks its version.
+    /// Finds helm where `tools` say: `$HELM`, else `helm` on `PATH`, else the
+    /// project's install location (`<cache>/helm/<version>/helm`); checks its version.
     ///
     /// # Errors
     /// [`HelmError::NotFound`], or any error of [`Helm::at`].
-    pub async fn locate() -> Result<Self, HelmError> {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        Self::locate_in(
-            std::env::var_os(ENV_HELM).map(PathBuf::from),
-            &path,
-            &cache_dir(),
-        )
-        .await
+    pub async fn locate(tools: &Tools) -> Result<Self, HelmError> {
+        Self::locate_in(tools.helm.clone(), &tools.path, &tools.cache_dir).await
     }
 
     /// [`Helm::locate`] with the places to look given explicitly: `helm_var`
@@ -431,19 +422,6 @@ fn require_chart(chart: &Path) -> Result<(), HelmError> {
             path: chart.to_path_buf(),
         })
     }
-}
-
-/// The project's cache for pinned downloads and builds: `$HARNESS_CACHE_DIR`,
-/// else `$XDG_CACHE_HOME/testware`, else `~/.cache/testware`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os(ENV_CACHE_DIR) {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    base.join("testware")
 }
 
 /// Writes embedded `(relative path, content)` files under `dir` (the cache),

@@ -3,7 +3,7 @@
 //! pipeline of its own: the helper's crate source, compiled by cargo into a
 //! static Linux binary, put in a `FROM scratch` image by the machine's container
 //! CLI (docker or podman) and imported into the cluster under test — kind, k3d,
-//! the testware local cluster, or any other through [`ENV_IMAGE_IMPORT`].
+//! the testware local cluster, or any other through [`ENV_IMAGE_IMPORT`](crate::config::ENV_IMAGE_IMPORT).
 //!
 //! Binaries and image archives are cached by content under the cache directory
 //! (built once per version); an import is remembered per cluster, so parallel
@@ -14,15 +14,8 @@ use std::process::Stdio;
 
 use k8s_openapi::api::core::v1::{Namespace, Node};
 
-use crate::config::RunConfig;
+use crate::config::{RunConfig, Tools, ENV_CONTAINER_CLI, ENV_IMAGE_IMPORT};
 
-/// A command that imports an image archive into the cluster's nodes (the archive
-/// replaces `{archive}`, or is appended), e.g. `minikube image load`. It wins
-/// over what the harness infers from the kube context.
-pub const ENV_IMAGE_IMPORT: &str = "HARNESS_IMAGE_IMPORT";
-/// The container CLI that builds images (`podman` or `docker`; default: podman
-/// if it is on `PATH`, it needs no daemon, else docker).
-pub const ENV_CONTAINER_CLI: &str = "HARNESS_CONTAINER_CLI";
 /// The kubeconfig cluster extension naming the import command of a cluster
 /// (`extension: {command: [...]}`); the testware local cluster writes one.
 pub const IMPORT_EXTENSION: &str = "testware.dev/image-import";
@@ -149,7 +142,7 @@ pub async fn provide(
     source: CrateSource,
 ) -> Result<(String, Provision), ImageError> {
     let reference = source.reference();
-    let dir = crate::helm::cache_dir().join("images");
+    let dir = config.tools.cache_dir.join("images");
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| ImageError::Io { path, source }
@@ -182,7 +175,7 @@ pub async fn provide(
     let built = !archive.is_file();
     if built {
         let binary = compile(&dir, source).await?;
-        build_archive(&dir, &reference, &binary, &archive).await?;
+        build_archive(&config.tools, &dir, &reference, &binary, &archive).await?;
     }
     let (program, args) = import.split_first().expect("import commands are not empty");
     run(program, args).await?;
@@ -311,12 +304,13 @@ async fn compile(dir: &Path, source: CrateSource) -> Result<PathBuf, ImageError>
 /// binary, user 65532) and saves it as `archive`, removing it from the
 /// container CLI's store again.
 async fn build_archive(
+    tools: &Tools,
     dir: &Path,
     reference: &str,
     binary: &Path,
     archive: &Path,
 ) -> Result<(), ImageError> {
-    let cli = container_cli().ok_or_else(|| ImageError::NoContainerCli {
+    let cli = container_cli(tools).ok_or_else(|| ImageError::NoContainerCli {
         reference: reference.to_owned(),
     })?;
     let context = dir.join(format!("{}.context", archive_stem(archive)));
@@ -380,16 +374,12 @@ fn archive_stem(archive: &Path) -> String {
 }
 
 /// `HARNESS_CONTAINER_CLI`, else podman (needs no daemon) or docker from `PATH`.
-fn container_cli() -> Option<String> {
-    if let Some(cli) = std::env::var(ENV_CONTAINER_CLI)
-        .ok()
-        .filter(|c| !c.is_empty())
-    {
-        return Some(cli);
+fn container_cli(tools: &Tools) -> Option<String> {
+    if let Some(cli) = &tools.container_cli {
+        return Some(cli.clone());
     }
-    let path = std::env::var_os("PATH")?;
     ["podman", "docker"].into_iter().find_map(|name| {
-        std::env::split_paths(&path)
+        std::env::split_paths(&tools.path)
             .map(|dir| dir.join(name))
             .find(|candidate| candidate.is_file())
             .map(|found| found.display().to_string())
@@ -403,12 +393,15 @@ fn import_command_for(
     archive: &Path,
 ) -> Result<Vec<String>, ImageError> {
     let (context, extension) = kube_context(config)?;
-    let env = std::env::var(ENV_IMAGE_IMPORT).ok();
-    import_command(env.as_deref(), &context, extension.as_deref(), archive).ok_or_else(|| {
-        ImageError::NoImporter {
-            reference: reference.to_owned(),
-            context,
-        }
+    import_command(
+        config.tools.image_import.as_deref(),
+        &context,
+        extension.as_deref(),
+        archive,
+    )
+    .ok_or_else(|| ImageError::NoImporter {
+        reference: reference.to_owned(),
+        context,
     })
 }
 

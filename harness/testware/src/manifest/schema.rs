@@ -12,12 +12,10 @@ use jsonschema::{Retrieve, Uri, Validator};
 use serde_json::Value;
 
 use super::api_versions::KubeVersion;
+use crate::config::ENV_SCHEMA_DIR;
 
 /// The package and version the schemas come from.
 pub const PACKAGE: &str = "kubernetes-validate-1.37.0";
-
-/// Overrides where the schemas are looked for.
-pub const ENV_SCHEMA_DIR: &str = "HARNESS_SCHEMA_DIR";
 
 /// Why objects cannot be validated.
 #[derive(Debug, thiserror::Error)]
@@ -60,35 +58,25 @@ impl std::fmt::Debug for Schemas {
     }
 }
 
-/// Where the schemas are: `$HARNESS_SCHEMA_DIR`, else
-/// `$HARNESS_CACHE_DIR/schemas/<package>` (where `ci/install-schemas` puts them).
-pub fn root() -> PathBuf {
-    if let Some(dir) = std::env::var_os(ENV_SCHEMA_DIR).filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    crate::helm::cache_dir().join("schemas").join(PACKAGE)
-}
-
 impl Schemas {
-    /// The schemas of `version`, loaded once per process.
+    /// The schemas of `version` under `root` (see [`Tools::schema_root`](crate::config::Tools::schema_root)),
+    /// loaded once per process.
     ///
     /// # Errors
     /// None installed, or none for this release.
-    pub fn shared(version: KubeVersion) -> Result<Arc<Schemas>, SchemaError> {
-        static LOADED: OnceLock<Mutex<HashMap<KubeVersion, Arc<Schemas>>>> = OnceLock::new();
+    pub fn shared(root: &Path, version: KubeVersion) -> Result<Arc<Schemas>, SchemaError> {
+        type Loaded = HashMap<(PathBuf, KubeVersion), Arc<Schemas>>;
+        static LOADED: OnceLock<Mutex<Loaded>> = OnceLock::new();
         let loaded = LOADED.get_or_init(Mutex::default);
-        if let Some(schemas) = loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&version)
-        {
+        let key = (root.to_owned(), version);
+        if let Some(schemas) = loaded.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(schemas.clone());
         }
-        let schemas = Arc::new(Self::open(&root(), version)?);
+        let schemas = Arc::new(Self::open(root, version)?);
         loaded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(version, schemas.clone());
+            .insert(key, schemas.clone());
         Ok(schemas)
     }
 

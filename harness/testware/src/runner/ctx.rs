@@ -104,7 +104,11 @@ impl Ctx {
     pub async fn helm(&self) -> Result<Arc<crate::helm::Helm>, crate::helm::HelmError> {
         self.scope
             .helm
-            .get_or_try_init(|| async { crate::helm::Helm::locate().await.map(Arc::new) })
+            .get_or_try_init(|| async {
+                crate::helm::Helm::locate(&self.config.tools)
+                    .await
+                    .map(Arc::new)
+            })
             .await
             .cloned()
     }

@@ -91,7 +91,7 @@ impl Suite {
         };
         let report = self.run_with(config, &args, |config, tier| match tier {
             Tier::NoDeploy => Ok(()),
-            Tier::Component => crate::engine::probe().map(|_| ()),
+            Tier::Component => crate::engine::probe(&config.tools).map(|_| ()),
             Tier::ChartDeploy => prepare_cluster(config).map_err(|e| e.with_remedy()),
         });
         report.exit_code()
@@ -175,7 +175,7 @@ impl Suite {
         }
         let _ = unmet.set(unmet_now);
 
-        let single_case = (std::env::var_os("NEXTEST").is_some() && args.exact)
+        let single_case = (config.under_nextest && args.exact)
             .then(|| args.filter.clone())
             .flatten();
         let conclusion = libtest_mimic::run(args, trials.into_iter().map(|(_, t)| t).collect());

@@ -17,6 +17,12 @@ use libtest_mimic::Arguments;
 
 use crate::marks::{MarkExpr, MarkExprError};
 
+mod tools;
+pub use tools::{
+    Tools, ENV_CACHE_DIR, ENV_CONTAINER_CLI, ENV_DOCKER_HOST, ENV_HELM, ENV_IMAGE_IMPORT,
+    ENV_SCHEMA_DIR,
+};
+
 /// Environment variable for `--mark`.
 pub const ENV_MARK: &str = "HARNESS_MARK";
 /// Environment variable for `--test-namespace`.
@@ -133,6 +139,11 @@ pub struct RunConfig {
     /// Whether secrets are redacted from what the run writes (see
     /// [`crate::redact`]); off only with `--no-redact` outside CI.
     pub redact: bool,
+    /// Where helm, the cache, the schemas and the container tools are.
+    pub tools: Tools,
+    /// nextest runs this process (`NEXTEST` is set): one case per process, so
+    /// each writes a JUnit file of its own.
+    pub under_nextest: bool,
 }
 
 /// The harness's options on a suite's command line; each falls back to its
@@ -322,6 +333,8 @@ impl RunConfig {
             run_id,
             namespace_lease,
             redact: !no_redact,
+            tools: Tools::from_env(&env),
+            under_nextest: env("NEXTEST").is_some(),
         };
         Ok(config)
     }
