@@ -41,7 +41,11 @@ async fn run() -> anyhow::Result<()> {
             jobs.push((chart.clone(), options));
         }
     }
-    let schemas = Schemas::shared(&tools.schema_root(), KubeVersion::DEFAULT).ok();
+    let schemas = Schemas::shared(
+        &testware::manifest::schema::root(&tools),
+        KubeVersion::DEFAULT,
+    )
+    .ok();
     if schemas.is_none() {
         println!("no schemas installed (ci/install-schemas): the schema rule is left out");
     }

@@ -31,7 +31,11 @@ pub fn ensure_helm(tools: &Tools) -> anyhow::Result<()> {
 /// # Errors
 /// The fetch fails (its own message says why, with a hint).
 pub fn ensure_schemas(tools: &Tools) -> anyhow::Result<()> {
-    if tools.schema_dir.is_some() || tools.schema_root().join(".complete").is_file() {
+    if tools.schema_dir.is_some()
+        || testware::manifest::schema::root(tools)
+            .join(".complete")
+            .is_file()
+    {
         return Ok(());
     }
     run_script("install-schemas.sh", INSTALL_SCHEMAS, &tools.cache_dir)

@@ -10,14 +10,14 @@ use std::time::Duration;
 use futures::{AsyncBufReadExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::charts::options::Values;
+use crate::cluster::namespace::TestNamespace;
+use crate::cluster::net::PortForward;
+use crate::cluster::wait::WaitError;
 use crate::config::Tools;
+use crate::containers::images::{CrateSource, ImageError, Provision};
 use crate::deployment::{ChartDeployment, DeployError, Install};
-use crate::images::{CrateSource, ImageError, Provision};
-use crate::namespace::TestNamespace;
-use crate::net::PortForward;
-use crate::options::Values;
 use crate::runner::Ctx;
-use crate::wait::WaitError;
 
 /// The echo-server chart, shipped inside the library so that any repository can
 /// deploy it; its image is built on demand from [`SERVER_SOURCE`].
@@ -136,22 +136,24 @@ impl EchoServer {
             .cache_dir
             .join("charts")
             .join(format!("echo-server-{version}"));
-        crate::helm::write_embedded(&dir, BUNDLED_CHART).map_err(|source| EchoError::Chart {
-            dir: dir.clone(),
-            source,
+        crate::charts::helm::write_embedded(&dir, BUNDLED_CHART).map_err(|source| {
+            EchoError::Chart {
+                dir: dir.clone(),
+                source,
+            }
         })?;
         Ok(dir)
     }
 
     /// Makes sure the cluster's nodes have the echo server's image, building it
-    /// from [`SERVER_SOURCE`] and importing it if not (see [`crate::images`]);
+    /// from [`SERVER_SOURCE`] and importing it if not (see [`crate::containers::images`]);
     /// returns its reference and what was done.
     ///
     /// # Errors
     /// No cluster, or building or importing failed (the error names the step).
     pub async fn bundled_image(ctx: &Ctx) -> Result<(String, Provision), EchoError> {
         let client = ctx.client().await?;
-        Ok(crate::images::provide(&ctx.config, &client, SERVER_SOURCE).await?)
+        Ok(crate::containers::images::provide(&ctx.config, &client, SERVER_SOURCE).await?)
     }
 
     /// [`EchoServer::deploy`] with everything shipped in the library: the chart
@@ -236,10 +238,14 @@ impl EchoServer {
             target: self.forward.target().to_owned(),
             detail,
         };
-        let (status, body) =
-            crate::net::http_request(self.forward.local_addr(), "POST", "/echo", line.as_bytes())
-                .await
-                .map_err(|e| failed(e.to_string()))?;
+        let (status, body) = crate::cluster::net::http_request(
+            self.forward.local_addr(),
+            "POST",
+            "/echo",
+            line.as_bytes(),
+        )
+        .await
+        .map_err(|e| failed(e.to_string()))?;
         if status != 200 {
             return Err(failed(format!("status {status}: {}", body.trim())));
         }

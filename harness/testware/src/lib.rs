@@ -23,25 +23,29 @@
 //! }
 //! ```
 //!
-//! - [`check`]: `check!`, `check_eq!` and `expect_err` for case bodies.
-//! - [`runner`]: cases with tiers and marks, mark expressions, quarantine, JUnit.
-//! - [`config`]: the run's options, parsed once and passed explicitly.
-//! - [`helm`]: the helm CLI adapter; [`chart`]: a repository's charts, rendered once and cached;
-//!   [`options`]: values (every action) and render options.
-//! - [`manifest`]: typed rendered objects, queries and [`manifest::policy`] checks.
-//! - [`cluster`]: the cluster client and the probe behind the chart_deploy tier;
-//!   [`engine`]: the container engine (Docker API) behind the component tier.
-//! - [`namespace`]: ephemeral test namespaces, their fast awaited deletion, the janitor.
+//! One folder per concern, from the top of the dependency order down:
+//!
+//! - [`runner`]: cases with tiers and marks, selection, quarantine, the
+//!   requirement probes, each case's run; [`mod@check`]: `check!`, `check_eq!` and
+//!   `expect_err` for case bodies; [`marks`]: mark expressions.
+//! - [`config`]: the run's options and the tools' locations, parsed once and
+//!   passed explicitly.
 //! - [`deployment`]: `Install` and `Upgrade` requests and `ChartDeployment`, the
-//!   Helm release in a test namespace they give.
-//! - [`versions`]: fields that changed shape between Kubernetes API versions, read alike.
-//! - [`status`]: what objects' states mean (workload kinds, readiness, rolled out), pure.
-//! - [`wait`]: `wait_until`, watch-based conditions, the case `Deadline`.
-//! - [`explain`]: why a pod, workload or service is not ready, in words.
-//! - [`net`]: exec, port-forwards on free local ports, a minimal HTTP request.
-//! - [`echo`]: `EchoServer`, the in-cluster log helper; [`images`]: its image,
-//!   built on demand and imported into the cluster (kind, k3d, local, any).
-//! - [`diagnostics`]: failure bundles; [`redact`]: nothing secret in what is written.
+//!   Helm release in a test namespace they give; [`echo`]: `EchoServer`, the
+//!   in-cluster log helper.
+//! - [`charts`]: a repository's charts rendered once and cached, the helm
+//!   adapter, what each helm action is given.
+//! - [`manifest`]: typed rendered objects, queries, schemas and
+//!   [`manifest::policy`] (one file per rule), pure but for the render.
+//! - [`cluster`]: the client and its probe, namespaces, waits, workload states
+//!   and their explanations, exec and port-forwards.
+//! - [`containers`]: the container engine of the component tier, images built
+//!   on demand and imported into the cluster.
+//! - [`report`]: JUnit, failure bundles, the case timeline, redaction.
+//!
+//! The modules users reach most are re-exported at the top as well
+//! (`testware::namespace`, `testware::wait`, `testware::helm`, …), as kube
+//! re-exports its parts.
 //!
 //! The systems that full_stack cases push data through (Kafka, InfluxDB, the
 //! EFD, Redis, the embargo ingest, log stores) are in the crate
@@ -55,28 +59,22 @@
 
 #[macro_use]
 pub mod check;
-pub mod chart;
+pub mod charts;
 pub mod cluster;
 pub mod config;
+pub mod containers;
 pub mod deployment;
-pub mod diagnostics;
 pub mod echo;
-pub mod engine;
-pub mod explain;
-pub mod helm;
-pub mod images;
-pub mod junit;
 pub mod manifest;
 pub mod marks;
-pub mod namespace;
-pub mod net;
-pub mod options;
-pub mod redact;
+pub mod report;
 pub mod runner;
-pub mod status;
-pub mod timeline;
-pub mod versions;
-pub mod wait;
+
+// The parts users reach most, at the top (the folders above show where they live).
+pub use charts::{chart, helm, options};
+pub use cluster::{explain, namespace, net, status, versions, wait};
+pub use containers::{engine, images};
+pub use report::{diagnostics, junit, redact, timeline};
 
 pub use chart::{ChartRenderer, ChartSet, HelmChart, Rendered, ValueSet};
 pub use check::expect_err;

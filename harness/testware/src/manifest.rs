@@ -200,20 +200,20 @@ impl ManifestObject {
     /// The pod this object runs, for every workload kind (and bare Pods).
     pub fn pod_template(&self) -> Option<PodTemplate<'_>> {
         let (meta, spec) = match &self.typed {
-            Typed::Deployment(o) => crate::versions::spec(&o.spec)
+            Typed::Deployment(o) => crate::cluster::versions::spec(&o.spec)
                 .map(|s| (s.template.metadata.as_ref(), s.template.spec.as_ref()))?,
-            Typed::StatefulSet(o) => crate::versions::spec(&o.spec)
+            Typed::StatefulSet(o) => crate::cluster::versions::spec(&o.spec)
                 .map(|s| (s.template.metadata.as_ref(), s.template.spec.as_ref()))?,
-            Typed::DaemonSet(o) => crate::versions::spec(&o.spec)
+            Typed::DaemonSet(o) => crate::cluster::versions::spec(&o.spec)
                 .map(|s| (s.template.metadata.as_ref(), s.template.spec.as_ref()))?,
-            Typed::ReplicaSet(o) => crate::versions::spec(&o.spec)
+            Typed::ReplicaSet(o) => crate::cluster::versions::spec(&o.spec)
                 .and_then(|s| s.template.as_ref())
                 .map(|t| (t.metadata.as_ref(), t.spec.as_ref()))?,
             Typed::Job(o) => o
                 .spec
                 .as_ref()
                 .map(|s| (s.template.metadata.as_ref(), s.template.spec.as_ref()))?,
-            Typed::CronJob(o) => crate::versions::spec(&o.spec)
+            Typed::CronJob(o) => crate::cluster::versions::spec(&o.spec)
                 .and_then(|s| s.job_template.spec.as_ref())
                 .map(|s| (s.template.metadata.as_ref(), s.template.spec.as_ref()))?,
             Typed::Pod(o) => (Some(&o.metadata), o.spec.as_ref()),

@@ -137,7 +137,7 @@ pub struct RunConfig {
     /// reaps it after that. A live run renews every fifth of it.
     pub namespace_lease: std::time::Duration,
     /// Whether secrets are redacted from what the run writes (see
-    /// [`crate::redact`]); off only with `--no-redact` outside CI.
+    /// [`crate::report::redact`]); off only with `--no-redact` outside CI.
     pub redact: bool,
     /// Where helm, the cache, the schemas and the container tools are.
     pub tools: Tools,

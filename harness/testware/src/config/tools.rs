@@ -69,17 +69,6 @@ impl Tools {
     pub fn from_process() -> Self {
         Self::from_env(|key| std::env::var(key).ok())
     }
-
-    /// Where the Kubernetes schemas are: [`Tools::schema_dir`], else
-    /// `<cache>/schemas/<package>` (where `testware check` and
-    /// `ci/install-schemas` put them).
-    pub fn schema_root(&self) -> PathBuf {
-        self.schema_dir.clone().unwrap_or_else(|| {
-            self.cache_dir
-                .join("schemas")
-                .join(crate::manifest::schema::PACKAGE)
-        })
-    }
 }
 
 #[cfg(test)]
@@ -97,15 +86,11 @@ mod tests {
         };
         let tools = Tools::from_env(env(&[("HARNESS_CACHE_DIR", "/c"), ("HOME", "/h")]));
         assert_eq!(tools.cache_dir, PathBuf::from("/c"));
-        assert_eq!(
-            tools.schema_root(),
-            PathBuf::from("/c/schemas").join(crate::manifest::schema::PACKAGE)
-        );
         let tools = Tools::from_env(env(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")]));
         assert_eq!(tools.cache_dir, PathBuf::from("/x/testware"));
         let tools = Tools::from_env(env(&[("HOME", "/h"), ("HARNESS_SCHEMA_DIR", "/s")]));
         assert_eq!(tools.cache_dir, PathBuf::from("/h/.cache/testware"));
-        assert_eq!(tools.schema_root(), PathBuf::from("/s"));
+        assert_eq!(tools.schema_dir, Some(PathBuf::from("/s")));
         let tools = Tools::from_env(env(&[("HELM", ""), ("DOCKER_HOST", "unix:///d")]));
         assert_eq!(tools.helm, None, "an empty variable counts as unset");
         assert_eq!(tools.docker_host.as_deref(), Some("unix:///d"));

@@ -17,15 +17,15 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::ListParams;
 
-use crate::explain::{explain_workload, selector_string};
-use crate::helm::{Helm, HelmError};
+use crate::charts::helm::{Helm, HelmError};
+use crate::charts::options::Readiness;
+use crate::cluster::explain::{explain_workload, selector_string};
+use crate::cluster::namespace::TestNamespace;
+use crate::cluster::net::PortForward;
+use crate::cluster::status::{self, WorkloadKind};
+use crate::cluster::wait::{self, Deadline, WaitError};
 use crate::manifest::Manifests;
-use crate::namespace::TestNamespace;
-use crate::net::PortForward;
-use crate::options::Readiness;
 use crate::runner::Ctx;
-use crate::status::{self, WorkloadKind};
-use crate::wait::{self, Deadline, WaitError};
 
 mod request;
 use request::Apply;
@@ -309,7 +309,7 @@ impl ChartDeployment {
     /// rolled-back workloads.
     ///
     /// # Errors
-    /// As for [`ChartDeployment::install`].
+    /// As for [`Install::run`].
     pub async fn rollback(&self, revision: Option<u32>) -> Result<(), DeployError> {
         let mut args: Vec<OsString> = vec!["rollback".into(), self.release.clone().into()];
         if let Some(r) = revision {
@@ -616,7 +616,7 @@ impl ChartDeployment {
     /// # Errors
     /// The exec fails or the command exits non-zero (with its stderr).
     pub async fn exec(&self, pod: &str, command: &[&str]) -> Result<String, DeployError> {
-        Ok(crate::net::exec(&self.api(), pod, command).await?)
+        Ok(crate::cluster::net::exec(&self.api(), pod, command).await?)
     }
 
     /// Forwards a free local port to `port` of `target` (`pod/<name>` or `svc/<name>`).
@@ -769,7 +769,7 @@ impl ChartDeployment {
     }
 }
 
-impl crate::chart::ChartSet {
+impl crate::charts::chart::ChartSet {
     /// A request to install chart `name` of this set (see [`Install`]); the
     /// release is named after the chart unless [`Install::release`] says otherwise.
     pub fn install(&self, name: &str) -> Install {

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{ChartDeployment, DeployError};
-use crate::namespace::TestNamespace;
-use crate::options::{Readiness, Values};
+use crate::charts::options::{Readiness, Values};
+use crate::cluster::namespace::TestNamespace;
 use crate::runner::Ctx;
 
 /// What an install and an upgrade both apply.

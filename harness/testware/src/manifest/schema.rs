@@ -12,7 +12,7 @@ use jsonschema::{Retrieve, Uri, Validator};
 use serde_json::Value;
 
 use super::api_versions::KubeVersion;
-use crate::config::ENV_SCHEMA_DIR;
+use crate::config::{Tools, ENV_SCHEMA_DIR};
 
 /// The package and version the schemas come from.
 pub const PACKAGE: &str = "kubernetes-validate-1.37.0";
@@ -58,8 +58,18 @@ impl std::fmt::Debug for Schemas {
     }
 }
 
+/// Where the schemas are: the `HARNESS_SCHEMA_DIR` of `tools`, else
+/// `<cache>/schemas/<package>` (where `testware check` and `ci/install-schemas`
+/// put them).
+pub fn root(tools: &Tools) -> PathBuf {
+    tools
+        .schema_dir
+        .clone()
+        .unwrap_or_else(|| tools.cache_dir.join("schemas").join(PACKAGE))
+}
+
 impl Schemas {
-    /// The schemas of `version` under `root` (see [`Tools::schema_root`](crate::config::Tools::schema_root)),
+    /// The schemas of `version` under `root` (see [`root`]),
     /// loaded once per process.
     ///
     /// # Errors

@@ -1,9 +1,9 @@
 //! A case: a name, a tier, marks, an optional quarantine, a timeout and a body.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
+use super::body::{BoxedBody, CaseResult};
 use super::inject::CaseFn;
 use super::Ctx;
 
@@ -125,15 +125,6 @@ impl Quarantine {
         p
     }
 }
-
-/// What a case body returns; the error chain is printed when it fails.
-pub type CaseResult = anyhow::Result<()>;
-
-/// A case body, run once with the case's context.
-pub(crate) type BoxedBody = Box<dyn FnOnce(Ctx) -> BoxFuture<CaseResult> + Send>;
-
-/// A boxed future of a case body.
-pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// One registered case: a name, a tier, marks, an optional quarantine and an async body.
 pub struct Case {

@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::Tier;
-use crate::chart::ChartSet;
+use crate::charts::chart::ChartSet;
+use crate::cluster::namespace::TestNamespace;
+use crate::cluster::wait::Deadline;
 use crate::cluster::{self, ClusterUnavailable};
 use crate::config::{file_safe, RunConfig};
-use crate::namespace::TestNamespace;
-use crate::wait::Deadline;
 
 /// What a running case knows about its run, and the namespaces it created
 /// (the runner deletes them when the case ends, however it ends).
@@ -33,7 +33,7 @@ pub struct Ctx {
 #[derive(Default)]
 pub(crate) struct CaseScope {
     client: tokio::sync::OnceCell<kube::Client>,
-    helm: tokio::sync::OnceCell<Arc<crate::helm::Helm>>,
+    helm: tokio::sync::OnceCell<Arc<crate::charts::helm::Helm>>,
     pub(crate) namespaces: Mutex<Vec<Arc<TestNamespace>>>,
 }
 
@@ -101,11 +101,13 @@ impl Ctx {
     ///
     /// # Errors
     /// helm is missing or too old.
-    pub async fn helm(&self) -> Result<Arc<crate::helm::Helm>, crate::helm::HelmError> {
+    pub async fn helm(
+        &self,
+    ) -> Result<Arc<crate::charts::helm::Helm>, crate::charts::helm::HelmError> {
         self.scope
             .helm
             .get_or_try_init(|| async {
-                crate::helm::Helm::locate(&self.config.tools)
+                crate::charts::helm::Helm::locate(&self.config.tools)
                     .await
                     .map(Arc::new)
             })

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::{Completion, Failed};
 
-use super::case::BoxedBody;
-use super::suite::UnmetRequirements;
+use super::body::BoxedBody;
+use super::requirements::Requirements;
 use super::{Case, Ctx, Quarantine, Tier};
+use crate::cluster::wait::Deadline;
 use crate::config::KeepNamespace;
-use crate::junit::{CaseRecord, CaseStatus};
-use crate::redact::Redactor;
-use crate::wait::Deadline;
+use crate::report::junit::{CaseRecord, CaseStatus};
+use crate::report::redact::Redactor;
 
 /// How long a namespace kept by `--keep-namespace` lives before the janitor may reap it.
 pub const KEEP_FOR: Duration = Duration::from_secs(3600);
@@ -23,7 +23,7 @@ pub const KEEP_FOR: Duration = Duration::from_secs(3600);
 pub(crate) struct CaseRun {
     pub(crate) case: Case,
     pub(crate) ctx: Ctx,
-    pub(crate) unmet: UnmetRequirements,
+    pub(crate) requirements: Requirements,
     pub(crate) records: Arc<Mutex<Vec<CaseRecord>>>,
     pub(crate) today: time::Date,
 }
@@ -104,7 +104,7 @@ impl CaseRun {
         let CaseRun {
             case,
             ctx,
-            unmet,
+            requirements,
             records,
             today,
         } = self;
@@ -135,7 +135,7 @@ impl CaseRun {
             quarantine.as_ref(),
             timeout,
             body,
-            unmet.get().and_then(|u| u.get(&tier)).map(String::as_str),
+            requirements.unmet(tier).map(|u| u.reason.as_str()),
             today,
         );
         let mut properties = vec![("tier".to_owned(), tier.as_str().to_owned())];
@@ -249,7 +249,7 @@ fn run_body(tier: Tier, timeout: Duration, body: BoxedBody, ctx: Ctx) -> Outcome
     };
     // Every event of the case, body and cleanup, joins its timeline.
     let case = body_ctx.case.clone();
-    let span = crate::timeline::case_span(&case);
+    let span = crate::report::timeline::case_span(&case);
     let _entered = span.enter();
     tracing::debug!(?tier, ?timeout, "case started");
     let outcome = runtime.block_on(async move {
@@ -298,7 +298,7 @@ fn run_body(tier: Tier, timeout: Duration, body: BoxedBody, ctx: Ctx) -> Outcome
         }
         Outcome { body: end, cleanup }
     });
-    crate::timeline::forget(&case);
+    crate::report::timeline::forget(&case);
     outcome
 }
 
@@ -317,7 +317,7 @@ async fn clean_up(ctx: &Ctx, failure: Option<&String>, cleanup: &mut Cleanup) {
         if let Some(failure) = failure {
             let dir = ctx.artifacts_dir().join(ns.name());
             tracing::info!(namespace = ns.name(), "writing the failure bundle");
-            match crate::diagnostics::write_bundle(
+            match crate::report::diagnostics::write_bundle(
                 ctx.helm().await,
                 ns.client(),
                 ns.name(),
@@ -330,7 +330,7 @@ async fn clean_up(ctx: &Ctx, failure: Option<&String>, cleanup: &mut Cleanup) {
             {
                 Ok(summary) => {
                     // What the harness did until now, redacted like the bundle.
-                    let timeline = crate::timeline::lines(&ctx.case).join("\n");
+                    let timeline = crate::report::timeline::lines(&ctx.case).join("\n");
                     let written = std::fs::write(
                         dir.join("timeline.txt"),
                         cleanup.redactor.text(&timeline) + "\n",

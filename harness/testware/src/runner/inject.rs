@@ -6,11 +6,11 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use super::case::{BoxedBody, CaseResult};
+use super::body::{BoxedBody, CaseResult};
 use super::Ctx;
-use crate::chart::ChartSet;
-use crate::helm::Helm;
-use crate::namespace::TestNamespace;
+use crate::charts::chart::ChartSet;
+use crate::charts::helm::Helm;
+use crate::cluster::namespace::TestNamespace;
 
 /// Something a case function can take as a parameter: built from the case's
 /// [`Ctx`] before the body runs (a failure fails the case with the error).

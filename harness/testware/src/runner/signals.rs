@@ -37,7 +37,7 @@ pub(crate) fn clean_up_on_signal(config: RunConfig) {
                 );
                 let deleted = match cluster::client(&config).await {
                     Ok(client) => {
-                        crate::namespace::delete_run_namespaces(
+                        crate::cluster::namespace::delete_run_namespaces(
                             &client,
                             &config.run_id,
                             SIGNAL_CLEANUP,

@@ -1,23 +1,19 @@
 //! `Suite`: the cases of one test binary, selected, run under libtest-mimic and
 //! reported.
 
-use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use libtest_mimic::{Arguments, Trial};
 
 use super::execution::{report_quarantine, CaseRun};
+use super::requirements::{Requirements, Unmet};
 use super::{Case, Ctx, Tier};
-use crate::chart::ChartSet;
+use crate::charts::chart::ChartSet;
+use crate::cluster::wait::Deadline;
 use crate::cluster::{self, ClusterUnavailable};
 use crate::config::RunConfig;
-use crate::junit::{self, CaseRecord};
-use crate::wait::Deadline;
-
-/// The tiers whose requirement (a cluster, a container engine) is not met, each
-/// with why and what to do; set once, before the first case runs.
-pub type UnmetRequirements = Arc<OnceLock<HashMap<Tier, String>>>;
+use crate::report::junit::{self, CaseRecord};
 
 /// A set of cases that forms one test binary.
 pub struct Suite {
@@ -79,7 +75,7 @@ impl Suite {
     /// Parses the process's arguments and environment, runs the selected cases and
     /// returns the exit code for `main`.
     pub fn run(self) -> ExitCode {
-        crate::timeline::init();
+        crate::report::timeline::init();
         let (config, args) = match RunConfig::from_process() {
             Ok(parsed) => parsed,
             // --help, or a command line clap refuses: clap says it and exits.
@@ -91,7 +87,7 @@ impl Suite {
         };
         let report = self.run_with(config, &args, |config, tier| match tier {
             Tier::NoDeploy => Ok(()),
-            Tier::Component => crate::engine::probe(&config.tools).map(|_| ()),
+            Tier::Component => crate::containers::engine::probe(&config.tools).map(|_| ()),
             Tier::ChartDeploy => prepare_cluster(config).map_err(|e| e.with_remedy()),
         });
         report.exit_code()
@@ -107,7 +103,7 @@ impl Suite {
         mut probe: impl FnMut(&RunConfig, Tier) -> Result<(), String>,
     ) -> SuiteReport {
         let config = Arc::new(config);
-        let unmet: UnmetRequirements = Arc::default();
+        let requirements = Requirements::default();
         let records: Arc<Mutex<Vec<CaseRecord>>> = Arc::default();
         let today = time::OffsetDateTime::now_utc().date();
 
@@ -139,7 +135,7 @@ impl Suite {
                         scope: Arc::default(),
                     },
                     case,
-                    unmet: unmet.clone(),
+                    requirements: requirements.clone(),
                     records: records.clone(),
                     today,
                 };
@@ -150,7 +146,7 @@ impl Suite {
             })
             .collect();
 
-        let mut unmet_now = HashMap::new();
+        let mut unmet = Vec::new();
         for tier in [Tier::ChartDeploy, Tier::Component] {
             let needed = !args.list
                 && trials.iter().any(|(t, trial)| {
@@ -170,10 +166,10 @@ impl Suite {
                     "note: {} cases {effect}: no usable {what}: {reason}",
                     tier.as_str()
                 );
-                unmet_now.insert(tier, reason);
+                unmet.push(Unmet { tier, reason });
             }
         }
-        let _ = unmet.set(unmet_now);
+        requirements.settle(unmet);
 
         let single_case = (config.under_nextest && args.exact)
             .then(|| args.filter.clone())
@@ -211,7 +207,7 @@ fn prepare_cluster(config: &RunConfig) -> Result<(), ClusterUnavailable> {
         cluster::probe(config).await?;
         super::signals::clean_up_on_signal(config.clone());
         let reaped = match cluster::client(config).await {
-            Ok(client) => crate::namespace::reap_expired(&client)
+            Ok(client) => crate::cluster::namespace::reap_expired(&client)
                 .await
                 .map_err(|e| crate::error_chain(&e)),
             Err(e) => Err(crate::error_chain(&e)),

@@ -9,7 +9,7 @@ use libtest_mimic::Arguments;
 use super::*;
 use crate::cluster::ClusterUnavailable;
 use crate::config::RunConfig;
-use crate::junit::CaseStatus;
+use crate::report::junit::CaseStatus;
 
 fn config(args: &[&str]) -> (RunConfig, Arguments) {
     RunConfig::parse(
@@ -253,7 +253,7 @@ fn a_wait_longer_than_its_case_ends_first_with_its_own_explanation() {
     let (config, args) = config(&[]);
     let waits = Case::no_deploy("waits", |_| async {
         let never = || async { Err::<(), _>("not yet") };
-        crate::wait::wait_until("the moon", Duration::from_secs(60), never).await?;
+        crate::cluster::wait::wait_until("the moon", Duration::from_secs(60), never).await?;
         Ok(())
     })
     .timeout(Duration::from_secs(2));

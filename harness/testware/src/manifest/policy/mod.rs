@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::sync::Arc;
 
 use super::{ManifestObject, Manifests, PodTemplate};
-use crate::chart::{ChartError, ChartMeta, ChartSet, ValueSet};
+use crate::charts::chart::{ChartError, ChartMeta, ChartSet, ValueSet};
 use crate::runner::Case;
 
 use super::api_versions::{self, Deprecation, KubeVersion, Standing};

@@ -34,7 +34,7 @@ pub async fn check_chart_with(
     options.api_versions.clone_from(&check.api_versions);
     let rendered = charts.render(name, options).await?;
     let kube_version = check.kube_version.unwrap_or(KubeVersion::DEFAULT);
-    let schemas = Schemas::shared(&charts.tools().schema_root(), kube_version);
+    let schemas = Schemas::shared(&crate::manifest::schema::root(charts.tools()), kube_version);
     let cx = Context {
         chart: &rendered.chart,
         release: &rendered.options.release,

@@ -95,7 +95,7 @@ pub fn storage_class(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
             if let Some(pvc) = object.as_kind::<PersistentVolumeClaim>() {
                 vec![("claim".into(), pvc)]
             } else if let Some(sts) = object.as_kind::<k8s_openapi::api::apps::v1::StatefulSet>() {
-                crate::versions::spec(&sts.spec)
+                crate::cluster::versions::spec(&sts.spec)
                     .into_iter()
                     .flat_map(|s| s.volume_claim_templates.iter().flatten())
                     .map(|t| {

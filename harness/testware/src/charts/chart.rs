@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
+use crate::charts::helm::{Helm, HelmError};
+use crate::charts::options::{RenderOptions, Values};
 use crate::config::Tools;
-use crate::helm::{Helm, HelmError};
 use crate::manifest::{ManifestError, Manifests};
-use crate::options::{RenderOptions, Values};
 
 /// Errors from loading or rendering a chart.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! What objects' states mean, as pure functions of the objects: workload kinds,
-//! pod readiness, and when a workload has rolled out. [`crate::wait`] watches
-//! until these say done; [`crate::explain`] uses them to say what is not ready.
+//! pod readiness, and when a workload has rolled out. [`crate::cluster::wait`] watches
+//! until these say done; [`crate::cluster::explain`] uses them to say what is not ready.
 //! No I/O here, so every judgement is unit-tested on fixtures.
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -68,7 +68,7 @@ pub fn deployment_state(d: Option<&Deployment>) -> State {
     let Some(d) = d else {
         return State::Pending("does not exist".into());
     };
-    let want = crate::versions::spec(&d.spec)
+    let want = crate::cluster::versions::spec(&d.spec)
         .and_then(|s| s.replicas)
         .unwrap_or(1);
     let Some(s) = &d.status else {
@@ -92,7 +92,7 @@ pub fn statefulset_state(s: Option<&StatefulSet>) -> State {
     let Some(s) = s else {
         return State::Pending("does not exist".into());
     };
-    let want = crate::versions::spec(&s.spec)
+    let want = crate::cluster::versions::spec(&s.spec)
         .and_then(|s| s.replicas)
         .unwrap_or(1);
     let Some(st) = &s.status else {

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use crate::charts::options::{RenderOptions, Values};
 use crate::config::{Tools, ENV_HELM};
-use crate::options::{RenderOptions, Values};
 
 /// Oldest helm the harness accepts (`helm template --skip-tests` and the JSON
 /// outputs it relies on behave as used here from 3.8 on).

@@ -168,7 +168,7 @@ mod tests {
         assert_eq!(lines.len(), 2, "{lines:#?}");
         assert!(
             lines[0].contains(
-                "INFO  testware::timeline::tests: helm ran command=helm version seconds=0.25"
+                "INFO  testware::report::timeline::tests: helm ran command=helm version seconds=0.25"
             ),
             "{lines:#?}"
         );

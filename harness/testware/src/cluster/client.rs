@@ -275,9 +275,9 @@ pub enum ClusterError {
         #[source]
         source: kube::Error,
     },
-    /// A condition did not hold in time (the one timeout type, [`crate::wait::WaitError`]).
+    /// A condition did not hold in time (the one timeout type, [`crate::cluster::wait::WaitError`]).
     #[error(transparent)]
-    Wait(#[from] crate::wait::WaitError),
+    Wait(#[from] crate::cluster::wait::WaitError),
     /// A command in a pod failed.
     #[error("`{command}` in pod {pod} failed: {detail}")]
     Exec {

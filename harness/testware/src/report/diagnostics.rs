@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 
-use crate::helm::Helm;
-use crate::redact::Redactor;
+use crate::charts::helm::Helm;
+use crate::report::redact::Redactor;
 
 /// How long each helm query of the bundle may take.
 const HELM_QUERY: Duration = Duration::from_secs(30);
@@ -35,7 +35,7 @@ const HELM_QUERY: Duration = Duration::from_secs(30);
 /// # Errors
 /// The directory or a file cannot be written.
 pub async fn write_bundle(
-    helm: Result<std::sync::Arc<Helm>, crate::helm::HelmError>,
+    helm: Result<std::sync::Arc<Helm>, crate::charts::helm::HelmError>,
     client: &kube::Client,
     namespace: &str,
     failure: &str,
@@ -69,7 +69,7 @@ pub async fn write_bundle(
         Ok(list) => {
             for pod in &list.items {
                 let name = pod.metadata.name.clone().unwrap_or_default();
-                let described = redactor.text(&crate::explain::describe_pod(pod));
+                let described = redactor.text(&crate::cluster::explain::describe_pod(pod));
                 let _ = writeln!(summary, "  {name}: {described}");
                 write_pod(&pods_api, pod, &pods_dir, redactor).await?;
             }

@@ -16,9 +16,9 @@ use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, Pod};
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::{verbs, ApiResource, Scope};
 
+use crate::cluster::wait::WaitError;
 use crate::cluster::{api_error, labels, ClusterError};
 use crate::config::RunConfig;
-use crate::wait::WaitError;
 
 /// How long the harness waits for a namespace's content to disappear before it
 /// leaves the rest to the namespace controller.
@@ -177,7 +177,7 @@ impl TestNamespace {
     pub async fn start_pod(&self, pod: &Pod, timeout: Duration) -> anyhow::Result<String> {
         let created = self.api::<Pod>().create(&Default::default(), pod).await?;
         let name = created.metadata.name.unwrap_or_default();
-        crate::wait::pod_ready(&self.client, &self.name, &name, timeout).await?;
+        crate::cluster::wait::pod_ready(&self.client, &self.name, &name, timeout).await?;
         Ok(name)
     }
 

@@ -172,10 +172,10 @@ pub fn selector_string(labels: &std::collections::BTreeMap<String, String>) -> S
 pub async fn explain_workload(
     client: &kube::Client,
     namespace: &str,
-    kind: crate::status::WorkloadKind,
+    kind: crate::cluster::status::WorkloadKind,
     name: &str,
 ) -> String {
-    use crate::status::WorkloadKind;
+    use crate::cluster::status::WorkloadKind;
     use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
     use k8s_openapi::api::batch::v1::Job;
     use k8s_openapi::api::core::v1::Pod;
@@ -197,7 +197,7 @@ pub async fn explain_workload(
         .unwrap_or_default();
     let mut parts = Vec::new();
     for pod in listed.iter().filter(|p| {
-        !crate::status::is_ready(p)
+        !crate::cluster::status::is_ready(p)
             && p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Succeeded")
     }) {
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
@@ -285,7 +285,7 @@ pub async fn explain_service(client: &kube::Client, namespace: &str, service: &s
     let mut parts = Vec::new();
     for pod in listed
         .iter()
-        .filter(|p| !crate::status::is_ready(p))
+        .filter(|p| !crate::cluster::status::is_ready(p))
         .take(3)
     {
         let pod_name = pod.metadata.name.clone().unwrap_or_default();

@@ -3,7 +3,7 @@
 //! pipeline of its own: the helper's crate source, compiled by cargo into a
 //! static Linux binary, put in a `FROM scratch` image by the machine's container
 //! CLI (docker or podman) and imported into the cluster under test — kind, k3d,
-//! the testware local cluster, or any other through [`ENV_IMAGE_IMPORT`](crate::config::ENV_IMAGE_IMPORT).
+//! the testware local cluster, or any other through [`ENV_IMAGE_IMPORT`].
 //!
 //! Binaries and image archives are cached by content under the cache directory
 //! (built once per version); an import is remembered per cluster, so parallel
@@ -248,7 +248,7 @@ async fn compile(dir: &Path, source: CrateSource) -> Result<PathBuf, ImageError>
         return Ok(binary);
     }
     let crate_dir = dir.join(format!("{}-{key}-src", source.name));
-    crate::helm::write_embedded(&crate_dir, source.files).map_err(|e| ImageError::Io {
+    crate::charts::helm::write_embedded(&crate_dir, source.files).map_err(|e| ImageError::Io {
         path: crate_dir.clone(),
         source: e,
     })?;

@@ -14,8 +14,8 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, PersistentVolumeClaim, Pod};
 use serde::de::DeserializeOwned;
 
-use crate::explain;
-use crate::status::{
+use crate::cluster::explain;
+use crate::cluster::status::{
     daemonset_state, deployment_state, is_ready, job_state, statefulset_state, State, WorkloadKind,
 };
 

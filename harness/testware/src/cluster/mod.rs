@@ -1,0 +1,24 @@
+//! The live cluster: the client and its probe, the case's namespaces, waits on
+//! what objects do, what their states mean, why they are not ready, and the
+//! ways in (exec, port-forwards).
+//!
+//! - [`mod@client`]: the client from kubeconfig/context and the probe behind the
+//!   chart_deploy tier (its items are re-exported here);
+//! - [`namespace`]: ephemeral test namespaces, their fast awaited deletion, the janitor;
+//! - [`wait`]: `wait_until`, watch-based conditions, the case `Deadline`;
+//! - [`status`]: what objects' states mean (workload kinds, readiness, rolled out), pure;
+//! - [`explain`]: why a pod, workload or service is not ready, in words;
+//! - [`versions`]: fields that changed shape between Kubernetes API versions, read alike;
+//! - [`net`]: exec, port-forwards on free local ports, a minimal HTTP request.
+
+pub mod client;
+pub mod explain;
+pub mod namespace;
+pub mod net;
+pub mod status;
+pub mod versions;
+pub mod wait;
+
+pub(crate) use client::api_error;
+pub use client::labels;
+pub use client::{client, client_config, node_problems, probe, ClusterError, ClusterUnavailable};
