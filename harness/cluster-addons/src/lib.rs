@@ -19,7 +19,7 @@ pub mod dns;
 pub mod health;
 mod local_path_provisioner;
 mod pause;
-mod toolbox;
+pub mod toolbox;
 
 /// The addons' program names: each is an image `localhost/<name>` whose
 /// entrypoint is `/<name>`, a link to the multi-call binary.

@@ -22,6 +22,41 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+/// The toolbox image as the local cluster holds it (built by `testware cluster up`).
+pub const IMAGE: &str = concat!("localhost/testware-toolbox:", env!("CARGO_PKG_VERSION"));
+
+/// A pod of the toolbox image that sleeps until deleted, optionally with the
+/// claim `volume_claim` mounted at `/data`; tests exec toolbox commands in it.
+///
+/// # Errors
+/// Never in practice (the JSON is fixed); a `Result` for `?` in cases.
+pub fn pod(
+    name: &str,
+    volume_claim: Option<&str>,
+) -> Result<k8s_openapi::api::core::v1::Pod, serde_json::Error> {
+    let mut spec = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{
+                "name": "toolbox",
+                "image": IMAGE,
+                "imagePullPolicy": "IfNotPresent",
+                "args": ["sleep"],
+                "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false}
+            }]
+        }
+    });
+    if let Some(claim) = volume_claim {
+        spec["spec"]["containers"][0]["volumeMounts"] =
+            serde_json::json!([{"name": "data", "mountPath": "/data"}]);
+        spec["spec"]["volumes"] =
+            serde_json::json!([{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]);
+    }
+    serde_json::from_value(spec)
+}
+
 /// Nameservers and search domains from resolv.conf.
 fn resolv_conf() -> (Vec<IpAddr>, Vec<String>) {
     let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -189,7 +224,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// Runs the toolbox with `args` (the program name first).
-pub fn main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
+pub(crate) fn main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
     match Toolbox::try_parse_from(args) {
         Ok(toolbox) => crate::run_current_thread(run(toolbox.command)),
         Err(e) => crate::usage_error(e),

@@ -1,7 +1,64 @@
 //! The harness's own tests that belong to no one crate: the README's Rust
-//! examples compiled as doc tests (so they cannot drift from the API), and the
+//! examples compiled as doc tests (so they cannot drift from the API), the
 //! README's "use it in your repository" section held against the example
-//! repository's files.
+//! repository's files, and the self-test suites under `tests/` — bad input
+//! (broken charts and values, missing or wrong helm, unreachable or expired
+//! clusters), leaks (killed runs reaped), redaction and the runner's examples —
+//! with the example programs they run as runs of their own (`src/bin/`).
+
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The charts the self-tests install (this repository's, for the echo server).
+pub const CHARTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../charts-under-test");
+
+/// `fixtures/<path>`: the broken charts, values and payloads of the self-tests.
+pub fn fixture(path: &str) -> PathBuf {
+    repo_root().join("fixtures").join(path)
+}
+
+/// A run of one of this crate's example programs (`program`, from
+/// `env!("CARGO_BIN_EXE_…")`) as a run of its own, not a case of the calling
+/// one: its own run id (`<prefix><random>`), artifacts directory under
+/// `artifacts_root` and JUnit file, the cluster required.
+pub struct ExampleRun {
+    /// The run id it labels everything with.
+    pub run_id: String,
+    /// Its artifacts directory (bundles) and `junit.xml`.
+    pub artifacts: PathBuf,
+    /// The command, ready to add arguments and environment and start.
+    pub command: tokio::process::Command,
+}
+
+impl ExampleRun {
+    /// Prepares the run; see [`ExampleRun`].
+    pub fn new(program: &str, prefix: &str, artifacts_root: &Path) -> Self {
+        let run_id = format!("{prefix}{}", testware::config::random_suffix(8));
+        let artifacts = artifacts_root.join(&run_id);
+        let mut command = tokio::process::Command::new(program);
+        command
+            .env("HARNESS_RUN_ID", &run_id)
+            .env("HARNESS_ARTIFACTS", &artifacts)
+            .env("HARNESS_JUNIT", artifacts.join("junit.xml"))
+            .env("HARNESS_REQUIRE_CLUSTER", "1")
+            .env_remove("NEXTEST")
+            .env_remove("CI_JOB_ID")
+            .env_remove("HARNESS_MARK")
+            .env_remove("HARNESS_KEEP_NAMESPACE")
+            .env_remove("HARNESS_TEST_NAMESPACE")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        Self {
+            run_id,
+            artifacts,
+            command,
+        }
+    }
+}
 
 /// The README's Rust examples, compiled as doc tests.
 #[cfg(doctest)]

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume};
 use kube::api::ListParams;
-use suites::ExampleRun;
 use testware::cluster::labels;
 use testware::{cases, check, check_eq, Ctx, Suite};
+use testware_selftests::ExampleRun;
 use tokio::io::AsyncBufReadExt as _;
 
 fn main() -> std::process::ExitCode {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use suites::toolbox_pod;
+use cluster_addons::toolbox::pod as toolbox_pod;
 use testware::{cases, Case, CaseResult, Ctx, Suite, Tier};
 
 /// How long a helper pod may take to become ready.
@@ -13,7 +13,7 @@ const POD_START: Duration = Duration::from_secs(90);
 
 fn main() -> std::process::ExitCode {
     Suite::new("leak_examples")
-        .charts(suites::CHARTS_DIR)
+        .charts(testware_selftests::CHARTS_DIR)
         .cases(cases![chart_deploy:
             panics_after_deploying,
             fails_after_deploying,

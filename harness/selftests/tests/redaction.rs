@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use suites::ExampleRun;
 use testware::{cases, check, check_eq, CaseResult, Ctx, Suite};
+use testware_selftests::ExampleRun;
 
 fn main() -> std::process::ExitCode {
     Suite::new("redaction")

@@ -7,15 +7,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cluster_addons::toolbox::pod as toolbox_pod;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use suites::toolbox_pod;
 use testware::namespace::TestNamespace;
 use testware::status::State;
 use testware::{cases, CaseResult, ChartSet, Ctx, Suite};
 
 fn main() -> std::process::ExitCode {
     Suite::new("redaction_example")
-        .charts(suites::CHARTS_DIR)
+        .charts(testware_selftests::CHARTS_DIR)
         .cases(cases![chart_deploy: fails_with_secrets_everywhere])
         .run()
 }

@@ -5,16 +5,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use suites::fixture;
 use testware::chart::ChartError;
 use testware::helm::{Helm, HelmError};
 use testware::{
     cases, check, expect_err, ChartSet, Ctx, HelmChart, RenderOptions, RunConfig, Suite,
 };
+use testware_selftests::fixture;
 
 fn main() -> std::process::ExitCode {
     Suite::new("bad_input")
-        .charts(suites::CHARTS_DIR)
+        .charts(testware_selftests::CHARTS_DIR)
         .cases(cases![no_deploy:
             missing_helm_is_named_with_a_hint,
             old_helm_is_refused,
