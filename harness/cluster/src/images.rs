@@ -1,9 +1,10 @@
-//! The image pipeline: `FROM scratch` images of files (a binary and the shared
-//! libraries it needs), built with podman, saved as OCI archives in the project
-//! cache keyed by a SHA-256 of their content (so only what changed is rebuilt,
-//! and the key does not change between toolchains), and loaded into a cluster
-//! (local: containerd import; kind: `kind load image-archive`; k3d: `k3d image
-//! import`; podman's store for the component tier).
+//! The cluster's images: what the addons and a workspace's declared images are
+//! made of (a binary and the shared libraries it needs), built into archives by
+//! the library's one image pipeline ([`testware::containers::image`]: `FROM
+//! scratch`, keyed by a SHA-256 of their content, so only what changed is
+//! rebuilt), and loaded into a cluster (local: containerd import; kind and k3d:
+//! the import the library infers for their contexts; podman's store for the
+//! component tier).
 //!
 //! Two sources of images:
 //! - **the addons** ([`addon_images`]): made from the running `testware`
@@ -28,7 +29,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _};
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
+
+use testware::containers::image::{self, sorted, ImageFile, ImageSpec};
 
 use crate::layout::Layout;
 
@@ -48,92 +50,24 @@ pub fn archive_dir(cache: &Path) -> PathBuf {
     cache.join("images")
 }
 
-/// One file of an image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageFile {
-    /// A file with this content; binaries and libraries are executable.
-    Bytes {
-        /// Absolute path inside the image.
-        path: String,
-        /// Its content.
-        bytes: Vec<u8>,
-        /// Mode 0755 rather than 0644.
-        executable: bool,
-    },
-    /// A symbolic link.
-    Link {
-        /// Absolute path inside the image.
-        path: String,
-        /// What it points to.
-        target: String,
-    },
-}
-
-impl ImageFile {
-    fn path(&self) -> &str {
-        match self {
-            Self::Bytes { path, .. } | Self::Link { path, .. } => path,
-        }
-    }
-}
-
-/// What one image is made of.
-#[derive(Debug, Clone)]
-pub struct ImageSpec {
-    /// `localhost/<name>:<tag>`.
-    pub name: String,
-    /// See [`ImageSpec::name`].
-    pub tag: String,
-    /// Its files, sorted by path, one entry a path.
-    pub files: Vec<ImageFile>,
-    /// The entrypoint.
-    pub entrypoint: String,
-}
-
-impl ImageSpec {
-    /// `localhost/<name>:<tag>`.
-    pub fn reference(&self) -> String {
-        format!("localhost/{}:{}", self.name, self.tag)
-    }
-
-    fn containerfile(&self) -> String {
-        format!(
-            "FROM scratch\nCOPY rootfs/ /\nUSER 65532:65532\nENTRYPOINT [\"{}\"]\n",
-            self.entrypoint
-        )
-    }
-
-    /// A SHA-256 of everything the image is made of: equal keys, equal images.
-    pub fn content_key(&self) -> String {
-        let mut hash = Sha256::new();
-        hash.update(self.containerfile());
-        for file in &self.files {
-            match file {
-                ImageFile::Bytes {
-                    path,
-                    bytes,
-                    executable,
-                } => {
-                    hash.update([0u8, u8::from(*executable)]);
-                    hash.update(path);
-                    hash.update((bytes.len() as u64).to_le_bytes());
-                    hash.update(bytes);
-                }
-                ImageFile::Link { path, target } => {
-                    hash.update([1u8]);
-                    hash.update(path);
-                    hash.update([0u8]);
-                    hash.update(target);
-                }
-            }
-            hash.update([0xffu8]);
-        }
-        hash.finalize()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
+/// Builds the archive of every image whose content changed (contexts under
+/// `scratch`) with the machine's container CLI, through the library's image
+/// pipeline ([`testware::containers::image`]); returns the archives of all of
+/// them, in order.
+///
+/// # Errors
+/// No container CLI, it fails (with its output), or a file cannot be written.
+pub fn build(specs: &[ImageSpec], cache: &Path, scratch: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let tools = testware::config::Tools::from_process();
+    let cli = image::container_cli(&tools).context(
+        "no container CLI to build the images (hint: install podman, ci/install-packages)",
+    )?;
+    Ok(image::build_archives(
+        &cli,
+        specs,
+        &archive_dir(cache),
+        scratch,
+    )?)
 }
 
 /// The addons' images, made from `executable` (the multi-call `testware`
@@ -350,87 +284,6 @@ fn with_libraries(path: &str, source: &Path) -> anyhow::Result<Vec<ImageFile>> {
     Ok(files)
 }
 
-/// Sorted by path, the first of each path kept.
-fn sorted(mut files: Vec<ImageFile>) -> Vec<ImageFile> {
-    files.sort_by(|a, b| a.path().cmp(b.path()));
-    files.dedup_by(|a, b| a.path() == b.path());
-    files
-}
-
-/// Builds the archive of every image whose content changed (contexts under
-/// `scratch`); returns the archives of all of them, in order.
-///
-/// # Errors
-/// podman fails (with its output), or a file cannot be written.
-pub fn build(specs: &[ImageSpec], cache: &Path, scratch: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let dir = archive_dir(cache);
-    std::fs::create_dir_all(&dir)?;
-    let mut archives = Vec::new();
-    for spec in specs {
-        let archive = dir.join(format!(
-            "{}-{}-{}.tar",
-            spec.name,
-            spec.tag,
-            spec.content_key()
-        ));
-        if !archive.is_file() {
-            build_archive(spec, &scratch.join(&spec.name), &archive)?;
-            remove_older(&dir, &spec.name, &archive);
-            eprintln!("  built {}", spec.reference());
-        }
-        archives.push(archive);
-    }
-    Ok(archives)
-}
-
-fn build_archive(spec: &ImageSpec, context: &Path, archive: &Path) -> anyhow::Result<()> {
-    if context.exists() {
-        std::fs::remove_dir_all(context)?;
-    }
-    let rootfs = context.join("rootfs");
-    for file in &spec.files {
-        let target = rootfs.join(file.path().trim_start_matches('/'));
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        match file {
-            ImageFile::Bytes {
-                bytes, executable, ..
-            } => {
-                std::fs::write(&target, bytes)?;
-                if *executable {
-                    set_executable(&target)?;
-                }
-            }
-            ImageFile::Link { target: to, .. } => std::os::unix::fs::symlink(to, &target)?,
-        }
-    }
-    std::fs::write(context.join("Containerfile"), spec.containerfile())?;
-    let reference = spec.reference();
-    // --timestamp 0: the same files give the same layer, so images that share
-    // their files (the addons) share one layer in the cluster's store.
-    run_podman(
-        &[
-            "build",
-            "--quiet",
-            "--timestamp",
-            "0",
-            "--tag",
-            &reference,
-            "--file",
-        ],
-        &[&context.join("Containerfile"), context],
-    )?;
-    let partial = archive.with_extension("tar.partial");
-    let saved = run_podman_save(&reference, &partial);
-    // The archive is the product: the copy in podman's store would turn into
-    // an untagged leftover at the next rebuild.
-    let _ = run_podman(&["rmi", "--force"], &[Path::new(&reference)]);
-    saved?;
-    std::fs::rename(&partial, archive)?;
-    Ok(())
-}
-
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
@@ -513,65 +366,6 @@ fn shared_libraries(binary: &str) -> anyhow::Result<Vec<PathBuf>> {
     Ok(libs)
 }
 
-fn run_podman(args: &[&str], paths: &[&Path]) -> anyhow::Result<()> {
-    let out = Command::new("podman")
-        // The hard RLIMIT_NOFILE here is 20000; podman must not ask for more.
-        .args(["--log-level", "error"])
-        .args(args)
-        .args(paths)
-        .output()
-        .context("failed to run podman (hint: ci/install-packages)")?;
-    if !out.status.success() {
-        bail!(
-            "podman {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-fn run_podman_save(reference: &str, output: &Path) -> anyhow::Result<()> {
-    let out = Command::new("podman")
-        .args(["save", "--format", "oci-archive", "--output"])
-        .arg(output)
-        .arg(reference)
-        .output()
-        .context("failed to run podman")?;
-    if !out.status.success() {
-        bail!(
-            "podman save {reference} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-fn set_executable(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
-}
-
-/// Deletes archives of `name` other than `keep`.
-fn remove_older(dir: &Path, name: &str, keep: &Path) {
-    let prefix = format!("{name}-");
-    for entry in std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-    {
-        let file = entry.file_name().to_string_lossy().into_owned();
-        let rest = file.strip_prefix(&prefix).unwrap_or_default();
-        let is_same_image = rest
-            .split('-')
-            .next()
-            .is_some_and(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit()));
-        if is_same_image && entry.path() != keep {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
 /// Imports an OCI archive into the local cluster's containerd (namespace `k8s.io`).
 ///
 /// # Errors
@@ -636,34 +430,21 @@ fn loaded_references(text: &str) -> Vec<String> {
 /// # Errors
 /// The tool is missing or fails.
 pub fn load_into(provider: &str, cluster: &str, archives: &[PathBuf]) -> anyhow::Result<()> {
+    if !matches!(provider, "kind" | "k3d") {
+        bail!("unknown provider {provider:?} (expected local, kind or k3d)");
+    }
+    // The import the library infers for such a cluster's kube context.
+    let context = format!("{provider}-{cluster}");
     for archive in archives {
-        let mut cmd = match provider {
-            "kind" => {
-                let mut c = Command::new("kind");
-                c.args(["load", "image-archive"])
-                    .arg(archive)
-                    .args(["--name", cluster]);
-                c
-            }
-            "k3d" => {
-                let mut c = Command::new("k3d");
-                c.args(["image", "import"])
-                    .arg(archive)
-                    .args(["--cluster", cluster]);
-                c
-            }
-            other => bail!("unknown provider {other:?} (expected local, kind or k3d)"),
-        };
-        let out = cmd
-            .output()
-            .with_context(|| format!("failed to run {provider} (hint: is it installed?)"))?;
-        if !out.status.success() {
-            bail!(
-                "{provider} failed to load {}: {}",
-                archive.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        let command = testware::images::import_command(None, &context, None, archive)
+            .context("no import command for the provider")?;
+        let (program, args) = command.split_first().context("empty import command")?;
+        image::run(Command::new(program).args(args)).with_context(|| {
+            format!(
+                "{provider} failed to load {} (hint: is {provider} installed?)",
+                archive.display()
+            )
+        })?;
     }
     Ok(())
 }
@@ -671,49 +452,6 @@ pub fn load_into(provider: &str, cluster: &str, archives: &[PathBuf]) -> anyhow:
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spec(files: Vec<ImageFile>) -> ImageSpec {
-        ImageSpec {
-            name: "a".into(),
-            tag: "1.0.0".into(),
-            files,
-            entrypoint: "/a".into(),
-        }
-    }
-
-    fn file(path: &str, bytes: &[u8]) -> ImageFile {
-        ImageFile::Bytes {
-            path: path.into(),
-            bytes: bytes.to_vec(),
-            executable: true,
-        }
-    }
-
-    #[test]
-    fn content_keys_are_stable_and_follow_every_byte() {
-        let one = spec(vec![file("/a", b"x")]);
-        // A SHA-256 prefix: the same on every toolchain (DefaultHasher is not).
-        assert_eq!(one.content_key(), "41658755f0c8f67e");
-        assert_ne!(
-            spec(vec![file("/a", b"y")]).content_key(),
-            one.content_key()
-        );
-        assert_ne!(
-            spec(vec![file("/b", b"x")]).content_key(),
-            one.content_key()
-        );
-        let link = ImageFile::Link {
-            path: "/b".into(),
-            target: "a".into(),
-        };
-        assert_ne!(
-            spec(vec![file("/a", b"x"), link]).content_key(),
-            one.content_key()
-        );
-        let mut other_entrypoint = one.clone();
-        other_entrypoint.entrypoint = "/b".into();
-        assert_ne!(other_entrypoint.content_key(), one.content_key());
-    }
 
     #[test]
     fn declarations_read_kebab_case_and_refuse_unknown_keys() {

@@ -2,8 +2,10 @@
 //! server), so a repository that only depends on the library needs no image
 //! pipeline of its own: the helper's crate source, compiled by cargo into a
 //! static Linux binary, put in a `FROM scratch` image by the machine's container
-//! CLI (docker or podman) and imported into the cluster under test — kind, k3d,
-//! the testware local cluster, or any other through [`ENV_IMAGE_IMPORT`].
+//! CLI (docker or podman) through the one image pipeline ([`super::image`]),
+//! and imported into the cluster under test — kind, k3d, the testware local
+//! cluster, or any other through
+//! [`ENV_IMAGE_IMPORT`](crate::config::ENV_IMAGE_IMPORT).
 //!
 //! Binaries and image archives are cached by content under the cache directory
 //! (built once per version); an import is remembered per cluster, so parallel
@@ -14,73 +16,13 @@ use std::process::Stdio;
 
 use k8s_openapi::api::core::v1::{Namespace, Node};
 
-use crate::config::{RunConfig, Tools, ENV_CONTAINER_CLI, ENV_IMAGE_IMPORT};
+pub use super::image::ImageError;
+use super::image::{self, ImageFile, ImageSpec};
+use crate::config::RunConfig;
 
 /// The kubeconfig cluster extension naming the import command of a cluster
 /// (`extension: {command: [...]}`); the testware local cluster writes one.
 pub const IMPORT_EXTENSION: &str = "testware.dev/image-import";
-
-/// What goes wrong while providing an image; each names the step and the command.
-#[derive(Debug, thiserror::Error)]
-pub enum ImageError {
-    /// The helper's crate did not compile.
-    #[error("building {name} with `{command}` failed: {detail} (hint: on-demand images need cargo and glibc's static libraries, Debian's libc6-dev, on a Linux machine of the nodes' architecture)")]
-    Compile {
-        /// The crate.
-        name: String,
-        /// The cargo command.
-        command: String,
-        /// The end of cargo's output.
-        detail: String,
-    },
-    /// Neither docker nor podman is on `PATH`.
-    #[error("no container CLI to build image {reference} (hint: install docker or podman, or name one in {ENV_CONTAINER_CLI})")]
-    NoContainerCli {
-        /// The image.
-        reference: String,
-    },
-    /// A command failed (container CLI or import).
-    #[error("`{command}` failed: {detail}")]
-    Command {
-        /// The command line.
-        command: String,
-        /// Its output, or why it did not start.
-        detail: String,
-    },
-    /// No way to import images into this cluster is known.
-    #[error("no way to import image {reference} into the cluster of kube context {context:?} (hint: set {ENV_IMAGE_IMPORT} to a command that loads an image archive into its nodes, e.g. `minikube image load`; kind-* and k3d-* contexts and the testware local cluster need none)")]
-    NoImporter {
-        /// The image.
-        reference: String,
-        /// The kube context (empty without a kubeconfig).
-        context: String,
-    },
-    /// The nodes run another architecture than the binary is built for.
-    #[error("node {node} runs {node_arch}, this machine builds {host_arch} binaries (hint: build the image on a machine of the nodes' architecture and load it yourself)")]
-    Architecture {
-        /// The node.
-        node: String,
-        /// Its architecture (Kubernetes names: amd64, arm64).
-        node_arch: String,
-        /// This machine's.
-        host_arch: String,
-    },
-    /// Listing nodes or reading the cluster's identity failed.
-    #[error("failed to read the cluster's nodes or its identity (the kube-system namespace)")]
-    Cluster(#[source] kube::Error),
-    /// The kubeconfig could not be read.
-    #[error("failed to read the kubeconfig to choose an image import: {0}")]
-    Kubeconfig(String),
-    /// A cache file could not be written or locked.
-    #[error("failed to write {} (the image cache)", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 /// The source of a crate with one binary, written out and compiled on demand.
 #[derive(Debug, Clone, Copy)]
@@ -103,13 +45,7 @@ impl CrateSource {
             hash.update((content.len() as u64).to_le_bytes());
             hash.update(content);
         }
-        let key: String = hash
-            .finalize()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("src-{key}")
+        format!("src-{}", image::short_hex(&hash.finalize()))
     }
 
     /// The image made of this crate's binary: `localhost/<name>:<content key>`.
@@ -143,11 +79,7 @@ pub async fn provide(
 ) -> Result<(String, Provision), ImageError> {
     let reference = source.reference();
     let dir = config.tools.cache_dir.join("images");
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| ImageError::Io { path, source }
-    };
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    std::fs::create_dir_all(&dir).map_err(image::io(&dir))?;
     let cluster = cluster_identity(client).await?;
     let marker = dir.join(format!("{}-{}.imported", source.name, source.content_key()));
     let imported_here = |marker: &Path| {
@@ -158,31 +90,53 @@ pub async fn provide(
     }
     // One builder and importer at a time on this machine.
     let lock_path = dir.join(format!("{}.lock", source.name));
-    let lock = std::fs::File::create(&lock_path).map_err(io(&lock_path))?;
+    let lock = std::fs::File::create(&lock_path).map_err(image::io(&lock_path))?;
     let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
         .await
         .map_err(|e| ImageError::Io {
             path: lock_path.clone(),
             source: std::io::Error::other(e),
         })?
-        .map_err(io(&lock_path))?;
+        .map_err(image::io(&lock_path))?;
     if imported_here(&marker) {
         return Ok((reference, Provision::AlreadyThere));
     }
-    let archive = dir.join(format!("{}-{}.tar", source.name, source.content_key()));
+    let binary = compile(&dir, source).await?;
+    let spec = ImageSpec {
+        name: source.name.to_owned(),
+        tag: source.content_key(),
+        files: vec![ImageFile::Bytes {
+            path: "/server".into(),
+            bytes: std::fs::read(&binary).map_err(image::io(&binary))?,
+            executable: true,
+        }],
+        entrypoint: "/server".into(),
+    };
+    let archive = spec.archive_in(&dir);
     // How to import is known before anything is built.
     let import = import_command_for(config, &reference, &archive)?;
     let built = !archive.is_file();
-    if built {
-        let binary = compile(&dir, source).await?;
-        build_archive(&config.tools, &dir, &reference, &binary, &archive).await?;
-    }
-    let (program, args) = import.split_first().expect("import commands are not empty");
-    run(program, args).await?;
+    let cli = image::container_cli(&config.tools);
+    tokio::task::spawn_blocking(move || {
+        if built {
+            let cli = cli.ok_or_else(|| ImageError::NoContainerCli {
+                reference: spec.reference(),
+            })?;
+            let context = dir.join(format!("{}.context", spec.name));
+            image::build_archive(&cli, &spec, &context, &archive)?;
+        }
+        let (program, args) = import.split_first().expect("import commands are not empty");
+        image::run(std::process::Command::new(program).args(args))
+    })
+    .await
+    .map_err(|e| ImageError::Command {
+        command: format!("building and importing {reference}"),
+        detail: e.to_string(),
+    })??;
     let mut text = std::fs::read_to_string(&marker).unwrap_or_default();
     text.push_str(&cluster);
     text.push('\n');
-    std::fs::write(&marker, text).map_err(io(&marker))?;
+    std::fs::write(&marker, text).map_err(image::io(&marker))?;
     drop(lock);
     Ok((reference, Provision::Imported { built }))
 }
@@ -281,7 +235,7 @@ async fn compile(dir: &Path, source: CrateSource) -> Result<PathBuf, ImageError>
         .await
         .map_err(|e| failed(format!("cargo did not start: {e}")))?;
     if !output.status.success() {
-        return Err(failed(tail(&output.stderr, 15)));
+        return Err(failed(image::tail(&output.stderr, 15)));
     }
     let built = crate_dir
         .join("target")
@@ -298,92 +252,6 @@ async fn compile(dir: &Path, source: CrateSource) -> Result<PathBuf, ImageError>
     // The compiled dependencies are ~100 MB; the binary is all that is kept.
     let _ = std::fs::remove_dir_all(&crate_dir);
     Ok(binary)
-}
-
-/// Puts `binary` into a `FROM scratch` image `reference` (entrypoint: the
-/// binary, user 65532) and saves it as `archive`, removing it from the
-/// container CLI's store again.
-async fn build_archive(
-    tools: &Tools,
-    dir: &Path,
-    reference: &str,
-    binary: &Path,
-    archive: &Path,
-) -> Result<(), ImageError> {
-    let cli = container_cli(tools).ok_or_else(|| ImageError::NoContainerCli {
-        reference: reference.to_owned(),
-    })?;
-    let context = dir.join(format!("{}.context", archive_stem(archive)));
-    let write = |path: PathBuf, bytes: &[u8]| {
-        std::fs::write(&path, bytes).map_err(|source| ImageError::Io { path, source })
-    };
-    std::fs::create_dir_all(&context).map_err(|source| ImageError::Io {
-        path: context.clone(),
-        source,
-    })?;
-    // A copy keeps the binary's mode (executable, as cargo made it).
-    std::fs::copy(binary, context.join("server")).map_err(|source| ImageError::Io {
-        path: context.join("server"),
-        source,
-    })?;
-    write(
-        context.join("Containerfile"),
-        b"FROM scratch\nCOPY server /server\nUSER 65532:65532\nENTRYPOINT [\"/server\"]\n",
-    )?;
-    let path = |p: &Path| p.display().to_string();
-    let partial = archive.with_extension("tar.partial");
-    let podman = Path::new(&cli).file_name().is_some_and(|n| n == "podman");
-    let mut save = vec!["save".to_owned()];
-    if podman {
-        save.extend(["--format".to_owned(), "oci-archive".to_owned()]);
-    }
-    save.extend(["--output".to_owned(), path(&partial), reference.to_owned()]);
-    let steps = [
-        vec![
-            "build".to_owned(),
-            "--tag".to_owned(),
-            reference.to_owned(),
-            "--file".to_owned(),
-            path(&context.join("Containerfile")),
-            path(&context),
-        ],
-        save,
-    ];
-    let mut outcome = Ok(());
-    for step in steps {
-        outcome = run(&cli, &step).await;
-        if outcome.is_err() {
-            break;
-        }
-    }
-    // The archive is the product; the store's copy would be a leftover.
-    let _ = run(&cli, &["rmi".to_owned(), reference.to_owned()]).await;
-    let _ = std::fs::remove_dir_all(&context);
-    outcome?;
-    std::fs::rename(&partial, archive).map_err(|source| ImageError::Io {
-        path: archive.to_owned(),
-        source,
-    })
-}
-
-fn archive_stem(archive: &Path) -> String {
-    archive
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// `HARNESS_CONTAINER_CLI`, else podman (needs no daemon) or docker from `PATH`.
-fn container_cli(tools: &Tools) -> Option<String> {
-    if let Some(cli) = &tools.container_cli {
-        return Some(cli.clone());
-    }
-    ["podman", "docker"].into_iter().find_map(|name| {
-        std::env::split_paths(&tools.path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-            .map(|found| found.display().to_string())
-    })
 }
 
 /// The command that imports `archive` into this run's cluster ([`import_command`]).
@@ -408,7 +276,7 @@ fn import_command_for(
 /// The command that imports `archive`: `HARNESS_IMAGE_IMPORT` if set, else the
 /// cluster's [`IMPORT_EXTENSION`], else what a `kind-<name>` or `k3d-<name>`
 /// context implies; `None` when nothing applies.
-fn import_command(
+pub fn import_command(
     env: Option<&str>,
     context: &str,
     extension: Option<&[String]>,
@@ -503,36 +371,6 @@ fn kube_context(config: &RunConfig) -> Result<(String, Option<Vec<String>>), Ima
 pub struct ImportExtension {
     /// The import command; the archive replaces `{archive}` or is appended.
     pub command: Vec<String>,
-}
-
-async fn run(program: &str, args: &[String]) -> Result<(), ImageError> {
-    let shown = std::iter::once(program)
-        .chain(args.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let output = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| ImageError::Command {
-            command: shown.clone(),
-            detail: format!("did not start: {e}"),
-        })?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(ImageError::Command {
-        command: shown,
-        detail: format!("{}: {}", output.status, tail(&output.stderr, 15)),
-    })
-}
-
-/// The last `lines` lines of a command's output.
-fn tail(output: &[u8], lines: usize) -> String {
-    let text = String::from_utf8_lossy(output);
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[cfg(test)]
