@@ -5,7 +5,6 @@
 //! and — when some are missing — where each one is stuck.
 //!
 //! See `../shared/design/data-paths.md`, section 2, for the key layout.
-
 //!
 //! - `notify`: notifications built and signed as the store sends them, and
 //!   the [`Notifier`] that posts them;
