@@ -5,6 +5,9 @@
 //! Pass 1 renders everything concurrently, as a suite process does; pass 2 asks
 //! for the same renders again and must be served from the cache.
 //!
+//! Then the render cache across runs: every render into a scratch disk cache,
+//! again by a new renderer (helm processes: 0), and after one changed byte.
+//!
 //! Then, one at a time over the same renders plus the fixture charts
 //! (`fixtures/policy-charts`): `helm template` alone, and the harness's render,
 //! parse and every rule (schemas included) — checks per second and the overhead
@@ -13,6 +16,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context as _;
+use testware::charts::render_cache::RenderCache;
 use testware::manifest::api_versions::KubeVersion;
 use testware::manifest::policy::{self, ProbeValues};
 use testware::manifest::schema::Schemas;
@@ -96,7 +101,67 @@ async fn run() -> anyhow::Result<()> {
         helm.version(),
         helm.path().display()
     );
+    across_runs(&helm, &jobs).await?;
     overhead(&helm, jobs, schemas.as_deref()).await
+}
+
+/// Renders kept on disk, as the next run finds them: every render once into a
+/// scratch render cache, then again by a new renderer (a new run: helm
+/// processes 0), then once more after one changed byte of one chart (helm
+/// processes: that chart's value sets).
+async fn across_runs(
+    helm: &Arc<Helm>,
+    jobs: &[(testware::HelmChart, testware::RenderOptions)],
+) -> anyhow::Result<()> {
+    let scratch = std::env::temp_dir().join(format!(
+        "render-all-bench-{}",
+        testware::config::random_suffix(6)
+    ));
+    let disk = RenderCache::new(scratch.join("renders"));
+    let run = |jobs: Vec<(testware::HelmChart, testware::RenderOptions)>| {
+        let renderer = ChartRenderer::new(helm.clone()).with_disk_cache(disk.clone());
+        async move {
+            let before = helm.processes_started();
+            let started = Instant::now();
+            for (chart, options) in &jobs {
+                renderer.render(chart, options).await?;
+            }
+            anyhow::Ok((helm.processes_started() - before, started.elapsed()))
+        }
+    };
+    let (first, took_first) = run(jobs.to_vec()).await?;
+    let (second, took_second) = run(jobs.to_vec()).await?;
+    // One chart copied and changed by one byte: its renders run helm again.
+    let (chart, _) = jobs.first().context("no charts to render")?;
+    let copy = scratch.join(chart.meta().name.as_str());
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(chart.dir())
+        .arg(&copy)
+        .status()?;
+    anyhow::ensure!(status.success(), "copying {} failed", chart.dir().display());
+    let copied = testware::HelmChart::open(&copy)?;
+    let copied_jobs: Vec<_> = jobs
+        .iter()
+        .filter(|(c, _)| c.dir() == chart.dir())
+        .map(|(_, options)| (copied.clone(), options.clone()))
+        .collect();
+    run(copied_jobs.clone()).await?;
+    let chart_yaml = copy.join("Chart.yaml");
+    let mut text = std::fs::read_to_string(&chart_yaml)?;
+    text.push('\n');
+    std::fs::write(&chart_yaml, text)?;
+    let (changed, took_changed) = run(copied_jobs.clone()).await?;
+    println!(
+        "across runs (render cache on disk, one render at a time): first run {first} helm processes in {:.2} s; next run over unchanged charts {second} in {:.2} s; after one changed byte of {} {changed} in {:.2} s ({} value sets)",
+        took_first.as_secs_f64(),
+        took_second.as_secs_f64(),
+        chart.meta().name,
+        took_changed.as_secs_f64(),
+        copied_jobs.len()
+    );
+    std::fs::remove_dir_all(&scratch)?;
+    Ok(())
 }
 
 /// `helm template` alone against render + parse + every rule, one at a time.

@@ -13,6 +13,8 @@
 //!   and runs the policy rules (or only the `--rule`s) and `helm lint --strict`: a report
 //!   per chart and values set, JUnit if asked, exit status 1 when anything failed.
 //!   The no_deploy checks on a team's own charts, before writing any Rust.
+//! - `testware cache status|clear`: the renders kept across runs (see
+//!   `testware::charts::render_cache`).
 //! - `testware janitor` deletes the test namespaces whose run stopped renewing
 //!   them (killed runs), or with `--run <id>` every namespace of one run. Every
 //!   chart_deploy run does the first at its start; the command is for doing it by
@@ -88,6 +90,12 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Build the images the workspace declares and load them into a cluster.
     Images(images::ImagesArgs),
+    /// The render cache: `helm template` output kept across runs, keyed by
+    /// content (HARNESS_RENDER_CACHE=0 turns it off).
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Delete the namespaces that killed runs left behind.
     Janitor {
         /// Delete every namespace of this run id instead of the expired ones.
@@ -97,6 +105,14 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         kube_context: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// Delete every kept render (pinned downloads and builds stay).
+    Clear,
+    /// Say where the renders are kept and how many there are.
+    Status,
 }
 
 fn main() -> ExitCode {
@@ -172,6 +188,31 @@ async fn run(command: Command) -> ExitCode {
             .map_or_else(failed, |()| ExitCode::SUCCESS),
         Command::Images(args) => {
             images::run(args, &cache).map_or_else(failed, |()| ExitCode::SUCCESS)
+        }
+        Command::Cache { action } => {
+            let renders = testware::charts::render_cache::RenderCache::new(cache.join("renders"));
+            let kept = renders.len();
+            match action {
+                CacheAction::Status => {
+                    let state = if tools.render_cache {
+                        "on"
+                    } else {
+                        "off (HARNESS_RENDER_CACHE=0)"
+                    };
+                    println!(
+                        "{kept} renders kept in {} (render cache {state})",
+                        renders.dir().display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                CacheAction::Clear => match renders.clear() {
+                    Ok(()) => {
+                        println!("removed {kept} renders from {}", renders.dir().display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => failed(anyhow::anyhow!("removing {}: {e}", renders.dir().display())),
+                },
+            }
         }
         Command::Janitor { run, kube_context } => janitor::janitor(run, kube_context)
             .await

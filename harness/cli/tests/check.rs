@@ -329,3 +329,52 @@ fn moving_tags_fail_and_test_hooks_are_left_out() {
         "{text}"
     );
 }
+
+/// `testware check` keeps its renders in the cache directory; `testware cache`
+/// tells how many and clears them. (That a kept render starts no helm process
+/// is proven against the renderer itself, in the library's unit tests.)
+#[test]
+fn renders_are_kept_across_runs_and_cleared_on_demand() {
+    let tools = testware::config::Tools::from_process();
+    let helm = tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(testware::Helm::locate(&tools))
+        .expect("helm, as the other checks need");
+    let schemas = testware::manifest::schema::root(&tools);
+    let cache = std::env::temp_dir().join(format!(
+        "testware-cli-cache-{}",
+        testware::config::random_suffix(6)
+    ));
+    let env = [
+        ("HARNESS_CACHE_DIR", cache.to_str().expect("utf-8")),
+        ("HELM", helm.path().to_str().expect("utf-8")),
+        ("HARNESS_SCHEMA_DIR", schemas.to_str().expect("utf-8")),
+    ];
+    let cache_command = |action: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_testware"))
+            .args(["cache", action])
+            .envs(env)
+            .output()
+            .expect("the testware binary runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(cache_command("status").starts_with("0 renders kept"));
+    let chart = repo("charts-under-test/echo-server");
+    let (code, first) = check_with(&[&chart], &env);
+    assert_eq!(code, Some(0), "{first}");
+    let status = cache_command("status");
+    let kept: usize = status
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(kept >= 3, "one render per value set: {status}");
+    let (code, second) = check_with(&[&chart], &env);
+    assert_eq!(code, Some(0), "{second}");
+    assert!(second.contains("6 checks: 6 passed, 0 failed"), "{second}");
+    assert!(cache_command("status").starts_with(&format!("{kept} renders kept")));
+    assert!(cache_command("clear").starts_with(&format!("removed {kept} renders")));
+    assert!(cache_command("status").starts_with("0 renders kept"));
+    std::fs::remove_dir_all(&cache).expect("the scratch cache");
+}

@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 
 use crate::charts::helm::{Helm, HelmError};
 use crate::charts::options::{RenderOptions, Values};
+use crate::charts::render_cache::RenderCache;
 use crate::config::Tools;
 use crate::manifest::{ManifestError, Manifests};
 
@@ -195,15 +196,23 @@ type CacheKey = (PathBuf, RenderOptions);
 pub struct ChartRenderer {
     helm: Arc<Helm>,
     cache: Mutex<HashMap<CacheKey, Arc<OnceCell<Arc<Rendered>>>>>,
+    disk: Option<RenderCache>,
 }
 
 impl ChartRenderer {
-    /// A renderer using `helm`.
+    /// A renderer using `helm`, caching in memory only.
     pub fn new(helm: Arc<Helm>) -> Self {
         Self {
             helm,
             cache: Mutex::default(),
+            disk: None,
         }
+    }
+
+    /// The same renderer keeping renders across runs in `disk` as well.
+    pub fn with_disk_cache(mut self, disk: RenderCache) -> Self {
+        self.disk = Some(disk);
+        self
     }
 
     /// The helm adapter in use (e.g. to read its process count).
@@ -248,14 +257,31 @@ impl ChartRenderer {
             return Err(ChartError::MissingValues { path: missing });
         }
         let name = chart.meta.name.clone();
-        let text = self
-            .helm
-            .template(&chart.dir, options)
-            .await
-            .map_err(|source| ChartError::Helm {
-                chart: name.clone(),
-                source,
-            })?;
+        let disk = self.disk.as_ref().and_then(|disk| {
+            let key = disk.key(self.helm.version(), &chart.dir, options)?;
+            Some((disk, key))
+        });
+        let kept = disk.as_ref().and_then(|(disk, key)| disk.load(key));
+        let text = match kept {
+            Some(text) => {
+                tracing::debug!(chart = %name, "render from the render cache");
+                text
+            }
+            None => {
+                let text = self
+                    .helm
+                    .template(&chart.dir, options)
+                    .await
+                    .map_err(|source| ChartError::Helm {
+                        chart: name.clone(),
+                        source,
+                    })?;
+                if let Some((disk, key)) = &disk {
+                    disk.store(key, &text);
+                }
+                text
+            }
+        };
         let manifests = Manifests::parse(&text).map_err(|source| ChartError::Manifest {
             chart: name,
             source,
@@ -399,9 +425,11 @@ impl ChartSet {
     pub async fn renderer(&self) -> Result<Arc<ChartRenderer>, HelmError> {
         self.renderer
             .get_or_try_init(|| async {
-                Ok(Arc::new(ChartRenderer::new(Arc::new(
-                    Helm::locate(&self.tools).await?,
-                ))))
+                let renderer = ChartRenderer::new(Arc::new(Helm::locate(&self.tools).await?));
+                Ok(Arc::new(match self.tools.render_cache() {
+                    Some(disk) => renderer.with_disk_cache(disk),
+                    None => renderer,
+                }))
             })
             .await
             .cloned()
@@ -440,5 +468,83 @@ impl ChartSet {
             .lint(chart.dir(), values)
             .await
             .map_err(helm_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A helm that prints the chart's templates as they are, counting nothing
+    /// itself: the adapter counts the processes it starts.
+    async fn fake_helm(dir: &Path) -> Arc<Helm> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = dir.join("helm");
+        std::fs::write(
+            &path,
+            "#!/bin/sh\ncase \"$1\" in version) echo v3.10.1;; template) cat \"$3\"/templates/*.yaml;; esac\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Arc::new(Helm::at(&path).await.unwrap())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn renders_are_kept_across_runs_until_a_byte_changes() {
+        let dir =
+            std::env::temp_dir().join(format!("renderer-test-{}", crate::config::random_suffix(6)));
+        let chart_dir = dir.join("web");
+        std::fs::create_dir_all(chart_dir.join("templates")).unwrap();
+        std::fs::write(chart_dir.join("Chart.yaml"), "name: web\nversion: 1.0.0\n").unwrap();
+        let template = chart_dir.join("templates/cm.yaml");
+        std::fs::write(
+            &template,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+        )
+        .unwrap();
+        let helm = fake_helm(&dir).await;
+        let disk = RenderCache::new(dir.join("renders"));
+        let chart = HelmChart::open(&chart_dir).unwrap();
+        let options = RenderOptions::default();
+        // A run is a renderer of its own: its memory cache starts empty.
+        let run = || ChartRenderer::new(helm.clone()).with_disk_cache(disk.clone());
+        let started = helm.processes_started();
+
+        let first = run().render(&chart, &options).await.unwrap();
+        assert_eq!(
+            helm.processes_started() - started,
+            1,
+            "the first run renders"
+        );
+        let second = run().render(&chart, &options).await.unwrap();
+        assert_eq!(
+            helm.processes_started() - started,
+            1,
+            "a run over the unchanged chart starts no helm process"
+        );
+        assert_eq!(second.objects().len(), first.objects().len());
+        assert_eq!(second.objects()[0].name(), "a");
+
+        std::fs::write(
+            &template,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n",
+        )
+        .unwrap();
+        let changed = run().render(&chart, &options).await.unwrap();
+        assert_eq!(
+            helm.processes_started() - started,
+            2,
+            "a changed byte renders again"
+        );
+        assert_eq!(changed.objects()[0].name(), "b");
+
+        let without_disk = ChartRenderer::new(helm.clone());
+        without_disk.render(&chart, &options).await.unwrap();
+        assert_eq!(
+            helm.processes_started() - started,
+            3,
+            "no disk cache: helm runs"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,8 +1,9 @@
 //! Charts and helm: a repository's charts rendered once and cached
-//! ([`chart`]), the helm CLI adapter ([`helm`]) and what each helm action is
-//! given ([`options`]). Installing a chart into a cluster is
+//! ([`chart`]; across runs on disk: [`render_cache`]), the helm CLI adapter
+//! ([`helm`]) and what each helm action is given ([`options`]). Installing a chart into a cluster is
 //! [`crate::deployment`]'s.
 
 pub mod chart;
 pub mod helm;
 pub mod options;
+pub mod render_cache;

@@ -20,7 +20,7 @@ use crate::marks::{MarkExpr, MarkExprError};
 mod tools;
 pub use tools::{
     Tools, ENV_CACHE_DIR, ENV_CONTAINER_CLI, ENV_DOCKER_HOST, ENV_HELM, ENV_IMAGE_IMPORT,
-    ENV_SCHEMA_DIR,
+    ENV_RENDER_CACHE, ENV_SCHEMA_DIR,
 };
 
 /// Environment variable for `--mark`.

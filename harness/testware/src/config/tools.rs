@@ -19,6 +19,8 @@ pub const ENV_CONTAINER_CLI: &str = "HARNESS_CONTAINER_CLI";
 /// replaces `{archive}`, or is appended), e.g. `minikube image load`. It wins
 /// over what the harness infers from the kube context.
 pub const ENV_IMAGE_IMPORT: &str = "HARNESS_IMAGE_IMPORT";
+/// `0` turns off the render cache (`helm template` output kept across runs).
+pub const ENV_RENDER_CACHE: &str = "HARNESS_RENDER_CACHE";
 /// The container engine's Docker-API address (as testcontainers reads it).
 pub const ENV_DOCKER_HOST: &str = "DOCKER_HOST";
 
@@ -41,6 +43,9 @@ pub struct Tools {
     pub image_import: Option<String>,
     /// `DOCKER_HOST`: the container engine's address, else Docker's default socket.
     pub docker_host: Option<String>,
+    /// Renders are kept across runs in `<cache>/renders` unless
+    /// `HARNESS_RENDER_CACHE=0` (see [`crate::charts::render_cache`]).
+    pub render_cache: bool,
 }
 
 impl Tools {
@@ -62,12 +67,20 @@ impl Tools {
             container_cli: get(ENV_CONTAINER_CLI),
             image_import: get(ENV_IMAGE_IMPORT),
             docker_host: get(ENV_DOCKER_HOST),
+            render_cache: !get(ENV_RENDER_CACHE)
+                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no")),
         }
     }
 
     /// Reads the variables from this process's environment.
     pub fn from_process() -> Self {
         Self::from_env(|key| std::env::var(key).ok())
+    }
+
+    /// The render cache these tools name, if it is on.
+    pub fn render_cache(&self) -> Option<crate::charts::render_cache::RenderCache> {
+        self.render_cache
+            .then(|| crate::charts::render_cache::RenderCache::new(self.cache_dir.join("renders")))
     }
 }
 
@@ -94,5 +107,8 @@ mod tests {
         let tools = Tools::from_env(env(&[("HELM", ""), ("DOCKER_HOST", "unix:///d")]));
         assert_eq!(tools.helm, None, "an empty variable counts as unset");
         assert_eq!(tools.docker_host.as_deref(), Some("unix:///d"));
+        assert!(tools.render_cache);
+        let tools = Tools::from_env(env(&[("HARNESS_RENDER_CACHE", "0")]));
+        assert!(!tools.render_cache);
     }
 }
