@@ -91,8 +91,60 @@ async fn run() -> anyhow::Result<()> {
         total_rss as f64 / 1024.0
     );
 
+    reset_figures(&cluster, &archives).await?;
     println!(
         "(namespace, install and condition timings: cargo bench -p suites --bench chart_deploy)"
+    );
+    Ok(())
+}
+
+/// `reset` after a test-like mess (namespaces with objects, a ClusterRole),
+/// then `up` on the reset cluster.
+async fn reset_figures(
+    cluster: &LocalCluster,
+    archives: &[std::path::PathBuf],
+) -> anyhow::Result<()> {
+    use testware::k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use testware::k8s_openapi::api::rbac::v1::ClusterRole;
+    use testware::kube::api::{Api, PostParams};
+    let client = cluster.admin_client().await?;
+    let baseline = testware::cluster::baseline::capture(&client).await?;
+    let create = PostParams::default();
+    for i in 0..5 {
+        let name = format!("bench-reset-{i}");
+        let namespace: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+        Api::<Namespace>::all(client.clone())
+            .create(&create, &namespace)
+            .await?;
+        for j in 0..10 {
+            let config_map: ConfigMap =
+                serde_json::from_value(serde_json::json!({"metadata": {"name": format!("c{j}")}}))?;
+            Api::<ConfigMap>::namespaced(client.clone(), &name)
+                .create(&create, &config_map)
+                .await?;
+        }
+        let role: ClusterRole =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "rules": []}))?;
+        Api::<ClusterRole>::all(client.clone())
+            .create(&create, &role)
+            .await?;
+    }
+    let reset =
+        testware::cluster::baseline::reset(&client, &baseline, Duration::from_secs(180)).await?;
+    println!(
+        "reset: {:.1} s to delete {} namespaces (50 ConfigMaps) and {} ClusterRoles, awaited",
+        reset.took.as_secs_f64(),
+        reset.namespaces.len(),
+        reset.objects.len()
+    );
+    let started = Instant::now();
+    cluster
+        .up_serving(archives, &cluster.layout.path("kubeconfig"))
+        .await?;
+    println!(
+        "up after reset (cluster running): {:.1} s",
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

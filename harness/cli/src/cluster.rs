@@ -1,4 +1,4 @@
-//! `testware cluster up|down|status|leftovers`: the embedded cluster (a real
+//! `testware cluster up|down|status|leftovers|reset`: the embedded cluster (a real
 //! Kubernetes 1.20 from Debian's source, no Docker, no registry), or a kind or
 //! k3d cluster made the same way.
 //!
@@ -71,7 +71,18 @@ enum ClusterCommand {
     /// List what a cluster left on this machine (processes, mounts, links,
     /// iptables chains); fails when anything is.
     Leftovers,
+    /// Return the running cluster to its state right after `up`: every
+    /// namespace and cluster-scoped object made since (by tests) deleted and
+    /// awaited, the addons serving.
+    Reset {
+        /// The kubeconfig `up` printed (kind and k3d; default: where `up` writes it).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+    },
 }
+
+/// How long a reset may take.
+const RESET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
 
 /// Runs `testware cluster …`.
 ///
@@ -101,6 +112,8 @@ pub async fn run(args: ClusterArgs, cache: &Path) -> anyhow::Result<()> {
             let archives = addon_archives(cache)?;
             let path = kubeconfig.unwrap_or_else(|| default_kubeconfig(&cluster.layout));
             let fresh = cluster.up_serving(&archives, &path).await?;
+            let client = cluster.admin_client().await?;
+            record_baseline(&client, &cluster.layout.path("baseline.json"), fresh).await?;
             eprintln!(
                 "local cluster {} in {:.1} s",
                 if fresh {
@@ -115,8 +128,10 @@ pub async fn run(args: ClusterArgs, cache: &Path) -> anyhow::Result<()> {
         (ClusterCommand::Up { kubeconfig, .. }, external) => {
             let path = kubeconfig
                 .unwrap_or_else(|| cache.join(format!("{}.kubeconfig", external.program())));
-            external_up(external, &path)?;
+            let fresh = external_up(external, &path)?;
             images::load_into(external.program(), CLUSTER_NAME, &addon_archives(cache)?)?;
+            let client = client_of(&path).await?;
+            record_baseline(&client, &external_baseline(cache, external), fresh).await?;
             println!("{}", path.display());
         }
         (ClusterCommand::Down, Provider::Local) => {
@@ -143,10 +158,91 @@ pub async fn run(args: ClusterArgs, cache: &Path) -> anyhow::Result<()> {
             }
             println!("nothing of the local cluster is left on this machine");
         }
+        (ClusterCommand::Reset { .. }, Provider::Local) => {
+            let cluster = local();
+            let client = cluster
+                .admin_client()
+                .await
+                .context("the local cluster is not running (hint: `testware cluster up`)")?;
+            reset(&client, &cluster.layout.path("baseline.json")).await?;
+            addons::wait_serving(&client).await?;
+            eprintln!("addons serving");
+        }
+        (ClusterCommand::Reset { kubeconfig }, external) => {
+            let path = kubeconfig
+                .unwrap_or_else(|| cache.join(format!("{}.kubeconfig", external.program())));
+            let client = client_of(&path).await?;
+            reset(&client, &external_baseline(cache, external)).await?;
+        }
         (ClusterCommand::Leftovers, external) => {
             bail!("leftovers are listed for the local provider only ({external:?} keeps its clusters in Docker: `{} … list` shows them)", external.program())
         }
     }
+    Ok(())
+}
+
+/// Records the cluster's state right after `up` for `reset`: when it was just
+/// started, or when no baseline is recorded yet (a cluster started by an older
+/// `testware`: its state now counts as the baseline).
+async fn record_baseline(
+    client: &testware::kube::Client,
+    path: &Path,
+    fresh: bool,
+) -> anyhow::Result<()> {
+    if fresh || !path.is_file() {
+        let baseline = testware::cluster::baseline::capture(client).await?;
+        baseline
+            .save(path)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Where `up` records a kind or k3d cluster's baseline.
+fn external_baseline(cache: &Path, provider: Provider) -> PathBuf {
+    cache.join(format!("{}.baseline.json", provider.program()))
+}
+
+/// A client of the cluster in the kubeconfig at `path`.
+async fn client_of(path: &Path) -> anyhow::Result<testware::kube::Client> {
+    let kubeconfig = testware::kube::config::Kubeconfig::read_from(path).with_context(|| {
+        format!(
+            "reading {} (hint: `testware cluster up` writes it)",
+            path.display()
+        )
+    })?;
+    let config =
+        testware::kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(testware::kube::Client::try_from(config)?)
+}
+
+/// Deletes what was made since the baseline at `baseline` and says what and how fast.
+async fn reset(client: &testware::kube::Client, baseline: &Path) -> anyhow::Result<()> {
+    let recorded = testware::cluster::baseline::Baseline::load(baseline).with_context(|| {
+        format!(
+            "reading the baseline {} (hint: `testware cluster up` records it)",
+            baseline.display()
+        )
+    })?;
+    let done = testware::cluster::baseline::reset(client, &recorded, RESET_TIMEOUT).await?;
+    eprintln!(
+        "cluster reset in {:.1} s: deleted {} namespace(s) and {} other object(s){}",
+        done.took.as_secs_f64(),
+        done.namespaces.len(),
+        done.objects.len(),
+        if done.objects.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                done.objects
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
     Ok(())
 }
 
@@ -228,17 +324,19 @@ fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Creates the kind or k3d cluster unless it exists, and writes its kubeconfig to `path`.
-fn external_up(provider: Provider, path: &Path) -> anyhow::Result<()> {
+/// Creates the kind or k3d cluster unless it exists, and writes its kubeconfig
+/// to `path`; returns whether it created it.
+fn external_up(provider: Provider, path: &Path) -> anyhow::Result<bool> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let path_text = path.display().to_string();
+    let created;
     if provider == Provider::Kind {
-        if !run_tool("kind", &["get", "clusters"])?
+        created = !run_tool("kind", &["get", "clusters"])?
             .lines()
-            .any(|l| l == CLUSTER_NAME)
-        {
+            .any(|l| l == CLUSTER_NAME);
+        if created {
             run_tool(
                 "kind",
                 &[
@@ -256,10 +354,10 @@ fn external_up(provider: Provider, path: &Path) -> anyhow::Result<()> {
             run_tool("kind", &["get", "kubeconfig", "--name", CLUSTER_NAME])?,
         )?;
     } else {
-        if !run_tool("k3d", &["cluster", "list", "--no-headers"])?
+        created = !run_tool("k3d", &["cluster", "list", "--no-headers"])?
             .lines()
-            .any(|l| l.split_whitespace().next() == Some(CLUSTER_NAME))
-        {
+            .any(|l| l.split_whitespace().next() == Some(CLUSTER_NAME));
+        if created {
             run_tool(
                 "k3d",
                 &[
@@ -276,7 +374,7 @@ fn external_up(provider: Provider, path: &Path) -> anyhow::Result<()> {
             &["kubeconfig", "write", CLUSTER_NAME, "--output", &path_text],
         )?;
     }
-    Ok(())
+    Ok(created)
 }
 
 fn external_down(provider: Provider) -> anyhow::Result<()> {

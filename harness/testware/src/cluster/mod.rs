@@ -2,6 +2,7 @@
 //! what objects do, what their states mean, why they are not ready, and the
 //! ways in (exec, port-forwards).
 //!
+//! - [`baseline`]: the cluster right after `up`, and the reset back to it;
 //! - [`mod@client`]: the client from kubeconfig/context and the probe behind the
 //!   chart_deploy tier (its items are re-exported here);
 //! - [`namespace`]: ephemeral test namespaces, their fast awaited deletion, the janitor;
@@ -11,6 +12,7 @@
 //! - [`versions`]: fields that changed shape between Kubernetes API versions, read alike;
 //! - [`net`]: exec, port-forwards on free local ports, a minimal HTTP request.
 
+pub mod baseline;
 pub mod client;
 pub mod explain;
 pub mod namespace;
