@@ -236,7 +236,7 @@ mod tests {
         let (namespaces, objects) = baseline.made_since(&now);
         assert_eq!(namespaces, ["test-abc-1"]);
         let names: Vec<String> = objects.iter().map(ToString::to_string).collect();
-        assert_eq!(names, ["PersistentVolume pvc-1", "ClusterRole test-made"]);
+        assert_eq!(names, ["ClusterRole test-made", "PersistentVolume pvc-1"]);
         assert_eq!(baseline.made_since(&baseline), (vec![], vec![]));
     }
 
