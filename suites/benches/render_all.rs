@@ -134,8 +134,9 @@ async fn across_runs(
     // One chart copied and changed by one byte: its renders run helm again.
     let (chart, _) = jobs.first().context("no charts to render")?;
     let copy = scratch.join(chart.meta().name.as_str());
+    // -L: a chart may be a link (echo-server links to the library's chart).
     let status = std::process::Command::new("cp")
-        .arg("-r")
+        .arg("-rL")
         .arg(chart.dir())
         .arg(&copy)
         .status()?;
