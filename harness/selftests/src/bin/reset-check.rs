@@ -20,8 +20,25 @@ use kube::api::{Api, ListParams, PostParams};
 /// The name every planted object carries.
 const PLANTED: &str = "testware-reset-check";
 
+/// What to do.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Mode {
+    /// Make a namespace with a ConfigMap, and a ClusterRole.
+    Plant,
+    /// Fail unless they are gone and the cluster's own objects are not.
+    Verify,
+}
+
+/// `reset-check plant|verify`.
+#[derive(clap::Parser)]
+struct Args {
+    /// plant before the reset, verify after it.
+    #[arg(value_enum)]
+    mode: Mode,
+}
+
 fn main() -> ExitCode {
-    let mode = std::env::args().nth(1).unwrap_or_default();
+    let Args { mode } = clap::Parser::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -36,16 +53,15 @@ fn main() -> ExitCode {
         let client = kube::Client::try_default()
             .await
             .context("no cluster (hint: KUBECONFIG from `testware cluster up`)")?;
-        match mode.as_str() {
-            "plant" => plant(&client).await,
-            "verify" => verify(&client).await,
-            other => bail!("usage: reset-check plant|verify (got {other:?})"),
+        match mode {
+            Mode::Plant => plant(&client).await,
+            Mode::Verify => verify(&client).await,
         }
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("reset-check {mode}: {e:#}");
+            eprintln!("reset-check {mode:?}: {e:#}");
             ExitCode::FAILURE
         }
     }
