@@ -98,6 +98,10 @@ async fn echo_server_installs_and_serves(ctx: Ctx) -> anyhow::Result<()> {
         &[
             "/testware-toolbox",
             "http-get",
+            // Ready pods reach kube-proxy's rules a moment later: until then
+            // the Service refuses connections (run 8 of this change saw it).
+            "--retry-for",
+            "10",
             "http://echo-echo-server:9001/healthz",
         ],
     )
