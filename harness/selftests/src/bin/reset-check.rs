@@ -37,19 +37,10 @@ struct Args {
     mode: Mode,
 }
 
-fn main() -> ExitCode {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
     let Args { mode } = clap::Parser::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: failed to start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = runtime.block_on(async {
+    let outcome = async {
         let client = kube::Client::try_default()
             .await
             .context("no cluster (hint: KUBECONFIG from `testware cluster up`)")?;
@@ -57,8 +48,8 @@ fn main() -> ExitCode {
             Mode::Plant => plant(&client).await,
             Mode::Verify => verify(&client).await,
         }
-    });
-    match outcome {
+    };
+    match outcome.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("reset-check {mode:?}: {e:#}");
