@@ -122,9 +122,17 @@ async fn cluster_scoped(client: &kube::Client) -> Result<Vec<ApiResource>, Clust
 /// # Errors
 /// Discovery or a list fails.
 pub async fn capture(client: &kube::Client) -> Result<Baseline, ClusterError> {
+    capture_of(client, &cluster_scoped(client).await?).await
+}
+
+/// The objects of `resources` now.
+async fn capture_of(
+    client: &kube::Client,
+    resources: &[ApiResource],
+) -> Result<Baseline, ClusterError> {
     let mut objects = BTreeSet::new();
-    for resource in cluster_scoped(client).await? {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    for resource in resources {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
         let list = api
             .list_metadata(&ListParams::default())
             .await
@@ -151,8 +159,9 @@ pub async fn reset(
     timeout: Duration,
 ) -> Result<Reset, ClusterError> {
     let started = Instant::now();
+    // One discovery for both the listing and the deletions.
     let resources = cluster_scoped(client).await?;
-    let now = capture(client).await?;
+    let now = capture_of(client, &resources).await?;
     let (namespaces, objects) = baseline.made_since(&now);
     let deletions = namespaces
         .iter()
