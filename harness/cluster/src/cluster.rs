@@ -135,6 +135,9 @@ impl LocalCluster {
             }
         }
         let client = self.admin_client().await?;
+        // Addons applied before the node takes pods would wait out the
+        // scheduler's back-off after their first refusal.
+        wait_schedulable(&client, Duration::from_secs(60)).await?;
         crate::addons::install(&client, &self.layout)
             .await
             .context("installing the addons")?;
@@ -188,21 +191,54 @@ impl LocalCluster {
         components::write_configs(&self.layout, &pki)?;
         std::fs::create_dir_all(self.layout.volumes())?;
         network::set_up()?;
-        for component in self.components() {
-            let started = Instant::now();
-            let mut child = self.supervisor.start(&component.daemon)?;
-            self.wait_healthy(&component, &mut child).await?;
+        // What waits for nothing but its own start runs at once: etcd and
+        // containerd first; then the API server with the kubelet, whose own
+        // start (cAdvisor, the runtime: about 6 s) needs no API server until it
+        // registers the node, and the addons' images imported meanwhile; then
+        // the rest, which read from the API server as they start.
+        let mut components = self.components();
+        let mut phase = |names: &[&str]| {
+            let (now, later) = components
+                .drain(..)
+                .partition::<Vec<_>, _>(|c| names.contains(&c.daemon.name));
+            components = later;
+            now
+        };
+        let storage_and_runtime = phase(&["etcd", "containerd"]);
+        let api_server_and_kubelet = phase(&["kube-apiserver", "kubelet"]);
+        let rest = std::mem::take(&mut components);
+        self.start_together(storage_and_runtime).await?;
+        let layout = self.layout.clone();
+        let images = images.to_vec();
+        let import = tokio::task::spawn_blocking(move || {
+            images
+                .iter()
+                .try_for_each(|archive| crate::images::import(&layout, archive))
+        });
+        self.start_together(api_server_and_kubelet).await?;
+        import.await.context("importing the addons' images")??;
+        self.start_together(rest).await?;
+        Ok(())
+    }
+
+    /// Starts `components` at once and waits until each is healthy, saying how long each took.
+    async fn start_together(&self, components: Vec<Component>) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let mut children = Vec::new();
+        for component in components {
+            let child = self.supervisor.start(&component.daemon)?;
+            children.push((component, child));
+        }
+        futures::future::try_join_all(children.iter_mut().map(|(component, child)| async {
+            self.wait_healthy(component, child).await?;
             eprintln!(
                 "  {} healthy after {:.1} s",
                 component.daemon.name,
                 started.elapsed().as_secs_f64()
             );
-            if component.daemon.name == "containerd" {
-                for archive in images {
-                    crate::images::import(&self.layout, archive)?;
-                }
-            }
-        }
+            anyhow::Ok(())
+        }))
+        .await?;
         Ok(())
     }
 
@@ -549,6 +585,63 @@ fn with_image_import(kubeconfig: &str, containerd_socket: &Path) -> anyhow::Resu
     Ok(serde_yaml_ng::to_string(&config)?)
 }
 
+/// Waits until the node is Ready and carries no taint that keeps new pods off it
+/// (the node controller removes `node.kubernetes.io/not-ready` once it sees it Ready).
+///
+/// # Errors
+/// The node is not schedulable within `timeout` (with its conditions and taints).
+async fn wait_schedulable(client: &kube::Client, timeout: Duration) -> anyhow::Result<()> {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    let deadline = Instant::now() + timeout;
+    loop {
+        let state = match nodes.get_opt(NODE_NAME).await {
+            Ok(Some(node)) => node_schedulable(&node),
+            Ok(None) => Err("not registered yet".to_owned()),
+            Err(e) => Err(format!("cannot be read: {e}")),
+        };
+        match state {
+            Ok(()) => return Ok(()),
+            Err(why) if Instant::now() > deadline => bail!(
+                "node {NODE_NAME} takes no pods after {timeout:?}: {why} (hint: the kubelet's log, `testware cluster status`)"
+            ),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Whether `node` takes new pods: Ready, and no `NoSchedule` or `NoExecute` taint.
+fn node_schedulable(node: &k8s_openapi::api::core::v1::Node) -> Result<(), String> {
+    let status = node.status.as_ref();
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    match ready {
+        Some(c) if c.status == "True" => {}
+        Some(c) => {
+            return Err(format!(
+                "Ready={} ({})",
+                c.status,
+                c.message.clone().unwrap_or_default()
+            ))
+        }
+        None => return Err("no Ready condition yet".to_owned()),
+    }
+    let taints: Vec<String> = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+        .map(|t| format!("{}:{}", t.key, t.effect))
+        .collect();
+    if taints.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("tainted {}", taints.join(", ")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,5 +662,29 @@ mod tests {
             "ctr --address /run/c.sock -n k8s.io images import --no-unpack=false"
         );
         assert_eq!(config.current_context.as_deref(), Some("testware-local"));
+    }
+
+    #[test]
+    fn a_node_takes_pods_once_ready_and_untainted() {
+        let node = |ready: &str, taints: &str| -> k8s_openapi::api::core::v1::Node {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "testware"},
+                "spec": {"taints": serde_json::from_str::<serde_json::Value>(taints).unwrap()},
+                "status": {"conditions": [{"type": "Ready", "status": ready, "message": "PLEG is not healthy"}]}
+            }))
+            .unwrap()
+        };
+        let not_ready = r#"[{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]"#;
+        assert_eq!(
+            node_schedulable(&node("False", "[]")),
+            Err("Ready=False (PLEG is not healthy)".to_owned())
+        );
+        assert_eq!(
+            node_schedulable(&node("True", not_ready)),
+            Err("tainted node.kubernetes.io/not-ready:NoSchedule".to_owned())
+        );
+        let prefer = r#"[{"key": "x", "effect": "PreferNoSchedule"}]"#;
+        assert_eq!(node_schedulable(&node("True", prefer)), Ok(()));
+        assert!(node_schedulable(&Default::default()).is_err());
     }
 }

@@ -341,6 +341,11 @@ evictionHard:
   nodefs.inodesFree: "1%"
   imagefs.available: "{EVICTION_FLOOR}"
 containerLogMaxSize: 10Mi
+# The node's conditions are looked at every second (default 10 s: a new node
+# stays NotReady, and its first pods unscheduled, that long), but posted only
+# when they change or once a minute.
+nodeStatusUpdateFrequency: 1s
+nodeStatusReportFrequency: 1m
 rotateCertificates: false
 "#
         ),
