@@ -78,6 +78,10 @@ enum ClusterCommand {
         /// The kubeconfig `up` printed (kind and k3d; default: where `up` writes it).
         #[arg(long, value_name = "FILE")]
         kubeconfig: Option<PathBuf>,
+        /// Also remove the images imported since `up` (local provider), such as
+        /// a repository's own (`testware images import` loads them again).
+        #[arg(long)]
+        images: bool,
     },
 }
 
@@ -113,7 +117,10 @@ pub async fn run(args: ClusterArgs, cache: &Path) -> anyhow::Result<()> {
             let path = kubeconfig.unwrap_or_else(|| default_kubeconfig(&cluster.layout));
             let fresh = cluster.up_serving(&archives, &path).await?;
             let client = cluster.admin_client().await?;
-            record_baseline(&client, &cluster.layout.path("baseline.json"), fresh).await?;
+            record_baseline(&client, &baseline_path(Provider::Local, cache), fresh).await?;
+            if fresh || !images::baseline_recorded(&cluster.layout) {
+                images::record_baseline(&cluster.layout)?;
+            }
             eprintln!(
                 "local cluster {} in {:.1} s",
                 if fresh {
@@ -131,7 +138,7 @@ pub async fn run(args: ClusterArgs, cache: &Path) -> anyhow::Result<()> {
             let fresh = external_up(external, &path)?;
             images::load_into(external.program(), CLUSTER_NAME, &addon_archives(cache)?)?;
             let client = client_of(&path).await?;
-            record_baseline(&client, &external_baseline(cache, external), fresh).await?;
+            record_baseline(&client, &baseline_path(external, cache), fresh).await?;
             println!("{}", path.display());
         }
         (ClusterCommand::Down, Provider::Local) => {
@@ -158,21 +165,27 @@ pub async fn run(args: ClusterArgs, cache: &Path) -> anyhow::Result<()> {
             }
             println!("nothing of the local cluster is left on this machine");
         }
-        (ClusterCommand::Reset { .. }, Provider::Local) => {
+        (ClusterCommand::Reset { images, .. }, Provider::Local) => {
             let cluster = local();
             let client = cluster
                 .admin_client()
                 .await
                 .context("the local cluster is not running (hint: `testware cluster up`)")?;
-            reset(&client, &cluster.layout.path("baseline.json")).await?;
+            reset(&client, &baseline_path(Provider::Local, cache)).await?;
+            if images {
+                remove_images_since_up(&cluster.layout)?;
+            }
             addons::wait_serving(&client).await?;
             eprintln!("addons serving");
         }
-        (ClusterCommand::Reset { kubeconfig }, external) => {
+        (ClusterCommand::Reset { images: true, .. }, external) => {
+            bail!("--images resets the local provider's images only ({external:?} keeps them in its node containers)")
+        }
+        (ClusterCommand::Reset { kubeconfig, .. }, external) => {
             let path = kubeconfig
                 .unwrap_or_else(|| cache.join(format!("{}.kubeconfig", external.program())));
             let client = client_of(&path).await?;
-            reset(&client, &external_baseline(cache, external)).await?;
+            reset(&client, &baseline_path(external, cache)).await?;
         }
         (ClusterCommand::Leftovers, external) => {
             bail!("leftovers are listed for the local provider only ({external:?} keeps its clusters in Docker: `{} … list` shows them)", external.program())
@@ -198,9 +211,33 @@ async fn record_baseline(
     Ok(())
 }
 
-/// Where `up` records a kind or k3d cluster's baseline.
-fn external_baseline(cache: &Path, provider: Provider) -> PathBuf {
-    cache.join(format!("{}.baseline.json", provider.program()))
+/// Where `up` records the baseline `reset` returns to: in the local cluster's
+/// state directory (`down` removes it), or for kind and k3d in the cache.
+pub fn baseline_path(provider: Provider, cache: &Path) -> PathBuf {
+    match provider {
+        Provider::Local => Layout::from_env().path("baseline.json"),
+        external => cache.join(format!("{}.baseline.json", external.program())),
+    }
+}
+
+/// Removes from the local cluster the images imported since `up`, and says which.
+fn remove_images_since_up(layout: &Layout) -> anyhow::Result<()> {
+    let since = images::remove_since_baseline(layout)?;
+    let names: Vec<&str> = since
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !r.starts_with("sha256:"))
+        .collect();
+    eprintln!(
+        "removed {} image(s) imported since up{}",
+        names.len(),
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", names.join(", "))
+        }
+    );
+    Ok(())
 }
 
 /// A client of the cluster in the kubeconfig at `path`.
@@ -217,7 +254,7 @@ async fn client_of(path: &Path) -> anyhow::Result<testware::kube::Client> {
 }
 
 /// Deletes what was made since the baseline at `baseline` and says what and how fast.
-async fn reset(client: &testware::kube::Client, baseline: &Path) -> anyhow::Result<()> {
+pub async fn reset(client: &testware::kube::Client, baseline: &Path) -> anyhow::Result<()> {
     let recorded = testware::cluster::baseline::Baseline::load(baseline).with_context(|| {
         format!(
             "reading the baseline {} (hint: `testware cluster up` records it)",

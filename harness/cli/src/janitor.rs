@@ -1,15 +1,23 @@
-//! `testware janitor`: deletes the test namespaces of killed runs.
+//! `testware janitor`: deletes the test namespaces of killed runs, and with
+//! `--reset` returns an idle cluster to its state right after `up`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use testware::config::HarnessArgs;
 use testware::RunConfig;
 
-/// Deletes the expired test namespaces, or every namespace of run `run`.
+/// Deletes the expired test namespaces, or every namespace of run `run`; then,
+/// with `reset` (the baseline `up` recorded), resets the cluster to it unless a
+/// live run still holds a namespace.
 ///
 /// # Errors
 /// The cluster cannot be reached (with a hint), or a deletion fails.
-pub async fn janitor(run: Option<String>, kube_context: Option<String>) -> anyhow::Result<()> {
+pub async fn janitor(
+    run: Option<String>,
+    kube_context: Option<String>,
+    reset: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let options = HarnessArgs {
         kube_context,
         ..HarnessArgs::default()
@@ -31,6 +39,23 @@ pub async fn janitor(run: Option<String>, kube_context: Option<String>) -> anyho
         println!("nothing to delete");
     } else {
         println!("deleted: {}", names.join(", "));
+    }
+    let Some(baseline) = reset else {
+        return Ok(());
+    };
+    // A reset deletes every namespace made since `up`: never under a live run.
+    let live = testware::namespace::live_runs(&client).await?;
+    if live.is_empty() {
+        crate::cluster::reset(&client, &baseline).await?;
+    } else {
+        let held: Vec<String> = live
+            .iter()
+            .map(|(run, namespace)| format!("{namespace} (run {run})"))
+            .collect();
+        println!(
+            "not reset: live runs hold {} (their leases have not passed)",
+            held.join(", ")
+        );
     }
     Ok(())
 }

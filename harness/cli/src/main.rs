@@ -104,6 +104,14 @@ enum Command {
         /// The kubeconfig context to use (default: HARNESS_KUBE_CONTEXT, else the current one).
         #[arg(long, value_name = "NAME")]
         kube_context: Option<String>,
+        /// Then, when no live run holds a namespace, return the cluster to its
+        /// state right after `testware cluster up` (as `cluster reset`), which
+        /// also removes the cluster-scoped objects a killed run left.
+        #[arg(long, conflicts_with = "run")]
+        reset: bool,
+        /// Whose `up` recorded that state (with --reset).
+        #[arg(long, value_enum, default_value = "local", requires = "reset")]
+        provider: cluster::Provider,
     },
 }
 
@@ -214,8 +222,16 @@ async fn run(command: Command) -> ExitCode {
                 },
             }
         }
-        Command::Janitor { run, kube_context } => janitor::janitor(run, kube_context)
-            .await
-            .map_or_else(failed, |()| ExitCode::SUCCESS),
+        Command::Janitor {
+            run,
+            kube_context,
+            reset,
+            provider,
+        } => {
+            let reset = reset.then(|| cluster::baseline_path(provider, &cache));
+            janitor::janitor(run, kube_context, reset)
+                .await
+                .map_or_else(failed, |()| ExitCode::SUCCESS)
+        }
     }
 }

@@ -366,15 +366,23 @@ fn shared_libraries(binary: &str) -> anyhow::Result<Vec<PathBuf>> {
     Ok(libs)
 }
 
+/// `ctr images` on the local cluster's containerd, in the kubelet's namespace (`k8s.io`).
+fn ctr_images(layout: &Layout) -> Command {
+    let mut command = Command::new("ctr");
+    command
+        .arg("--address")
+        .arg(layout.containerd_socket())
+        .args(["-n", "k8s.io", "images"]);
+    command
+}
+
 /// Imports an OCI archive into the local cluster's containerd (namespace `k8s.io`).
 ///
 /// # Errors
 /// `ctr` fails.
 pub fn import(layout: &Layout, archive: &Path) -> anyhow::Result<()> {
-    let out = Command::new("ctr")
-        .arg("--address")
-        .arg(layout.containerd_socket())
-        .args(["-n", "k8s.io", "images", "import", "--no-unpack=false"])
+    let out = ctr_images(layout)
+        .args(["import", "--no-unpack=false"])
         .arg(archive)
         .output()
         .context("failed to run ctr")?;
@@ -386,6 +394,90 @@ pub fn import(layout: &Layout, archive: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The image references in the local cluster's containerd (namespace `k8s.io`):
+/// names, and the `sha256:` IDs the kubelet's runtime adds for each image.
+///
+/// # Errors
+/// `ctr` fails (the cluster is not running).
+fn imported(layout: &Layout) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let out = ctr_images(layout)
+        .args(["ls", "-q"])
+        .output()
+        .context("failed to run ctr")?;
+    if !out.status.success() {
+        bail!(
+            "listing the local cluster's images failed: {} (hint: is it up? `testware cluster up`)",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Removes `references` from the local cluster's containerd.
+///
+/// # Errors
+/// `ctr` fails (with its message).
+fn remove(layout: &Layout, references: &[String]) -> anyhow::Result<()> {
+    if references.is_empty() {
+        return Ok(());
+    }
+    let out = ctr_images(layout)
+        .args(["rm", "--sync"])
+        .args(references)
+        .output()
+        .context("failed to run ctr")?;
+    if !out.status.success() {
+        bail!(
+            "removing images from the local cluster failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Where `up` records the images in the cluster right after it started.
+const BASELINE: &str = "baseline-images.json";
+
+/// Whether [`record_baseline`] ran for the running cluster.
+pub fn baseline_recorded(layout: &Layout) -> bool {
+    layout.path(BASELINE).is_file()
+}
+
+/// Records the images in the cluster now (right after `up`): what
+/// [`remove_since_baseline`] keeps.
+///
+/// # Errors
+/// `ctr` fails, or the file cannot be written.
+pub fn record_baseline(layout: &Layout) -> anyhow::Result<()> {
+    let path = layout.path(BASELINE);
+    std::fs::write(&path, serde_json::to_string_pretty(&imported(layout)?)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Removes the images imported since [`record_baseline`]; returns them.
+///
+/// # Errors
+/// No baseline is recorded, or `ctr` fails.
+pub fn remove_since_baseline(layout: &Layout) -> anyhow::Result<Vec<String>> {
+    let path = layout.path(BASELINE);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (hint: `testware cluster up` records it)",
+            path.display()
+        )
+    })?;
+    let baseline: std::collections::BTreeSet<String> = serde_json::from_str(&text)
+        .with_context(|| format!("{} does not parse", path.display()))?;
+    let since: Vec<String> = imported(layout)?.difference(&baseline).cloned().collect();
+    remove(layout, &since)?;
+    Ok(since)
 }
 
 /// Loads archives into podman's image store (for the component tier's

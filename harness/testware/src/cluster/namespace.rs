@@ -506,6 +506,57 @@ async fn release_volumes(
     Ok(())
 }
 
+/// Whether a harness namespace's lease (`expires-at`) has passed at `now`.
+fn expired(ns: &Namespace, now: time::OffsetDateTime) -> bool {
+    ns.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::EXPIRES_AT))
+        .and_then(|at| {
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .is_some_and(|at| at < now)
+}
+
+/// The harness namespaces of live runs (lease not expired, not being deleted),
+/// as `(run id, namespace)`: what a cluster-wide reset must not touch.
+///
+/// # Errors
+/// Listing namespaces fails.
+pub async fn live_runs(client: &kube::Client) -> Result<Vec<(String, String)>, ClusterError> {
+    let namespaces = harness_namespaces(client).await?;
+    Ok(live_of(&namespaces, time::OffsetDateTime::now_utc()))
+}
+
+/// Every namespace the harness created (by its managed-by label).
+async fn harness_namespaces(client: &kube::Client) -> Result<Vec<Namespace>, ClusterError> {
+    let api = kube::Api::<Namespace>::all(client.clone());
+    let selector = format!("{}={}", labels::MANAGED_BY, labels::MANAGER);
+    let list = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(api_error("list harness namespaces"))?;
+    Ok(list.items)
+}
+
+/// [`live_runs`] over listed namespaces.
+fn live_of(namespaces: &[Namespace], now: time::OffsetDateTime) -> Vec<(String, String)> {
+    namespaces
+        .iter()
+        .filter(|ns| ns.metadata.deletion_timestamp.is_none() && !expired(ns, now))
+        .filter_map(|ns| {
+            let run = ns
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(labels::RUN_ID))
+                .cloned()
+                .unwrap_or_default();
+            Some((run, ns.metadata.name.clone()?))
+        })
+        .collect()
+}
+
 /// Deletes the namespaces of runs that stopped renewing them (killed runs):
 /// harness-managed namespaces whose `expires-at` has passed. Returns their names;
 /// the namespace controller finishes the deletion.
@@ -514,23 +565,10 @@ async fn release_volumes(
 /// Listing namespaces fails.
 pub async fn reap_expired(client: &kube::Client) -> Result<Vec<String>, ClusterError> {
     let api = kube::Api::<Namespace>::all(client.clone());
-    let selector = format!("{}={}", labels::MANAGED_BY, labels::MANAGER);
-    let list = api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(api_error("list harness namespaces"))?;
     let now = time::OffsetDateTime::now_utc();
     let mut reaped = Vec::new();
-    for ns in list.items {
-        let expired = ns
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(labels::EXPIRES_AT))
-            .and_then(|at| {
-                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
-            })
-            .is_some_and(|at| at < now);
+    for ns in harness_namespaces(client).await? {
+        let expired = expired(&ns, now);
         let (Some(name), true, None) = (ns.metadata.name, expired, ns.metadata.deletion_timestamp)
         else {
             continue;
@@ -610,4 +648,40 @@ pub fn label_value(text: &str) -> String {
     cleaned
         .trim_matches(|c: char| !c.is_ascii_alphanumeric())
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn namespace(name: &str, run: &str, expires: &str, deleting: bool) -> Namespace {
+        let mut metadata = serde_json::json!({
+            "name": name,
+            "labels": {labels::MANAGED_BY: labels::MANAGER, labels::RUN_ID: run},
+            "annotations": {labels::EXPIRES_AT: expires},
+        });
+        if deleting {
+            metadata["deletionTimestamp"] = "2026-12-03T11:59:00Z".into();
+        }
+        serde_json::from_value(serde_json::json!({ "metadata": metadata })).unwrap()
+    }
+
+    #[test]
+    fn live_runs_are_those_whose_lease_has_not_passed() {
+        let now = time::macros::datetime!(2026-12-03 12:00 UTC);
+        let namespaces = [
+            namespace("t-live", "run-a", "2026-12-03T12:05:00Z", false),
+            namespace("t-killed", "run-b", "2026-12-03T11:55:00Z", false),
+            namespace("t-going", "run-c", "2026-12-03T12:05:00Z", true),
+            namespace("t-no-lease", "run-d", "soon", false),
+        ];
+        assert_eq!(
+            live_of(&namespaces, now),
+            vec![
+                ("run-a".to_owned(), "t-live".to_owned()),
+                // An unreadable lease never counts as expired: the run may be live.
+                ("run-d".to_owned(), "t-no-lease".to_owned()),
+            ]
+        );
+    }
 }
