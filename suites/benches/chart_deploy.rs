@@ -3,7 +3,9 @@
 //! through the harness beside plain `helm install --wait` on the same chart
 //! (and plain `helm install` without waiting, the floor of both),
 //! and how long after a condition becomes true the harness notices it (a watch,
-//! and for contrast `wait_until` polling with its capped backoff).
+//! and for contrast `wait_until` polling with its capped backoff), and how long
+//! an install whose image cannot be pulled takes to fail, ending at the stuck pod
+//! and (`FailFast::off`) at its 60 s timeout.
 //! Run with `cargo bench -p suites --bench chart_deploy`.
 
 use std::time::{Duration, Instant};
@@ -11,13 +13,14 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use testware::namespace::TestNamespace;
-use testware::status::State;
+use testware::status::{FailFast, State};
 use testware::wait;
 use testware::Ctx;
 
 const NAMESPACE_CYCLES: usize = 7;
 const INSTALLS: usize = 5;
 const CONDITIONS: usize = 7;
+const FAILURES: usize = 2;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -91,6 +94,39 @@ async fn main() -> anyhow::Result<()> {
         &mut applied_installs,
     );
     println!("install -> ready, harness / plain helm (medians): {ratio:.2} (target <= 0.5)");
+
+    let (mut fast, mut slow) = (Vec::new(), Vec::new());
+    for _ in 0..FAILURES {
+        for (policy, times) in [
+            (FailFast::default(), &mut fast),
+            (FailFast::off(), &mut slow),
+        ] {
+            let ns = TestNamespace::create(&client, &config, "bench").await?;
+            let ctx = Ctx::detached(config.clone(), "bench", Duration::from_secs(300));
+            let started = Instant::now();
+            let result = charts
+                .install("echo-server")
+                .release("broken")
+                .set("image.tag", "no-such-tag")
+                .timeout(Duration::from_secs(60))
+                .fail_fast(policy)
+                .run(&ctx, &ns)
+                .await;
+            anyhow::ensure!(result.is_err(), "an install of a missing image succeeded");
+            times.push(started.elapsed());
+            ns.delete(Duration::from_secs(60)).await?;
+        }
+    }
+    let ratio = median(&mut fast).as_secs_f64() / median(&mut slow).as_secs_f64();
+    report(
+        "missing image install -> error, ending at the stuck pod",
+        &mut fast,
+    );
+    report(
+        "missing image install -> error, FailFast::off (60 s timeout)",
+        &mut slow,
+    );
+    println!("time to failure, fail fast / off (medians): {ratio:.2}");
 
     let ns = TestNamespace::create(&client, &config, "bench").await?;
     let maps: kube::Api<ConfigMap> = ns.api();

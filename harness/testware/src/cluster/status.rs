@@ -1,11 +1,13 @@
 //! What objects' states mean, as pure functions of the objects: workload kinds,
-//! pod readiness, and when a workload has rolled out. [`crate::cluster::wait`] watches
+//! pod readiness, when a workload has rolled out, and when a pod is stuck in a
+//! state it cannot leave by itself (so a wait can end at once). [`crate::cluster::wait`] watches
 //! until these say done; [`crate::cluster::explain`] uses them to say what is not ready.
 //! No I/O here, so every judgement is unit-tested on fixtures.
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use std::time::Duration;
 
 /// What a watch-based condition makes of the object's current state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +163,174 @@ pub fn job_state(job: Option<&Job>) -> State {
     }
 }
 
+/// When a wait gives up on a pod that cannot become ready, instead of waiting
+/// out its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailFast {
+    /// Whether waits end early at all ([`FailFast::off`]: only at their deadline).
+    pub enabled: bool,
+    /// Restarts of a crash-looping container after which it counts as stuck.
+    pub crash_loop_restarts: i32,
+    /// How long a state that another object may still clear must last: a
+    /// missing Secret, ConfigMap or key (an operator such as cert-manager may
+    /// create it a moment later), a container the runtime could not create, a
+    /// pod no node matches.
+    pub settle: Duration,
+}
+
+impl Default for FailFast {
+    /// Three restarts; twenty seconds.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            crash_loop_restarts: 3,
+            settle: Duration::from_secs(20),
+        }
+    }
+}
+
+impl FailFast {
+    /// Waits end only at their deadline, as before this existed (for comparison).
+    pub fn off() -> Self {
+        Self {
+            enabled: false,
+            ..Self::default()
+        }
+    }
+}
+
+/// A pod state that does not turn into ready by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stuck {
+    /// The state, as Kubernetes names it (`ImagePullBackOff`, `CrashLoopBackOff`, …).
+    pub reason: String,
+    /// What is stuck and why, in words (container, image, the runtime's message).
+    pub detail: String,
+    /// Whether it must last [`FailFast::settle`] first (another object may clear it).
+    pub settles: bool,
+}
+
+/// Why `pod` cannot become ready by itself, if it cannot: an image that cannot
+/// be pulled (after the first back-off) or never will, a container crash-looping
+/// past `policy`'s restarts (init containers too), a container the runtime cannot
+/// create or configure, a pod without a controller that failed, or a pod no node
+/// matches by selector, affinity or taints. Transient states (a first failed
+/// pull, a node not ready yet, too little CPU for now) are not stuck.
+pub fn stuck(pod: &Pod, policy: &FailFast) -> Option<Stuck> {
+    if !policy.enabled {
+        return None;
+    }
+    let status = pod.status.as_ref()?;
+    let containers = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .map(|c| ("init container", c))
+        .chain(
+            status
+                .container_statuses
+                .iter()
+                .flatten()
+                .map(|c| ("container", c)),
+        );
+    for (what, container) in containers {
+        if let Some(found) = stuck_container(what, container, policy) {
+            return Some(found);
+        }
+    }
+    let controlled = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true));
+    // A controller replaces or retries a failed pod (a Job up to its backoff limit).
+    if status.phase.as_deref() == Some("Failed") && !controlled {
+        return Some(Stuck {
+            reason: status.reason.clone().unwrap_or_else(|| "Failed".into()),
+            detail: format!(
+                "the pod failed: {}",
+                status.message.clone().unwrap_or_default()
+            ),
+            settles: false,
+        });
+    }
+    let unschedulable = status.conditions.iter().flatten().find(|c| {
+        c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("Unschedulable")
+    })?;
+    let message = unschedulable.message.clone().unwrap_or_default();
+    no_node_matches(&message).then(|| Stuck {
+        reason: "Unschedulable".into(),
+        detail: format!("no node can take the pod: {message}"),
+        settles: true,
+    })
+}
+
+fn stuck_container(what: &str, c: &ContainerStatus, policy: &FailFast) -> Option<Stuck> {
+    let waiting = c.state.as_ref()?.waiting.as_ref()?;
+    let reason = waiting.reason.clone().unwrap_or_default();
+    let message = waiting.message.clone().unwrap_or_default();
+    let settles = match reason.as_str() {
+        "InvalidImageName" | "ErrImageNeverPull" | "ImagePullBackOff" => false,
+        "CreateContainerConfigError" | "CreateContainerError" => true,
+        "CrashLoopBackOff" if c.restart_count >= policy.crash_loop_restarts => false,
+        _ => return None,
+    };
+    let exit = c
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .map(|t| {
+            format!(
+                ", last exit {} {}",
+                t.exit_code,
+                t.reason.clone().unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    let detail = if reason == "CrashLoopBackOff" {
+        format!(
+            "{what} {} restarted {} times{}",
+            c.name,
+            c.restart_count,
+            exit.trim_end()
+        )
+    } else {
+        format!("{what} {} (image {}): {message}", c.name, c.image)
+    };
+    Some(Stuck {
+        reason,
+        detail,
+        settles,
+    })
+}
+
+/// Whether a scheduler message says no node matches the pod for reasons only a
+/// change of nodes or of the pod can fix: its node selector or affinity, or a
+/// taint it does not tolerate (the node controller's own taints for a node not
+/// ready or under pressure pass, and so does a shortage of resources).
+fn no_node_matches(message: &str) -> bool {
+    const FIXED: [&str; 3] = [
+        "didn't match node selector",
+        "didn't match Pod's node affinity",
+        "didn't match pod's node affinity",
+    ];
+    if FIXED.iter().any(|m| message.contains(m)) {
+        return true;
+    }
+    // "1 node(s) had taint {dedicated: gpu}, that the pod didn't tolerate"
+    message
+        .split("had taint {")
+        .skip(1)
+        .filter_map(|rest| rest.split(':').next())
+        .any(|key| {
+            !key.starts_with("node.kubernetes.io/")
+                && !key.starts_with("node.cloudprovider.kubernetes.io/")
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +352,150 @@ mod tests {
             State::Pending("1 of 2 replicas available, 2 updated, 3 in total".into())
         );
         assert!(matches!(deployment_state(None), State::Pending(_)));
+    }
+
+    fn pod(status: serde_json::Value, owned: bool) -> Pod {
+        let owners = if owned {
+            serde_json::json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u", "controller": true}])
+        } else {
+            serde_json::json!([])
+        };
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "ownerReferences": owners},
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    fn waiting(reason: &str, message: &str, restarts: i32) -> serde_json::Value {
+        serde_json::json!({"phase": "Pending", "containerStatuses": [{
+            "name": "app", "image": "localhost/app:9", "imageID": "", "ready": false,
+            "restartCount": restarts,
+            "state": {"waiting": {"reason": reason, "message": message}},
+            "lastState": {"terminated": {"exitCode": 2, "reason": "Error"}}
+        }]})
+    }
+
+    #[test]
+    fn images_that_cannot_be_pulled_are_stuck_after_the_first_back_off() {
+        let policy = FailFast::default();
+        let first = pod(waiting("ErrImagePull", "rpc error: not found", 0), true);
+        assert_eq!(
+            stuck(&first, &policy),
+            None,
+            "a first failed pull may be transient"
+        );
+        let backoff = stuck(
+            &pod(
+                waiting("ImagePullBackOff", "Back-off pulling image", 0),
+                true,
+            ),
+            &policy,
+        )
+        .unwrap();
+        assert_eq!(backoff.reason, "ImagePullBackOff");
+        assert!(!backoff.settles);
+        assert_eq!(
+            backoff.detail,
+            "container app (image localhost/app:9): Back-off pulling image"
+        );
+        for reason in ["InvalidImageName", "ErrImageNeverPull"] {
+            assert_eq!(
+                stuck(&pod(waiting(reason, "", 0), true), &policy)
+                    .unwrap()
+                    .reason,
+                reason
+            );
+        }
+        let never = pod(waiting("ImagePullBackOff", "", 0), true);
+        assert_eq!(stuck(&never, &FailFast::off()), None);
+    }
+
+    #[test]
+    fn crash_loops_are_stuck_past_the_restarts_allowed() {
+        let policy = FailFast {
+            crash_loop_restarts: 3,
+            ..FailFast::default()
+        };
+        let early = pod(waiting("CrashLoopBackOff", "back-off 10s", 2), true);
+        assert_eq!(
+            stuck(&early, &policy),
+            None,
+            "a dependency may still come up"
+        );
+        let looping = stuck(
+            &pod(waiting("CrashLoopBackOff", "back-off 40s", 3), true),
+            &policy,
+        )
+        .unwrap();
+        assert_eq!(
+            looping.detail,
+            "container app restarted 3 times, last exit 2 Error"
+        );
+        let mut init = waiting("CrashLoopBackOff", "", 5);
+        init["initContainerStatuses"] = init["containerStatuses"].take();
+        assert!(stuck(&pod(init, true), &policy)
+            .unwrap()
+            .detail
+            .starts_with("init container app"));
+    }
+
+    #[test]
+    fn missing_configuration_settles_before_it_counts() {
+        let found = stuck(
+            &pod(
+                waiting("CreateContainerConfigError", "secret \"db\" not found", 0),
+                true,
+            ),
+            &FailFast::default(),
+        )
+        .unwrap();
+        assert!(
+            found.settles,
+            "an operator may create the Secret a moment later"
+        );
+        assert!(found.detail.contains("secret \"db\" not found"));
+    }
+
+    #[test]
+    fn failed_pods_count_only_without_a_controller_to_replace_them() {
+        let failed =
+            serde_json::json!({"phase": "Failed", "reason": "Evicted", "message": "low on disk"});
+        assert_eq!(
+            stuck(&pod(failed.clone(), true), &FailFast::default()),
+            None
+        );
+        assert_eq!(
+            stuck(&pod(failed, false), &FailFast::default())
+                .unwrap()
+                .reason,
+            "Evicted"
+        );
+    }
+
+    #[test]
+    fn only_pods_no_node_can_ever_take_are_unschedulable_for_good() {
+        let unscheduled = |message: &str| {
+            pod(
+                serde_json::json!({"phase": "Pending", "conditions": [{
+                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message
+                }]}),
+                true,
+            )
+        };
+        let policy = FailFast::default();
+        for message in [
+            "0/1 nodes are available: 1 node(s) didn't match node selector.",
+            "0/2 nodes are available: 2 node(s) had taint {dedicated: gpu}, that the pod didn't tolerate.",
+        ] {
+            let found = stuck(&unscheduled(message), &policy).unwrap();
+            assert!(found.settles && found.reason == "Unschedulable", "{message}");
+        }
+        for message in [
+            "0/1 nodes are available: 1 node(s) had taint {node.kubernetes.io/not-ready: }, that the pod didn't tolerate.",
+            "0/1 nodes are available: 1 Insufficient cpu.",
+        ] {
+            assert_eq!(stuck(&unscheduled(message), &policy), None, "{message}");
+        }
     }
 }

@@ -3,6 +3,8 @@
 //! bound, namespace gone). Every wait has a timeout that is honoured exactly, and a
 //! timeout explains itself: what was awaited, for how long, the last state seen,
 //! and the root cause found by walking workload -> pods -> containers -> events.
+//! A rollout ends sooner when one of its pods is stuck in a state it cannot leave
+//! by itself ([`status::stuck`]), with the same explanation.
 
 use std::fmt::{Debug, Display};
 use std::future::Future;
@@ -16,7 +18,8 @@ use serde::de::DeserializeOwned;
 
 use crate::cluster::explain;
 use crate::cluster::status::{
-    daemonset_state, deployment_state, is_ready, job_state, statefulset_state, State, WorkloadKind,
+    self, daemonset_state, deployment_state, is_ready, job_state, statefulset_state, FailFast,
+    State, Stuck, WorkloadKind,
 };
 
 /// The one point in time by which a case must be done. The runner sets it for the
@@ -95,6 +98,28 @@ pub enum WaitError {
         /// Why it cannot happen, explained.
         reason: String,
     },
+    /// A pod it needs is stuck in a state it cannot leave by itself, so the
+    /// wait ended before its deadline ([`status::stuck`]).
+    #[error("{0}")]
+    Stuck(Box<StuckPod>),
+}
+
+/// A wait that ended at a stuck pod ([`WaitError::Stuck`]).
+#[derive(Debug, thiserror::Error)]
+#[error("gave up waiting for {what} after {}: pod {pod} is stuck in {state}: {detail}; {explained}", seconds(*.waited))]
+pub struct StuckPod {
+    /// What was awaited.
+    pub what: String,
+    /// How long it had waited.
+    pub waited: Duration,
+    /// The stuck pod.
+    pub pod: String,
+    /// Its state, as Kubernetes names it (`ImagePullBackOff`, `CrashLoopBackOff`, …).
+    pub state: String,
+    /// What is stuck and why.
+    pub detail: String,
+    /// The pod explained as a timeout would: containers, last log lines, events.
+    pub explained: String,
 }
 
 fn seconds(d: Duration) -> String {
@@ -309,6 +334,138 @@ pub async fn pod_ready(
 /// # Errors
 /// A timeout explained by walking the workload's pods; a failed Job.
 pub async fn rolled_out(
+    client: &kube::Client,
+    namespace: &str,
+    kind: WorkloadKind,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    rolled_out_failing_fast(client, namespace, kind, name, timeout, FailFast::default()).await
+}
+
+/// [`rolled_out`], ending as soon as one of the workload's pods is stuck by
+/// `policy` (an image that cannot be pulled, a crash loop past its restarts, …).
+///
+/// # Errors
+/// [`WaitError::Stuck`] with the pod explained; otherwise as [`rolled_out`].
+pub async fn rolled_out_failing_fast(
+    client: &kube::Client,
+    namespace: &str,
+    kind: WorkloadKind,
+    name: &str,
+    timeout: Duration,
+    policy: FailFast,
+) -> Result<(), WaitError> {
+    let started = Instant::now();
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), namespace);
+    let stuck = async {
+        match pod_selector(client, namespace, kind, name).await {
+            Some(selector) => first_stuck_pod(&pods, &selector, policy).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = roll_out(client, namespace, kind, name, timeout) => result,
+        (pod, found) = stuck => {
+            tracing::warn!(workload = name, pod, state = found.reason, "a pod is stuck");
+            Err(WaitError::Stuck(Box::new(StuckPod {
+                what: format!("{} {name} to roll out", kind.as_str()),
+                waited: started.elapsed(),
+                explained: explain::explain_pod(&pods, &pod).await,
+                pod,
+                state: found.reason,
+                detail: found.detail,
+            })))
+        }
+    }
+}
+
+/// The label selector of the pods workload `kind/name` makes, if it can be read
+/// (Jobs: the `job-name` label Kubernetes gives their pods).
+async fn pod_selector(
+    client: &kube::Client,
+    namespace: &str,
+    kind: WorkloadKind,
+    name: &str,
+) -> Option<String> {
+    use crate::cluster::versions::spec;
+    let labels = match kind {
+        WorkloadKind::Deployment => {
+            let api = kube::Api::<Deployment>::namespaced(client.clone(), namespace);
+            let object = api.get_opt(name).await.ok()??;
+            spec(&object.spec)?.selector.match_labels.clone()
+        }
+        WorkloadKind::StatefulSet => {
+            let api = kube::Api::<StatefulSet>::namespaced(client.clone(), namespace);
+            let object = api.get_opt(name).await.ok()??;
+            spec(&object.spec)?.selector.match_labels.clone()
+        }
+        WorkloadKind::DaemonSet => {
+            let api = kube::Api::<DaemonSet>::namespaced(client.clone(), namespace);
+            let object = api.get_opt(name).await.ok()??;
+            spec(&object.spec)?.selector.match_labels.clone()
+        }
+        WorkloadKind::Job => return Some(format!("job-name={name}")),
+    }?;
+    (!labels.is_empty()).then(|| explain::selector_string(&labels))
+}
+
+/// Watches the pods `selector` selects until one is stuck ([`status::stuck`]);
+/// a state that settles must last `policy.settle` on the same pod. Returns the
+/// pod's name and state; never ends while none is stuck.
+pub async fn first_stuck_pod(
+    pods: &kube::Api<Pod>,
+    selector: &str,
+    policy: FailFast,
+) -> (String, Stuck) {
+    use kube::runtime::watcher::{self, Event};
+    use kube::runtime::WatchStreamExt as _;
+    let events = watcher::watcher(pods.clone(), watcher::Config::default().labels(selector))
+        .default_backoff();
+    futures::pin_mut!(events);
+    let mut latest = std::collections::BTreeMap::<String, Pod>::new();
+    let mut since = std::collections::BTreeMap::<(String, String), Instant>::new();
+    // Settling states are judged again each second: nothing may change meanwhile.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(Event::Apply(pod) | Event::InitApply(pod))) => {
+                    if let Some(name) = pod.metadata.name.clone() {
+                        latest.insert(name, pod);
+                    }
+                }
+                Some(Ok(Event::Delete(pod))) => {
+                    if let Some(name) = &pod.metadata.name {
+                        latest.remove(name);
+                    }
+                }
+                // The watcher recovers from errors by itself.
+                Some(Ok(Event::Init | Event::InitDone) | Err(_)) => {}
+                None => std::future::pending().await,
+            },
+            _ = tick.tick() => {}
+        }
+        let now = Instant::now();
+        for (name, pod) in &latest {
+            match status::stuck(pod, &policy) {
+                Some(found) if !found.settles => return (name.clone(), found),
+                Some(found) => {
+                    let first = *since
+                        .entry((name.clone(), found.reason.clone()))
+                        .or_insert(now);
+                    if now - first >= policy.settle {
+                        return (name.clone(), found);
+                    }
+                }
+                None => since.retain(|(pod, _), _| pod != name),
+            }
+        }
+    }
+}
+
+/// [`rolled_out`] without the stuck-pod watch.
+async fn roll_out(
     client: &kube::Client,
     namespace: &str,
     kind: WorkloadKind,

@@ -44,6 +44,12 @@ pub const ENV_RUN_ID: &str = "HARNESS_RUN_ID";
 pub const ENV_NAMESPACE_LEASE: &str = "HARNESS_NAMESPACE_LEASE";
 /// `0` turns redaction off (`--no-redact`), for local debugging only.
 pub const ENV_REDACT: &str = "HARNESS_REDACT";
+/// Environment variable: restarts of a crash-looping container after which a
+/// rollout wait ends (see [`crate::cluster::status::FailFast`]).
+pub const ENV_CRASH_LOOP_RESTARTS: &str = "HARNESS_CRASH_LOOP_RESTARTS";
+/// Environment variable: seconds a state another object may clear (a missing
+/// Secret or key, a pod no node matches) must last before a rollout wait ends.
+pub const ENV_STUCK_SETTLE: &str = "HARNESS_STUCK_SETTLE";
 
 /// How long a namespace lives without renewal, unless `HARNESS_NAMESPACE_LEASE` says otherwise.
 pub const DEFAULT_NAMESPACE_LEASE: std::time::Duration = std::time::Duration::from_secs(300);
@@ -144,6 +150,8 @@ pub struct RunConfig {
     /// nextest runs this process (`NEXTEST` is set): one case per process, so
     /// each writes a JUnit file of its own.
     pub under_nextest: bool,
+    /// When rollout waits give up on a stuck pod instead of waiting out their deadline.
+    pub fail_fast: crate::cluster::status::FailFast,
 }
 
 /// The harness's options on a suite's command line; each falls back to its
@@ -313,6 +321,29 @@ impl RunConfig {
             },
             None => DEFAULT_NAMESPACE_LEASE,
         };
+        let whole =
+            |option: &str, expected: &'static str| match env(option).filter(|v| !v.is_empty()) {
+                Some(text) => text
+                    .parse::<u32>()
+                    .map(Some)
+                    .map_err(|_| ConfigError::BadValue {
+                        option: option.into(),
+                        value: text,
+                        expected,
+                    }),
+                None => Ok(None),
+            };
+        let defaults = crate::cluster::status::FailFast::default();
+        let fail_fast = crate::cluster::status::FailFast {
+            crash_loop_restarts: whole(ENV_CRASH_LOOP_RESTARTS, "a whole number of restarts")?
+                .map_or(defaults.crash_loop_restarts, |n| {
+                    n.try_into().unwrap_or(i32::MAX)
+                }),
+            settle: whole(ENV_STUCK_SETTLE, "whole seconds")?.map_or(defaults.settle, |s| {
+                std::time::Duration::from_secs(s.into())
+            }),
+            ..defaults
+        };
         no_redact |= env(ENV_REDACT)
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no"));
         if no_redact && env("CI").is_some_and(|v| !v.is_empty()) {
@@ -335,6 +366,7 @@ impl RunConfig {
             redact: !no_redact,
             tools: Tools::from_env(&env),
             under_nextest: env("NEXTEST").is_some(),
+            fail_fast,
         };
         Ok(config)
     }
@@ -517,6 +549,24 @@ mod tests {
         assert!(bad_id.to_string().contains(ENV_RUN_ID), "{bad_id}");
         let short = parse(&[], &[(ENV_NAMESPACE_LEASE, "2")]).unwrap_err();
         assert!(short.to_string().contains("at least 5"), "{short}");
+    }
+
+    #[test]
+    fn fail_fast_comes_from_the_environment() {
+        let (config, _) = parse(
+            &[],
+            &[(ENV_CRASH_LOOP_RESTARTS, "1"), (ENV_STUCK_SETTLE, "5")],
+        )
+        .unwrap();
+        assert_eq!(config.fail_fast.crash_loop_restarts, 1);
+        assert_eq!(config.fail_fast.settle, std::time::Duration::from_secs(5));
+        let (default, _) = parse(&[], &[]).unwrap();
+        assert_eq!(
+            default.fail_fast,
+            crate::cluster::status::FailFast::default()
+        );
+        let bad = parse(&[], &[(ENV_CRASH_LOOP_RESTARTS, "-1")]).unwrap_err();
+        assert!(bad.to_string().contains(ENV_CRASH_LOOP_RESTARTS), "{bad}");
     }
 
     #[rstest]

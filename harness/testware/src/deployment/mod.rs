@@ -22,7 +22,7 @@ use crate::charts::options::Readiness;
 use crate::cluster::explain::{explain_workload, selector_string};
 use crate::cluster::namespace::TestNamespace;
 use crate::cluster::net::PortForward;
-use crate::cluster::status::{self, WorkloadKind};
+use crate::cluster::status::{self, FailFast, WorkloadKind};
 use crate::cluster::wait::{self, Deadline, WaitError};
 use crate::manifest::Manifests;
 use crate::runner::Ctx;
@@ -207,6 +207,7 @@ pub struct ChartDeployment {
     chart: PathBuf,
     kube_context: Option<String>,
     deadline: Deadline,
+    fail_fast: FailFast,
 }
 
 impl std::fmt::Debug for ChartDeployment {
@@ -240,6 +241,7 @@ impl ChartDeployment {
             chart: request.chart,
             kube_context: ctx.config.kube_context.clone(),
             deadline: ctx.deadline(),
+            fail_fast: ctx.config.fail_fast,
         };
         deployment.apply("install", &request.apply).await?;
         Ok(deployment)
@@ -292,7 +294,16 @@ impl ChartDeployment {
             let waits = workloads_of(&manifests)
                 .into_iter()
                 .map(|(kind, name)| async move {
-                    wait::rolled_out(&self.client, &self.namespace, kind, &name, left).await
+                    let policy = request.fail_fast.unwrap_or(self.fail_fast);
+                    wait::rolled_out_failing_fast(
+                        &self.client,
+                        &self.namespace,
+                        kind,
+                        &name,
+                        left,
+                        policy,
+                    )
+                    .await
                 });
             futures::future::try_join_all(waits)
                 .await
@@ -506,7 +517,9 @@ impl ChartDeployment {
         let started = std::time::Instant::now();
         for (kind, name) in self.workloads().await? {
             let left = timeout.saturating_sub(started.elapsed());
-            wait::rolled_out(&self.client, &self.namespace, kind, &name, left).await?;
+            let policy = self.fail_fast;
+            wait::rolled_out_failing_fast(&self.client, &self.namespace, kind, &name, left, policy)
+                .await?;
         }
         Ok(())
     }

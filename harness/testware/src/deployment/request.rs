@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::{ChartDeployment, DeployError};
 use crate::charts::options::{Readiness, Values};
 use crate::cluster::namespace::TestNamespace;
+use crate::cluster::status::FailFast;
 use crate::runner::Ctx;
 
 /// What an install and an upgrade both apply.
@@ -16,6 +17,7 @@ pub(super) struct Apply {
     pub(super) values: Values,
     pub(super) timeout: Option<Duration>,
     pub(super) readiness: Readiness,
+    pub(super) fail_fast: Option<FailFast>,
 }
 
 /// The setters an install and an upgrade share, for a type with an `apply` field.
@@ -49,6 +51,12 @@ macro_rules! apply_setters {
             #[doc = concat!("Chooses how the ", $action, " decides the release is up.")]
             pub fn readiness(mut self, readiness: Readiness) -> Self {
                 self.apply.readiness = readiness;
+                self
+            }
+
+            #[doc = concat!("When the wait after the ", $action, " gives up on a stuck pod (default: the run's, `HARNESS_CRASH_LOOP_RESTARTS` and `HARNESS_STUCK_SETTLE`).")]
+            pub fn fail_fast(mut self, policy: FailFast) -> Self {
+                self.apply.fail_fast = Some(policy);
                 self
             }
 
