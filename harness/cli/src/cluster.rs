@@ -174,6 +174,9 @@ pub async fn run(args: ClusterArgs, cache: &Path) -> anyhow::Result<()> {
             reset(&client, &baseline_path(Provider::Local, cache)).await?;
             if images {
                 remove_images_since_up(&cluster.layout)?;
+                testware::images::forget_imports(&client)
+                    .await
+                    .context("marking the cluster's images as changed")?;
             }
             addons::wait_serving(&client).await?;
             eprintln!("addons serving");

@@ -261,6 +261,10 @@ pub mod labels {
     pub const CASE: &str = "testware.io/case";
     /// Annotation: when the namespace may be reaped unless its run renews it (RFC 3339, UTC).
     pub const EXPIRES_AT: &str = "testware.io/expires-at";
+    /// Annotation on `kube-system`: changed whenever images are removed from the
+    /// cluster's nodes (`testware cluster reset --images`), so what this machine
+    /// remembers having imported into the cluster no longer counts.
+    pub const IMAGES_GENERATION: &str = "testware.io/images-generation";
 }
 
 /// Errors from cluster operations of the harness.

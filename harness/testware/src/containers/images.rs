@@ -141,15 +141,55 @@ pub async fn provide(
     Ok((reference, Provision::Imported { built }))
 }
 
-/// The cluster's identity: its API server's `kube-system` namespace UID (a new
-/// cluster at the same address has another).
+/// Tells every machine that remembers importing images into this cluster that
+/// those imports no longer count (images were removed from its nodes): bumps
+/// the images generation annotated on `kube-system`, part of the identity
+/// [`provide`] remembers imports by.
+///
+/// # Errors
+/// The API server refuses the patch.
+pub async fn forget_imports(client: &kube::Client) -> Result<(), ImageError> {
+    let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
+    let generation = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+        .to_string();
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        crate::cluster::labels::IMAGES_GENERATION: generation
+    }}});
+    namespaces
+        .patch(
+            "kube-system",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .map_err(ImageError::Cluster)?;
+    Ok(())
+}
+
+/// The cluster's identity as far as its images go: its API server's
+/// `kube-system` namespace UID (a new cluster at the same address has another)
+/// and the images generation annotated there (a reset that removed images
+/// changes it).
 async fn cluster_identity(client: &kube::Client) -> Result<String, ImageError> {
     let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
     let system = namespaces
         .get("kube-system")
         .await
         .map_err(ImageError::Cluster)?;
-    Ok(system.metadata.uid.unwrap_or_default())
+    let generation = system
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::cluster::labels::IMAGES_GENERATION))
+        .map(|g| format!("/{g}"))
+        .unwrap_or_default();
+    Ok(format!(
+        "{}{generation}",
+        system.metadata.uid.unwrap_or_default()
+    ))
 }
 
 /// Whether every node lists `reference` among its images (the kubelet reports
