@@ -135,9 +135,11 @@ impl LocalCluster {
             }
         }
         let client = self.admin_client().await?;
-        // Addons applied before the node takes pods would wait out the
-        // scheduler's back-off after their first refusal.
-        wait_schedulable(&client, Duration::from_secs(60)).await?;
+        if fresh {
+            // Addons applied before the new node takes pods would wait out the
+            // scheduler's back-off after their first refusal.
+            wait_schedulable(&client, Duration::from_secs(60)).await?;
+        }
         crate::addons::install(&client, &self.layout)
             .await
             .context("installing the addons")?;
@@ -592,21 +594,25 @@ fn with_image_import(kubeconfig: &str, containerd_socket: &Path) -> anyhow::Resu
 /// The node is not schedulable within `timeout` (with its conditions and taints).
 async fn wait_schedulable(client: &kube::Client, timeout: Duration) -> anyhow::Result<()> {
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
-    let deadline = Instant::now() + timeout;
-    loop {
-        let state = match nodes.get_opt(NODE_NAME).await {
-            Ok(Some(node)) => node_schedulable(&node),
-            Ok(None) => Err("not registered yet".to_owned()),
-            Err(e) => Err(format!("cannot be read: {e}")),
-        };
-        match state {
-            Ok(()) => return Ok(()),
-            Err(why) if Instant::now() > deadline => bail!(
-                "node {NODE_NAME} takes no pods after {timeout:?}: {why} (hint: the kubelet's log, `testware cluster status`)"
-            ),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
+    let takes_pods = |node: Option<&k8s_openapi::api::core::v1::Node>| {
+        node.is_some_and(|n| node_schedulable(n).is_ok())
+    };
+    let watched = tokio::time::timeout(
+        timeout,
+        kube::runtime::wait::await_condition(nodes.clone(), NODE_NAME, takes_pods),
+    )
+    .await;
+    if let Ok(Ok(_)) = watched {
+        return Ok(());
     }
+    let why = match nodes.get_opt(NODE_NAME).await {
+        Ok(Some(node)) => node_schedulable(&node).err().unwrap_or_default(),
+        Ok(None) => "not registered".to_owned(),
+        Err(e) => format!("cannot be read: {e}"),
+    };
+    bail!(
+        "node {NODE_NAME} takes no pods after {timeout:?}: {why} (hint: the kubelet's log, `testware cluster status`)"
+    )
 }
 
 /// Whether `node` takes new pods: Ready, and no `NoSchedule` or `NoExecute` taint.
