@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use testware::status::FailFast;
 use testware::wait::WaitError;
 use testware::{cases, check, Case, Ctx, DeployError, Install, Suite, TestNamespace};
@@ -140,16 +140,28 @@ fn stuck_installs() -> Vec<Case> {
 
 async fn secret_created_while_waiting_is_waited_for(ctx: Ctx) -> anyhow::Result<()> {
     let ns = ctx.create_namespace().await?;
-    // The pod waits for the Secret (CreateContainerConfigError) until it appears
-    // a few seconds in, as an operator would make it; the long settle keeps the
-    // kubelet's retry inside it.
+    // The pod is stuck for want of the Secret (CreateContainerConfigError) until
+    // the Secret appears, as an operator would make it; the long settle keeps
+    // the kubelet's retry inside it.
     let policy = FailFast {
         settle: Duration::from_secs(90),
         ..FailFast::default()
     };
     let secrets = ns.api::<Secret>();
+    let pods = ns.api::<Pod>();
     let late = async {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Made once the pod is seen stuck (a watch; nothing settles here).
+        let seen = FailFast {
+            settle: Duration::ZERO,
+            ..FailFast::default()
+        };
+        let stuck =
+            testware::wait::first_stuck_pod(&pods, "app.kubernetes.io/instance=stuck", seen);
+        let (_, found) = tokio::time::timeout(Duration::from_secs(120), stuck).await?;
+        check!(
+            found.reason == "CreateContainerConfigError",
+            "stuck otherwise: {found:?}"
+        );
         let secret: Secret = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "db"},
             "stringData": {"password": "made-late"}
