@@ -85,7 +85,11 @@ pub async fn provide(
     let imported_here = |marker: &Path| {
         std::fs::read_to_string(marker).is_ok_and(|t| t.lines().any(|l| l == cluster))
     };
-    if imported_here(&marker) || on_every_node(client, &reference).await? {
+    // The nodes' image lists lag behind removals by up to a minute (the
+    // kubelet's cache): after a reset removed images (the identity then carries
+    // a generation) only this machine's own record counts.
+    let images_removed = cluster.contains('/');
+    if imported_here(&marker) || (!images_removed && on_every_node(client, &reference).await?) {
         return Ok((reference, Provision::AlreadyThere));
     }
     // One builder and importer at a time on this machine.
