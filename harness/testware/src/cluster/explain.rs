@@ -29,8 +29,12 @@ pub async fn explain_pod(pods: &kube::Api<k8s_openapi::api::core::v1::Pod>, name
                 tail_lines: Some(5),
                 ..Default::default()
             };
+            // The kubelet answers with an error text when that instance's log is gone.
+            let gone = |logs: &str| {
+                logs.trim().is_empty() || logs.starts_with("unable to retrieve container logs")
+            };
             let mut logs = pods.logs(name, &params).await.unwrap_or_default();
-            if logs.trim().is_empty() {
+            if gone(&logs) {
                 // The kubelet may already have replaced or removed that instance: try the other one.
                 let other = kube::api::LogParams {
                     previous: !params.previous,
