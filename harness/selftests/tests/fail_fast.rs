@@ -2,11 +2,12 @@
 //! deadline: one case per stuck state, each on the `stuck-pod` fixture chart
 //! made to fail that way, each asking for a long timeout and expecting
 //! [`WaitError::Stuck`] (a wait that only timed out fails the case). And the
-//! other side: a state another object clears in time is waited for.
+//! other side: a state another object clears in time is waited for. And
+//! deletions held by a finalizer say what holds them.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use testware::status::FailFast;
 use testware::wait::WaitError;
 use testware::{cases, check, Case, Ctx, DeployError, Install, Suite, TestNamespace};
@@ -16,6 +17,8 @@ fn main() -> std::process::ExitCode {
     Suite::new("fail_fast")
         .cases(stuck_installs())
         .cases(cases![chart_deploy: secret_created_while_waiting_is_waited_for])
+        .cases(cases![chart_deploy: deletion_held_by_a_finalizer_is_explained_and_released])
+        .cases(cases![chart_deploy: deletion_of_a_namespace_not_the_harnesss_names_what_holds_it])
         .run()
 }
 
@@ -113,6 +116,16 @@ fn stuck_installs() -> Vec<Case> {
             // 1.20 says "node affinity" for a node selector too.
             mentions: &["0/1 nodes are available", "didn't match"],
         },
+        StuckInstall {
+            name: "missing_storage_class_ends_the_rollout_wait_once_settled",
+            sets: &[("claim.storageClassName", "no-such-class")],
+            policy: quick,
+            state: "ProvisioningFailed",
+            mentions: &[
+                "StorageClass \"no-such-class\", which does not exist",
+                "unbound immediate PersistentVolumeClaims",
+            ],
+        },
     ];
     installs
         .into_iter()
@@ -176,5 +189,73 @@ async fn secret_created_while_waiting_is_waited_for(ctx: Ctx) -> anyhow::Result<
     let (installed, created) = tokio::join!(install(&ctx, &ns, &sets, policy), late);
     created?;
     installed?;
+    Ok(())
+}
+
+/// A finalizer no controller will ever remove, as an uninstalled operator leaves.
+const HOLD: &str = "testware.io/selftest-hold";
+
+/// A ConfigMap named `name` that only goes once [`HOLD`] is removed.
+fn held_config_map(name: &str) -> anyhow::Result<ConfigMap> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "finalizers": [HOLD]}
+    }))?)
+}
+
+async fn deletion_held_by_a_finalizer_is_explained_and_released(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
+    ns.api::<ConfigMap>()
+        .create(&Default::default(), &held_config_map("held")?)
+        .await?;
+    let deletion = ns.delete(Duration::from_secs(90)).await?;
+    let summary = deletion.summary(ns.name()).unwrap_or_default();
+    check!(
+        summary.contains("1 object remains: ConfigMap held (finalizers testware.io/selftest-hold)"),
+        "the deletion should say what held it: {summary:?}"
+    );
+    check!(
+        deletion.released.len() == 1 && deletion.not_released.is_empty(),
+        "the harness's own namespace should be released: {deletion:?}"
+    );
+    Ok(())
+}
+
+async fn deletion_of_a_namespace_not_the_harnesss_names_what_holds_it(
+    ctx: Ctx,
+) -> anyhow::Result<()> {
+    let client = ctx.client().await?;
+    let namespaces = kube::Api::<Namespace>::all(client.clone());
+    let name = format!("not-harness-{}", std::process::id());
+    let namespace: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+    namespaces.create(&Default::default(), &namespace).await?;
+    let config_maps = kube::Api::<ConfigMap>::namespaced(client.clone(), &name);
+    let created = config_maps
+        .create(&Default::default(), &held_config_map("kept")?)
+        .await;
+    let deleted = match created {
+        Ok(_) => testware::namespace::delete_namespace(&client, &name, Duration::from_secs(25))
+            .await
+            .map_err(anyhow::Error::from),
+        Err(e) => Err(anyhow::Error::from(e)),
+    };
+    // Whatever happened, let it go: the finalizer off, the namespace awaited.
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    let _ = config_maps
+        .patch(
+            "kept",
+            &Default::default(),
+            &kube::api::Patch::Merge(&release),
+        )
+        .await;
+    testware::namespace::delete_namespace(&client, &name, Duration::from_secs(60)).await?;
+    let message = match deleted {
+        Ok(deletion) => anyhow::bail!("the deletion should have timed out: {deletion:?}"),
+        Err(e) => format!("{e:#}"),
+    };
+    check!(
+        message.contains("ConfigMap kept (finalizers testware.io/selftest-hold)"),
+        "the timeout should name what holds the namespace: {message}"
+    );
     Ok(())
 }

@@ -72,7 +72,7 @@ pub mod runner;
 
 // The parts users reach most, at the top (the folders above show where they live).
 pub use charts::{chart, helm, options};
-pub use cluster::{explain, namespace, net, status, versions, wait};
+pub use cluster::{explain, holds, namespace, net, status, versions, wait};
 pub use containers::{engine, images};
 pub use report::{diagnostics, junit, redact, timeline};
 

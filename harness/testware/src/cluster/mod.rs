@@ -6,6 +6,7 @@
 //! - [`mod@client`]: the client from kubeconfig/context and the probe behind the
 //!   chart_deploy tier (its items are re-exported here);
 //! - [`namespace`]: ephemeral test namespaces, their fast awaited deletion, the janitor;
+//! - [`holds`]: what holds a deletion up (objects left, their finalizers and owners);
 //! - [`wait`]: `wait_until`, watch-based conditions, the case `Deadline`;
 //! - [`status`]: what objects' states mean (workload kinds, readiness, rolled out), pure;
 //! - [`explain`]: why a pod, workload or service is not ready, in words;
@@ -15,6 +16,7 @@
 pub mod baseline;
 pub mod client;
 pub mod explain;
+pub mod holds;
 pub mod namespace;
 pub mod net;
 pub mod status;

@@ -7,8 +7,11 @@
 //! would dominate every case's teardown. The harness marks the namespace
 //! terminating (no new content can be created), deletes every namespaced object
 //! type it lists (pods without grace period), waits until every list is empty,
-//! and only then removes the namespace's `kubernetes` finalizer. Content that does
-//! not go away in time is left to the controller, which is then awaited as usual.
+//! and only then removes the namespace's `kubernetes` finalizer. Content still
+//! there after a short while is named with what holds it ([`holds`]); in the
+//! harness's own test namespaces the finalizers of what was asked to go are
+//! removed (their controller is often a pod of the namespace, deleted first),
+//! elsewhere the rest is left to the namespace controller, awaited as usual.
 
 use std::time::{Duration, Instant};
 
@@ -16,13 +19,56 @@ use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, Pod};
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::{verbs, ApiResource, Scope};
 
+use crate::cluster::holds::{self, Held};
 use crate::cluster::wait::WaitError;
 use crate::cluster::{api_error, labels, ClusterError};
 use crate::config::RunConfig;
 
 /// How long the harness waits for a namespace's content to disappear before it
-/// leaves the rest to the namespace controller.
+/// says what holds it (and releases it, or leaves it to the namespace controller).
 const SWEEP_BUDGET: Duration = Duration::from_secs(20);
+
+/// How long content whose finalizers were removed gets to disappear.
+const RELEASED_BUDGET: Duration = Duration::from_secs(10);
+
+/// What a namespace deletion found holding it after [`SWEEP_BUDGET`], and what
+/// it did about it; empty when the content went by itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deletion {
+    /// The objects left, and what kept them.
+    pub held: Vec<Held>,
+    /// Those whose finalizers the harness removed (its own test namespaces only).
+    pub released: Vec<String>,
+    /// Those it tried to release and could not, with why.
+    pub not_released: Vec<String>,
+}
+
+impl Deletion {
+    /// In words, if anything held the deletion up.
+    pub fn summary(&self, namespace: &str) -> Option<String> {
+        if self.held.is_empty() {
+            return None;
+        }
+        let mut text = format!(
+            "namespace {namespace} was not empty {} s after its deletion: {}",
+            SWEEP_BUDGET.as_secs(),
+            holds::describe(&self.held)
+        );
+        if !self.released.is_empty() {
+            text.push_str(&format!(
+                "; the harness removed the finalizers of: {}",
+                self.released.join(", ")
+            ));
+        }
+        if !self.not_released.is_empty() {
+            text.push_str(&format!(
+                "; could not release: {}",
+                self.not_released.join(", ")
+            ));
+        }
+        Some(text)
+    }
+}
 
 fn expiry_from_now(lease: Duration) -> String {
     let at = time::OffsetDateTime::now_utc() + lease;
@@ -226,11 +272,13 @@ impl TestNamespace {
     }
 
     /// Deletes the namespace and everything in it, and waits until it is gone
-    /// together with the persistent volumes its claims were bound to.
+    /// together with the persistent volumes its claims were bound to. Says what
+    /// held the deletion up, if anything did ([`Deletion::summary`]).
     ///
     /// # Errors
-    /// The deletion is refused, or something still exists after `timeout`.
-    pub async fn delete(&self, timeout: Duration) -> Result<(), ClusterError> {
+    /// The deletion is refused, or something still exists after `timeout`
+    /// (named, with its finalizers and owners).
+    pub async fn delete(&self, timeout: Duration) -> Result<Deletion, ClusterError> {
         self.renewal.abort();
         delete_namespace(&self.client, &self.name, timeout).await
     }
@@ -253,12 +301,13 @@ async fn set_expiry(
 /// persistent volumes of its claims are gone (see the module notes for how).
 ///
 /// # Errors
-/// The deletion is refused, or something still exists after `timeout`.
+/// The deletion is refused, or something still exists after `timeout` (named,
+/// with its finalizers and owners).
 pub async fn delete_namespace(
     client: &kube::Client,
     name: &str,
     timeout: Duration,
-) -> Result<(), ClusterError> {
+) -> Result<Deletion, ClusterError> {
     let deadline = Instant::now() + timeout;
     let namespaces = kube::Api::<Namespace>::all(client.clone());
     let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), name);
@@ -268,21 +317,24 @@ pub async fn delete_namespace(
     };
     // Stop the pods first: nothing in a test namespace needs a grace period.
     let _ = pods.delete_collection(&now, &ListParams::default()).await;
-    let Some(uid) = namespaces
+    let Some(ns) = namespaces
         .get_opt(name)
         .await
         .map_err(api_error(format!("read namespace {name}")))?
-        .and_then(|ns| ns.metadata.uid)
     else {
-        return Ok(());
+        return Ok(Deletion::default());
+    };
+    let Some(uid) = ns.metadata.uid.clone() else {
+        return Ok(Deletion::default());
     };
     match namespaces.delete(name, &DeleteParams::background()).await {
         Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Deletion::default()),
         Err(e) => return Err(api_error(format!("delete namespace {name}"))(e)),
     }
-    let sweep_until = (Instant::now() + SWEEP_BUDGET).min(deadline);
-    if let Ok(true) = sweep(client, name, sweep_until).await {
+    let types = namespaced_types(client).await.unwrap_or_default();
+    let (emptied, deletion) = sweep_or_explain(client, &ns, &types, deadline).await;
+    if emptied {
         finalize(client, name).await;
     }
     let gone = kube::runtime::wait::await_condition(
@@ -308,16 +360,66 @@ pub async fn delete_namespace(
             }))
         }
         Err(_) => {
+            let held: Vec<Held> = holds::remaining_in(client, name, &types)
+                .await
+                .into_iter()
+                .map(|(_, held)| held)
+                .collect();
             return Err(ClusterError::Wait(WaitError::Timeout {
                 what: format!("namespace {name} to be deleted"),
                 waited: timeout,
-                last: namespace_state(&namespaces, name).await,
+                last: format!(
+                    "{}; {}",
+                    namespace_state(&namespaces, name).await,
+                    holds::describe(&held)
+                ),
                 cause: None,
-            }))
+            }));
         }
     }
     let left = deadline.saturating_duration_since(Instant::now());
-    release_volumes(client, name, left).await
+    release_volumes(client, name, left).await?;
+    Ok(deletion)
+}
+
+/// Sweeps the terminating namespace `ns` ([`sweep`]); `true` once it is empty.
+/// Content left after [`SWEEP_BUDGET`] is named with what holds it (the
+/// [`Deletion`]), and in the harness's own namespaces released
+/// ([`holds::release`]) and swept again.
+async fn sweep_or_explain(
+    client: &kube::Client,
+    ns: &Namespace,
+    types: &[ApiResource],
+    deadline: Instant,
+) -> (bool, Deletion) {
+    let name = ns.metadata.name.as_deref().unwrap_or_default();
+    if types.is_empty() {
+        return (false, Deletion::default());
+    }
+    let until = (Instant::now() + SWEEP_BUDGET).min(deadline);
+    if sweep(client, name, types, until).await {
+        return (true, Deletion::default());
+    }
+    let held = holds::remaining_in(client, name, types).await;
+    let mut deletion = Deletion {
+        held: held.iter().map(|(_, h)| h.clone()).collect(),
+        ..Deletion::default()
+    };
+    let ours = ns
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(labels::MANAGED_BY))
+        .is_some_and(|m| m == labels::MANAGER);
+    if ours {
+        (deletion.released, deletion.not_released) = holds::release(client, name, &held).await;
+    }
+    if let Some(summary) = deletion.summary(name) {
+        tracing::warn!(namespace = name, "{summary}");
+    }
+    let until = (Instant::now() + RELEASED_BUDGET).min(deadline);
+    let emptied = !deletion.released.is_empty() && sweep(client, name, types, until).await;
+    (emptied, deletion)
 }
 
 /// Controllers may still create pods while the namespace terminates, and the
@@ -362,10 +464,10 @@ async fn namespaced_types(client: &kube::Client) -> Result<Vec<ApiResource>, kub
         .collect())
 }
 
-/// Deletes every object in the terminating namespace and waits (polling every
-/// 100 ms) until none is left or `until` passes. `Ok(true)`: the namespace is empty.
-async fn sweep(client: &kube::Client, name: &str, until: Instant) -> Result<bool, kube::Error> {
-    let types = namespaced_types(client).await?;
+/// Deletes every object of `types` in the terminating namespace and waits
+/// (polling every 100 ms) until none is left or `until` passes. `true`: the
+/// namespace is empty.
+async fn sweep(client: &kube::Client, name: &str, types: &[ApiResource], until: Instant) -> bool {
     let apis: Vec<kube::Api<DynamicObject>> = types
         .iter()
         .map(|t| kube::Api::namespaced_with(client.clone(), name, t))
@@ -387,10 +489,10 @@ async fn sweep(client: &kube::Client, name: &str, until: Instant) -> Result<bool
             .map(|list| list.map(|l| l.items.len()).unwrap_or(1))
             .sum::<usize>();
         if remaining == 0 {
-            return Ok(true);
+            return true;
         }
         if Instant::now() >= until {
-            return Ok(false);
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -569,8 +671,11 @@ pub async fn reap_expired(client: &kube::Client) -> Result<Vec<String>, ClusterE
     let mut reaped = Vec::new();
     for ns in harness_namespaces(client).await? {
         let expired = expired(&ns, now);
-        let (Some(name), true, None) = (ns.metadata.name, expired, ns.metadata.deletion_timestamp)
-        else {
+        let (Some(name), true, None) = (
+            ns.metadata.name.clone(),
+            expired,
+            ns.metadata.deletion_timestamp.as_ref(),
+        ) else {
             continue;
         };
         // Nothing in a test namespace needs a grace period; without this the
@@ -586,7 +691,9 @@ pub async fn reap_expired(client: &kube::Client) -> Result<Vec<String>, ClusterE
                 // As a case's own cleanup does: every object goes without grace,
                 // so controllers of the killed run cannot recreate pods that the
                 // namespace controller then waits on.
-                if let Ok(true) = sweep(client, &name, Instant::now() + SWEEP_BUDGET).await {
+                let types = namespaced_types(client).await.unwrap_or_default();
+                let until = Instant::now() + SWEEP_BUDGET + RELEASED_BUDGET;
+                if sweep_or_explain(client, &ns, &types, until).await.0 {
                     finalize(client, &name).await;
                 }
                 reaped.push(name)

@@ -6,7 +6,8 @@
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 use std::time::Duration;
 
 /// What a watch-based condition makes of the object's current state.
@@ -307,6 +308,74 @@ fn stuck_container(what: &str, c: &ContainerStatus, policy: &FailFast) -> Option
     })
 }
 
+/// Why `claim` cannot be bound by itself, if it cannot: it names a StorageClass
+/// that is not among `classes`, or names none on a cluster whose `classes` have
+/// no default (Kubernetes 1.20 gives a class only when the claim is made). Both
+/// settle: the release may still create the class. A claim bound, pre-bound to a
+/// volume, or asking for static volumes only (`storageClassName: ""`) is not.
+pub fn claim_stuck(claim: &PersistentVolumeClaim, classes: &[StorageClass]) -> Option<Stuck> {
+    let phase = claim.status.as_ref().and_then(|s| s.phase.as_deref());
+    let spec = crate::cluster::versions::spec(&claim.spec)?;
+    if phase.is_some_and(|p| p != "Pending") || spec.volume_name.is_some() {
+        return None;
+    }
+    let name = claim.metadata.name.as_deref().unwrap_or_default();
+    let known: Vec<&str> = classes
+        .iter()
+        .filter_map(|c| c.metadata.name.as_deref())
+        .collect();
+    let detail = match spec.storage_class_name.as_deref() {
+        Some("") => return None,
+        Some(class) if known.contains(&class) => return None,
+        Some(class) => format!(
+            "claim {name} names StorageClass {class:?}, which does not exist (the cluster has: {})",
+            if known.is_empty() { "none".into() } else { known.join(", ") }
+        ),
+        None if classes.iter().any(is_default_class) => return None,
+        None => format!(
+            "claim {name} names no StorageClass and the cluster has no default one: give the chart a storageClassName"
+        ),
+    };
+    Some(Stuck {
+        reason: "ProvisioningFailed".into(),
+        detail,
+        settles: true,
+    })
+}
+
+/// Whether `class` is annotated as the cluster's default.
+fn is_default_class(class: &StorageClass) -> bool {
+    class
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
+        .is_some_and(|v| v == "true")
+}
+
+/// The claims `pod` mounts that are not bound yet, by name, while it waits to
+/// be scheduled (a pod that runs has its volumes).
+pub fn unbound_claims_of(pod: &Pod) -> Vec<String> {
+    let scheduled = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "PodScheduled" && c.status == "True")
+        });
+    if scheduled {
+        return Vec::new();
+    }
+    crate::cluster::versions::spec(&pod.spec)
+        .and_then(|s| s.volumes.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| c.claim_name.clone())
+        .collect()
+}
+
 /// Whether a scheduler message says no node matches the pod for reasons only a
 /// change of nodes or of the pod can fix: its node selector or affinity, or a
 /// taint it does not tolerate (the node controller's own taints for a node not
@@ -497,5 +566,68 @@ mod tests {
         ] {
             assert_eq!(stuck(&unscheduled(message), &policy), None, "{message}");
         }
+    }
+
+    fn claim(class: Option<&str>, phase: &str) -> PersistentVolumeClaim {
+        let mut spec = serde_json::json!({"accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Mi"}}});
+        if let Some(class) = class {
+            spec["storageClassName"] = class.into();
+        }
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "data"}, "spec": spec, "status": {"phase": phase}
+        }))
+        .unwrap()
+    }
+
+    fn class(name: &str, default: bool) -> StorageClass {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "annotations": {
+                "storageclass.kubernetes.io/is-default-class": default.to_string()}},
+            "provisioner": "testware.io/local-path"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_claim_is_stuck_only_when_no_class_can_provision_it() {
+        let local = [class("local-path", true)];
+        let missing = claim_stuck(&claim(Some("fast-ssd"), "Pending"), &local).unwrap();
+        assert_eq!(missing.reason, "ProvisioningFailed");
+        assert!(missing.settles, "the release may still create the class");
+        assert_eq!(
+            missing.detail,
+            "claim data names StorageClass \"fast-ssd\", which does not exist (the cluster has: local-path)"
+        );
+        assert_eq!(
+            claim_stuck(&claim(Some("local-path"), "Pending"), &local),
+            None
+        );
+        assert_eq!(claim_stuck(&claim(Some("fast-ssd"), "Bound"), &[]), None);
+        assert_eq!(
+            claim_stuck(&claim(Some(""), "Pending"), &[]),
+            None,
+            "a static volume may still come"
+        );
+        assert_eq!(claim_stuck(&claim(None, "Pending"), &local), None);
+        let no_default = claim_stuck(&claim(None, "Pending"), &[class("local-path", false)]);
+        assert!(no_default.unwrap().detail.contains("no default one"));
+    }
+
+    #[test]
+    fn only_unscheduled_pods_wait_for_their_claims() {
+        let pod = |scheduled: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "app"}], "volumes": [
+                    {"name": "data", "persistentVolumeClaim": {"claimName": "data-0"}},
+                    {"name": "tmp", "emptyDir": {}}]},
+                "status": {"phase": "Pending", "conditions": [
+                    {"type": "PodScheduled", "status": scheduled}]}
+            }))
+            .unwrap()
+        };
+        assert_eq!(unbound_claims_of(&pod("False")), vec!["data-0".to_string()]);
+        assert!(unbound_claims_of(&pod("True")).is_empty());
     }
 }

@@ -14,6 +14,7 @@ use futures::StreamExt as _;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 use serde::de::DeserializeOwned;
 
 use crate::cluster::explain;
@@ -448,7 +449,11 @@ pub async fn first_stuck_pod(
         }
         let now = Instant::now();
         for (name, pod) in &latest {
-            match status::stuck(pod, &policy) {
+            let found = match status::stuck(pod, &policy) {
+                None if policy.enabled => stuck_claim_of(pods, pod).await,
+                found => found,
+            };
+            match found {
                 Some(found) if !found.settles => return (name.clone(), found),
                 Some(found) => {
                     let first = *since
@@ -462,6 +467,35 @@ pub async fn first_stuck_pod(
             }
         }
     }
+}
+
+/// A claim `pod` waits for that cannot be bound ([`status::claim_stuck`]): a
+/// StorageClass that does not exist, or none named and no default.
+async fn stuck_claim_of(pods: &kube::Api<Pod>, pod: &Pod) -> Option<Stuck> {
+    let names = status::unbound_claims_of(pod);
+    if names.is_empty() {
+        return None;
+    }
+    let client = pods.clone().into_client();
+    let claims: kube::Api<PersistentVolumeClaim> =
+        kube::Api::namespaced(client.clone(), pod.metadata.namespace.as_deref()?);
+    let classes = storage_classes(&client).await?;
+    for name in names {
+        // A claim not made yet (a StatefulSet's) is not judged.
+        let Ok(Some(claim)) = claims.get_opt(&name).await else {
+            continue;
+        };
+        if let Some(found) = status::claim_stuck(&claim, &classes) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// The cluster's StorageClasses, if they can be listed.
+async fn storage_classes(client: &kube::Client) -> Option<Vec<StorageClass>> {
+    let api = kube::Api::<StorageClass>::all(client.clone());
+    Some(api.list(&Default::default()).await.ok()?.items)
 }
 
 /// [`rolled_out`] without the stuck-pod watch.
@@ -606,11 +640,13 @@ pub async fn endpoints_ready(
     })
 }
 
-/// Waits until PersistentVolumeClaim `name` is Bound.
+/// Waits until PersistentVolumeClaim `name` is Bound, or no longer than the
+/// default [`FailFast::settle`] once it cannot be ([`status::claim_stuck`]).
 ///
 /// # Errors
 /// A timeout explained by the claim's events (provisioning failures, a storage
-/// class that binds only when a pod uses the claim).
+/// class that binds only when a pod uses the claim); [`WaitError::Failed`] for
+/// a claim that cannot be bound.
 pub async fn pvc_bound(
     client: &kube::Client,
     namespace: &str,
@@ -619,8 +655,56 @@ pub async fn pvc_bound(
 ) -> Result<PersistentVolumeClaim, WaitError> {
     let claims: kube::Api<PersistentVolumeClaim> = kube::Api::namespaced(client.clone(), namespace);
     let what = format!("PersistentVolumeClaim {name} to be bound");
+    let bound = pvc_bound_or_timeout(client, &claims, namespace, name, &what, timeout);
+    tokio::select! {
+        result = bound => result,
+        found = first_stuck_claim(client, &claims, name, FailFast::default()) => {
+            let events = explain::events_of(client, namespace, name, false).await;
+            Err(WaitError::Failed {
+                what,
+                reason: format!("{}: {}; {events}", found.reason, found.detail),
+            })
+        }
+    }
+}
+
+/// Checks claim `name` each second until it has been stuck for `policy.settle`.
+async fn first_stuck_claim(
+    client: &kube::Client,
+    claims: &kube::Api<PersistentVolumeClaim>,
+    name: &str,
+    policy: FailFast,
+) -> Stuck {
+    let mut since: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let found = match (claims.get_opt(name).await, storage_classes(client).await) {
+            (Ok(Some(claim)), Some(classes)) => status::claim_stuck(&claim, &classes),
+            _ => None,
+        };
+        match found {
+            Some(found) if since.get_or_insert_with(Instant::now).elapsed() >= policy.settle => {
+                return found
+            }
+            Some(_) => {}
+            None => since = None,
+        }
+    }
+}
+
+/// [`pvc_bound`] without the stuck-claim check.
+async fn pvc_bound_or_timeout(
+    client: &kube::Client,
+    claims: &kube::Api<PersistentVolumeClaim>,
+    namespace: &str,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+) -> Result<PersistentVolumeClaim, WaitError> {
+    let what = what.to_string();
     let claim = watch_until(
-        &claims,
+        claims,
         name,
         what.clone(),
         timeout,

@@ -314,6 +314,7 @@ async fn clean_up(ctx: &Ctx, failure: Option<&String>, cleanup: &mut Cleanup) {
             .unwrap_or_else(|p| p.into_inner()),
     );
     for ns in namespaces {
+        let mut bundle_dir = None;
         if let Some(failure) = failure {
             let dir = ctx.artifacts_dir().join(ns.name());
             tracing::info!(namespace = ns.name(), "writing the failure bundle");
@@ -329,19 +330,8 @@ async fn clean_up(ctx: &Ctx, failure: Option<&String>, cleanup: &mut Cleanup) {
             .await
             {
                 Ok(summary) => {
-                    // What the harness did until now, redacted like the bundle.
-                    let timeline = crate::report::timeline::lines(&ctx.case).join("\n");
-                    let written = std::fs::write(
-                        dir.join("timeline.txt"),
-                        cleanup.redactor.text(&timeline) + "\n",
-                    );
-                    if let Err(e) = written {
-                        cleanup.problems.push(format!(
-                            "failed to write the timeline to {}: {e}",
-                            dir.display()
-                        ));
-                    }
                     cleanup.bundles.push(summary);
+                    bundle_dir = Some(dir);
                 }
                 Err(e) => cleanup.problems.push(format!(
                     "failed to write the failure bundle to {}: {e}",
@@ -359,10 +349,29 @@ async fn clean_up(ctx: &Ctx, failure: Option<&String>, cleanup: &mut Cleanup) {
                 Ok(how) => eprintln!("{}: {how}", ctx.case),
                 Err(e) => cleanup.problems.push(crate::error_chain(&e)),
             }
-            continue;
+        } else {
+            match ns.delete(NAMESPACE_DELETE).await {
+                Ok(deletion) => {
+                    if let Some(summary) = deletion.summary(ns.name()) {
+                        eprintln!("{}: {}", ctx.case, cleanup.redactor.text(&summary));
+                    }
+                }
+                Err(e) => cleanup.problems.push(crate::error_chain(&e)),
+            }
         }
-        if let Err(e) = ns.delete(NAMESPACE_DELETE).await {
-            cleanup.problems.push(crate::error_chain(&e));
+        // What the harness did, its cleanup included, redacted like the bundle.
+        if let Some(dir) = bundle_dir {
+            let timeline = crate::report::timeline::lines(&ctx.case).join("\n");
+            let written = std::fs::write(
+                dir.join("timeline.txt"),
+                cleanup.redactor.text(&timeline) + "\n",
+            );
+            if let Err(e) = written {
+                cleanup.problems.push(format!(
+                    "failed to write the timeline to {}: {e}",
+                    dir.display()
+                ));
+            }
         }
     }
 }
