@@ -19,6 +19,7 @@ fn main() -> std::process::ExitCode {
         .cases(cases![chart_deploy: secret_created_while_waiting_is_waited_for])
         .cases(cases![chart_deploy: deletion_held_by_a_finalizer_is_explained_and_released])
         .cases(cases![chart_deploy: deletion_of_a_namespace_not_the_harnesss_names_what_holds_it])
+        .cases(cases![chart_deploy: uninstall_held_by_a_finalizer_names_what_holds_it])
         .run()
 }
 
@@ -256,6 +257,27 @@ async fn deletion_of_a_namespace_not_the_harnesss_names_what_holds_it(
     check!(
         message.contains("ConfigMap kept (finalizers testware.io/selftest-hold)"),
         "the timeout should name what holds the namespace: {message}"
+    );
+    Ok(())
+}
+
+async fn uninstall_held_by_a_finalizer_names_what_holds_it(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
+    let sets = [("heldConfigMap", "true")];
+    let release = install(&ctx, &ns, &sets, FailFast::default()).await?;
+    let uninstalled = release
+        .uninstall_within(Some(Duration::from_secs(25)))
+        .await;
+    // The namespace's deletion releases what is left (the case's cleanup).
+    let message = match uninstalled {
+        Ok(()) => anyhow::bail!("the uninstall should wait for the held ConfigMap"),
+        Err(e) => e.to_string(),
+    };
+    check!(
+        message.contains(
+            "1 object remains: ConfigMap stuck-held (finalizers testware.io/selftest-hold)"
+        ),
+        "the error should name what holds the uninstall: {message}"
     );
     Ok(())
 }

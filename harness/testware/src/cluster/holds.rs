@@ -1,7 +1,8 @@
 //! What holds up a deletion: the objects still there a short while after a
 //! namespace or a release was deleted, and the finalizers and owners keeping
 //! each. [`Held::of`] and [`describe`] are pure (unit-tested on objects);
-//! [`remaining_in`] reads a namespace's objects, [`release`] removes the
+//! [`remaining_in`] reads a namespace's objects, [`remaining_of`] a release's,
+//! [`release`] removes the
 //! finalizers of objects the harness may clean (its own test namespaces).
 
 use std::fmt;
@@ -109,6 +110,49 @@ pub async fn remaining_in(
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// An object a release made: `apiVersion`, `kind`, name, and namespace (for
+/// namespaced kinds; the release's when the manifest names none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    /// `apiVersion`.
+    pub api_version: String,
+    /// `kind`.
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// Its namespace (ignored for cluster-scoped kinds).
+    pub namespace: String,
+}
+
+/// Which of `objects` still exist, with what keeps each. Kinds the cluster
+/// does not serve and objects that cannot be read are skipped.
+pub async fn remaining_of(client: &kube::Client, objects: &[ObjectRef]) -> Vec<Held> {
+    use kube::discovery::{pinned_kind, Scope};
+    let mut held = Vec::new();
+    for object in objects {
+        let (group, version) = match object.api_version.split_once('/') {
+            Some((group, version)) => (group, version),
+            None => ("", object.api_version.as_str()),
+        };
+        let kind = kube::api::GroupVersionKind::gvk(group, version, &object.kind);
+        let Ok((resource, capabilities)) = pinned_kind(client, &kind).await else {
+            continue;
+        };
+        let api = match capabilities.scope {
+            Scope::Namespaced => kube::Api::<DynamicObject>::namespaced_with(
+                client.clone(),
+                &object.namespace,
+                &resource,
+            ),
+            Scope::Cluster => kube::Api::<DynamicObject>::all_with(client.clone(), &resource),
+        };
+        if let Ok(Some(found)) = api.get_metadata_opt(&object.name).await {
+            held.push(Held::of(&object.kind, &found.metadata));
+        }
+    }
+    held
 }
 
 /// Removes the finalizers of `held` objects in `namespace` whose deletion was

@@ -20,6 +20,7 @@ use kube::api::ListParams;
 use crate::charts::helm::{Helm, HelmError};
 use crate::charts::options::Readiness;
 use crate::cluster::explain::{explain_workload, selector_string};
+use crate::cluster::holds;
 use crate::cluster::namespace::TestNamespace;
 use crate::cluster::net::PortForward;
 use crate::cluster::status::{self, FailFast, WorkloadKind};
@@ -132,6 +133,9 @@ fn hooks_expect_ready(chart: &Path, action: &str) -> bool {
     }
     false
 }
+
+/// How long an uninstall may wait before it says what holds it.
+pub const HELD_AFTER: Duration = Duration::from_secs(20);
 
 fn explain_suffix(explanation: &str) -> String {
     if explanation.is_empty() {
@@ -333,17 +337,67 @@ impl ChartDeployment {
     }
 
     /// `helm uninstall --wait`, then waits until no pod of the release is left.
+    /// An uninstall still waiting after [`HELD_AFTER`] says (as a warning in the
+    /// case's timeline) which of the release's objects remain and which
+    /// finalizers or owners hold them; so does its error. The harness leaves
+    /// them be: how a release goes is what an uninstall case tests.
     ///
     /// # Errors
-    /// helm fails, or pods remain until the deadline.
+    /// helm fails (with what remains), or pods remain until the deadline.
     pub async fn uninstall(&self) -> Result<(), DeployError> {
-        let timeout = self.helm_timeout(None);
+        self.uninstall_within(None).await
+    }
+
+    /// [`ChartDeployment::uninstall`] with helm's timeout `timeout` (default: the
+    /// deploy timeout), capped by the case's deadline.
+    ///
+    /// # Errors
+    /// As for [`ChartDeployment::uninstall`].
+    pub async fn uninstall_within(&self, timeout: Option<Duration>) -> Result<(), DeployError> {
+        let timeout = self.helm_timeout(timeout);
+        let objects = self.object_refs().await;
         let args = vec![
             "uninstall".into(),
             self.release.clone().into(),
             "--wait".into(),
         ];
-        self.run_explained("uninstall", args, timeout).await?;
+        let helm = self.run_explained("uninstall", args, timeout);
+        futures::pin_mut!(helm);
+        let uninstalled = tokio::select! {
+            done = &mut helm => done,
+            () = tokio::time::sleep(HELD_AFTER) => {
+                let held = holds::remaining_of(&self.client, &objects).await;
+                if !held.is_empty() {
+                    tracing::warn!(
+                        release = self.release,
+                        "the uninstall still waits after {} s: {}",
+                        HELD_AFTER.as_secs(),
+                        holds::describe(&held)
+                    );
+                }
+                helm.await
+            }
+        };
+        if let Err(DeployError::Helm {
+            action,
+            release,
+            helm,
+            ..
+        }) = uninstalled
+        {
+            let held = holds::remaining_of(&self.client, &objects).await;
+            return Err(DeployError::Helm {
+                action,
+                release,
+                helm,
+                explanation: if held.is_empty() {
+                    String::new()
+                } else {
+                    holds::describe(&held)
+                },
+            });
+        }
+        uninstalled?;
         let pods: kube::Api<Pod> = self.api();
         let selector = format!("{INSTANCE_LABEL}={}", self.release);
         wait::wait_until(
@@ -422,6 +476,27 @@ impl ChartDeployment {
     /// helm fails, or the manifest does not parse.
     pub async fn workloads(&self) -> Result<Vec<(WorkloadKind, String)>, DeployError> {
         Ok(workloads_of(&self.manifests().await?))
+    }
+
+    /// The objects of the release's current manifest (none if it cannot be read).
+    async fn object_refs(&self) -> Vec<holds::ObjectRef> {
+        let Ok(manifests) = self.manifests().await else {
+            return Vec::new();
+        };
+        manifests
+            .objects()
+            .iter()
+            .map(|o| holds::ObjectRef {
+                api_version: o.api_version.clone(),
+                kind: o.kind.clone(),
+                name: o.name().to_owned(),
+                namespace: o
+                    .metadata()
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| self.namespace.clone()),
+            })
+            .collect()
     }
 
     async fn manifests(&self) -> Result<Manifests, DeployError> {
