@@ -162,23 +162,7 @@ impl Influx {
             what: format!("query {query:?}"),
             detail,
         };
-        let answer: Answer = serde_json::from_slice(&body).map_err(|e| {
-            refused(format!(
-                "{status}, not a query answer ({e}): {}",
-                String::from_utf8_lossy(&body)
-                    .chars()
-                    .take(200)
-                    .collect::<String>()
-            ))
-        })?;
-        if let Some(error) = answer.error {
-            return Err(refused(format!("{status}: {error}")));
-        }
-        let first = answer.results.into_iter().next();
-        if let Some(error) = first.as_ref().and_then(|r| r.error.clone()) {
-            return Err(refused(error));
-        }
-        Ok(first.map(|r| r.series).unwrap_or_default())
+        series_of(&body).map_err(|e| refused(format!("{status}: {e}")))
     }
 
     /// `SHOW MEASUREMENTS`, sorted.
@@ -351,6 +335,30 @@ fn first_column_strings(series: &[Series]) -> Vec<String> {
 /// An InfluxQL identifier in double quotes.
 pub fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The series of the first statement of a `/query` answer `body`.
+///
+/// # Errors
+/// Not a query answer, or InfluxDB's error for the query or its first statement.
+pub fn series_of(body: &[u8]) -> Result<Vec<Series>, String> {
+    let answer: Answer = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "not a query answer ({e}): {}",
+            String::from_utf8_lossy(body)
+                .chars()
+                .take(200)
+                .collect::<String>()
+        )
+    })?;
+    if let Some(error) = answer.error {
+        return Err(error);
+    }
+    let first = answer.results.into_iter().next();
+    if let Some(error) = first.as_ref().and_then(|r| r.error.clone()) {
+        return Err(error);
+    }
+    Ok(first.map(|r| r.series).unwrap_or_default())
 }
 
 /// An InfluxQL string literal in single quotes.

@@ -121,6 +121,22 @@ impl Document {
     }
 }
 
+/// The documents of a search answer `body` (its hits' sources that are log documents).
+fn documents_of(body: &Value) -> Vec<Document> {
+    body["hits"]["hits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|hit| Document::from_source(&hit["_source"]))
+        .collect()
+}
+
+/// The whole lines of a search answer `body`: each document once (the shipper
+/// may send one twice), partial lines joined, in file order per container.
+pub fn lines_of_search(body: &Value) -> Vec<LogLine> {
+    join_documents(documents_of(body))
+}
+
 /// Joins documents into whole lines: per container and stream, in file order,
 /// partial parts up to and including the final one. Documents stored twice (same
 /// container and offset) count once (in `copies`). A line whose final part is
@@ -421,12 +437,7 @@ impl LogStore {
             Ok(r) if r.status_code().as_u16() == 404 => return Ok(Vec::new()),
             other => self.json(other, &what).await?,
         };
-        Ok(body["hits"]["hits"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|hit| Document::from_source(&hit["_source"]))
-            .collect())
+        Ok(documents_of(&body))
     }
 
     /// The whole lines matching `query`, in file order per container.

@@ -128,6 +128,48 @@ impl Counters {
     }
 }
 
+/// An object-store notification as `POST /notify` receives it (S3's event
+/// format): the records, each a bucket, an encoded object key and the secret.
+#[derive(Debug, serde::Deserialize)]
+pub struct Notification {
+    /// The records (none when absent).
+    #[serde(rename = "Records", default)]
+    pub records: Vec<Record>,
+}
+
+/// One record of a [`Notification`].
+#[derive(Debug, serde::Deserialize)]
+pub struct Record {
+    /// Where the object is.
+    pub s3: S3,
+    /// The shared secret the webhook checks (empty when absent).
+    #[serde(rename = "opaqueData", default)]
+    pub opaque_data: String,
+}
+
+/// The bucket and object of a [`Record`].
+#[derive(Debug, serde::Deserialize)]
+pub struct S3 {
+    /// The bucket.
+    pub bucket: Named,
+    /// The object.
+    pub object: Object,
+}
+
+/// Something with a name (the bucket).
+#[derive(Debug, serde::Deserialize)]
+pub struct Named {
+    /// Its name.
+    pub name: String,
+}
+
+/// The object of a [`Record`].
+#[derive(Debug, serde::Deserialize)]
+pub struct Object {
+    /// Its key, encoded as the store sends it ([`decode_key`]).
+    pub key: String,
+}
+
 /// Decodes an object key as S3 notifications encode it: `%XX` escapes and `+` for space.
 pub fn decode_key(key: &str) -> String {
     fn hex(b: u8) -> Option<u8> {

@@ -13,9 +13,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use embargo_components::{decode_key, env, env_or, queue, Counters};
+use embargo_components::{decode_key, env, env_or, queue, Counters, Notification};
 use redis::AsyncCommands as _;
-use serde::Deserialize;
 
 const FILE_TTL_SECONDS: i64 = 7 * 24 * 3600;
 
@@ -31,35 +30,6 @@ const COUNTERS: &[&str] = &[
     "skipped_regexp",
     "redis_errors",
 ];
-
-#[derive(Deserialize)]
-struct Notification {
-    #[serde(rename = "Records", default)]
-    records: Vec<Record>,
-}
-
-#[derive(Deserialize)]
-struct Record {
-    s3: S3,
-    #[serde(rename = "opaqueData", default)]
-    opaque_data: String,
-}
-
-#[derive(Deserialize)]
-struct S3 {
-    bucket: Named,
-    object: Object,
-}
-
-#[derive(Deserialize)]
-struct Named {
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct Object {
-    key: String,
-}
 
 struct App {
     redis: redis::aio::ConnectionManager,
