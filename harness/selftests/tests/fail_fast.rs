@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use testware::status::FailFast;
 use testware::wait::WaitError;
-use testware::{cases, check, Case, Ctx, DeployError, Install, Suite, TestNamespace};
+use testware::{cases, check, Case, Ctx, DeployError, Install, Readiness, Suite, TestNamespace};
 use testware_selftests::fixture;
 
 fn main() -> std::process::ExitCode {
@@ -27,16 +27,19 @@ fn main() -> std::process::ExitCode {
 /// out has failed anyway.
 const TIMEOUT: Duration = Duration::from_secs(240);
 
-/// The fixture chart with `sets`, installed as release `stuck` with `policy`.
+/// The fixture chart with `sets`, installed as release `stuck` with `policy`
+/// (waiting as the harness does, or with helm's own `--wait`).
 async fn install(
     ctx: &Ctx,
     ns: &TestNamespace,
     sets: &[(&str, &str)],
     policy: FailFast,
+    readiness: Readiness,
 ) -> Result<testware::ChartDeployment, DeployError> {
     let mut request = Install::chart(fixture("broken-charts/stuck-pod"))
         .release("stuck")
         .timeout(TIMEOUT)
+        .readiness(readiness)
         .fail_fast(policy);
     for (key, value) in sets {
         request = request.set(*key, *value);
@@ -71,6 +74,7 @@ struct StuckInstall {
     policy: FailFast,
     state: &'static str,
     mentions: &'static [&'static str],
+    readiness: Readiness,
 }
 
 /// One case per stuck state; settling states get 3 s, crash loops one restart.
@@ -87,6 +91,15 @@ fn stuck_installs() -> Vec<Case> {
             policy: FailFast::default(),
             state: "ImagePullBackOff",
             mentions: &["localhost/no-such-image:1"],
+            readiness: Readiness::Watch,
+        },
+        StuckInstall {
+            name: "image_pull_backoff_ends_helms_own_wait",
+            sets: &[("image", "localhost/no-such-image:1")],
+            policy: FailFast::default(),
+            state: "ImagePullBackOff",
+            mentions: &["(helm --wait)", "localhost/no-such-image:1"],
+            readiness: Readiness::Helm,
         },
         StuckInstall {
             name: "crash_loop_ends_the_rollout_wait_after_the_restarts_allowed",
@@ -98,6 +111,7 @@ fn stuck_installs() -> Vec<Case> {
             // The last exit and the crashed container's own words.
             state: "CrashLoopBackOff",
             mentions: &["last exit 2", "unrecognized subcommand 'no-such-command'"],
+            readiness: Readiness::Watch,
         },
         StuckInstall {
             name: "missing_secret_key_ends_the_rollout_wait_once_settled",
@@ -108,6 +122,7 @@ fn stuck_installs() -> Vec<Case> {
             policy: quick,
             state: "CreateContainerConfigError",
             mentions: &["secret \"db\" not found"],
+            readiness: Readiness::Watch,
         },
         StuckInstall {
             name: "unschedulable_pod_ends_the_rollout_wait_once_settled",
@@ -116,6 +131,7 @@ fn stuck_installs() -> Vec<Case> {
             state: "Unschedulable",
             // 1.20 says "node affinity" for a node selector too.
             mentions: &["0/1 nodes are available", "didn't match"],
+            readiness: Readiness::Watch,
         },
         StuckInstall {
             name: "missing_storage_class_ends_the_rollout_wait_once_settled",
@@ -126,6 +142,7 @@ fn stuck_installs() -> Vec<Case> {
                 "StorageClass \"no-such-class\", which does not exist",
                 "unbound immediate PersistentVolumeClaims",
             ],
+            readiness: Readiness::Watch,
         },
     ];
     installs
@@ -133,7 +150,7 @@ fn stuck_installs() -> Vec<Case> {
         .map(|stuck| {
             Case::chart_deploy(stuck.name, move |ctx| async move {
                 let ns = ctx.create_namespace().await?;
-                let result = install(&ctx, &ns, stuck.sets, stuck.policy).await;
+                let result = install(&ctx, &ns, stuck.sets, stuck.policy, stuck.readiness).await;
                 let (state, message) = stuck_state(result)?;
                 check!(
                     state == stuck.state,
@@ -187,7 +204,8 @@ async fn secret_created_while_waiting_is_waited_for(ctx: Ctx) -> anyhow::Result<
         ("secretKeyRef.name", "db"),
         ("secretKeyRef.key", "password"),
     ];
-    let (installed, created) = tokio::join!(install(&ctx, &ns, &sets, policy), late);
+    let (installed, created) =
+        tokio::join!(install(&ctx, &ns, &sets, policy, Readiness::Watch), late);
     created?;
     installed?;
     Ok(())
@@ -264,7 +282,7 @@ async fn deletion_of_a_namespace_not_the_harnesss_names_what_holds_it(
 async fn uninstall_held_by_a_finalizer_names_what_holds_it(ctx: Ctx) -> anyhow::Result<()> {
     let ns = ctx.create_namespace().await?;
     let sets = [("heldConfigMap", "true")];
-    let release = install(&ctx, &ns, &sets, FailFast::default()).await?;
+    let release = install(&ctx, &ns, &sets, FailFast::default(), Readiness::Watch).await?;
     let uninstalled = release
         .uninstall_within(Some(Duration::from_secs(25)))
         .await;

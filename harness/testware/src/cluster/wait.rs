@@ -368,17 +368,30 @@ pub async fn rolled_out_failing_fast(
     tokio::select! {
         result = roll_out(client, namespace, kind, name, timeout) => result,
         (pod, found) = stuck => {
-            tracing::warn!(workload = name, pod, state = found.reason, "a pod is stuck");
-            Err(WaitError::Stuck(Box::new(StuckPod {
-                what: format!("{} {name} to roll out", kind.as_str()),
-                waited: started.elapsed(),
-                explained: explain::explain_pod(&pods, &pod).await,
-                pod,
-                state: found.reason,
-                detail: found.detail,
-            })))
+            let what = format!("{} {name} to roll out", kind.as_str());
+            Err(stuck_error(&pods, what, started.elapsed(), pod, found).await)
         }
     }
+}
+
+/// [`WaitError::Stuck`] for pod `pod` found stuck in `found` while awaiting
+/// `what`, the pod explained as a timeout would.
+pub async fn stuck_error(
+    pods: &kube::Api<Pod>,
+    what: String,
+    waited: Duration,
+    pod: String,
+    found: Stuck,
+) -> WaitError {
+    tracing::warn!(what, pod, state = found.reason, "a pod is stuck");
+    WaitError::Stuck(Box::new(StuckPod {
+        what,
+        waited,
+        explained: explain::explain_pod(pods, &pod).await,
+        pod,
+        state: found.reason,
+        detail: found.detail,
+    }))
 }
 
 /// The label selector of the pods workload `kind/name` makes, if it can be read

@@ -285,7 +285,30 @@ impl ChartDeployment {
             Readiness::Watch => args.extend(["-o".into(), "json".into()]),
             Readiness::Applied => {}
         }
-        let out = self.run_explained(action, args, timeout).await?;
+        let policy = request.fail_fast.unwrap_or(self.fail_fast);
+        let helm = self.run_explained(action, args, timeout);
+        // helm's own wait cannot be told to stop early: an install's helm is
+        // stopped at a stuck pod of the release (the release is left
+        // pending-install, in a namespace that goes). An upgrade's is not: a
+        // killed upgrade would block the rollback a case may test next.
+        let out = if readiness == Readiness::Helm && action == "install" && policy.enabled {
+            let pods: kube::Api<Pod> = self.api();
+            let selector = format!("{INSTANCE_LABEL}={}", self.release);
+            tokio::select! {
+                out = helm => out?,
+                (pod, found) = wait::first_stuck_pod(&pods, &selector, policy) => {
+                    let what = format!("release {} to be ready (helm --wait)", self.release);
+                    let why = wait::stuck_error(&pods, what, started.elapsed(), pod, found).await;
+                    return Err(DeployError::NotReady {
+                        action,
+                        release: self.release.clone(),
+                        why: Box::new(why),
+                    });
+                }
+            }
+        } else {
+            helm.await?
+        };
         if readiness == Readiness::Watch {
             let release: serde_json::Value = self.parse(action, &out)?;
             let manifests = Manifests::parse(release["manifest"].as_str().unwrap_or_default())
@@ -298,7 +321,6 @@ impl ChartDeployment {
             let waits = workloads_of(&manifests)
                 .into_iter()
                 .map(|(kind, name)| async move {
-                    let policy = request.fail_fast.unwrap_or(self.fail_fast);
                     wait::rolled_out_failing_fast(
                         &self.client,
                         &self.namespace,
