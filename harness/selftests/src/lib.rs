@@ -21,6 +21,27 @@ pub fn fixture(path: &str) -> PathBuf {
     repo_root().join("fixtures").join(path)
 }
 
+/// An install of the `stuck-pod` fixture chart as release `stuck`, with
+/// `sets`, waiting as `readiness` says with `policy`, for at most `timeout`:
+/// made to fail one way or another, for the fail-fast self-tests and the
+/// time-to-failure bench.
+pub fn stuck_pod_install(
+    sets: &[(&str, &str)],
+    policy: testware::status::FailFast,
+    readiness: testware::Readiness,
+    timeout: std::time::Duration,
+) -> testware::Install {
+    let mut request = testware::Install::chart(fixture("broken-charts/stuck-pod"))
+        .release("stuck")
+        .timeout(timeout)
+        .readiness(readiness)
+        .fail_fast(policy);
+    for (key, value) in sets {
+        request = request.set(*key, *value);
+    }
+    request
+}
+
 /// A run of one of this crate's example programs (`program`, from
 /// `env!("CARGO_BIN_EXE_…")`) as a run of its own, not a case of the calling
 /// one: its own run id (`<prefix><random>`), artifacts directory under

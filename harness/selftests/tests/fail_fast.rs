@@ -10,8 +10,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use testware::status::FailFast;
 use testware::wait::WaitError;
-use testware::{cases, check, Case, Ctx, DeployError, Install, Readiness, Suite, TestNamespace};
-use testware_selftests::fixture;
+use testware::{cases, check, Case, Ctx, DeployError, Readiness, Suite, TestNamespace};
+use testware_selftests::stuck_pod_install;
 
 fn main() -> std::process::ExitCode {
     Suite::new("fail_fast")
@@ -36,15 +36,9 @@ async fn install(
     policy: FailFast,
     readiness: Readiness,
 ) -> Result<testware::ChartDeployment, DeployError> {
-    let mut request = Install::chart(fixture("broken-charts/stuck-pod"))
-        .release("stuck")
-        .timeout(TIMEOUT)
-        .readiness(readiness)
-        .fail_fast(policy);
-    for (key, value) in sets {
-        request = request.set(*key, *value);
-    }
-    request.run(ctx, ns).await
+    stuck_pod_install(sets, policy, readiness, TIMEOUT)
+        .run(ctx, ns)
+        .await
 }
 
 /// The stuck pod's state and the whole message, or why the install did not end as stuck.
