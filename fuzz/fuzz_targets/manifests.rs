@@ -5,7 +5,6 @@
 
 use libfuzzer_sys::fuzz_target;
 use testware::chart::ChartMeta;
-use testware::manifest::api_versions::KubeVersion;
 use testware::manifest::policy::{check_all, Context};
 use testware::Manifests;
 
@@ -25,12 +24,8 @@ fuzz_target!(|text: &str| {
     }))
     .expect("a chart's metadata");
     let cx = Context {
-        chart: &chart,
-        release: "fuzz",
-        probe: None,
         include_test_hooks: true,
-        kube_version: KubeVersion::DEFAULT,
-        schemas: None,
+        ..Context::new(&chart, "fuzz")
     };
     for violation in check_all(&manifests, &cx) {
         let _ = format!("{violation:?}");

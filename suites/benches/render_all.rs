@@ -66,15 +66,13 @@ async fn run() -> anyhow::Result<()> {
                 let rendered = renderer.render(&chart, &options).await?;
                 let probe = ProbeValues::default();
                 let cx = policy::Context {
-                    chart: &rendered.chart,
-                    release: &rendered.options.release,
                     probe: Some(&probe),
-                    include_test_hooks: false,
                     kube_version: rendered
                         .options
                         .kube_version
-                        .unwrap_or(testware::manifest::api_versions::KubeVersion::DEFAULT),
+                        .unwrap_or(KubeVersion::DEFAULT),
                     schemas: schemas.as_deref(),
+                    ..policy::Context::new(&rendered.chart, &rendered.options.release)
                 };
                 let violations = policy::check_all(&rendered, &cx).len();
                 anyhow::Ok((t.elapsed(), rendered.objects().len(), violations))
@@ -195,12 +193,9 @@ async fn overhead(
         let t = Instant::now();
         let rendered = renderer.render(chart, options).await?;
         let cx = policy::Context {
-            chart: &rendered.chart,
-            release: &rendered.options.release,
             probe: Some(&probe),
-            include_test_hooks: false,
-            kube_version: KubeVersion::DEFAULT,
             schemas,
+            ..policy::Context::new(&rendered.chart, &rendered.options.release)
         };
         let _ = policy::check_all(&rendered, &cx);
         harness += t.elapsed();

@@ -226,15 +226,25 @@ impl ManifestObject {
         })
     }
 
-    /// `true` for workloads whose pods are meant to keep running (not Jobs or bare Pods).
+    /// `true` for objects whose pods are meant to keep running: the workload
+    /// controllers, and bare Pods that restart always and are not hooks (Jobs,
+    /// CronJobs and run-once Pods end).
     pub fn is_long_running(&self) -> bool {
-        matches!(
-            self.typed,
+        match &self.typed {
             Typed::Deployment(_)
-                | Typed::StatefulSet(_)
-                | Typed::DaemonSet(_)
-                | Typed::ReplicaSet(_)
-        )
+            | Typed::StatefulSet(_)
+            | Typed::DaemonSet(_)
+            | Typed::ReplicaSet(_) => true,
+            Typed::Pod(pod) => {
+                !self.is_hook()
+                    && pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.restart_policy.as_deref())
+                        .is_none_or(|r| r == "Always")
+            }
+            _ => false,
+        }
     }
 
     /// `true` for Helm hook objects (`helm.sh/hook` annotation).

@@ -162,7 +162,7 @@ impl HelmChart {
                     .to_string();
                 ValueSet {
                     label,
-                    file: Some(file),
+                    files: vec![file],
                 }
             }))
             .collect()
@@ -299,8 +299,10 @@ impl ChartRenderer {
 pub struct ValueSet {
     /// `default`, or the file's path relative to the chart (`ci/offline.yaml`).
     pub label: String,
-    /// The values file; `None` for the chart's defaults.
-    pub file: Option<PathBuf>,
+    /// The values files, later ones over earlier ones (a base and an
+    /// environment's file, as Argo CD and helmfile layer them); none for the
+    /// chart's defaults.
+    pub files: Vec<PathBuf>,
 }
 
 impl ValueSet {
@@ -308,22 +310,27 @@ impl ValueSet {
     pub fn defaults() -> Self {
         Self {
             label: "default".into(),
-            file: None,
+            files: Vec::new(),
         }
     }
 
     /// A values file from elsewhere (a fixture), labelled `label`.
     pub fn file(label: impl Into<String>, file: impl Into<PathBuf>) -> Self {
+        Self::layered(label, [file.into()])
+    }
+
+    /// Values files applied in order, each over the ones before it, as one set.
+    pub fn layered(label: impl Into<String>, files: impl IntoIterator<Item = PathBuf>) -> Self {
         Self {
             label: label.into(),
-            file: Some(file.into()),
+            files: files.into_iter().collect(),
         }
     }
 
-    /// This set's values file, if any, as [`Values`].
+    /// This set's values files, as [`Values`].
     pub fn values(&self) -> Values {
         Values {
-            files: self.file.iter().cloned().collect(),
+            files: self.files.clone(),
             set: Vec::new(),
         }
     }

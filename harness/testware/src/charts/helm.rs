@@ -374,11 +374,11 @@ async fn output_when_not_busy(command: &mut Command) -> std::io::Result<std::pro
 /// What to do about the failures helm's message does not explain how to fix.
 fn failure_hint(stderr: &str) -> &'static str {
     if stderr.contains("missing in charts/ directory") {
-        " (hint: the chart's dependencies are not built: `helm dependency build`, RenderOptions::dependency_build, or `testware check --dependency-build`; file:// dependencies build offline)"
+        " (hint: the chart's dependencies are not built: run `helm dependency build` (`testware check --dependency-build`; in a suite, RenderOptions::dependency_build); file:// dependencies build offline, remote ones need the network or a copy in charts/)"
     } else if stderr.contains("library charts are not installable") {
         " (hint: a library chart renders nothing by itself: check the charts that depend on it)"
     } else if stderr.contains("execution error at") {
-        " (hint: a template refused these values with `required` or `fail`: give the values it asks for, with RenderOptions::values / --values FILE or a ci/*.yaml values set)"
+        " (hint: a template refused these values with `required` or `fail`: give the values it asks for in a ci/*.yaml values set of the chart, or `testware check --values FILE` (in a suite, RenderOptions::values))"
     } else {
         ""
     }

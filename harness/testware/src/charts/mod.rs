@@ -4,6 +4,7 @@
 //! [`crate::deployment`]'s.
 
 pub mod chart;
+pub mod dependencies;
 pub mod helm;
 pub mod options;
 pub mod render_cache;

@@ -15,6 +15,9 @@ pub enum CaseStatus {
     Passed,
     /// It failed; the message carries the error chain.
     Failed(String),
+    /// It could not do what it checks (a chart that does not render): JUnit's
+    /// `<error>`, not a `<failure>` of the thing checked.
+    Errored(String),
     /// It did not run, and why.
     Ignored(String),
     /// It failed while quarantined; the build is not failed by it.
@@ -34,6 +37,9 @@ pub struct CaseRecord {
     pub properties: Vec<(String, String)>,
     /// The outcome.
     pub status: CaseStatus,
+    /// What the case reported beside its outcome (a passing check's
+    /// warnings), written as `<system-out>`.
+    pub output: Option<String>,
 }
 
 /// Renders the report for one suite (with quick-junit: escaping, characters
@@ -52,6 +58,14 @@ pub fn render(suite: &str, records: &[CaseRecord]) -> String {
                 status
                     .set_message(first_line(message))
                     .set_type("failure")
+                    .set_description(message.as_str());
+                status
+            }
+            CaseStatus::Errored(message) => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+                status
+                    .set_message(first_line(message))
+                    .set_type("error")
                     .set_description(message.as_str());
                 status
             }
@@ -74,6 +88,9 @@ pub fn render(suite: &str, records: &[CaseRecord]) -> String {
         }
         if let CaseStatus::QuarantinedFailure(message) = &r.status {
             case.set_system_err(message.as_str());
+        }
+        if let Some(output) = &r.output {
+            case.set_system_out(output.as_str());
         }
         test_suite.add_test_case(case);
     }
@@ -111,6 +128,7 @@ mod tests {
             duration: Duration::from_millis(1500),
             properties: vec![("tier".into(), "no_deploy".into())],
             status,
+            output: None,
         };
         let xml = render(
             "echo",
@@ -122,17 +140,27 @@ mod tests {
                 ),
                 record("skip", CaseStatus::Ignored("needs a cluster".into())),
                 record("flaky", CaseStatus::QuarantinedFailure("boom\u{1b}".into())),
+                record("unrendered", CaseStatus::Errored("no chart".into())),
+                CaseRecord {
+                    output: Some("1 warning".into()),
+                    ..record("warned", CaseStatus::Passed)
+                },
             ],
         );
         assert!(
-            xml.contains("tests=\"4\" skipped=\"2\" errors=\"0\" failures=\"1\"")
-                && xml.contains("time=\"6.000\""),
+            xml.contains("tests=\"6\" skipped=\"2\" errors=\"1\" failures=\"1\"")
+                && xml.contains("time=\"9.000\""),
             "{xml}"
         );
         assert!(
             xml.contains("<failure message=\"expected &lt;1&gt; &amp; got &quot;2&quot;\""),
             "{xml}"
         );
+        assert!(
+            xml.contains("<error message=\"no chart\" type=\"error\">"),
+            "{xml}"
+        );
+        assert!(xml.contains("<system-out>1 warning</system-out>"), "{xml}");
         assert!(
             xml.contains("<skipped message=\"needs a cluster\"/>"),
             "{xml}"

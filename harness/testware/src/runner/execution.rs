@@ -153,7 +153,9 @@ impl CaseRun {
         let result = match &status {
             CaseStatus::Passed | CaseStatus::QuarantinedFailure(_) => Ok(Completion::Completed),
             CaseStatus::Ignored(reason) => Ok(Completion::ignored_with(reason)),
-            CaseStatus::Failed(message) => Err(Failed::from(message.as_str())),
+            CaseStatus::Failed(message) | CaseStatus::Errored(message) => {
+                Err(Failed::from(message.as_str()))
+            }
         };
         if let CaseStatus::QuarantinedFailure(message) = &status {
             eprintln!(
@@ -171,6 +173,7 @@ impl CaseRun {
                 duration: started.elapsed(),
                 properties,
                 status,
+                output: None,
             });
         result
     }

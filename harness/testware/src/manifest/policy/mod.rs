@@ -34,12 +34,12 @@ pub use rules::api_version::api_version;
 pub use rules::image::{image_pinned, is_pinned, MOVING_TAGS};
 pub use rules::labels::labels;
 pub use rules::probes::probes;
-pub use rules::references::references;
-pub use rules::resources::resources;
+pub use rules::references::{references, references_with};
+pub use rules::resources::{resources, resources_with, Limits};
 pub use rules::scheduling::{scheduling, storage_class};
 pub use rules::schema::schema;
 pub use rules::security::security_context;
-pub use rules::service::service_selector;
+pub use rules::service::{selector_overlap, service_selector};
 pub use run::{cases, check_chart, check_chart_with, plan, Check, CheckKind};
 
 /// Prefix of the exemption annotations.
@@ -62,6 +62,9 @@ pub enum Rule {
     SecurityContext,
     /// Service selectors match a workload's pods and their target ports exist.
     ServiceSelector,
+    /// No two controllers of the release select one another's pods (they would
+    /// fight over them).
+    SelectorOverlap,
     /// ConfigMap, Secret and PVC references resolve inside the release.
     References,
     /// `global.nodeSelector`/`global.tolerations` reach every pod.
@@ -78,13 +81,14 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in report order.
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 12] = [
         Rule::Labels,
         Rule::ImagePinned,
         Rule::Resources,
         Rule::Probes,
         Rule::SecurityContext,
         Rule::ServiceSelector,
+        Rule::SelectorOverlap,
         Rule::References,
         Rule::Scheduling,
         Rule::StorageClass,
@@ -112,6 +116,7 @@ impl Rule {
             Rule::Probes => "probes",
             Rule::SecurityContext => "security-context",
             Rule::ServiceSelector => "service-selector",
+            Rule::SelectorOverlap => "selector-overlap",
             Rule::References => "references",
             Rule::Scheduling => "scheduling",
             Rule::StorageClass => "storage-class",
@@ -233,9 +238,32 @@ pub struct Context<'a> {
     pub include_test_hooks: bool,
     /// The release the API-version rule checks against.
     pub kube_version: KubeVersion,
+    /// Objects provided outside the release for every pod (`Kind/name`), beside
+    /// the pods' own [`EXTERNAL_REFS`] annotations.
+    pub external_refs: &'a [String],
+    /// Whether the resources rule asks for limits.
+    pub limits: Limits,
     /// That release's schemas, for the schema rule (skipped without them:
     /// [`check_chart_with`] says why in the report).
     pub schemas: Option<&'a Schemas>,
+}
+
+impl<'a> Context<'a> {
+    /// A chart's release with the defaults: no probe values, test hooks left
+    /// out, [`KubeVersion::DEFAULT`], no schemas, nothing external, limits
+    /// required. Change fields with `Context { probe: Some(&p), ..Context::new(…) }`.
+    pub fn new(chart: &'a ChartMeta, release: &'a str) -> Self {
+        Self {
+            chart,
+            release,
+            probe: None,
+            include_test_hooks: false,
+            kube_version: KubeVersion::DEFAULT,
+            external_refs: &[],
+            limits: Limits::Required,
+            schemas: None,
+        }
+    }
 }
 
 /// What a chart check looks at beyond the chart itself.
@@ -254,6 +282,15 @@ pub struct CheckOptions {
     pub dependency_build: bool,
     /// API versions the templates see as available (`helm template --api-versions`).
     pub api_versions: Vec<String>,
+    /// Objects provided outside the release (`Kind/name`, e.g. a Secret an
+    /// operator of the cluster writes), for charts that cannot be annotated.
+    pub external_refs: Vec<String>,
+    /// Whether the resources rule asks for limits beside requests.
+    pub limits: Limits,
+    /// Render without `helm test` hooks (`helm template --skip-tests`).
+    pub skip_tests: bool,
+    /// Render with helm's debug log (`--debug`), which a failed render's error carries.
+    pub debug: bool,
 }
 
 /// Runs every rule.
@@ -261,11 +298,12 @@ pub fn check_all(m: &Manifests, cx: &Context<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
     out.extend(labels(m, cx));
     out.extend(image_pinned(m));
-    out.extend(resources(m));
+    out.extend(resources_with(m, cx.limits));
     out.extend(probes(m));
     out.extend(security_context(m));
     out.extend(service_selector(m));
-    out.extend(references(m));
+    out.extend(selector_overlap(m));
+    out.extend(references_with(m, cx.external_refs));
     out.extend(api_version(m, cx.kube_version));
     if let Some(schemas) = cx.schemas {
         out.extend(schema(m, schemas));

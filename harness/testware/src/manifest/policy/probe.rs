@@ -3,23 +3,25 @@
 /// Where a chart takes its node selector, tolerations and storage class: the
 /// value keys the scheduling and storage-class rules set. The default is the
 /// `global.*` convention of this repository's charts; charts with keys of their
-/// own name them (`testware check --node-selector-key …`).
+/// own name them (`testware check --node-selector-key …`), several where each
+/// component has its own (`controller.nodeSelector`, `webhook.nodeSelector`):
+/// the probe value is set at each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValueKeys {
-    /// A map of node labels (`global.nodeSelector`).
-    pub node_selector: String,
-    /// A list of tolerations (`global.tolerations`).
-    pub tolerations: String,
-    /// A storage class name (`global.storageClass`).
-    pub storage_class: String,
+    /// Maps of node labels (`global.nodeSelector`).
+    pub node_selector: Vec<String>,
+    /// Lists of tolerations (`global.tolerations`).
+    pub tolerations: Vec<String>,
+    /// Storage class names (`global.storageClass`).
+    pub storage_class: Vec<String>,
 }
 
 impl Default for ValueKeys {
     fn default() -> Self {
         Self {
-            node_selector: "global.nodeSelector".into(),
-            tolerations: "global.tolerations".into(),
-            storage_class: "global.storageClass".into(),
+            node_selector: vec!["global.nodeSelector".into()],
+            tolerations: vec!["global.tolerations".into()],
+            storage_class: vec!["global.storageClass".into()],
         }
     }
 }
@@ -63,19 +65,21 @@ impl ProbeValues {
             tolerations,
             storage_class,
         } = &self.keys;
-        vec![
-            (
-                format!("{node_selector}.{escaped_key}"),
-                self.node_selector.1.clone(),
-            ),
-            (format!("{tolerations}[0].key"), self.toleration_key.clone()),
-            (format!("{tolerations}[0].operator"), "Equal".into()),
-            (
-                format!("{tolerations}[0].value"),
-                self.node_selector.1.clone(),
-            ),
-            (format!("{tolerations}[0].effect"), "NoSchedule".into()),
-            (storage_class.clone(), self.storage_class.clone()),
-        ]
+        let mut args = Vec::new();
+        for key in node_selector {
+            args.push((format!("{key}.{escaped_key}"), self.node_selector.1.clone()));
+        }
+        for key in tolerations {
+            args.extend([
+                (format!("{key}[0].key"), self.toleration_key.clone()),
+                (format!("{key}[0].operator"), "Equal".into()),
+                (format!("{key}[0].value"), self.node_selector.1.clone()),
+                (format!("{key}[0].effect"), "NoSchedule".into()),
+            ]);
+        }
+        for key in storage_class {
+            args.push((key.clone(), self.storage_class.clone()));
+        }
+        args
     }
 }

@@ -28,20 +28,31 @@ pub async fn check_chart_with(
 ) -> Result<Report, ChartError> {
     let probe = ProbeValues::at(check.value_keys.clone());
     let mut options = values.options();
-    options.values.set = probe.set_args();
     options.kube_version = check.kube_version;
     options.dependency_build = check.dependency_build;
     options.api_versions.clone_from(&check.api_versions);
-    let rendered = charts.render(name, options).await?;
+    options.skip_tests = check.skip_tests;
+    options.debug = check.debug;
+    let mut probed = options.clone();
+    probed.values.set = probe.set_args();
+    // A strict values.schema.json refuses the probe values at keys it does not
+    // know: then the chart is checked without them, and says which rules that left out.
+    let (rendered, refused) = match charts.render(name, probed).await {
+        Ok(rendered) => (rendered, None),
+        Err(e) if refuses_values(&e) => (charts.render(name, options).await?, Some(e)),
+        Err(e) => return Err(e),
+    };
     let kube_version = check.kube_version.unwrap_or(KubeVersion::DEFAULT);
     let schemas = Schemas::shared(&crate::manifest::schema::root(charts.tools()), kube_version);
     let cx = Context {
         chart: &rendered.chart,
         release: &rendered.options.release,
-        probe: Some(&probe),
+        probe: refused.is_none().then_some(&probe),
         include_test_hooks: check.include_test_hooks,
         kube_version,
         schemas: schemas.as_deref().ok(),
+        external_refs: &check.external_refs,
+        limits: check.limits,
     };
     let mut violations = check_all(&rendered, &cx);
     if let Err(e) = &schemas {
@@ -58,6 +69,27 @@ pub async fn check_chart_with(
             container: None,
             message: format!("objects not validated: {e}"),
             template: None,
+        });
+    }
+    if let Some(e) = &refused {
+        let keys = &check.value_keys;
+        violations.push(Violation {
+            rule: Rule::Scheduling,
+            severity: Severity::Warning,
+            object: format!("chart {name}"),
+            container: None,
+            message: format!(
+                "rules scheduling and storage-class not applied: the chart's values.schema.json refuses the probe values at {}, {} and {} (name the chart's own keys with --node-selector-key, --tolerations-key and --storage-class-key): {}",
+                keys.node_selector.join(", "),
+                keys.tolerations.join(", "),
+                keys.storage_class.join(", "),
+                schema_message(e)
+            ),
+            template: Some(format!("{name}/values.schema.json")),
+        });
+        violations.push(Violation {
+            rule: Rule::StorageClass,
+            ..violations[violations.len() - 1].clone()
         });
     }
     if !check.rules.is_empty() {
@@ -78,6 +110,28 @@ pub async fn check_chart_with(
         values: values.label.clone(),
         violations,
     })
+}
+
+/// helm refused the values against the chart's values.schema.json.
+fn refuses_values(e: &ChartError) -> bool {
+    crate::error_chain(e).contains("don't meet the specifications of the schema")
+}
+
+/// The schema's complaint: helm's lines after its "schema(s)" headline.
+fn schema_message(e: &ChartError) -> String {
+    let chain = crate::error_chain(e);
+    let lines: Vec<&str> = chain
+        .lines()
+        .skip_while(|l| !l.contains("don't meet the specifications"))
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| l.starts_with('-'))
+        .collect();
+    if lines.is_empty() {
+        "helm refused them".into()
+    } else {
+        lines.join(" ")
+    }
 }
 
 /// What one check of the no_deploy loop does with its chart and value set.

@@ -25,12 +25,8 @@ fn run(m: &Manifests) -> Vec<Violation> {
     check_all(
         m,
         &Context {
-            chart: &meta,
-            release: "rel",
             probe: Some(&probe),
-            include_test_hooks: false,
-            kube_version: KubeVersion::DEFAULT,
-            schemas: None,
+            ..Context::new(&meta, "rel")
         },
     )
 }
@@ -371,6 +367,8 @@ fn exemptions_hold_for_every_rule_and_kind_and_test_hooks_are_left_out() {
                 include_test_hooks,
                 kube_version: KubeVersion::DEFAULT,
                 schemas: None,
+                external_refs: &[],
+                limits: Limits::Required,
             },
         )
     };
@@ -443,6 +441,8 @@ spec:
             include_test_hooks: false,
             kube_version: KubeVersion::DEFAULT,
             schemas: None,
+            external_refs: &[],
+            limits: Limits::Required,
         },
     );
     let of_service: Vec<(Severity, &str)> = violations
@@ -482,4 +482,47 @@ spec:
         text.contains("  - warning: chart demo, values default: Service/web"),
         "{text}"
     );
+}
+
+/// Two Deployments of a release: the same selector overlaps, a component label
+/// tells them apart, and `matchExpressions` selectors are not judged.
+#[test]
+fn controllers_that_select_one_anothers_pods_are_caught() {
+    let pair = |a: &str, b: &str| {
+        let deployment = |name: &str, labels: &str| {
+            format!("---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  selector: {{matchLabels: {labels}}}\n  template:\n    metadata: {{labels: {labels}}}\n    spec: {{containers: [{{name: c, image: x:1}}]}}\n")
+        };
+        let m = Manifests::parse(&(deployment("a", a) + &deployment("b", b))).unwrap();
+        selector_overlap(&m)
+            .into_iter()
+            .map(|v| (v.rule, v.object))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        pair("{app: x}", "{app: x}"),
+        [(Rule::SelectorOverlap, "Deployment/a".to_owned())]
+    );
+    assert_eq!(
+        pair("{app: x}", "{app: x, component: b}"),
+        [(Rule::SelectorOverlap, "Deployment/a".to_owned())],
+        "a's selector takes b's pods"
+    );
+    assert_eq!(pair("{app: x, component: a}", "{app: x, component: b}"), []);
+}
+
+/// A bare Pod that restarts always is long-running (probes apply); one that
+/// runs once, or a hook, is not.
+#[test]
+fn bare_pods_that_restart_always_need_probes() {
+    let pod = |restart: &str, annotations: &str| {
+        let m = Manifests::parse(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p, annotations: {annotations}}}\nspec: {{restartPolicy: {restart}, containers: [{{name: c, image: x:1}}]}}\n"
+        ))
+        .unwrap();
+        probes(&m).len()
+    };
+    assert_eq!(pod("Always", "{}"), 1);
+    assert_eq!(pod("Never", "{}"), 0);
+    assert_eq!(pod("OnFailure", "{}"), 0);
+    assert_eq!(pod("Always", "{helm.sh/hook: pre-install}"), 0);
 }

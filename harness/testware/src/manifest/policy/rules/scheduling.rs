@@ -6,6 +6,8 @@ use super::super::*;
 pub fn scheduling(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
     let (key, value) = &probe.node_selector;
     let keys = &probe.keys;
+    let node_selector_keys = keys.node_selector.join(", ");
+    let toleration_keys = keys.tolerations.join(", ");
     let pods: Vec<PodTemplate<'_>> = m
         .pod_templates()
         .into_iter()
@@ -15,15 +17,14 @@ pub fn scheduling(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
         Rule::Scheduling,
         &pods,
         |pod| pod.spec.node_selector.as_ref().and_then(|s| s.get(key)) == Some(value),
-        (&keys.node_selector, "--node-selector-key", "pod"),
+        (&node_selector_keys, "--node-selector-key", "pod"),
         |pod| {
             violation(
                 Rule::Scheduling,
                 pod.owner,
                 None,
                 format!(
-                    "{} ({key}: {value}) does not reach the pod's nodeSelector",
-                    keys.node_selector
+                    "{node_selector_keys} ({key}: {value}) does not reach the pod's nodeSelector"
                 ),
             )
         },
@@ -38,15 +39,15 @@ pub fn scheduling(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
                 .flatten()
                 .any(|t| t.key.as_deref() == Some(probe.toleration_key.as_str()))
         },
-        (&keys.tolerations, "--tolerations-key", "pod"),
+        (&toleration_keys, "--tolerations-key", "pod"),
         |pod| {
             violation(
                 Rule::Scheduling,
                 pod.owner,
                 None,
                 format!(
-                    "{} (key {}) do not reach the pod's tolerations",
-                    keys.tolerations, probe.toleration_key
+                    "{toleration_keys} (key {}) do not reach the pod's tolerations",
+                    probe.toleration_key
                 ),
             )
         },
@@ -74,7 +75,7 @@ fn held_to<T>(
             severity: Severity::Warning,
             object: format!("value {key}"),
             container: None,
-            message: format!("no {what} takes it, so the rule was not applied (hint: if the chart has a key of its own for this, name it: ValueKeys, or `testware check {flag} KEY`)"),
+            message: format!("no {what} takes it, so the rule was not applied (hint: if the chart has keys of its own for this, name them: `testware check {flag} KEY`, once per key, or ValueKeys in the library)"),
             template: None,
         }];
     }
@@ -89,6 +90,7 @@ pub fn storage_class(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
             .and_then(|s| s.storage_class_name.as_deref())
             != Some(probe.storage_class.as_str())
     };
+    let storage_keys = probe.keys.storage_class.join(", ");
     let mut found = Vec::new();
     for object in m.objects() {
         let claims: Vec<(String, &PersistentVolumeClaim)> =
@@ -117,15 +119,15 @@ pub fn storage_class(m: &Manifests, probe: &ProbeValues) -> Vec<Violation> {
         Rule::StorageClass,
         &found,
         |(_, _, pvc)| !wrong(pvc),
-        (&probe.keys.storage_class, "--storage-class-key", "claim"),
+        (&storage_keys, "--storage-class-key", "claim"),
         |(object, what, _)| {
             violation(
                 Rule::StorageClass,
                 object,
                 None,
                 format!(
-                    "{what} does not use {} ({})",
-                    probe.keys.storage_class, probe.storage_class
+                    "{what} does not use {storage_keys} ({})",
+                    probe.storage_class
                 ),
             )
         },

@@ -89,3 +89,56 @@ fn show(port: &IntOrString) -> String {
         IntOrString::String(s) => format!("{s:?}"),
     }
 }
+
+/// No controller's `matchLabels` selects the pods of another controller of the
+/// release: both would count those pods as theirs and scale them up and down.
+/// Selectors with `matchExpressions` are left alone (not decided from labels alone).
+pub fn selector_overlap(m: &Manifests) -> Vec<Violation> {
+    /// A controller, its selector and its pods' labels.
+    struct Controller<'a> {
+        object: &'a ManifestObject,
+        selector: BTreeMap<String, String>,
+        pods: BTreeMap<String, String>,
+    }
+    let controllers: Vec<Controller> = m
+        .objects()
+        .iter()
+        .filter(|o| o.is_long_running() && o.kind != "Pod")
+        .filter_map(|object| {
+            let selector = object.raw.pointer("/spec/selector")?;
+            if selector.get("matchExpressions").is_some() {
+                return None;
+            }
+            let selector: BTreeMap<String, String> =
+                serde_json::from_value(selector.get("matchLabels")?.clone()).ok()?;
+            let pods = object.pod_template()?.labels();
+            Some(Controller {
+                object,
+                selector,
+                pods,
+            })
+        })
+        .filter(|c| !c.selector.is_empty())
+        .collect();
+    let selects =
+        |a: &Controller, b: &Controller| a.selector.iter().all(|(k, v)| b.pods.get(k) == Some(v));
+    let mut out = Vec::new();
+    for (i, a) in controllers.iter().enumerate() {
+        for b in &controllers[i + 1..] {
+            if selects(a, b) || selects(b, a) {
+                out.push(violation(
+                    Rule::SelectorOverlap,
+                    a.object,
+                    None,
+                    format!(
+                        "its selector {} and {}'s selector {} overlap: one selects the other's pods, so the two controllers fight over them (add a label that tells them apart, e.g. app.kubernetes.io/component)",
+                        show_labels(&a.selector),
+                        b.object.id(),
+                        show_labels(&b.selector)
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
