@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use testware::charts::chart::ChartError;
+use testware::charts::dependencies;
 use testware::junit::{CaseRecord, CaseStatus};
 use testware::manifest::policy;
 use testware::{ChartSet, ValueSet};
@@ -34,62 +36,170 @@ fn chart_dirs(args: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
     Ok(found)
 }
 
-/// Runs the checks; returns how many failed.
+/// The value sets `--values` names: each argument one set, its comma-separated
+/// files layered in order. Files that are not regular files (a pipe from
+/// `<(…)`) are read once into `spool`, as every check reads them again.
+fn value_sets(values: &[String], spool: &Spool) -> anyhow::Result<Vec<ValueSet>> {
+    values
+        .iter()
+        .map(|arg| {
+            let files = arg
+                .split(',')
+                .map(|f| {
+                    let path = PathBuf::from(f);
+                    let kind = std::fs::metadata(&path)
+                        .map_err(|e| anyhow::anyhow!("values file {f} cannot be read: {e}"))?;
+                    if kind.is_file() {
+                        Ok(std::path::absolute(&path)?)
+                    } else if kind.is_dir() {
+                        anyhow::bail!("values file {f} is a directory")
+                    } else {
+                        spool.keep(&path)
+                    }
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok(ValueSet::layered(arg.clone(), files))
+        })
+        .collect()
+}
+
+/// Copies of values read from pipes, removed when the check ends.
+struct Spool {
+    dir: PathBuf,
+}
+
+const SPOOL_PREFIX: &str = "testware-check-values-";
+
+impl Spool {
+    /// A spool for this process; those of killed checks (their process gone)
+    /// are removed first.
+    fn new() -> Self {
+        let temp = std::env::temp_dir();
+        for entry in std::fs::read_dir(&temp).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(SPOOL_PREFIX)) else {
+                continue;
+            };
+            if !std::path::Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        Self {
+            dir: temp.join(format!("{SPOOL_PREFIX}{}", std::process::id())),
+        }
+    }
+
+    fn keep(&self, pipe: &std::path::Path) -> anyhow::Result<PathBuf> {
+        let text = std::fs::read(pipe)
+            .map_err(|e| anyhow::anyhow!("values {} cannot be read: {e}", pipe.display()))?;
+        std::fs::create_dir_all(&self.dir)?;
+        let copy = self.dir.join(format!(
+            "values-{}.yaml",
+            std::fs::read_dir(&self.dir)?.count()
+        ));
+        std::fs::write(&copy, text)?;
+        Ok(copy)
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs the checks; returns how many failed. A choice of rules leaves out
+/// `helm lint`, which is not one of them.
 pub async fn check(
     charts: &[PathBuf],
-    values: &[PathBuf],
+    values: &[String],
     options: &policy::CheckOptions,
     junit: Option<&std::path::Path>,
 ) -> anyhow::Result<usize> {
+    let spool = Spool::new();
+    let given = if values.is_empty() {
+        None
+    } else {
+        Some(value_sets(values, &spool)?)
+    };
     let mut records = Vec::new();
     for (root, name) in chart_dirs(charts)? {
-        let set = Arc::new(ChartSet::new(root));
-        let name = name.as_str();
-        let given = if values.is_empty() {
-            None
+        let left_out = dependencies::missing_remote(&root.join(&name))?;
+        let set = if left_out.is_empty() {
+            Arc::new(ChartSet::new(root))
         } else {
-            Some(
-                values
-                    .iter()
-                    .map(|f| {
-                        Ok(ValueSet::file(
-                            f.display().to_string(),
-                            std::path::absolute(f)?,
-                        ))
-                    })
-                    .collect::<std::io::Result<Vec<_>>>()?,
-            )
+            // One finding for the chart, not one per value set.
+            let message = dependencies::not_checked(&name, &left_out);
+            println!("note: {message}\n");
+            records.push(record(
+                format!("dependencies::{name}"),
+                Instant::now(),
+                CaseStatus::Ignored(message),
+                None,
+            ));
+            let copies = spool.dir.join("charts");
+            dependencies::copy_without(&root.join(&name), &left_out, &copies)?;
+            Arc::new(ChartSet::new(copies))
         };
+        let name = name.as_str();
         // The same loop as the suites' policy cases (policy::cases).
-        for check in policy::plan(&set, name, given)? {
+        let checks = policy::plan(&set, name, given.clone())?
+            .into_iter()
+            .filter(|c| options.rules.is_empty() || c.kind == policy::CheckKind::Policy);
+        let mut notices = Notices::default();
+        for check in checks {
             let started = Instant::now();
-            let status = match check.run(options).await {
+            let (status, output) = match outcome(&check, options, &mut notices).await {
                 Ok(warnings) => {
-                    if let Some(report) = warnings {
+                    let output = warnings.map(|report| report.to_string());
+                    if let Some(report) = &output {
                         println!("{report}");
                     }
-                    CaseStatus::Passed
+                    (CaseStatus::Passed, output)
                 }
-                Err(e) => CaseStatus::Failed(format!("{e:#}")),
+                Err(e) => (status_of(&e), None),
             };
-            records.push(record(check.name(), started, status));
+            records.push(record(check.name(), started, status, output));
         }
     }
+    drop(spool);
     let failed: Vec<&CaseRecord> = records
         .iter()
-        .filter(|r| matches!(r.status, CaseStatus::Failed(_)))
+        .filter(|r| matches!(r.status, CaseStatus::Failed(_) | CaseStatus::Errored(_)))
         .collect();
     for r in &records {
         match &r.status {
             CaseStatus::Failed(message) => println!("FAIL {}\n{}\n", r.name, indent(message)),
+            CaseStatus::Errored(message) => {
+                println!("ERROR {} (not checked)\n{}\n", r.name, indent(message))
+            }
+            CaseStatus::Ignored(_) => println!("skip {} (see the note above)", r.name),
             _ => println!("ok   {}", r.name),
         }
     }
+    let skipped = records
+        .iter()
+        .filter(|r| matches!(r.status, CaseStatus::Ignored(_)))
+        .count();
+    let errored = records
+        .iter()
+        .filter(|r| matches!(r.status, CaseStatus::Errored(_)))
+        .count();
     println!(
-        "\n{} checks: {} passed, {} failed",
+        "\n{} checks: {} passed, {} failed{}{}",
         records.len(),
-        records.len() - failed.len(),
-        failed.len()
+        records.len() - failed.len() - skipped,
+        failed.len(),
+        if errored > 0 {
+            format!(" ({errored} not checked)")
+        } else {
+            String::new()
+        },
+        if skipped > 0 {
+            format!(", {skipped} skipped")
+        } else {
+            String::new()
+        },
     );
     if let Some(path) = junit {
         testware::junit::write(path, "testware-check", &records)?;
@@ -97,13 +207,61 @@ pub async fn check(
     Ok(failed.len())
 }
 
-fn record(name: String, started: Instant, status: CaseStatus) -> CaseRecord {
+/// Runs one check as [`policy::Check::run`] does, except that a warning about
+/// the chart rather than one of its objects (a value key no pod takes) is given
+/// with the first value set only.
+async fn outcome(
+    check: &policy::Check,
+    options: &policy::CheckOptions,
+    notices: &mut Notices,
+) -> anyhow::Result<Option<policy::Report>> {
+    if check.kind != policy::CheckKind::Policy {
+        return check.run(options).await;
+    }
+    let mut report =
+        policy::check_chart_with(&check.charts, &check.chart, &check.values, options).await?;
+    report.violations.retain(|v| notices.first_time(v));
+    anyhow::ensure!(report.passes(), "{report}");
+    Ok((!report.violations.is_empty()).then_some(report))
+}
+
+/// The chart-wide warnings already given for one chart.
+#[derive(Default)]
+struct Notices(std::collections::HashSet<(policy::Rule, String, String)>);
+
+impl Notices {
+    /// `false` for a chart-wide warning given before; errors always count.
+    fn first_time(&mut self, v: &policy::Violation) -> bool {
+        let chart_wide = v.object.starts_with("value ") || v.object.starts_with("chart ");
+        v.severity == policy::Severity::Error
+            || !chart_wide
+            || self.0.insert((v.rule, v.object.clone(), v.message.clone()))
+    }
+}
+
+/// A check that could not run — the chart does not render — is an error;
+/// findings (rules or lint) are a failure.
+fn status_of(e: &anyhow::Error) -> CaseStatus {
+    let message = format!("{e:#}");
+    match e.downcast_ref::<ChartError>() {
+        Some(ChartError::Lint { .. }) | None => CaseStatus::Failed(message),
+        Some(_) => CaseStatus::Errored(message),
+    }
+}
+
+fn record(
+    name: String,
+    started: Instant,
+    status: CaseStatus,
+    output: Option<String>,
+) -> CaseRecord {
     CaseRecord {
         name,
         kind: "no_deploy".into(),
         duration: started.elapsed(),
         properties: vec![("tier".into(), "no_deploy".into())],
         status,
+        output,
     }
 }
 

@@ -5,13 +5,16 @@
 //!   the embedded cluster (see the `cluster` module).
 //! - `testware images build|import|list`: the images the workspace's packages
 //!   declare (see the `images` module).
-//! - `testware check <chart-dir>… [--values F] [--rule R] [--kube-version V]
-//!   [--node-selector-key K] [--tolerations-key K] [--storage-class-key K]
-//!   [--dependency-build] [--api-versions V] [--include-test-hooks] [--junit F]`
+//! - `testware check <chart-dir>… [--values F[,F…]] [--rule R] [--kube-version V]
+//!   [--node-selector-key K]… [--tolerations-key K]… [--storage-class-key K]…
+//!   [--external-ref Kind/name]… [--requests-only] [--dependency-build]
+//!   [--api-versions V] [--include-test-hooks] [--skip-tests] [--debug] [--junit F]`
 //!   renders each chart with each of its value sets (defaults, `ci/*.yaml`,
-//!   `values-*.yaml`; or the `--values` files) for Kubernetes `V` (default 1.33)
-//!   and runs the policy rules (or only the `--rule`s) and `helm lint --strict`: a report
-//!   per chart and values set, JUnit if asked, exit status 1 when anything failed.
+//!   `values-*.yaml`; or the `--values` sets, comma-separated files layered) for
+//!   Kubernetes `V` (default 1.33) and runs the policy rules and `helm lint
+//!   --strict` (or only the `--rule`s): a report per chart and values set, JUnit
+//!   if asked, exit status 1 when anything failed. Remote dependencies not on
+//!   disk are named once per chart and the rest checked without them.
 //!   The no_deploy checks on a team's own charts, before writing any Rust.
 //! - `testware cache status|clear`: the renders kept across runs (see
 //!   `testware::charts::render_cache`).
@@ -51,25 +54,40 @@ enum Command {
         /// Chart directories (each with a Chart.yaml), or directories of charts.
         #[arg(required = true, value_name = "CHART_DIR")]
         charts: Vec<PathBuf>,
-        /// Values files to check each chart with, instead of its own value sets.
-        #[arg(long = "values", value_name = "FILE")]
-        values: Vec<PathBuf>,
-        /// Check only this rule (repeatable; default every rule).
+        /// A values file to check each chart with, instead of its own value sets
+        /// (repeatable: each is a set of its own). `base.yaml,prod.yaml` is one set
+        /// of two files, the later over the earlier, as Argo CD and helmfile layer
+        /// them. Pipes (`<(…)`) are read once.
+        #[arg(long = "values", value_name = "FILE[,FILE…]")]
+        values: Vec<String>,
+        /// Check only this rule (repeatable; default every rule, and `helm lint
+        /// --strict`, which a choice of rules leaves out).
         #[arg(long = "rule", value_name = "RULE", value_parser = policy::Rule::from_id)]
         rules: Vec<policy::Rule>,
         /// Render for this Kubernetes release and check API versions against it
         /// (e.g. 1.25; default 1.33).
         #[arg(long, value_name = "VERSION", value_parser = KubeVersion::parse)]
         kube_version: Option<KubeVersion>,
-        /// The chart's value key for a node selector map (default global.nodeSelector).
+        /// A value key the chart takes a node selector map at (repeatable, for
+        /// charts with a key per component; default global.nodeSelector).
         #[arg(long, value_name = "KEY")]
-        node_selector_key: Option<String>,
-        /// The chart's value key for a tolerations list (default global.tolerations).
+        node_selector_key: Vec<String>,
+        /// A value key the chart takes a tolerations list at (repeatable;
+        /// default global.tolerations).
         #[arg(long, value_name = "KEY")]
-        tolerations_key: Option<String>,
-        /// The chart's value key for a storage class name (default global.storageClass).
+        tolerations_key: Vec<String>,
+        /// A value key the chart takes a storage class name at (repeatable;
+        /// default global.storageClass).
         #[arg(long, value_name = "KEY")]
-        storage_class_key: Option<String>,
+        storage_class_key: Vec<String>,
+        /// An object provided outside the release, which references may name
+        /// (repeatable; e.g. Secret/registry-credentials).
+        #[arg(long = "external-ref", value_name = "KIND/NAME", value_parser = external_ref)]
+        external_refs: Vec<String>,
+        /// Ask for resource requests only, not limits (a policy that lets pods
+        /// burst).
+        #[arg(long)]
+        requests_only: bool,
         /// Build each chart's dependencies first (`helm dependency build
         /// --skip-refresh`; writes them into its charts/ directory).
         #[arg(long)]
@@ -80,8 +98,14 @@ enum Command {
         api_versions: Vec<String>,
         /// Check `helm test` hook pods too (left out by default: they run only
         /// under `helm test`).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "skip_tests")]
         include_test_hooks: bool,
+        /// Render without `helm test` hooks (`helm template --skip-tests`).
+        #[arg(long)]
+        skip_tests: bool,
+        /// Render with helm's debug log, which a failed render's error carries.
+        #[arg(long)]
+        debug: bool,
         /// Write a JUnit report here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
@@ -113,6 +137,18 @@ enum Command {
         #[arg(long, value_enum, default_value = "local", requires = "reset")]
         provider: cluster::Provider,
     },
+}
+
+/// `Kind/name`, as `--external-ref` takes it.
+fn external_ref(text: &str) -> Result<String, String> {
+    match text.split_once('/') {
+        Some((kind, name)) if !kind.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok(text.to_owned())
+        }
+        _ => Err(format!(
+            "{text:?} is not Kind/name (e.g. Secret/registry-credentials)"
+        )),
+    }
 }
 
 #[derive(Subcommand)]
@@ -159,23 +195,42 @@ async fn run(command: Command) -> ExitCode {
             node_selector_key,
             tolerations_key,
             storage_class_key,
+            external_refs,
+            requests_only,
             dependency_build,
             api_versions,
             include_test_hooks,
+            skip_tests,
+            debug,
             junit,
         } => {
             let defaults = policy::ValueKeys::default();
+            let or_default = |given: Vec<String>, default: Vec<String>| {
+                if given.is_empty() {
+                    default
+                } else {
+                    given
+                }
+            };
             let options = policy::CheckOptions {
                 kube_version,
                 rules,
                 include_test_hooks,
                 value_keys: policy::ValueKeys {
-                    node_selector: node_selector_key.unwrap_or(defaults.node_selector),
-                    tolerations: tolerations_key.unwrap_or(defaults.tolerations),
-                    storage_class: storage_class_key.unwrap_or(defaults.storage_class),
+                    node_selector: or_default(node_selector_key, defaults.node_selector),
+                    tolerations: or_default(tolerations_key, defaults.tolerations),
+                    storage_class: or_default(storage_class_key, defaults.storage_class),
                 },
                 dependency_build,
                 api_versions,
+                external_refs,
+                limits: if requests_only {
+                    policy::Limits::Optional
+                } else {
+                    policy::Limits::Required
+                },
+                skip_tests,
+                debug,
             };
             let fetched = fetch::ensure_helm(&tools).and_then(|()| fetch::ensure_schemas(&tools));
             if let Err(e) = fetched {

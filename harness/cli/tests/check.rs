@@ -2,8 +2,10 @@
 //! (exit 1) with the violation on a values file that unpins the image, and says
 //! what is wrong (exit 2) with a path that is not a chart; the fixture charts
 //! under `fixtures/policy-charts` (API versions, schemas, the chart's own value
-//! keys, file:// dependencies, a library chart, required values), each with the
-//! exact findings expected. Needs helm (`HELM`
+//! keys, file:// dependencies, a library chart, required values, Secrets the
+//! release produces, an umbrella chart with a remote dependency, a strict values
+//! schema, per-component keys, a bare Pod and a shared selector), each with the
+//! exact findings expected; layered and piped values and JUnit errors. Needs helm (`HELM`
 //! or PATH) and the schemas (`ci/install-schemas`), as the no_deploy tier does.
 
 use std::path::Path;
@@ -22,12 +24,37 @@ fn check(args: &[&str]) -> (Option<i32>, String) {
 }
 
 fn check_with(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_testware"))
+    run_check(args, env, None)
+}
+
+/// `testware check` with `input` on its standard input (a pipe, as `<(…)` is).
+fn check_piped(args: &[&str], input: &str) -> (Option<i32>, String) {
+    run_check(args, &[], Some(input))
+}
+
+/// Exit status and output (stdout, then stderr) of `testware check args`.
+fn run_check(args: &[&str], env: &[(&str, &str)], input: Option<&str>) -> (Option<i32>, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_testware"))
         .arg("check")
         .args(args)
         .envs(env.iter().copied())
-        .output()
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("the testware binary runs");
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin
+            .write_all(input.as_bytes())
+            .expect("the values reach it");
+    }
+    let output = child.wait_with_output().expect("it ends");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -35,6 +62,16 @@ fn check_with(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     );
     (output.status.code(), text)
 }
+
+/// The keys the fixture charts with their own keys use (`own-keys`, `strict-schema`).
+const OWN_KEYS: [&str; 6] = [
+    "--node-selector-key",
+    "nodeSelector",
+    "--tolerations-key",
+    "tolerations",
+    "--storage-class-key",
+    "persistence.storageClass",
+];
 
 #[test]
 fn a_good_chart_passes_every_value_set() {
@@ -201,15 +238,7 @@ fn scheduling_follows_the_keys_the_chart_takes_and_never_guesses() {
         "{text}"
     );
     // Its own keys named: the StatefulSet takes them, the Job that forgets them fails.
-    let (code, text) = check(&[
-        &chart,
-        "--node-selector-key",
-        "nodeSelector",
-        "--tolerations-key",
-        "tolerations",
-        "--storage-class-key",
-        "persistence.storageClass",
-    ]);
+    let (code, text) = check(&[&[chart.as_str()], &OWN_KEYS[..]].concat());
     assert_eq!(code, Some(1), "{text}");
     assert!(
         text.contains("1 policy error(s), 0 warning(s)")
@@ -303,8 +332,9 @@ fn operator_managed_objects_pass_with_their_reasons_and_fail_without() {
     ] {
         assert!(text.contains(expected), "{expected}\n in {text}");
     }
+    // The value-key notices came with the first value set, not again.
     assert!(
-        text.contains("2 policy error(s), 2 warning(s) in chart operator-managed with values ci/no-exemptions.yaml"),
+        text.contains("2 policy error(s), 0 warning(s) in chart operator-managed with values ci/no-exemptions.yaml"),
         "{text}"
     );
 }
@@ -377,4 +407,275 @@ fn renders_are_kept_across_runs_and_cleared_on_demand() {
     assert!(cache_command("clear").starts_with(&format!("removed {kept} renders")));
     assert!(cache_command("status").starts_with("0 renders kept"));
     std::fs::remove_dir_all(&cache).expect("the scratch cache");
+}
+
+/// Secrets the release makes itself — a pre-install hook's `--secret-name`, a
+/// cert-manager Certificate, an ExternalSecret, a SealedSecret, a VaultSecret —
+/// are not missing; the key a Certificate does not write, a Secret nobody makes
+/// and an unknown imagePullSecret are named, the latter two until declared.
+#[test]
+fn secrets_the_release_produces_count_and_the_rest_are_named() {
+    let chart = repo("fixtures/policy-charts/produced-secrets");
+    let (code, text) = check(&[&chart]);
+    assert_eq!(code, Some(1), "{text}");
+    for expected in [
+        "Deployment/test-web, container web: rule references: env TLS_PASSWORD refers to key \"password\" of Secret/test-web-tls, which Certificate/test-web writes with keys tls.crt, tls.key, ca.crt only; env API_KEY refers to Secret/test-api-key, which is not in the release and not declared external (annotation policy.testware.io/external-refs, or `testware check --external-ref Secret/test-api-key`); env SITE_TOKEN refers to Secret/site-token",
+        "warning: chart produced-secrets, values default: Deployment/test-web: rule references: imagePullSecrets names Secret/site-registry, which is not in the release and not declared external",
+    ] {
+        assert!(text.contains(expected), "{expected}\n in {text}");
+    }
+    // The four custom resources have no schema: warnings, as before.
+    assert!(text.contains("1 policy error(s), 5 warning(s)"), "{text}");
+    for produced in [
+        "test-admission",
+        "test-db-credentials",
+        "test-sealed",
+        "test-vault",
+    ] {
+        assert!(
+            !text.contains(&format!(" Secret/{produced}")),
+            "{produced}: {text}"
+        );
+    }
+    let (code, text) = check(&[
+        &chart,
+        "--external-ref",
+        "Secret/site-token",
+        "--external-ref",
+        "Secret/site-registry",
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("1 policy error(s), 4 warning(s)"), "{text}");
+    assert!(
+        !text.contains("site-token") && !text.contains("site-registry"),
+        "{text}"
+    );
+    let (code, text) = check(&[&chart, "--external-ref", "site-token"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("\"site-token\" is not Kind/name (e.g. Secret/registry-credentials)"),
+        "{text}"
+    );
+}
+
+/// An umbrella chart: the remote dependency not on disk is named once (not once
+/// per value set) with how to make it checkable, and the rest is checked — the
+/// vendored subchart against its own `helm.sh/chart`, `crds/` without release
+/// labels, the missing appVersion as one finding.
+#[test]
+fn remote_dependencies_are_named_once_and_the_rest_is_checked() {
+    let chart = repo("fixtures/policy-charts/umbrella");
+    let (code, text) = check_piped(
+        &[
+            &chart,
+            "--values",
+            &format!("{chart}/values.yaml"),
+            "--values",
+            "/dev/stdin",
+        ],
+        "kafka: {enabled: false}\n",
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        text.matches("remote dependency not checked").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("note: chart umbrella: 1 remote dependency not checked (not in its charts/ directory, and an offline check cannot fetch it): kafka 26.4.2 from oci://registry.example.org/charts; its own templates and the dependencies on disk were checked. To check them too: `helm dependency build umbrella` with network access"),
+        "{text}"
+    );
+    assert!(
+        text.contains("chart umbrella: rule labels: Chart.yaml has no appVersion, and 1 object(s) lack label app.kubernetes.io/version (set appVersion) [umbrella/Chart.yaml]"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("1 policy error(s), 0 warning(s)").count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        !text.contains("Widget") && !text.contains("StatefulSet/test-db"),
+        "{text}"
+    );
+    assert!(text.contains("ok   lint::umbrella::/dev/stdin"), "{text}");
+    assert!(
+        text.contains("5 checks: 2 passed, 2 failed, 1 skipped"),
+        "{text}"
+    );
+    // The copy checked in its place is gone with the check.
+    let spool = std::env::temp_dir().join("testware-check-values-");
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .expect("the temp dir")
+        .flatten()
+        .filter(|e| {
+            e.path()
+                .display()
+                .to_string()
+                .starts_with(&spool.display().to_string())
+        })
+        .filter(|e| {
+            !Path::new("/proc")
+                .join(
+                    e.file_name()
+                        .to_string_lossy()
+                        .rsplit('-')
+                        .next()
+                        .unwrap_or(""),
+                )
+                .exists()
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A long-running bare Pod is held to probes, two Deployments with one
+/// selector are caught, and requests without limits can be the policy.
+#[test]
+fn rules_see_bare_pods_and_shared_selectors_and_limits_can_be_optional() {
+    let chart = repo("fixtures/policy-charts/rule-gaps");
+    let (code, text) = check(&[&chart]);
+    assert_eq!(code, Some(1), "{text}");
+    for expected in [
+        "Deployment/test-worker, container worker: rule resources: missing resources limits.cpu, limits.memory",
+        "Pod/test-console, container console: rule probes: long-running container lacks readinessProbe and livenessProbe",
+        "Deployment/test-api: rule selector-overlap: its selector app.kubernetes.io/instance=test,app.kubernetes.io/name=rule-gaps and Deployment/test-worker's selector app.kubernetes.io/instance=test,app.kubernetes.io/name=rule-gaps overlap: one selects the other's pods",
+    ] {
+        assert!(text.contains(expected), "{expected}\n in {text}");
+    }
+    assert!(text.contains("3 policy error(s), 0 warning(s)"), "{text}");
+    // The migration Pod runs once (restartPolicy Never): no probes asked of it.
+    assert!(!text.contains("test-migrate"), "{text}");
+    let (code, text) = check(&[&chart, "--requests-only"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("2 policy error(s), 0 warning(s)"), "{text}");
+    assert!(!text.contains("rule resources"), "{text}");
+}
+
+/// A values schema that forbids unknown keys refuses the probe values: the
+/// chart is checked without them and says which rules were not applied and
+/// why; naming its own keys applies them.
+#[test]
+fn a_strict_values_schema_is_checked_without_the_probe_and_says_so() {
+    let chart = repo("fixtures/policy-charts/strict-schema");
+    let (code, text) = check(&[&chart]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("0 policy error(s), 2 warning(s)")
+            && text.contains("rule scheduling: rules scheduling and storage-class not applied: the chart's values.schema.json refuses the probe values at global.nodeSelector, global.tolerations and global.storageClass (name the chart's own keys with --node-selector-key, --tolerations-key and --storage-class-key): - (root): Additional property global is not allowed [strict-schema/values.schema.json]"),
+        "{text}"
+    );
+    let (code, text) = check(&[&[chart.as_str()], &OWN_KEYS[..]].concat());
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("warning"), "{text}");
+    let (code, text) = check(&[&chart, "--rule", "labels"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        !text.contains("lint::"),
+        "a choice of rules runs no helm lint: {text}"
+    );
+}
+
+/// Each component's keys named (the flags repeated): all pass; one left out is
+/// blamed on the component that does not take the keys named.
+#[test]
+fn per_component_keys_can_each_be_named() {
+    let chart = repo("fixtures/policy-charts/component-keys");
+    let (code, text) = check(&[
+        &chart,
+        "--node-selector-key",
+        "controller.nodeSelector",
+        "--node-selector-key",
+        "webhook.nodeSelector",
+        "--tolerations-key",
+        "controller.tolerations",
+        "--tolerations-key",
+        "webhook.tolerations",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("warning"), "{text}");
+    let (code, text) = check(&[
+        &chart,
+        "--node-selector-key",
+        "controller.nodeSelector",
+        "--tolerations-key",
+        "controller.tolerations",
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("1 policy error(s), 0 warning(s)")
+            && text.contains("Deployment/test-webhook: rule scheduling: controller.nodeSelector (testware.io/node-group: system) does not reach the pod's nodeSelector"),
+        "{text}"
+    );
+    // With no key named, the notice that global.* is not taken comes once for
+    // the chart, not once per value set.
+    let values = format!("{chart}/values.yaml");
+    let (code, text) = check(&[&chart, "--values", &values, "--values", &values]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(
+        text.matches("value global.nodeSelector: rule scheduling: no pod takes it")
+            .count(),
+        1,
+        "{text}"
+    );
+}
+
+/// `--values a,b` is one value set, b over a; a pipe is read like a file;
+/// `--debug` and `--skip-tests` are accepted; a chart that does not render is
+/// a JUnit `<error>`, and a passing check's warnings reach `<system-out>`.
+#[test]
+fn values_layer_pipes_read_and_junit_tells_errors_from_failures() {
+    let chart = repo("charts-under-test/echo-server");
+    let unpinned = repo("fixtures/values/echo-server-latest.yaml");
+    let pinned = "image: {tag: \"1.0.0\"}\n";
+    let (code, text) = check_piped(
+        &[
+            &chart,
+            "--values",
+            &format!("{unpinned},/dev/stdin"),
+            "--debug",
+            "--skip-tests",
+        ],
+        pinned,
+    );
+    assert_eq!(code, Some(0), "the later file wins: {text}");
+    let (code, text) = check_piped(
+        &[&chart, "--values", &format!("/dev/stdin,{unpinned}")],
+        pinned,
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("image \"x:latest\" is not pinned"), "{text}");
+
+    let junit =
+        std::env::temp_dir().join(format!("testware-check-errors-{}.xml", std::process::id()));
+    let strict = repo("fixtures/policy-charts/strict-schema");
+    let (code, text) = check_piped(
+        &[
+            &strict,
+            "--values",
+            &format!("{strict}/values.yaml"),
+            "--values",
+            "/dev/stdin",
+            "--junit",
+            &junit.display().to_string(),
+        ],
+        "replicas: 2\n",
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap_or_default();
+    let _ = std::fs::remove_file(&junit);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("ERROR policy::strict-schema::/dev/stdin (not checked)")
+            && text.contains("Additional property replicas is not allowed")
+            && text.contains("4 checks: 2 passed, 2 failed (1 not checked)"),
+        "{text}"
+    );
+    assert!(
+        xml.contains("errors=\"1\"") && xml.contains("failures=\"1\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<system-out>0 policy error(s), 2 warning(s) in chart strict-schema"),
+        "{xml}"
+    );
 }
