@@ -108,37 +108,78 @@ impl Drop for Spool {
     }
 }
 
+/// What to check, as the command line names it.
+pub struct Inputs {
+    /// Chart directories, or directories of charts.
+    pub charts: Vec<PathBuf>,
+    /// `--values` sets (comma-separated files each).
+    pub values: Vec<String>,
+    /// Directories of chart archives for remote dependencies not on disk.
+    pub dependency_dirs: Vec<PathBuf>,
+}
+
 /// Runs the checks; returns how many failed. A choice of rules leaves out
 /// `helm lint`, which is not one of them.
 pub async fn check(
-    charts: &[PathBuf],
-    values: &[String],
+    inputs: &Inputs,
     options: &policy::CheckOptions,
     junit: Option<&std::path::Path>,
 ) -> anyhow::Result<usize> {
     let spool = Spool::new();
-    let given = if values.is_empty() {
+    let given = if inputs.values.is_empty() {
         None
     } else {
-        Some(value_sets(values, &spool)?)
+        Some(value_sets(&inputs.values, &spool)?)
     };
+    for dir in &inputs.dependency_dirs {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "--dependency-dir {}: not a directory (give one that holds chart archives, <name>-<version>.tgz)",
+            dir.display()
+        );
+    }
+    // Archives the user pulled before count as on disk too.
+    let archive_dirs: Vec<PathBuf> = inputs
+        .dependency_dirs
+        .iter()
+        .cloned()
+        .chain(dependencies::helm_repository_cache())
+        .collect();
     let mut records = Vec::new();
-    for (root, name) in chart_dirs(charts)? {
-        let left_out = dependencies::missing_remote(&root.join(&name))?;
-        let set = if left_out.is_empty() {
+    for (root, name) in chart_dirs(&inputs.charts)? {
+        let missing = dependencies::missing_remote(&root.join(&name))?;
+        let set = if missing.is_empty() {
             Arc::new(ChartSet::new(root))
         } else {
-            // One finding for the chart, not one per value set.
-            let message = dependencies::not_checked(&name, &left_out);
-            println!("note: {message}\n");
-            records.push(record(
-                format!("dependencies::{name}"),
-                Instant::now(),
-                CaseStatus::Ignored(message),
-                None,
-            ));
+            let (found, left_out): (Vec<_>, Vec<_>) = missing
+                .into_iter()
+                .map(|d| (dependencies::find_archive(&d, &archive_dirs), d))
+                .partition(|(archive, _)| archive.is_some());
+            let left_out: Vec<_> = left_out.into_iter().map(|(_, d)| d).collect();
+            if !left_out.is_empty() {
+                // One finding for the chart, not one per value set.
+                let message = dependencies::not_checked(&name, &left_out);
+                println!("note: {message}\n");
+                records.push(record(
+                    format!("dependencies::{name}"),
+                    Instant::now(),
+                    CaseStatus::Ignored(message),
+                    None,
+                ));
+            }
             let copies = spool.dir.join("charts");
-            dependencies::copy_without(&root.join(&name), &left_out, &copies)?;
+            let copy = dependencies::copy_without(&root.join(&name), &left_out, &copies)?;
+            for (archive, d) in found.into_iter().filter_map(|(a, d)| Some((a?, d))) {
+                println!(
+                    "note: chart {name}: dependency {} {} from {}\n",
+                    d.name,
+                    d.version,
+                    archive.display()
+                );
+                let file = archive.file_name().expect("an archive has a file name");
+                std::fs::create_dir_all(copy.join("charts"))?;
+                std::fs::copy(&archive, copy.join("charts").join(file))?;
+            }
             Arc::new(ChartSet::new(copies))
         };
         let name = name.as_str();

@@ -7,14 +7,15 @@
 //!   declare (see the `images` module).
 //! - `testware check <chart-dir>… [--values F[,F…]] [--rule R] [--kube-version V]
 //!   [--node-selector-key K]… [--tolerations-key K]… [--storage-class-key K]…
-//!   [--external-ref Kind/name]… [--requests-only] [--dependency-build]
+//!   [--external-ref Kind/name]… [--requests-only] [--dependency-build] [--dependency-dir D]…
 //!   [--api-versions V] [--include-test-hooks] [--skip-tests] [--debug] [--junit F]`
 //!   renders each chart with each of its value sets (defaults, `ci/*.yaml`,
 //!   `values-*.yaml`; or the `--values` sets, comma-separated files layered) for
 //!   Kubernetes `V` (default 1.33) and runs the policy rules and `helm lint
 //!   --strict` (or only the `--rule`s): a report per chart and values set, JUnit
 //!   if asked, exit status 1 when anything failed. Remote dependencies not on
-//!   disk are named once per chart and the rest checked without them.
+//!   disk (nor in a `--dependency-dir`) are named once per chart and the rest
+//!   checked without them.
 //!   The no_deploy checks on a team's own charts, before writing any Rust.
 //! - `testware cache status|clear`: the renders kept across runs (see
 //!   `testware::charts::render_cache`).
@@ -92,6 +93,11 @@ enum Command {
         /// --skip-refresh`; writes them into its charts/ directory).
         #[arg(long)]
         dependency_build: bool,
+        /// A directory of chart archives (`<name>-<version>.tgz`, as `helm pull`
+        /// writes them) that remote dependencies missing from a chart's charts/
+        /// are taken from (repeatable): checks umbrella charts offline.
+        #[arg(long = "dependency-dir", value_name = "DIR")]
+        dependency_dirs: Vec<PathBuf>,
         /// An API version the templates see as available (repeatable;
         /// `helm template --api-versions`, e.g. monitoring.coreos.com/v1).
         #[arg(long = "api-versions", value_name = "VERSION")]
@@ -198,6 +204,7 @@ async fn run(command: Command) -> ExitCode {
             external_refs,
             requests_only,
             dependency_build,
+            dependency_dirs,
             api_versions,
             include_test_hooks,
             skip_tests,
@@ -237,7 +244,12 @@ async fn run(command: Command) -> ExitCode {
                 eprintln!("error: {e:#}");
                 return ExitCode::from(2);
             }
-            match check::check(&charts, &values, &options, junit.as_deref()).await {
+            let inputs = check::Inputs {
+                charts,
+                values,
+                dependency_dirs,
+            };
+            match check::check(&inputs, &options, junit.as_deref()).await {
                 Ok(0) => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::FAILURE,
                 Err(e) => {

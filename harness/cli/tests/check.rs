@@ -465,7 +465,10 @@ fn secrets_the_release_produces_count_and_the_rest_are_named() {
 #[test]
 fn remote_dependencies_are_named_once_and_the_rest_is_checked() {
     let chart = repo("fixtures/policy-charts/umbrella");
-    let (code, text) = check_piped(
+    // An empty helm cache: archives pulled before on this machine stay out.
+    let no_cache =
+        std::env::temp_dir().join(format!("testware-no-helm-cache-{}", std::process::id()));
+    let (code, text) = run_check(
         &[
             &chart,
             "--values",
@@ -473,7 +476,8 @@ fn remote_dependencies_are_named_once_and_the_rest_is_checked() {
             "--values",
             "/dev/stdin",
         ],
-        "kafka: {enabled: false}\n",
+        &[("HELM_REPOSITORY_CACHE", &no_cache.display().to_string())],
+        Some("kafka: {enabled: false}\n"),
     );
     assert_eq!(code, Some(1), "{text}");
     assert_eq!(
@@ -482,7 +486,7 @@ fn remote_dependencies_are_named_once_and_the_rest_is_checked() {
         "{text}"
     );
     assert!(
-        text.contains("note: chart umbrella: 1 remote dependency not checked (not in its charts/ directory, and an offline check cannot fetch it): kafka 26.4.2 from oci://registry.example.org/charts; its own templates and the dependencies on disk were checked. To check them too: `helm dependency build umbrella` with network access"),
+        text.contains("note: chart umbrella: 1 remote dependency not checked (not in its charts/ directory nor a --dependency-dir, and an offline check cannot fetch it): kafka 26.4.2 from oci://registry.example.org/charts; its own templates and the dependencies on disk were checked. To check them too: `helm dependency build umbrella` with network access (or `helm pull` them into charts/ or a directory given with --dependency-dir), then check again"),
         "{text}"
     );
     assert!(
@@ -527,6 +531,101 @@ fn remote_dependencies_are_named_once_and_the_rest_is_checked() {
         })
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// The remote dependency's archive, pulled before (into a `--dependency-dir`,
+/// or helm's repository cache), is checked with the rest: its objects are held
+/// to the rules, nothing is left out, and a directory that does not exist is
+/// refused.
+#[test]
+fn remote_dependencies_pulled_before_are_checked_offline() {
+    let work = std::env::temp_dir().join(format!("testware-check-archives-{}", std::process::id()));
+    let source = work.join("kafka");
+    std::fs::create_dir_all(source.join("templates")).unwrap();
+    std::fs::write(
+        source.join("Chart.yaml"),
+        "apiVersion: v2\nname: kafka\nversion: 26.4.2\nappVersion: \"3.6.0\"\n",
+    )
+    .unwrap();
+    // One deliberate finding (no resources), so the check shows it looked.
+    std::fs::write(
+        source.join("templates/broker.yaml"),
+        r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {{ .Release.Name }}-kafka
+  labels:
+    app.kubernetes.io/name: kafka
+    app.kubernetes.io/instance: {{ .Release.Name }}
+    app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+    app.kubernetes.io/managed-by: {{ .Release.Service }}
+    helm.sh/chart: kafka-{{ .Chart.Version }}
+spec:
+  serviceName: {{ .Release.Name }}-kafka
+  selector:
+    matchLabels: {app.kubernetes.io/name: kafka, app.kubernetes.io/instance: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/name: kafka, app.kubernetes.io/instance: {{ .Release.Name }}}
+    spec:
+      securityContext: {runAsNonRoot: true}
+      containers:
+        - name: broker
+          image: localhost/kafka:3.6.0
+          securityContext: {allowPrivilegeEscalation: false}
+          readinessProbe: {tcpSocket: {port: 9092}}
+          livenessProbe: {tcpSocket: {port: 9092}}
+"#,
+    )
+    .unwrap();
+    let archives = work.join("archives");
+    let helm = std::env::var("HELM").unwrap_or_else(|_| "helm".into());
+    let packaged = Command::new(helm)
+        .args(["package", "--destination"])
+        .arg(&archives)
+        .arg(&source)
+        .output()
+        .expect("helm runs");
+    assert!(packaged.status.success(), "{packaged:?}");
+    let no_cache = work.join("no-cache").display().to_string();
+    let chart = repo("fixtures/policy-charts/umbrella");
+    let dir = archives.display().to_string();
+    let expect_checked = |code: Option<i32>, text: &str| {
+        assert_eq!(code, Some(1), "{text}");
+        assert!(
+            text.contains(&format!(
+                "note: chart umbrella: dependency kafka 26.4.2 from {dir}/kafka-26.4.2.tgz"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "StatefulSet/test-kafka, container broker: rule resources: missing resources"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("not checked"), "{text}");
+        assert!(text.contains("1 checks: 0 passed, 1 failed\n"), "{text}");
+    };
+    let (code, text) = run_check(
+        &[&chart, "--rule", "resources", "--dependency-dir", &dir],
+        &[("HELM_REPOSITORY_CACHE", &no_cache)],
+        None,
+    );
+    expect_checked(code, &text);
+    let (code, text) = run_check(
+        &[&chart, "--rule", "resources"],
+        &[("HELM_REPOSITORY_CACHE", &dir)],
+        None,
+    );
+    expect_checked(code, &text);
+    let (code, text) = check(&[&chart, "--dependency-dir", &no_cache]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains(&format!("--dependency-dir {no_cache}: not a directory")),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&work).unwrap();
 }
 
 /// A long-running bare Pod is held to probes, two Deployments with one

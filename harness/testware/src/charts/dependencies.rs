@@ -71,6 +71,67 @@ pub fn missing_remote(dir: &Path) -> Result<Vec<Dependency>, ChartError> {
         .collect())
 }
 
+/// The archive of `dependency` in one of `dirs` (`<name>-<version>.tgz`, as
+/// `helm pull` and `helm dependency build` name them): its exact version, or
+/// the newest that meets its version range.
+pub fn find_archive(dependency: &Dependency, dirs: &[PathBuf]) -> Option<PathBuf> {
+    let range = version_range(&dependency.version);
+    let prefix = format!("{}-", dependency.name);
+    dirs.iter()
+        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
+        .filter_map(|entry| {
+            let file = entry.file_name().to_str()?.to_owned();
+            let version = file.strip_prefix(&prefix)?.strip_suffix(".tgz")?.to_owned();
+            let exact = version == dependency.version.trim_start_matches('v');
+            let parsed = semver::Version::parse(&version).ok();
+            let meets = match (&range, &parsed) {
+                (Some(range), Some(v)) => range.matches(v),
+                _ => false,
+            };
+            (exact || meets).then(|| (parsed, entry.path()))
+        })
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, path)| path)
+}
+
+/// Where helm keeps the charts it downloaded (`helm env HELM_REPOSITORY_CACHE`:
+/// that variable, else `$XDG_CACHE_HOME/helm/repository`, else
+/// `~/.cache/helm/repository`): archives a user already pulled count as on disk.
+pub fn helm_repository_cache() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("HELM_REPOSITORY_CACHE") {
+        return Some(PathBuf::from(dir));
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(cache.join("helm").join("repository"))
+}
+
+/// Helm's version constraint (`1.2.3`, `~1.2`, `^2`, `>=1.0 <2.0`, `1.2.x`, `*`)
+/// as a semver requirement: comparators separated by spaces become commas, a
+/// bare version means exactly it. `None`
+/// when it is not one (an `||` of ranges, say): then only the exact version fits.
+fn version_range(constraint: &str) -> Option<semver::VersionReq> {
+    if constraint.contains("||") {
+        return None;
+    }
+    let mut joined = String::new();
+    for word in constraint.split_whitespace() {
+        // An operator and its version may be apart (`>= 1.0`).
+        let ends_in_operator = joined.ends_with(['<', '>', '=', '~', '^']);
+        if !joined.is_empty() && !joined.ends_with(',') && !ends_in_operator {
+            joined.push(',');
+        }
+        // A bare version is that version in helm (`=`), not a caret range as in Cargo.
+        let bare = word.starts_with(|c: char| c.is_ascii_digit() || c == 'v') && !ends_in_operator;
+        if bare {
+            joined.push('=');
+        }
+        joined.push_str(word.trim_start_matches('v').trim_end_matches(','));
+    }
+    semver::VersionReq::parse(&joined).ok()
+}
+
 /// Copies the chart in `dir` to `into/<its directory name>`, its `Chart.yaml`
 /// without the dependencies named in `left_out` and without `Chart.lock` (which
 /// would no longer match); returns the copy's directory.
@@ -144,7 +205,7 @@ pub fn not_checked(chart: &str, left_out: &[Dependency]) -> String {
         .map(|d| format!("{} {} from {}", d.name, d.version, d.repository))
         .collect();
     format!(
-        "chart {chart}: {} remote dependenc{} not checked (not in its charts/ directory, and an offline check cannot fetch {}): {}; its own templates and the dependencies on disk were checked. To check them too: `helm dependency build {chart}` with network access (or `helm pull` them into charts/), then check again",
+        "chart {chart}: {} remote dependenc{} not checked (not in its charts/ directory nor a --dependency-dir, and an offline check cannot fetch {}): {}; its own templates and the dependencies on disk were checked. To check them too: `helm dependency build {chart}` with network access (or `helm pull` them into charts/ or a directory given with --dependency-dir), then check again",
         left_out.len(),
         if left_out.len() == 1 { "y" } else { "ies" },
         if left_out.len() == 1 { "it" } else { "them" },
@@ -183,5 +244,43 @@ mod tests {
         assert!(!copy.join("Chart.lock").exists() && copy.join("charts/redis-2.0.0.tgz").exists());
         assert!(not_checked("umbrella", &missing).contains("1 remote dependency not checked"));
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn archives_on_disk_meet_exact_versions_and_ranges() {
+        let dir = std::env::temp_dir().join(format!("testware-archives-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in [
+            "kafka-26.4.2.tgz",
+            "kafka-26.5.0.tgz",
+            "kafka-27.0.0.tgz",
+            "kafka-ui-1.0.0.tgz",
+        ] {
+            std::fs::write(dir.join(file), "").unwrap();
+        }
+        let found = |version: &str| {
+            let dependency = Dependency {
+                name: "kafka".into(),
+                version: version.into(),
+                repository: "oci://registry.example.org/charts".into(),
+            };
+            find_archive(&dependency, std::slice::from_ref(&dir))
+                .and_then(|p| p.file_name()?.to_str().map(str::to_owned))
+        };
+        assert_eq!(found("26.4.2").as_deref(), Some("kafka-26.4.2.tgz"));
+        assert_eq!(found("~26.4.0").as_deref(), Some("kafka-26.4.2.tgz"));
+        assert_eq!(found("^26.0.0").as_deref(), Some("kafka-26.5.0.tgz"));
+        assert_eq!(
+            found(">= 26.0.0 < 27.0.0").as_deref(),
+            Some("kafka-26.5.0.tgz")
+        );
+        assert_eq!(found("26.x").as_deref(), Some("kafka-26.5.0.tgz"));
+        assert_eq!(found("28.0.0"), None);
+        assert_eq!(
+            found("26.4.2 || 27.0.0"),
+            None,
+            "ranges joined by || are not read"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
