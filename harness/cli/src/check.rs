@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use testware::charts::chart::ChartError;
-use testware::charts::dependencies;
+use testware::charts::{changes, dependencies};
 use testware::junit::{CaseRecord, CaseStatus};
 use testware::manifest::policy;
 use testware::{ChartSet, ValueSet};
@@ -116,6 +116,8 @@ pub struct Inputs {
     pub values: Vec<String>,
     /// Directories of chart archives for remote dependencies not on disk.
     pub dependency_dirs: Vec<PathBuf>,
+    /// A git ref: only the charts changed since it, their versions raised.
+    pub since: Option<String>,
 }
 
 /// Runs the checks; returns how many failed. A choice of rules leaves out
@@ -146,7 +148,17 @@ pub async fn check(
         .chain(dependencies::helm_repository_cache())
         .collect();
     let mut records = Vec::new();
-    for (root, name) in chart_dirs(&inputs.charts)? {
+    let mut charts = chart_dirs(&inputs.charts)?;
+    if let Some(reference) = &inputs.since {
+        charts = changed_since(reference, charts, &mut records)?;
+        if charts.is_empty() {
+            if let Some(path) = junit {
+                testware::junit::write(path, "testware-check", &records)?;
+            }
+            return Ok(0);
+        }
+    }
+    for (root, name) in charts {
         let missing = dependencies::missing_remote(&root.join(&name))?;
         let set = if missing.is_empty() {
             Arc::new(ChartSet::new(root))
@@ -246,6 +258,63 @@ pub async fn check(
         testware::junit::write(path, "testware-check", &records)?;
     }
     Ok(failed.len())
+}
+
+/// The charts of `charts` changed since `reference`, each with a case
+/// `version::<chart>` in `records` that fails when its version was not raised.
+fn changed_since(
+    reference: &str,
+    charts: Vec<(PathBuf, String)>,
+    records: &mut Vec<CaseRecord>,
+) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let started = Instant::now();
+    let dirs: Vec<PathBuf> = charts.iter().map(|(root, name)| root.join(name)).collect();
+    let (base, changes) = changes::since(reference, &dirs)?;
+    let short = &base[..base.len().min(12)];
+    let changed: Vec<_> = changes.iter().filter(|c| c.changed()).collect();
+    if changed.is_empty() {
+        println!(
+            "nothing changed since {reference} (merge base {short}) in the {} chart(s) given: no chart to check",
+            charts.len()
+        );
+        return Ok(Vec::new());
+    }
+    println!(
+        "{} of {} chart(s) changed since {reference} (merge base {short}):",
+        changed.len(),
+        charts.len()
+    );
+    for c in &changed {
+        let why = match &c.change {
+            changes::Change::Files(files) => files.join(", "),
+            changes::Change::Dependency(dir) => format!("its file:// dependency {dir}"),
+            changes::Change::Unchanged => String::new(),
+        };
+        let version = match &c.version_before {
+            Some(before) => format!("{before} -> {}", c.version),
+            None => format!("{}, new", c.version),
+        };
+        println!("  {} ({version}): {why}", c.name);
+    }
+    println!();
+    for c in &changed {
+        let status = match c.version_problem(reference) {
+            Some(problem) => CaseStatus::Failed(problem),
+            None => CaseStatus::Passed,
+        };
+        records.push(record(
+            format!("version::{}", c.name),
+            started,
+            status,
+            None,
+        ));
+    }
+    Ok(charts
+        .into_iter()
+        .zip(&changes)
+        .filter(|(_, c)| c.changed())
+        .map(|(chart, _)| chart)
+        .collect())
 }
 
 /// Runs one check as [`policy::Check::run`] does, except that a warning about

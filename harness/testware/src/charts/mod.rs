@@ -1,8 +1,9 @@
 //! Charts and helm: a repository's charts rendered once and cached
 //! ([`chart`]; across runs on disk: [`render_cache`]), the helm CLI adapter
-//! ([`helm`]) and what each helm action is given ([`options`]). Installing a chart into a cluster is
+//! ([`helm`]), charts changed since a git ref ([`changes`]) and what each helm action is given ([`options`]). Installing a chart into a cluster is
 //! [`crate::deployment`]'s.
 
+pub mod changes;
 pub mod chart;
 pub mod dependencies;
 pub mod helm;
