@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
 
     // The same chart installed alternately through the harness (helm applies,
     // watches decide readiness) and by plain `helm install --wait` (2 s polls).
-    let charts = testware::ChartSet::new(suites::CHARTS_DIR);
+    let charts = testware::ChartSet::new(suites::charts_dir());
     let (mut watched_installs, mut helm_installs, mut applied_installs) =
         (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..INSTALLS {

@@ -67,7 +67,7 @@ fn env_or(name: &str, default: usize) -> usize {
 async fn run(config: &Arc<RunConfig>, ns: &TestNamespace, shape: &Shape) -> anyhow::Result<()> {
     let ctx = Ctx::detached(config.clone(), "bench-efd", Duration::from_secs(1800));
     let started = Instant::now();
-    let deployment = testware::ChartSet::new(suites::CHARTS_DIR)
+    let deployment = testware::ChartSet::new(suites::charts_dir())
         .install("efd")
         .values("ci/offline.yaml")
         .set("topics.partitions", shape.partitions.to_string())

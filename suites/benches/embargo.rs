@@ -38,7 +38,7 @@ fn values(workers: u32, ingest_seconds: &str, idle_max: u32) -> Values {
 
 async fn run(config: &Arc<RunConfig>, ns: &TestNamespace) -> anyhow::Result<()> {
     let ctx = Ctx::detached(config.clone(), "bench-embargo", Duration::from_secs(1800));
-    let deployment = testware::ChartSet::new(suites::CHARTS_DIR)
+    let deployment = testware::ChartSet::new(suites::charts_dir())
         .install("embargo-ingest")
         .with_values(values(1, "0", 5))
         .run(&ctx, ns)

@@ -40,7 +40,7 @@ async fn run(
     values: &str,
 ) -> anyhow::Result<()> {
     let ctx = Ctx::detached(config.clone(), "bench-logging", Duration::from_secs(1800));
-    let deployment = testware::ChartSet::new(suites::CHARTS_DIR)
+    let deployment = testware::ChartSet::new(suites::charts_dir())
         .install("logging")
         .values(values)
         .run(&ctx, ns)

@@ -36,7 +36,7 @@ async fn run() -> anyhow::Result<()> {
     let helm = Arc::new(Helm::locate(&tools).await?);
     let renderer = Arc::new(ChartRenderer::new(helm.clone()));
     let mut jobs = Vec::new();
-    let charts = ChartSet::new(suites::CHARTS_DIR);
+    let charts = ChartSet::new(suites::charts_dir());
     let names = charts.names()?;
     for name in &names {
         let chart = charts.open(name)?;

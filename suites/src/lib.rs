@@ -5,16 +5,26 @@ use std::path::{Path, PathBuf};
 
 pub mod containers;
 
-/// The repository root.
+/// The repository root: of the checkout the suite runs in, as cargo tells the
+/// running test or bench (`CARGO_MANIFEST_DIR`), not the one its binary was
+/// built in — a clone elsewhere reusing a cached build reads its own files.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    package_dir()
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
 }
 
+/// This package's directory: cargo's at run time, else the build's.
+fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 /// The charts under test (for `Suite::charts` and `ChartSet::new`).
-pub const CHARTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts-under-test");
+pub fn charts_dir() -> PathBuf {
+    repo_root().join("charts-under-test")
+}
 
 /// `fixtures/<path>`.
 pub fn fixture(path: &str) -> PathBuf {

@@ -20,7 +20,7 @@ const POD_START: Duration = Duration::from_secs(90);
 
 fn main() -> std::process::ExitCode {
     Suite::new("cluster")
-        .charts(suites::CHARTS_DIR)
+        .charts(suites::charts_dir())
         .cases(cases![chart_deploy:
             service_name_resolves_and_answers,
             statefulset_pod_resolves_its_own_dns_name,

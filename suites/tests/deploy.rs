@@ -17,7 +17,7 @@ const POD_START: Duration = Duration::from_secs(90);
 
 fn main() -> std::process::ExitCode {
     Suite::new("deploy")
-        .charts(suites::CHARTS_DIR)
+        .charts(suites::charts_dir())
         .cases(cases![chart_deploy:
             echo_server_installs_and_serves,
             efd_installs_offline_with_topics_and_database,

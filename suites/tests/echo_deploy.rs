@@ -14,7 +14,7 @@ use testware::{cases, check, check_eq, expect_err, Case, ChartSet, Ctx, Install,
 
 fn main() -> std::process::ExitCode {
     Suite::new("echo_deploy")
-        .charts(suites::CHARTS_DIR)
+        .charts(suites::charts_dir())
         .cases(cases![chart_deploy:
             echoed_line_is_read_back_from_the_pod_log,
             upgrade_scales_rollback_restores_uninstall_removes,

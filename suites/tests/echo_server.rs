@@ -12,7 +12,7 @@ const NAME: &str = "test-echo-server";
 
 fn main() -> std::process::ExitCode {
     Suite::new("echo_server")
-        .charts(suites::CHARTS_DIR)
+        .charts(suites::charts_dir())
         .cases(cases![no_deploy:
             renders_one_deployment_and_one_service,
             image_defaults_to_the_app_version,

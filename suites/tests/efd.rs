@@ -15,7 +15,7 @@ const CONNECTOR: &str = "test-efd-connector";
 
 fn main() -> std::process::ExitCode {
     Suite::new("efd")
-        .charts(suites::CHARTS_DIR)
+        .charts(suites::charts_dir())
         .cases(cases![no_deploy:
             connector_points_at_the_broker_and_database_the_chart_creates,
             tansu_is_the_default_engine_and_advertises_its_pod_name,

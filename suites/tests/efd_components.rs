@@ -27,7 +27,7 @@ const DATABASE: &str = "efd";
 
 fn main() -> std::process::ExitCode {
     Suite::new("efd_components")
-        .charts(suites::CHARTS_DIR)
+        .charts(suites::charts_dir())
         .cases(cases![component(kafka):
             connector_carries_records_exactly_once_between_real_containers,
             connector_restarted_mid_stream_loses_and_duplicates_nothing,

@@ -29,7 +29,7 @@ const CATCH_UP: Duration = Duration::from_secs(90);
 
 fn main() -> std::process::ExitCode {
     Suite::new("efd_stack")
-        .charts(suites::CHARTS_DIR)
+        .charts(suites::charts_dir())
         .cases(cases![chart_deploy(full_stack, kafka):
             round_trip_arrives_exactly_once,
             malformed_records_are_skipped_and_logged,

@@ -25,7 +25,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 fn main() -> std::process::ExitCode {
     Suite::new("embargo_components")
-        .charts(suites::CHARTS_DIR)
+        .charts(suites::charts_dir())
         .cases(cases![component(redis):
             notified_keys_are_ingested_once_between_real_containers,
             worker_killed_mid_batch_is_requeued_and_finished_by_the_other,

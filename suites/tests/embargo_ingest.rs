@@ -18,7 +18,7 @@ const WORKLOADS: [(&str, &str, &str); 4] = [
 
 fn main() -> std::process::ExitCode {
     Suite::new("embargo_ingest")
-        .charts(suites::CHARTS_DIR)
+        .charts(suites::charts_dir())
         .cases(cases![no_deploy:
             every_component_uses_the_same_redis_secret,
             existing_secret_is_used_and_not_created,

@@ -31,7 +31,7 @@ const REDIS_OUTAGE: Duration = Duration::from_secs(40);
 
 fn main() -> std::process::ExitCode {
     Suite::new("embargo_stack")
-        .charts(suites::CHARTS_DIR)
+        .charts(suites::charts_dir())
         .cases(cases![chart_deploy(full_stack, redis):
             notified_keys_are_ingested_once,
             bad_notifications_are_refused_or_skipped_and_nothing_is_half_written,

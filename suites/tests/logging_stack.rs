@@ -26,7 +26,7 @@ const STORES: [(&str, &str); 2] = [
 
 fn main() -> std::process::ExitCode {
     Suite::new("logging_stack")
-        .charts(suites::CHARTS_DIR)
+        .charts(suites::charts_dir())
         .cases(cases![chart_deploy(full_stack, logging) for STORES:
             printed_line_is_found_once_with_its_pod,
             long_line_split_by_the_runtime_comes_back_whole,

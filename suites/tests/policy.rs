@@ -12,7 +12,7 @@ use testware::manifest::policy;
 use testware::{cases, check, check_eq, ChartSet, Ctx, Suite, ValueSet};
 
 fn main() -> std::process::ExitCode {
-    let charts = ChartSet::new(suites::CHARTS_DIR);
+    let charts = ChartSet::new(suites::charts_dir());
     Suite::new("policy")
         .chart_set(charts.clone())
         .cases(policy::cases(&charts))

@@ -11,8 +11,14 @@
 use std::path::Path;
 use std::process::Command;
 
+/// `path` in the checkout the test runs in (cargo's `CARGO_MANIFEST_DIR` at run
+/// time: a cached build reused by a clone elsewhere reads that clone's files).
 fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(
+            || env!("CARGO_MANIFEST_DIR").into(),
+            std::path::PathBuf::from,
+        )
         .join("../..")
         .join(path)
         .display()

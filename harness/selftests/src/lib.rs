@@ -8,13 +8,20 @@
 
 use std::path::{Path, PathBuf};
 
-/// The repository root.
+/// The repository root: of the checkout the tests run in, as cargo tells the
+/// running test (`CARGO_MANIFEST_DIR`, inherited by the example programs it
+/// starts), not the one the binary was built in — a clone elsewhere reusing a
+/// cached build reads its own files.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../..")
 }
 
 /// The charts the self-tests install (this repository's, for the echo server).
-pub const CHARTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../charts-under-test");
+pub fn charts_dir() -> PathBuf {
+    repo_root().join("charts-under-test")
+}
 
 /// `fixtures/<path>`: the broken charts, values and payloads of the self-tests.
 pub fn fixture(path: &str) -> PathBuf {
@@ -92,7 +99,7 @@ mod readme {
     /// repository's files as they are.
     #[test]
     fn shows_the_example_repository_verbatim() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let root = super::repo_root();
         let readme = std::fs::read_to_string(root.join("README.md")).unwrap_or_default();
         for file in ["Cargo.toml", "tests/no_deploy.rs", "tests/chart_deploy.rs"] {
             let path = root.join("examples/charts-repo").join(file);

@@ -14,7 +14,7 @@ use testware_selftests::fixture;
 
 fn main() -> std::process::ExitCode {
     Suite::new("bad_input")
-        .charts(testware_selftests::CHARTS_DIR)
+        .charts(testware_selftests::charts_dir())
         .cases(cases![no_deploy:
             missing_helm_is_named_with_a_hint,
             old_helm_is_refused,

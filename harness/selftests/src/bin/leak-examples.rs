@@ -13,7 +13,7 @@ const POD_START: Duration = Duration::from_secs(90);
 
 fn main() -> std::process::ExitCode {
     Suite::new("leak_examples")
-        .charts(testware_selftests::CHARTS_DIR)
+        .charts(testware_selftests::charts_dir())
         .cases(cases![chart_deploy:
             panics_after_deploying,
             fails_after_deploying,

@@ -15,7 +15,7 @@ use testware::{cases, CaseResult, ChartSet, Ctx, Suite};
 
 fn main() -> std::process::ExitCode {
     Suite::new("redaction_example")
-        .charts(testware_selftests::CHARTS_DIR)
+        .charts(testware_selftests::charts_dir())
         .cases(cases![chart_deploy: fails_with_secrets_everywhere])
         .run()
 }

@@ -4,7 +4,12 @@ use super::*;
 use rstest::rstest;
 
 fn load(name: &str) -> Manifests {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Cargo's directory at run time, not the build's (a reused build, a clone elsewhere).
+    let path = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(
+            || env!("CARGO_MANIFEST_DIR").into(),
+            std::path::PathBuf::from,
+        )
         .join("testdata/policy")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
