@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use testware::charts::chart::ChartError;
+use testware::charts::snapshot::Snapshots;
 use testware::charts::{changes, dependencies};
 use testware::junit::{CaseRecord, CaseStatus};
 use testware::manifest::policy;
@@ -118,6 +119,8 @@ pub struct Inputs {
     pub dependency_dirs: Vec<PathBuf>,
     /// A git ref: only the charts changed since it, their versions raised.
     pub since: Option<String>,
+    /// Renders held against these snapshots too.
+    pub snapshots: Option<Snapshots>,
 }
 
 /// Runs the checks; returns how many failed. A choice of rules leaves out
@@ -213,6 +216,25 @@ pub async fn check(
                 Err(e) => (status_of(&e), None),
             };
             records.push(record(check.name(), started, status, output));
+        }
+        if let Some(snapshots) = &inputs.snapshots {
+            let sets = match &given {
+                Some(sets) => sets.clone(),
+                None => set.open(name)?.value_sets(),
+            };
+            for values in sets {
+                let started = Instant::now();
+                let status = match snapshots.assert_render(&set, name, &values).await {
+                    Ok(()) => CaseStatus::Passed,
+                    Err(e) => status_of(&e),
+                };
+                records.push(record(
+                    format!("snapshot::{name}::{}", values.label),
+                    started,
+                    status,
+                    None,
+                ));
+            }
         }
     }
     drop(spool);

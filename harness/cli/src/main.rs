@@ -120,6 +120,25 @@ enum Command {
         /// Render with helm's debug log, which a failed render's error carries.
         #[arg(long)]
         debug: bool,
+        /// Hold each chart × value set's render against its insta snapshot
+        /// (`<chart>__<value set>.snap` in --snapshot-dir): a missing or stale
+        /// one fails; where CI is unset the render is left as `.snap.new` for
+        /// `cargo insta review`; INSTA_UPDATE=always accepts renders as they are.
+        #[arg(long)]
+        snapshot: bool,
+        /// Where the snapshots are kept.
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "snapshots",
+            requires = "snapshot"
+        )]
+        snapshot_dir: PathBuf,
+        /// Replace what this insta selector picks in a snapshot with
+        /// `[redacted]` (repeatable; e.g. `[].object.metadata.labels.build`),
+        /// beside the volatile fields always redacted.
+        #[arg(long = "redact", value_name = "SELECTOR", requires = "snapshot")]
+        redactions: Vec<String>,
         /// Write a JUnit report here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
@@ -179,6 +198,17 @@ fn main() -> ExitCode {
         return code;
     }
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Check { snapshot: true, .. })
+        && std::env::var_os("INSTA_WORKSPACE_ROOT").is_none()
+    {
+        // insta's root for its settings (`.config/insta.yaml`): the directory
+        // the check runs in, not wherever this executable was built (and
+        // without `cargo metadata`, which a repository without Rust may lack).
+        // Set before any thread starts.
+        if let Ok(here) = std::env::current_dir() {
+            std::env::set_var("INSTA_WORKSPACE_ROOT", here);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -218,6 +248,9 @@ async fn run(command: Command) -> ExitCode {
             include_test_hooks,
             skip_tests,
             debug,
+            snapshot,
+            snapshot_dir,
+            redactions,
             junit,
         } => {
             let defaults = policy::ValueKeys::default();
@@ -253,11 +286,27 @@ async fn run(command: Command) -> ExitCode {
                 eprintln!("error: {e:#}");
                 return ExitCode::from(2);
             }
+            let snapshots = if snapshot {
+                let kept = redactions.into_iter().try_fold(
+                    testware::charts::snapshot::Snapshots::new(snapshot_dir),
+                    testware::charts::snapshot::Snapshots::redact,
+                );
+                match kept {
+                    Ok(kept) => Some(kept),
+                    Err(e) => {
+                        eprintln!("error: --redact: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                None
+            };
             let inputs = check::Inputs {
                 charts,
                 values,
                 dependency_dirs,
                 since,
+                snapshots,
             };
             match check::check(&inputs, &options, junit.as_deref()).await {
                 Ok(0) => ExitCode::SUCCESS,

@@ -918,3 +918,86 @@ fn only_charts_changed_since_a_ref_are_checked_and_must_raise_their_version() {
     );
     std::fs::remove_dir_all(&outside).unwrap();
 }
+
+/// `--snapshot`: a missing snapshot fails — in CI without writing anything,
+/// elsewhere leaving the render as `.snap.new` for review; INSTA_UPDATE=always
+/// accepts it; a chart whose render changes every time (random names, a
+/// generated CA, a checksum) passes in a later run because those fields are
+/// redacted; a changed value fails with the diff; a bad selector is refused.
+#[test]
+fn snapshots_fail_when_missing_or_stale_and_redact_what_changes_by_itself() {
+    let work =
+        std::env::temp_dir().join(format!("testware-check-snapshots-{}", std::process::id()));
+    let _cleanup = Copy(work.clone());
+    std::fs::create_dir_all(&work).unwrap();
+    let copy = Command::new("cp")
+        .args(["-rL", &repo("fixtures/snapshot-charts/volatile")])
+        .arg(&work)
+        .status()
+        .expect("cp runs");
+    assert!(copy.success());
+    let chart = work.join("volatile").display().to_string();
+    let dir = work.join("snapshots");
+    let snapshot_dir = dir.display().to_string();
+    let args = [
+        chart.as_str(),
+        "--rule",
+        "probes",
+        "--snapshot",
+        "--snapshot-dir",
+        &snapshot_dir,
+    ];
+    let in_ci = [("CI", "true"), ("INSTA_UPDATE", "auto")];
+    let snap = dir.join("volatile__default.snap");
+    let pending = dir.join("volatile__default.snap.new");
+
+    let (code, text) = check_with(&args, &in_ci);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("FAIL snapshot::volatile::default"), "{text}");
+    assert!(
+        text.contains("no snapshot") && text.contains("in CI none is written"),
+        "{text}"
+    );
+    assert!(!snap.exists() && !pending.exists(), "written in CI: {text}");
+
+    let (code, text) = check_with(&args, &[("CI", "false"), ("INSTA_UPDATE", "auto")]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("cargo insta review"), "{text}");
+    assert!(!snap.exists() && pending.exists(), "{text}");
+
+    let (code, text) = check_with(&args, &[("CI", "false"), ("INSTA_UPDATE", "always")]);
+    assert_eq!(code, Some(0), "{text}");
+    let kept = std::fs::read_to_string(&snap).unwrap();
+    for expected in [
+        "name: \"[volatile]\"",
+        "token: \"[volatile]\"",
+        "ca.crt: \"[pem]\"",
+        "checksum/values: \"[checksum]\"",
+        "greeting: hello",
+    ] {
+        assert!(kept.contains(expected), "{expected} in {kept}");
+    }
+
+    // Another process renders other random names: still the same snapshot.
+    let (code, text) = check_with(&args, &in_ci);
+    assert_eq!(code, Some(0), "{text}");
+
+    let values = work.join("volatile/values.yaml");
+    std::fs::write(&values, "greeting: goodbye\n").unwrap();
+    let (code, text) = check_with(&args, &in_ci);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("the render differs from snapshot"), "{text}");
+    assert!(text.contains("greeting: goodbye"), "the diff: {text}");
+    assert_eq!(
+        std::fs::read_to_string(&snap).unwrap(),
+        kept,
+        "rewritten in CI"
+    );
+
+    let mut bad = args.to_vec();
+    bad.extend(["--redact", "not a selector["]);
+    let (code, text) = check_with(&bad, &in_ci);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("is not an insta selector"), "{text}");
+    std::fs::remove_dir_all(&work).unwrap();
+}

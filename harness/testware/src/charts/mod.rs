@@ -1,6 +1,6 @@
 //! Charts and helm: a repository's charts rendered once and cached
 //! ([`chart`]; across runs on disk: [`render_cache`]), the helm CLI adapter
-//! ([`helm`]), charts changed since a git ref ([`changes`]) and what each helm action is given ([`options`]). Installing a chart into a cluster is
+//! ([`helm`]), snapshots of renders ([`snapshot`]), charts changed since a git ref ([`changes`]) and what each helm action is given ([`options`]). Installing a chart into a cluster is
 //! [`crate::deployment`]'s.
 
 pub mod changes;
@@ -9,3 +9,4 @@ pub mod dependencies;
 pub mod helm;
 pub mod options;
 pub mod render_cache;
+pub mod snapshot;
