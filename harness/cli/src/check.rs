@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use testware::charts::chart::ChartError;
 use testware::charts::snapshot::Snapshots;
-use testware::charts::{changes, dependencies};
+use testware::charts::{changes, coverage, dependencies};
 use testware::junit::{CaseRecord, CaseStatus};
 use testware::manifest::policy;
 use testware::{ChartSet, ValueSet};
@@ -121,6 +121,14 @@ pub struct Inputs {
     pub since: Option<String>,
     /// Renders held against these snapshots too.
     pub snapshots: Option<Snapshots>,
+    /// Template coverage reported, with this goal.
+    pub coverage: Option<CoverageGoal>,
+}
+
+/// What `--coverage` asks of each chart.
+pub struct CoverageGoal {
+    /// The least share of branches taken, in percent, if any.
+    pub min: Option<f64>,
 }
 
 /// Runs the checks; returns how many failed. A choice of rules leaves out
@@ -217,11 +225,14 @@ pub async fn check(
             };
             records.push(record(check.name(), started, status, output));
         }
+        let sets = match &given {
+            Some(sets) => sets.clone(),
+            None => set.open(name)?.value_sets(),
+        };
+        if let Some(goal) = &inputs.coverage {
+            records.push(coverage_case(&set, name, &sets, goal, &spool.dir.join("coverage")).await);
+        }
         if let Some(snapshots) = &inputs.snapshots {
-            let sets = match &given {
-                Some(sets) => sets.clone(),
-                None => set.open(name)?.value_sets(),
-            };
             for values in sets {
                 let started = Instant::now();
                 let status = match snapshots.assert_render(&set, name, &values).await {
@@ -280,6 +291,47 @@ pub async fn check(
         testware::junit::write(path, "testware-check", &records)?;
     }
     Ok(failed.len())
+}
+
+/// The case `coverage::<chart>`: the report as its output (printed), its
+/// figures as JUnit properties; it fails below the goal, and is an error when
+/// no value set could be measured.
+async fn coverage_case(
+    charts: &ChartSet,
+    name: &str,
+    sets: &[ValueSet],
+    goal: &CoverageGoal,
+    scratch: &std::path::Path,
+) -> CaseRecord {
+    let started = Instant::now();
+    let measured = coverage::measure(charts, name, sets, scratch).await;
+    let case = format!("coverage::{name}");
+    let report = match measured {
+        Ok(report) => report,
+        Err(e) => return record(case, started, CaseStatus::Errored(format!("{e:#}")), None),
+    };
+    let text = report.to_string();
+    println!("{text}");
+    let (taken, all) = report.ratio();
+    let status = match goal.min {
+        _ if report.measured.is_empty() => CaseStatus::Errored(format!(
+            "no value set of chart {name} could be measured:\n{text}"
+        )),
+        Some(min) if report.percent() < min => CaseStatus::Failed(format!(
+            "chart {name}: {taken} of {all} branches taken ({:.1} %), below --coverage-min {min} %",
+            report.percent()
+        )),
+        _ => CaseStatus::Passed,
+    };
+    let mut case = record(case, started, status, Some(text));
+    case.properties.extend([
+        ("coverage.branches".into(), format!("{taken}/{all}")),
+        (
+            "coverage.percent".into(),
+            format!("{:.1}", report.percent()),
+        ),
+    ]);
+    case
 }
 
 /// The charts of `charts` changed since `reference`, each with a case

@@ -139,6 +139,15 @@ enum Command {
         /// beside the volatile fields always redacted.
         #[arg(long = "redact", value_name = "SELECTOR", requires = "snapshot")]
         redactions: Vec<String>,
+        /// Report each chart's template coverage over its value sets: the
+        /// branches (`if`/`else`, `with`, `range`, `define`) and value keys no
+        /// value set exercises, with file and line (a case `coverage::<chart>`).
+        #[arg(long)]
+        coverage: bool,
+        /// Fail a chart whose value sets take fewer of its branches than this
+        /// (percent).
+        #[arg(long, value_name = "PERCENT", requires = "coverage")]
+        coverage_min: Option<f64>,
         /// Write a JUnit report here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
@@ -251,6 +260,8 @@ async fn run(command: Command) -> ExitCode {
             snapshot,
             snapshot_dir,
             redactions,
+            coverage,
+            coverage_min,
             junit,
         } => {
             let defaults = policy::ValueKeys::default();
@@ -307,6 +318,7 @@ async fn run(command: Command) -> ExitCode {
                 dependency_dirs,
                 since,
                 snapshots,
+                coverage: coverage.then_some(check::CoverageGoal { min: coverage_min }),
             };
             match check::check(&inputs, &options, junit.as_deref()).await {
                 Ok(0) => ExitCode::SUCCESS,

@@ -1001,3 +1001,93 @@ fn snapshots_fail_when_missing_or_stale_and_redact_what_changes_by_itself() {
     assert!(text.contains("is not an insta selector"), "{text}");
     std::fs::remove_dir_all(&work).unwrap();
 }
+
+/// `--coverage` on the fixture charts under `fixtures/coverage-charts`: the
+/// branches (nested helpers, a library chart's helper, `range` over empty and
+/// non-empty lists, a helper whose output is compared) and value keys no
+/// value set exercises, exactly; a threshold that fails; the figures in JUnit;
+/// a branch the markers cannot reach reported as not measured, never counted.
+#[test]
+fn coverage_names_what_no_value_set_exercises() {
+    let charts = repo("fixtures/coverage-charts");
+    let (code, text) = check(&[
+        &format!("{charts}/branches"),
+        "--rule",
+        "api-version",
+        "--coverage",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let expected = "coverage of chart branches over 2 value set(s) (default, ci/with-ingress.yaml): 10 of 14 branches taken (71.4 %)
+  branches no value set takes:
+    charts/lib/templates/_annotations.tpl:3: `with .Values.owner` never set
+    templates/_helpers.tpl:2: `if .Values.nameOverride` never true
+    templates/_helpers.tpl:9: `define \"branches.unused\"` never included
+    templates/deployment.yaml:22: `if eq .Values.mode \"debug\"` never true
+  value keys read only in branches no value set takes:
+    values.yaml:10: unused
+  value keys read but not in values.yaml:
+    charts/lib/templates/_annotations.tpl:2: team
+    charts/lib/templates/_annotations.tpl:3: owner
+    templates/_helpers.tpl:2: nameOverride
+";
+    assert!(text.contains(expected), "{text}");
+    assert!(text.contains("ok   coverage::branches"), "{text}");
+
+    let junit = std::env::temp_dir().join(format!(
+        "testware-check-coverage-{}.xml",
+        std::process::id()
+    ));
+    let junit_arg = junit.display().to_string();
+    let (code, text) = check(&[
+        &format!("{charts}/branches"),
+        "--rule",
+        "api-version",
+        "--coverage",
+        "--coverage-min",
+        "80",
+        "--junit",
+        &junit_arg,
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("FAIL coverage::branches")
+            && text.contains("10 of 14 branches taken (71.4 %), below --coverage-min 80 %"),
+        "{text}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    std::fs::remove_file(&junit).unwrap();
+    assert!(
+        xml.contains("name=\"coverage.branches\" value=\"10/14\"")
+            && xml.contains("name=\"coverage.percent\" value=\"71.4\""),
+        "{xml}"
+    );
+
+    // The helper's output is compared: its markers are taken out of what
+    // include returns, so the comparison still holds and the chart is measured.
+    let (code, text) = check(&[
+        &format!("{charts}/compared-helper"),
+        "--rule",
+        "api-version",
+        "--coverage",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("coverage of chart compared-helper over 1 value set(s) (default): 3 of 5 branches taken (60.0 %)")
+            && text.contains("templates/configmap.yaml:2: `if .Values.tls` never false (no `else` written)")
+            && text.contains("templates/configmap.yaml:9: `else` never taken"),
+        "{text}"
+    );
+
+    let (code, text) = check(&[
+        &format!("{charts}/flow-branch"),
+        "--rule",
+        "api-version",
+        "--coverage",
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("ERROR coverage::flow-branch (not checked)")
+            && text.contains("value set default not measured: the chart with markers does not render (a branch inside a flow collection?): YAML parse error on flow-branch/templates/configmap.yaml"),
+        "{text}"
+    );
+}
