@@ -3,6 +3,8 @@
 //! accepted key ingested once — with keys that need decoding, duplicates and
 //! keys the dataset rejects, with bad notifications in between, and while an
 //! ingest pod is killed mid-batch, Redis restarts or the workers are scaled up.
+//! An upgrade from the chart as last committed (read from git) to the working
+//! tree's, with values changed across it, keeps the password and the data.
 //! Each case installs the embargo-ingest chart into its own namespace.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,12 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use redis::AsyncCommands as _;
 use testware::namespace::TestNamespace;
 use testware::status::State;
 use testware::wait::{wait_until, watch_until};
-use testware::{cases, check, check_eq, Ctx, Suite, Values};
+use testware::{cases, check, check_eq, Ctx, Install, Suite, Upgrade, Values};
 use testware_systems::embargo::EmbargoStack;
 use tokio::sync::watch;
 
@@ -38,6 +40,7 @@ fn main() -> std::process::ExitCode {
             ingest_pod_killed_mid_batch_loses_nothing,
             redis_down_for_longer_than_the_liveness_window_keeps_queued_and_in_flight_keys,
             ingest_scaled_from_one_to_four_during_a_burst_ingests_each_key_once,
+            upgrade_from_the_committed_chart_keeps_the_password_and_the_ingested_keys,
         ])
         .run()
 }
@@ -599,5 +602,100 @@ async fn ingest_scaled_from_one_to_four_during_a_burst_ingests_each_key_once(
         workers.len() >= 2,
         "the new workers should share the burst; ingested by {workers:?}"
     );
+    Ok(())
+}
+
+/// The ref the upgrade case starts from: the chart as last committed. (A
+/// merge request's pipeline would name its target branch, `origin/main`.)
+const UPGRADE_FROM: &str = "HEAD";
+
+/// The Redis password the release generated (the chart's Secret), and the
+/// Redis pod's uid.
+async fn redis_state(deployment: &testware::ChartDeployment) -> anyhow::Result<(String, String)> {
+    let selector =
+        format!("app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=redis");
+    let params = kube::api::ListParams::default().labels(&selector);
+    let secrets = deployment.api::<Secret>().list(&params).await?.items;
+    let password = secrets
+        .iter()
+        .find_map(|s| s.data.as_ref()?.get("password"))
+        .map(|p| String::from_utf8_lossy(&p.0).into_owned())
+        .ok_or_else(|| anyhow::anyhow!("no Secret with {selector} holds a password"))?;
+    let pods = deployment.api::<Pod>().list(&params).await?.items;
+    let uid = pods
+        .iter()
+        .find(|p| p.metadata.deletion_timestamp.is_none())
+        .and_then(|p| p.metadata.uid.clone())
+        .ok_or_else(|| anyhow::anyhow!("no Redis pod with {selector}"))?;
+    Ok((password, uid))
+}
+
+/// Installs the chart as it was at [`UPGRADE_FROM`] with a generated Redis
+/// password, ingests keys, then upgrades to the working tree's chart with
+/// values changed (Redis's memory limit, which rolls its pod; ingest scaled to
+/// three): the password is kept, Redis comes back with what it held, the keys
+/// ingested before are still recorded once, and keys sent after are ingested
+/// once by the three workers.
+async fn upgrade_from_the_committed_chart_keeps_the_password_and_the_ingested_keys(
+    ctx: Ctx,
+) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
+    let charts = ctx.charts()?;
+    let before = testware::charts::changes::chart_at(
+        UPGRADE_FROM,
+        &charts.dir("embargo-ingest"),
+        &ctx.artifacts_dir().join("chart-at-ref"),
+    )?;
+    let values = Values::default()
+        .file("ci/offline.yaml")
+        .set("redis.auth.password", "");
+    let deployment = Install::chart(&before)
+        .release(RELEASE)
+        .with_values(values.clone())
+        .run(&ctx, &ns)
+        .await?;
+    let stack = EmbargoStack::connect(&deployment).await?;
+    let first: BTreeSet<String> = fits_keys(&ctx, "before-upgrade", 20).into_iter().collect();
+    let keys: Vec<String> = first.iter().cloned().collect();
+    stack.notifier().deliver_all(&keys, 5, 4, PATIENCE).await?;
+    stack
+        .wait_for_ingested(&first, ctx.deadline().cap(Duration::from_secs(60)))
+        .await?;
+    let (password, redis_pod) = redis_state(&deployment).await?;
+    drop(stack);
+
+    deployment
+        .upgrade(
+            Upgrade::default()
+                .chart(charts.dir("embargo-ingest"))
+                .with_values(
+                    values
+                        .set("redis.resources.limits.memory", "320Mi")
+                        .set("ingest.replicas", "3"),
+                ),
+        )
+        .await?;
+    let (password_after, redis_pod_after) = redis_state(&deployment).await?;
+    check!(
+        password_after == password,
+        "the generated Redis password changed in the upgrade (values shown nowhere)"
+    );
+    check!(
+        redis_pod_after != redis_pod,
+        "the upgrade should have replaced the Redis pod (its memory limit changed)"
+    );
+    let stack = EmbargoStack::connect(&deployment).await?;
+    expect_each_once(&stack, &first).await?;
+
+    let second: BTreeSet<String> = fits_keys(&ctx, "after-upgrade", 20).into_iter().collect();
+    let keys: Vec<String> = second.iter().cloned().collect();
+    stack.notifier().deliver_all(&keys, 5, 4, PATIENCE).await?;
+    let all: BTreeSet<String> = first.union(&second).cloned().collect();
+    stack
+        .wait_for_ingested(&all, ctx.deadline().cap(Duration::from_secs(60)))
+        .await?;
+    expect_each_once(&stack, &all).await?;
+    let workers = stack.metrics("ingest").await?.len();
+    check_eq!(workers, 3, "ingest pods answering after the upgrade");
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! The comparison is against the merge base of the ref and `HEAD` (what a
 //! merge request adds), working-tree and untracked files included, so a
 //! change is seen before it is committed. A chart whose `file://` dependency
-//! changed has changed too: its package holds the dependency.
+//! changed has changed too: its package holds the dependency. [`chart_at`]
+//! reads a chart as it was at a ref, for upgrades from the last release.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -251,6 +252,86 @@ fn split(output: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Chart directory `dir` as it was at `reference` (a commit, branch or tag),
+/// read from git (`git archive`, no checkout: the working tree is not
+/// touched) into `into/<directory name>`, replaced if there: the chart to
+/// install before an upgrade to the working tree's.
+///
+/// ```no_run
+/// # fn example() -> Result<(), testware::charts::changes::ChangesError> {
+/// let before = testware::charts::changes::chart_at(
+///     "origin/main",
+///     std::path::Path::new("charts/web"),
+///     std::path::Path::new("target/charts-at-main"),
+/// )?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// git or tar is missing, `dir` is not in a git repository, the ref is
+/// unknown, or the chart was not there at the ref.
+pub fn chart_at(reference: &str, dir: &Path, into: &Path) -> Result<PathBuf, ChangesError> {
+    let top = PathBuf::from(git(dir, &["rev-parse", "--show-toplevel"])?.trim());
+    let top = std::fs::canonicalize(&top).unwrap_or(top);
+    let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let rel = canonical
+        .strip_prefix(&top)
+        .unwrap_or(&canonical)
+        .display()
+        .to_string();
+    let tree = format!("{reference}:{rel}");
+    let failed = |message: String, hint| ChangesError::Git {
+        args: format!("archive {tree}"),
+        dir: top.clone(),
+        message,
+        hint,
+    };
+    let archive = Command::new("git")
+        .arg("-C")
+        .arg(&top)
+        .args(["archive", "--format=tar", &tree])
+        .output()
+        .map_err(|e| failed(e.to_string(), "install git"))?;
+    if !archive.status.success() {
+        return Err(failed(
+            String::from_utf8_lossy(&archive.stderr).trim().to_owned(),
+            "the ref must be known here (git fetch it; in CI clone with full history) and the chart must have been at this path then",
+        ));
+    }
+    let name = canonical.file_name().unwrap_or_default();
+    let target = into.join(name);
+    let io = |e: std::io::Error| {
+        failed(
+            format!("{}: {e}", target.display()),
+            "check the directory can be written",
+        )
+    };
+    if target.exists() {
+        std::fs::remove_dir_all(&target).map_err(io)?;
+    }
+    std::fs::create_dir_all(&target).map_err(io)?;
+    let mut tar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(&target)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(format!("tar: {e}"), "install tar"))?;
+    if let Some(mut stdin) = tar.stdin.take() {
+        use std::io::Write as _;
+        stdin.write_all(&archive.stdout).map_err(io)?;
+    }
+    let unpacked = tar.wait_with_output().map_err(io)?;
+    if !unpacked.status.success() {
+        return Err(failed(
+            format!("tar: {}", String::from_utf8_lossy(&unpacked.stderr).trim()),
+            "check the directory can be written",
+        ));
+    }
+    Ok(target)
+}
+
 /// Runs git in `dir`; its standard output, or what it said.
 fn git(dir: &Path, args: &[&str]) -> Result<String, ChangesError> {
     let failed = |message: String, hint| ChangesError::Git {
@@ -280,6 +361,54 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, ChangesError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chart_is_read_as_it_was_at_a_ref_without_touching_the_working_tree() {
+        let repo = std::env::temp_dir().join(format!("testware-chart-at-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&repo);
+        let chart = repo.join("charts/web");
+        std::fs::create_dir_all(chart.join("templates")).unwrap();
+        std::fs::write(chart.join("Chart.yaml"), "name: web\nversion: 0.1.0\n").unwrap();
+        std::fs::write(chart.join("templates/a.yaml"), "old\n").unwrap();
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+                .args(args)
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["add", "."]);
+        git(&["commit", "-qm", "web 0.1.0"]);
+        std::fs::write(chart.join("Chart.yaml"), "name: web\nversion: 0.2.0\n").unwrap();
+        std::fs::write(chart.join("templates/a.yaml"), "new\n").unwrap();
+
+        let into = repo.join("scratch");
+        let before = chart_at("HEAD", &chart, &into).unwrap();
+        assert_eq!(before, into.join("web"));
+        assert_eq!(
+            std::fs::read_to_string(before.join("templates/a.yaml")).unwrap(),
+            "old\n"
+        );
+        assert!(std::fs::read_to_string(before.join("Chart.yaml"))
+            .unwrap()
+            .contains("0.1.0"));
+        assert_eq!(
+            std::fs::read_to_string(chart.join("templates/a.yaml")).unwrap(),
+            "new\n"
+        );
+
+        let err = chart_at("no-such-ref", &chart, &into)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the ref must be known here"), "{err}");
+        std::fs::remove_dir_all(&repo).unwrap();
+    }
 
     fn change(change: Change, version: &str, before: Option<&str>) -> ChartChange {
         ChartChange {

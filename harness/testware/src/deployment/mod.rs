@@ -208,7 +208,8 @@ pub struct ChartDeployment {
     client: kube::Client,
     namespace: String,
     release: String,
-    chart: PathBuf,
+    /// The chart the release is at (an upgrade may change it).
+    chart: Arc<std::sync::Mutex<PathBuf>>,
     kube_context: Option<String>,
     deadline: Deadline,
     fail_fast: FailFast,
@@ -219,7 +220,7 @@ impl std::fmt::Debug for ChartDeployment {
         f.debug_struct("ChartDeployment")
             .field("release", &self.release)
             .field("namespace", &self.namespace)
-            .field("chart", &self.chart)
+            .field("chart", &self.chart_dir())
             .finish()
     }
 }
@@ -242,12 +243,14 @@ impl ChartDeployment {
             client: namespace.client().clone(),
             namespace: namespace.name().to_owned(),
             release: request.release,
-            chart: request.chart,
+            chart: Arc::new(std::sync::Mutex::new(request.chart)),
             kube_context: ctx.config.kube_context.clone(),
             deadline: ctx.deadline(),
             fail_fast: ctx.config.fail_fast,
         };
-        deployment.apply("install", &request.apply).await?;
+        deployment
+            .apply("install", &request.apply, deployment.chart_dir())
+            .await?;
         Ok(deployment)
     }
 
@@ -263,20 +266,33 @@ impl ChartDeployment {
     /// # Errors
     /// As for [`Install::run`].
     pub async fn upgrade(&self, request: Upgrade) -> Result<(), DeployError> {
-        self.apply("upgrade", &request.apply).await
+        let chart = request.chart.unwrap_or_else(|| self.chart_dir());
+        self.apply("upgrade", &request.apply, chart.clone()).await?;
+        *self.chart.lock().unwrap_or_else(|p| p.into_inner()) = chart;
+        Ok(())
     }
 
-    async fn apply(&self, action: &'static str, request: &Apply) -> Result<(), DeployError> {
+    /// The directory of the chart the release is at.
+    pub fn chart_dir(&self) -> PathBuf {
+        self.chart.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn apply(
+        &self,
+        action: &'static str,
+        request: &Apply,
+        chart: PathBuf,
+    ) -> Result<(), DeployError> {
         let started = std::time::Instant::now();
         let mut args: Vec<OsString> = vec![
             action.into(),
             self.release.clone().into(),
-            self.chart.clone().into(),
+            chart.clone().into(),
         ];
-        args.extend(request.values.args(&self.chart));
+        args.extend(request.values.args(&chart));
         let timeout = self.helm_timeout(request.timeout);
         let readiness = match request.readiness {
-            Readiness::Watch if hooks_expect_ready(&self.chart, action) => Readiness::Helm,
+            Readiness::Watch if hooks_expect_ready(&chart, action) => Readiness::Helm,
             readiness => readiness,
         };
         match readiness {

@@ -134,6 +134,18 @@ impl Install {
 #[must_use = "an upgrade request does nothing until passed to `ChartDeployment::upgrade`"]
 pub struct Upgrade {
     pub(super) apply: Apply,
+    pub(super) chart: Option<PathBuf>,
+}
+
+impl Upgrade {
+    /// Upgrades to the chart in directory `dir` instead of the release's
+    /// current one — from a chart as it was at a git ref
+    /// ([`crate::charts::changes::chart_at`]) to the working tree's; later
+    /// upgrades use it too, and relative values files are taken from it.
+    pub fn chart(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.chart = Some(dir.into());
+        self
+    }
 }
 
 apply_setters!(Install, "install");
