@@ -17,18 +17,22 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::ListParams;
 
-use crate::charts::helm::{Helm, HelmError};
+use crate::charts::helm::Helm;
 use crate::charts::options::Readiness;
 use crate::cluster::explain::{explain_workload, selector_string};
 use crate::cluster::holds;
 use crate::cluster::namespace::TestNamespace;
 use crate::cluster::net::PortForward;
 use crate::cluster::status::{self, FailFast, WorkloadKind};
-use crate::cluster::wait::{self, Deadline, WaitError};
+use crate::cluster::wait::{self, Deadline};
 use crate::manifest::Manifests;
 use crate::runner::Ctx;
 
+mod error;
+mod release;
 mod request;
+pub use error::DeployError;
+pub use release::{ReleaseStatus, Revision, TestPod, TestRun};
 use request::Apply;
 pub use request::{Install, Upgrade};
 
@@ -41,62 +45,6 @@ const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
 const EXPLAIN_MARGIN: Duration = Duration::from_secs(10);
 /// Timeout of quick helm queries (status, history, get).
 const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Errors of deployments.
-#[derive(Debug, thiserror::Error)]
-pub enum DeployError {
-    /// helm failed or timed out; `explanation` walks the release's workloads.
-    #[error("{action} of release {release} failed: {helm}{}", explain_suffix(.explanation))]
-    Helm {
-        /// install, upgrade, rollback, uninstall, …
-        action: &'static str,
-        /// The release.
-        release: String,
-        /// helm's error (command, status, stderr), shown in the message (not
-        /// repeated as a source).
-        helm: Box<HelmError>,
-        /// Why the release's workloads are not ready, if any are not.
-        explanation: String,
-    },
-    /// helm applied the release, but its workloads did not become ready (or a Job
-    /// failed); the wait's error explains why.
-    #[error("{action} of release {release} failed: {why}")]
-    NotReady {
-        /// install or upgrade.
-        action: &'static str,
-        /// The release.
-        release: String,
-        /// The wait that ended badly, explained (in the message, not repeated
-        /// as a source).
-        why: Box<WaitError>,
-    },
-    /// `helm test` failed: a test pod did not succeed (or could not run).
-    #[error("helm test of release {release} failed: {helm}\n{pods}")]
-    TestFailed {
-        /// The release.
-        release: String,
-        /// helm's error (command, status, stderr), shown in the message.
-        helm: Box<HelmError>,
-        /// Each test pod with its phase and log, as [`TestRun`] shows them.
-        pods: TestRun,
-    },
-    /// helm printed something the harness could not read.
-    #[error("cannot read the output of helm {what} for release {release}: {detail}")]
-    Output {
-        /// Which query.
-        what: &'static str,
-        /// The release.
-        release: String,
-        /// The parse error.
-        detail: String,
-    },
-    /// A cluster request failed.
-    #[error(transparent)]
-    Cluster(#[from] crate::cluster::ClusterError),
-    /// A wait did not end well.
-    #[error(transparent)]
-    Wait(#[from] WaitError),
-}
 
 /// The workloads among `manifests` (hooks excluded), sorted by kind and name.
 fn workloads_of(manifests: &Manifests) -> Vec<(WorkloadKind, String)> {
@@ -136,70 +84,6 @@ fn hooks_expect_ready(chart: &Path, action: &str) -> bool {
 
 /// How long an uninstall may wait before it says what holds it.
 pub const HELD_AFTER: Duration = Duration::from_secs(20);
-
-fn explain_suffix(explanation: &str) -> String {
-    if explanation.is_empty() {
-        String::new()
-    } else {
-        format!("\nwhy: {explanation}")
-    }
-}
-
-/// `helm status` of a release.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReleaseStatus {
-    /// deployed, failed, superseded, pending-install, …
-    pub status: String,
-    /// The release revision.
-    pub revision: u32,
-}
-
-/// One line of `helm history`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-pub struct Revision {
-    /// The revision number.
-    pub revision: u32,
-    /// deployed, superseded, failed, …
-    pub status: String,
-    /// `name-version` of the chart.
-    pub chart: String,
-    /// What happened (Install complete, Upgrade complete, Rollback to 1, …).
-    pub description: String,
-}
-
-/// What `helm test` ran: every test hook pod of the release.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TestRun {
-    /// The test pods, by name.
-    pub pods: Vec<TestPod>,
-}
-
-/// One test hook pod after `helm test`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TestPod {
-    /// The pod's name.
-    pub name: String,
-    /// Succeeded, Failed, … (`unknown` when the pod is gone).
-    pub phase: String,
-    /// Its log (every container's, each line prefixed with the container's name
-    /// when it has more than one), or why it could not be read.
-    pub log: String,
-}
-
-impl std::fmt::Display for TestRun {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.pods.is_empty() {
-            return write!(f, "no test pods");
-        }
-        for pod in &self.pods {
-            writeln!(f, "test pod {} ({}):", pod.name, pod.phase)?;
-            for line in pod.log.lines() {
-                writeln!(f, "  | {line}")?;
-            }
-        }
-        Ok(())
-    }
-}
 
 /// A Helm release in a test namespace.
 #[derive(Clone)]
