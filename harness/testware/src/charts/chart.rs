@@ -79,6 +79,9 @@ pub struct ChartMeta {
     /// Version of the application the chart deploys.
     #[serde(default)]
     pub app_version: Option<String>,
+    /// `application` (also when unset) or `library`.
+    #[serde(default, rename = "type")]
+    pub chart_type: Option<String>,
 }
 
 impl ChartMeta {

@@ -21,6 +21,7 @@ use std::sync::{Arc, Once};
 use serde_json::{Map, Value};
 
 use crate::chart::{ChartSet, ValueSet};
+use crate::charts::options::RenderOptions;
 use crate::manifest::Manifests;
 use crate::runner::Case;
 
@@ -163,21 +164,33 @@ impl Snapshots {
         chart: &str,
         values: &ValueSet,
     ) -> anyhow::Result<()> {
-        let options = values.options();
-        let rendered = charts.render(chart, options.clone()).await?;
-        // The second render skips every cache: only helm running again shows
-        // what changes between runs.
-        let again = charts
-            .renderer()
-            .await?
-            .helm()
-            .template(&charts.dir(chart), &options)
-            .await?;
-        let mut doc = document(&rendered.manifests);
-        redact_differences(&mut doc, &document(&Manifests::parse(&again)?));
+        let doc = stable_document(charts, chart, &values.options()).await?;
         let description = format!("chart {chart}, values {}", values.label);
         Ok(self.assert(&name(chart, values), &description, &doc)?)
     }
+}
+
+/// The [`document`] of `chart` rendered with `options`, with what differs from
+/// a second render (which skips every cache: only helm running again shows
+/// what changes between runs) as `[volatile]`.
+///
+/// # Errors
+/// The chart does not render.
+pub async fn stable_document(
+    charts: &ChartSet,
+    chart: &str,
+    options: &RenderOptions,
+) -> anyhow::Result<Value> {
+    let rendered = charts.render(chart, options.clone()).await?;
+    let again = charts
+        .renderer()
+        .await?
+        .helm()
+        .template(&charts.dir(chart), options)
+        .await?;
+    let mut doc = document(&rendered.manifests);
+    redact_differences(&mut doc, &document(&Manifests::parse(&again)?));
+    Ok(doc)
 }
 
 /// `<chart>__<value set>`, the value set's path with `/` as `__` (the

@@ -205,6 +205,7 @@ pub async fn measure(
     let mut next_id = 0;
     let mut branches = Vec::new();
     let mut reads = Vec::new();
+    let libraries = library_subcharts(&copy);
     for file in templates(&copy)? {
         let relative = file
             .strip_prefix(&copy)
@@ -216,7 +217,8 @@ pub async fn measure(
         let (instrumented, found) = instrument::instrument(&text, &mut next_id)
             .map_err(|e| anyhow::anyhow!("chart {chart}: {relative}: {e}"))?;
         std::fs::write(&file, instrumented)?;
-        if reads_parent_values(&copy, &file) {
+        // The chart's own `.Values`: its templates and its library charts'.
+        if !file.starts_with(copy.join("charts")) || libraries.iter().any(|l| file.starts_with(l)) {
             for (key, at) in values::read(&text) {
                 reads.push((
                     relative.clone(),
@@ -247,10 +249,7 @@ pub async fn measure(
     for set in sets {
         let options = set.options();
         let outcome: anyhow::Result<Result<BTreeSet<usize>, String>> = async {
-            let own = charts.render(chart, options.clone()).await?;
-            let again = Manifests::parse(&helm.helm().template(&dir, &options).await?)?;
-            let mut expected = snapshot::document(&own.manifests);
-            snapshot::redact_differences(&mut expected, &snapshot::document(&again));
+            let expected = snapshot::stable_document(charts, chart, &options).await?;
             let text = match helm.helm().template(&copy, &options).await {
                 Ok(text) => text,
                 Err(e) => {
@@ -339,17 +338,20 @@ fn templates(chart: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Whether `file`'s `.Values` are the chart's own: its templates, and those of
-/// library charts under it (whose helpers run with the parent's context).
-fn reads_parent_values(chart: &Path, file: &Path) -> bool {
-    let Ok(inside) = file.strip_prefix(chart.join("charts")) else {
-        return true;
-    };
-    let Some(sub) = inside.components().next() else {
-        return false;
-    };
-    std::fs::read_to_string(chart.join("charts").join(sub).join("Chart.yaml"))
-        .is_ok_and(|c| c.lines().any(|l| l.trim() == "type: library"))
+/// The directories of `chart`'s library subcharts (unpacked under
+/// `charts/`): their helpers run with the parent's context, so their
+/// `.Values` are the parent's.
+fn library_subcharts(chart: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(chart.join("charts"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|dir| {
+            crate::HelmChart::open(dir)
+                .is_ok_and(|c| c.meta().chart_type.as_deref() == Some("library"))
+        })
+        .collect()
 }
 
 fn is_helper(file: &str) -> bool {

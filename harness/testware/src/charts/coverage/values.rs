@@ -76,17 +76,15 @@ pub fn read(text: &str) -> Vec<(String, usize)> {
             .is_some_and(|c| c.is_alphanumeric() || c == '_');
         let mut path = Vec::new();
         if !preceded {
-            let rest = &text[end..];
-            if let Some(args) = text[..start].trim_end().strip_suffix("index").map(|_| rest) {
+            if text[..start].trim_end().ends_with("index") {
                 // index .Values "a" "b"
-                let mut r = args;
-                while let Some(quoted) = r.trim_start().strip_prefix('"') {
+                let mut rest = &text[end..];
+                while let Some(quoted) = rest.trim_start().strip_prefix('"') {
                     let Some(close) = quoted.find('"') else { break };
                     path.push(quoted[..close].to_owned());
-                    r = &quoted[close + 1..];
+                    rest = &quoted[close + 1..];
                 }
-            }
-            if path.is_empty() {
+            } else {
                 while text[end..].starts_with('.') {
                     let name: String = text[end + 1..]
                         .chars()

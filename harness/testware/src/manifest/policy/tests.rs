@@ -21,6 +21,7 @@ fn chart() -> ChartMeta {
         name: "demo".into(),
         version: "1.2.3".into(),
         app_version: Some("1.2.3".into()),
+        chart_type: None,
     }
 }
 
