@@ -1,4 +1,5 @@
-//! `testware janitor`: deletes the test namespaces of killed runs, and with
+//! `testware janitor`: deletes the test namespaces and claimed cluster-scoped
+//! objects of killed runs, and with
 //! `--reset` returns an idle cluster to its state right after `up`.
 
 use std::path::PathBuf;
@@ -29,6 +30,13 @@ pub async fn janitor(
             testware::error_chain(&e)
         )
     })?;
+    let objects = match &run {
+        Some(id) => testware::cluster::claims::reap_run(&client, id).await,
+        None => testware::cluster::claims::reap_expired(&client).await,
+    }?;
+    if !objects.is_empty() {
+        println!("deleted cluster-scoped objects: {}", objects.join(", "));
+    }
     let names = match &run {
         Some(id) => {
             testware::namespace::delete_run_namespaces(&client, id, Duration::from_secs(120)).await
@@ -45,12 +53,18 @@ pub async fn janitor(
     };
     // A reset deletes every namespace made since `up`: never under a live run.
     let live = testware::namespace::live_runs(&client).await?;
-    if live.is_empty() {
+    let claimed = testware::cluster::claims::live(&client).await?;
+    if live.is_empty() && claimed.is_empty() {
         crate::cluster::reset(&client, &baseline).await?;
     } else {
         let held: Vec<String> = live
             .iter()
             .map(|(run, namespace)| format!("{namespace} (run {run})"))
+            .chain(
+                claimed
+                    .iter()
+                    .map(|(object, holder)| format!("{object} ({holder})")),
+            )
             .collect();
         println!(
             "not reset: live runs hold {} (their leases have not passed)",

@@ -23,7 +23,11 @@
 //! - `testware janitor` deletes the test namespaces whose run stopped renewing
 //!   them (killed runs), or with `--run <id>` every namespace of one run. Every
 //!   chart_deploy run does the first at its start; the command is for doing it by
-//!   hand or from a pipeline's cleanup job.
+//!   hand or from a pipeline's cleanup job. Claimed cluster-scoped objects of
+//!   killed runs go with them.
+//! - `testware shard --junit DIR --shards N [--out FILE]` splits the cases over N
+//!   shards balanced by a previous run's times; `--failed` plans a rerun of its
+//!   failed cases (see `testware::runner::shard`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +41,7 @@ mod cluster;
 mod fetch;
 mod images;
 mod janitor;
+mod shard;
 
 #[derive(Parser)]
 #[command(
@@ -178,6 +183,27 @@ enum Command {
         /// Whose `up` recorded that state (with --reset).
         #[arg(long, value_enum, default_value = "local", requires = "reset")]
         provider: cluster::Provider,
+    },
+    /// Split the suites' cases over N shards balanced by the times of a
+    /// previous run's JUnit reports, or plan a rerun of its failed cases.
+    Shard {
+        /// JUnit reports of the previous run: files, or directories searched
+        /// recursively (the harness's own reports; nextest's are passed over).
+        #[arg(long, value_name = "PATH", default_value = "target/harness/junit")]
+        junit: Vec<PathBuf>,
+        /// How many shards.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+        shards: u16,
+        /// Plan only the cases that failed in those reports (one shard).
+        #[arg(long, conflicts_with = "shards")]
+        failed: bool,
+        /// Where to write the plan (HARNESS_SHARD_PLAN takes it).
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "target/harness/shard-plan.json"
+        )]
+        out: PathBuf,
     },
 }
 
@@ -371,5 +397,12 @@ async fn run(command: Command) -> ExitCode {
                 .await
                 .map_or_else(failed, |()| ExitCode::SUCCESS)
         }
+        Command::Shard {
+            junit,
+            shards,
+            failed: only_failed,
+            out,
+        } => shard::shard(&junit, shards.into(), only_failed, &out)
+            .map_or_else(failed, |()| ExitCode::SUCCESS),
     }
 }

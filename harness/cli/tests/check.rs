@@ -22,7 +22,7 @@ fn a_good_chart_passes_every_value_set() {
         text.contains("ok   policy::echo-server::ci/two-replicas.yaml"),
         "{text}"
     );
-    assert!(text.contains("6 checks: 6 passed, 0 failed"), "{text}");
+    assert!(text.contains("8 checks: 8 passed, 0 failed"), "{text}");
 }
 
 /// The README's quick start: a directory of charts checks each chart in it.
@@ -312,7 +312,7 @@ fn renders_are_kept_across_runs_and_cleared_on_demand() {
     assert!(kept >= 3, "one render per value set: {status}");
     let (code, second) = check_with(&[&chart], &env);
     assert_eq!(code, Some(0), "{second}");
-    assert!(second.contains("6 checks: 6 passed, 0 failed"), "{second}");
+    assert!(second.contains("8 checks: 8 passed, 0 failed"), "{second}");
     assert!(cache_command("status").starts_with(&format!("{kept} renders kept")));
     assert!(cache_command("clear").starts_with(&format!("removed {kept} renders")));
     assert!(cache_command("status").starts_with("0 renders kept"));

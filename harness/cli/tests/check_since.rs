@@ -62,11 +62,11 @@ fn only_charts_changed_since_a_ref_are_checked_and_must_raise_their_version() {
     assert_eq!(code, Some(1), "{text}");
     assert!(
         text.contains("1 of 3 chart(s) changed since main")
-            && text.contains("  echo (0.1.0 -> 0.1.0): charts/echo/values.yaml"),
+            && text.contains("  echo (0.2.0 -> 0.2.0): charts/echo/values.yaml"),
         "{text}"
     );
     assert!(
-        text.contains("FAIL version::echo\n     chart echo: its files changed (charts/echo/values.yaml) since main, but its version 0.1.0 was not increased (it was 0.1.0 at main); raise version in"),
+        text.contains("FAIL version::echo\n     chart echo: its files changed (charts/echo/values.yaml) since main, but its version 0.2.0 was not increased (it was 0.2.0 at main); raise version in"),
         "{text}"
     );
     assert!(text.contains("ok   policy::echo::default"), "{text}");
@@ -79,12 +79,12 @@ fn only_charts_changed_since_a_ref_are_checked_and_must_raise_their_version() {
     let chart_file = charts.join("echo/Chart.yaml");
     let raised = std::fs::read_to_string(&chart_file)
         .unwrap()
-        .replace("version: 0.1.0", "version: 0.1.1");
+        .replace("version: 0.2.0", "version: 0.2.1");
     std::fs::write(&chart_file, raised).unwrap();
     let (code, text) = check(&[&dir, "--since", "main"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("ok   version::echo"), "{text}");
-    git(&["commit", "-q", "-am", "echo 0.1.1"]);
+    git(&["commit", "-q", "-am", "echo 0.2.1"]);
 
     // A file:// dependency changed: the chart that uses it changed too.
     let helpers = charts.join("common/templates/_labels.tpl");

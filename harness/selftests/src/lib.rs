@@ -78,6 +78,10 @@ impl ExampleRun {
             .env_remove("HARNESS_MARK")
             .env_remove("HARNESS_KEEP_NAMESPACE")
             .env_remove("HARNESS_TEST_NAMESPACE")
+            .env_remove("HARNESS_SHARD")
+            .env_remove("HARNESS_SHARD_PLAN")
+            .env_remove("HARNESS_CLUSTER_CLAIMS")
+            .env_remove("NEXTEST_ATTEMPT")
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
         Self {

@@ -6,6 +6,7 @@
 //! - [`mod@client`]: the client from kubeconfig/context and the probe behind the
 //!   chart_deploy tier (its items are re-exported here);
 //! - [`namespace`]: ephemeral test namespaces, their fast awaited deletion, the janitor;
+//! - [`claims`]: cluster-scoped objects of releases, claimed cluster-wide one case at a time;
 //! - [`holds`]: what holds a deletion up (objects left, their finalizers and owners);
 //! - [`wait`]: `wait_until`, watch-based conditions, the case `Deadline`;
 //! - [`status`]: what objects' states mean (workload kinds, readiness, rolled out), pure;
@@ -14,6 +15,7 @@
 //! - [`net`]: exec, port-forwards on free local ports, a minimal HTTP request.
 
 pub mod baseline;
+pub mod claims;
 pub mod client;
 pub mod explain;
 pub mod holds;

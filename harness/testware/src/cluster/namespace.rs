@@ -70,7 +70,8 @@ impl Deletion {
     }
 }
 
-fn expiry_from_now(lease: Duration) -> String {
+/// The `expires-at` annotation's value `lease` from now.
+pub(crate) fn expiry_from_now(lease: Duration) -> String {
     let at = time::OffsetDateTime::now_utc() + lease;
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -610,14 +611,13 @@ async fn release_volumes(
 
 /// Whether a harness namespace's lease (`expires-at`) has passed at `now`.
 fn expired(ns: &Namespace, now: time::OffsetDateTime) -> bool {
-    ns.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(labels::EXPIRES_AT))
-        .and_then(|at| {
-            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
-        })
-        .is_some_and(|at| at < now)
+    expiry_of(&ns.metadata).is_some_and(|at| at < now)
+}
+
+/// When a harness object's lease runs out (its `expires-at` annotation), if it has one.
+pub(crate) fn expiry_of(meta: &kube::api::ObjectMeta) -> Option<time::OffsetDateTime> {
+    let at = meta.annotations.as_ref()?.get(labels::EXPIRES_AT)?;
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// The harness namespaces of live runs (lease not expired, not being deleted),

@@ -50,6 +50,9 @@ pub const ENV_CRASH_LOOP_RESTARTS: &str = "HARNESS_CRASH_LOOP_RESTARTS";
 /// Environment variable: seconds a state another object may clear (a missing
 /// Secret or key, a pod no node matches) must last before a rollout wait ends.
 pub const ENV_STUCK_SETTLE: &str = "HARNESS_STUCK_SETTLE";
+/// `0` turns off the claims on cluster-scoped objects ([`crate::cluster::claims`]):
+/// cases that install the same one may then run at once, and collide.
+pub const ENV_CLUSTER_CLAIMS: &str = "HARNESS_CLUSTER_CLAIMS";
 
 /// How long a namespace lives without renewal, unless `HARNESS_NAMESPACE_LEASE` says otherwise.
 pub const DEFAULT_NAMESPACE_LEASE: std::time::Duration = std::time::Duration::from_secs(300);
@@ -98,6 +101,9 @@ pub enum ConfigError {
         /// What is accepted.
         expected: &'static str,
     },
+    /// `HARNESS_SHARD` or its plan is wrong (the message says how).
+    #[error("{0}")]
+    Shard(String),
     /// Redaction was turned off where artifacts get published.
     #[error("redaction cannot be turned off in CI (CI is set; --no-redact / HARNESS_REDACT=0 is for local debugging only)")]
     RedactionInCi,
@@ -152,6 +158,16 @@ pub struct RunConfig {
     pub under_nextest: bool,
     /// When rollout waits give up on a stuck pod instead of waiting out their deadline.
     pub fail_fast: crate::cluster::status::FailFast,
+    /// Whether installs claim the cluster-scoped objects they create
+    /// ([`crate::cluster::claims`]); off with `HARNESS_CLUSTER_CLAIMS=0`.
+    pub claim_cluster_objects: bool,
+    /// The shard of the run's cases this process runs (`HARNESS_SHARD`,
+    /// `HARNESS_SHARD_PLAN`; see [`crate::runner::shard`]).
+    pub shard: Option<crate::runner::shard::Shard>,
+    /// nextest's attempt at this case (`NEXTEST_ATTEMPT`, 1-based) when it
+    /// retries failed cases: a case that passes on an attempt after the first
+    /// is flaky, and fails unless quarantined.
+    pub attempt: u32,
 }
 
 /// The harness's options on a suite's command line; each falls back to its
@@ -367,6 +383,12 @@ impl RunConfig {
             tools: Tools::from_env(&env),
             under_nextest: env("NEXTEST").is_some(),
             fail_fast,
+            claim_cluster_objects: !env(ENV_CLUSTER_CLAIMS)
+                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no")),
+            shard: crate::runner::shard::Shard::from_env(&env).map_err(ConfigError::Shard)?,
+            attempt: env("NEXTEST_ATTEMPT")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1),
         };
         Ok(config)
     }
@@ -390,7 +412,12 @@ impl RunConfig {
             None => base,
             Some(case) => {
                 let stem = base.file_stem().unwrap_or_default().to_string_lossy();
-                base.with_file_name(format!("{stem}--{}.xml", file_safe(case)))
+                // A retry's report beside the failed attempt's, not over it.
+                let attempt = match self.attempt {
+                    0 | 1 => String::new(),
+                    n => format!("--attempt-{n}"),
+                };
+                base.with_file_name(format!("{stem}--{}{attempt}.xml", file_safe(case)))
             }
         })
     }

@@ -7,7 +7,9 @@
 //! a watch sees readiness as it happens. Charts whose post-install/upgrade hooks
 //! expect ready resources get helm's wait. Timeouts come from the case's deadline;
 //! a failure says why by walking the release's workloads down to container states
-//! and events.
+//! and events. Before helm runs, the cluster-scoped objects of the chart's render
+//! are claimed cluster-wide ([`crate::cluster::claims`]); the runner deletes them
+//! after the case.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use kube::api::ListParams;
 
 use crate::charts::helm::Helm;
 use crate::charts::options::Readiness;
+use crate::cluster::claims::{self, Claim};
 use crate::cluster::explain::{explain_workload, selector_string};
 use crate::cluster::holds;
 use crate::cluster::namespace::TestNamespace;
@@ -97,6 +100,8 @@ pub struct ChartDeployment {
     kube_context: Option<String>,
     deadline: Deadline,
     fail_fast: FailFast,
+    /// The case, for claiming the cluster-scoped objects the release creates.
+    ctx: Ctx,
 }
 
 impl std::fmt::Debug for ChartDeployment {
@@ -131,6 +136,7 @@ impl ChartDeployment {
             kube_context: ctx.config.kube_context.clone(),
             deadline: ctx.deadline(),
             fail_fast: ctx.config.fail_fast,
+            ctx: ctx.clone(),
         };
         deployment
             .apply("install", &request.apply, deployment.chart_dir())
@@ -167,6 +173,7 @@ impl ChartDeployment {
         request: &Apply,
         chart: PathBuf,
     ) -> Result<(), DeployError> {
+        let claim = self.claim_cluster_objects(request, &chart).await?;
         let started = std::time::Instant::now();
         let mut args: Vec<OsString> = vec![
             action.into(),
@@ -195,7 +202,7 @@ impl ChartDeployment {
             let pods: kube::Api<Pod> = self.api();
             let selector = format!("{INSTANCE_LABEL}={}", self.release);
             tokio::select! {
-                out = helm => out?,
+                out = helm => out,
                 (pod, found) = wait::first_stuck_pod(&pods, &selector, policy) => {
                     let what = format!("release {} to be ready (helm --wait)", self.release);
                     let why = wait::stuck_error(&pods, what, started.elapsed(), pod, found).await;
@@ -207,8 +214,12 @@ impl ChartDeployment {
                 }
             }
         } else {
-            helm.await?
+            helm.await
         };
+        if let Some(claim) = claim {
+            claim.label_objects().await;
+        }
+        let out = out?;
         if readiness == Readiness::Watch {
             let release: serde_json::Value = self.parse(action, &out)?;
             let manifests = Manifests::parse(release["manifest"].as_str().unwrap_or_default())
@@ -240,6 +251,62 @@ impl ChartDeployment {
                 })?;
         }
         Ok(())
+    }
+
+    /// Claims the cluster-scoped objects of the chart's render that this case
+    /// does not hold yet ([`crate::cluster::claims`]), waiting while other
+    /// cases hold them; the runner deletes them after the case. A render that
+    /// fails claims nothing (helm's own run then says why).
+    async fn claim_cluster_objects(
+        &self,
+        request: &Apply,
+        chart: &Path,
+    ) -> Result<Option<Arc<Claim>>, DeployError> {
+        if !self.ctx.config.claim_cluster_objects {
+            return Ok(None);
+        }
+        let options = crate::charts::options::RenderOptions::default()
+            .with_values(request.values.clone())
+            .release(self.release.clone())
+            .namespace(self.namespace.clone());
+        let Ok(rendered) = self.helm.template(chart, &options).await else {
+            return Ok(None);
+        };
+        let Ok(manifests) = Manifests::parse(&rendered) else {
+            return Ok(None);
+        };
+        let held: Vec<_> = self
+            .ctx
+            .scope
+            .claims
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .flat_map(|c| c.objects().to_vec())
+            .collect();
+        let wanted: Vec<_> = claims::cluster_scoped(&self.client, &manifests)
+            .await
+            .into_iter()
+            .filter(|o| !held.contains(o))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let names: Vec<String> = wanted.iter().map(ToString::to_string).collect();
+        tracing::info!(release = %self.release, objects = %names.join(", "), "claiming cluster-scoped objects");
+        let claimant = claims::Claimant::of(&self.ctx.config, &self.ctx.case, &self.namespace);
+        let claim = Arc::new(
+            Claim::acquire(&self.client, claimant, wanted, self.deadline)
+                .await
+                .map_err(DeployError::Cluster)?,
+        );
+        self.ctx
+            .scope
+            .claims
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(claim.clone());
+        Ok(Some(claim))
     }
 
     /// `helm rollback` to `revision` (`None`: the previous one), waiting for the

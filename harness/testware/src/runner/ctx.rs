@@ -35,6 +35,8 @@ pub(crate) struct CaseScope {
     client: tokio::sync::OnceCell<kube::Client>,
     helm: tokio::sync::OnceCell<Arc<crate::charts::helm::Helm>>,
     pub(crate) namespaces: Mutex<Vec<Arc<TestNamespace>>>,
+    /// Cluster-scoped objects the case's releases claimed ([`crate::cluster::claims`]).
+    pub(crate) claims: Mutex<Vec<Arc<crate::cluster::claims::Claim>>>,
 }
 
 impl Ctx {

@@ -138,7 +138,13 @@ impl CaseRun {
             requirements.unmet(tier).map(|u| u.reason.as_str()),
             today,
         );
+        let status = flaky_unless_first_attempt(status, ctx.config.attempt, quarantine.is_some());
         let mut properties = vec![("tier".to_owned(), tier.as_str().to_owned())];
+        if ctx.config.attempt > 1 {
+            properties.push(("attempt".to_owned(), ctx.config.attempt.to_string()));
+            let flaky = matches!(&status, CaseStatus::Failed(m) | CaseStatus::QuarantinedFailure(m) if m.starts_with(FLAKY));
+            properties.push(("flaky".to_owned(), flaky.to_string()));
+        }
         properties.extend(
             bundles
                 .iter()
@@ -176,6 +182,27 @@ impl CaseRun {
                 output: None,
             });
         result
+    }
+}
+
+/// How a flaky case's message starts (JUnit, the summary).
+const FLAKY: &str = "flaky:";
+
+/// A pass on a retry (nextest's attempt 2 or later: the attempts before it
+/// failed) is flaky: a failure, or a quarantined failure — never hidden as a pass.
+fn flaky_unless_first_attempt(status: CaseStatus, attempt: u32, quarantined: bool) -> CaseStatus {
+    if attempt <= 1 || status != CaseStatus::Passed {
+        return status;
+    }
+    let message = format!(
+        "{FLAKY} passed on attempt {attempt} after failing on the attempts before it (their reports are beside this one); \
+         a case that passes only on a retry fails the build — fix it, or quarantine it to keep it running without failing the build"
+    );
+    eprintln!("\n!!!! FLAKY: {message}\n");
+    if quarantined {
+        CaseStatus::QuarantinedFailure(message)
+    } else {
+        CaseStatus::Failed(message)
     }
 }
 
@@ -316,6 +343,11 @@ async fn clean_up(ctx: &Ctx, failure: Option<&String>, cleanup: &mut Cleanup) {
             .lock()
             .unwrap_or_else(|p| p.into_inner()),
     );
+    let keep = match ctx.config.keep_namespace {
+        KeepNamespace::Always => true,
+        KeepNamespace::OnFailure => failure.is_some(),
+        KeepNamespace::Never => false,
+    };
     for ns in namespaces {
         let mut bundle_dir = None;
         if let Some(failure) = failure {
@@ -342,11 +374,6 @@ async fn clean_up(ctx: &Ctx, failure: Option<&String>, cleanup: &mut Cleanup) {
                 )),
             }
         }
-        let keep = match ctx.config.keep_namespace {
-            KeepNamespace::Always => true,
-            KeepNamespace::OnFailure => failure.is_some(),
-            KeepNamespace::Never => false,
-        };
         if keep {
             match ns.keep(KEEP_FOR).await {
                 Ok(how) => eprintln!("{}: {how}", ctx.case),
@@ -375,6 +402,20 @@ async fn clean_up(ctx: &Ctx, failure: Option<&String>, cleanup: &mut Cleanup) {
                     dir.display()
                 ));
             }
+        }
+    }
+    release_claims(ctx, keep, cleanup).await;
+}
+
+/// After the namespaces: the cluster-scoped objects the case's releases
+/// claimed, deleted and their claims given up — or kept with the namespaces.
+async fn release_claims(ctx: &Ctx, keep: bool, cleanup: &mut Cleanup) {
+    let claims = std::mem::take(&mut *ctx.scope.claims.lock().unwrap_or_else(|p| p.into_inner()));
+    for claim in claims {
+        if keep {
+            claim.keep(KEEP_FOR).await;
+        } else if let Err(e) = claim.release().await {
+            cleanup.problems.push(crate::error_chain(&e));
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - [`suite`]: selection, the cluster probe, libtest-mimic, JUnit;
 //! - [`execution`]: one case's run under its deadline, cleanup, the typed outcome;
 //! - [`requirements`]: what the suite's probes found, which each case's execution reads;
+//! - [`shard`]: the part of the cases one of several shards runs, balanced by time;
 //! - `signals`: the run's namespaces deleted on SIGINT/SIGTERM.
 
 mod body;
@@ -21,6 +22,7 @@ pub mod ctx;
 pub mod execution;
 pub mod inject;
 pub mod requirements;
+pub mod shard;
 mod signals;
 pub mod suite;
 

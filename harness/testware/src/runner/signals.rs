@@ -1,4 +1,4 @@
-//! Deleting a run's namespaces when the run is interrupted (SIGINT, SIGTERM).
+//! Deleting a run's namespaces and claimed cluster-scoped objects when the run is interrupted (SIGINT, SIGTERM).
 
 use std::time::Duration;
 
@@ -37,12 +37,19 @@ pub(crate) fn clean_up_on_signal(config: RunConfig) {
                 );
                 let deleted = match cluster::client(&config).await {
                     Ok(client) => {
-                        crate::cluster::namespace::delete_run_namespaces(
+                        let deleted = crate::cluster::namespace::delete_run_namespaces(
                             &client,
                             &config.run_id,
                             SIGNAL_CLEANUP,
                         )
-                        .await
+                        .await;
+                        // Then the cluster-scoped objects its releases claimed.
+                        if let Ok(objects) = crate::cluster::claims::reap_run(&client, &config.run_id).await {
+                            if !objects.is_empty() {
+                                eprintln!("{name}: deleted cluster-scoped objects: {}", objects.join(", "));
+                            }
+                        }
+                        deleted
                     }
                     Err(e) => {
                         eprintln!("error: {}", crate::error_chain(&e));

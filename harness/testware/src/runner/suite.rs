@@ -117,6 +117,17 @@ impl Suite {
                     .is_none_or(|m| m.matches(&c.all_marks()))
             })
             .collect();
+        let selected = match &config.shard {
+            Some(shard) => {
+                let names: Vec<String> = selected.iter().map(|c| c.name.clone()).collect();
+                let kept = shard.keep(&self.name, &names);
+                selected
+                    .into_iter()
+                    .filter(|c| kept.contains(&c.name))
+                    .collect()
+            }
+            None => selected,
+        };
 
         let trials: Vec<(Tier, Trial)> = selected
             .into_iter()
@@ -207,9 +218,19 @@ fn prepare_cluster(config: &RunConfig) -> Result<(), ClusterUnavailable> {
         cluster::probe(config).await?;
         super::signals::clean_up_on_signal(config.clone());
         let reaped = match cluster::client(config).await {
-            Ok(client) => crate::cluster::namespace::reap_expired(&client)
-                .await
-                .map_err(|e| crate::error_chain(&e)),
+            Ok(client) => {
+                match crate::cluster::claims::reap_expired(&client).await {
+                    Ok(objects) if !objects.is_empty() => eprintln!(
+                        "janitor: deleted cluster-scoped objects of killed runs: {}",
+                        objects.join(", ")
+                    ),
+                    Ok(_) => {}
+                    Err(e) => eprintln!("warning: janitor failed: {}", crate::error_chain(&e)),
+                }
+                crate::cluster::namespace::reap_expired(&client)
+                    .await
+                    .map_err(|e| crate::error_chain(&e))
+            }
             Err(e) => Err(crate::error_chain(&e)),
         };
         match reaped {

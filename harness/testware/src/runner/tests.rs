@@ -266,3 +266,58 @@ fn a_wait_longer_than_its_case_ends_first_with_its_own_explanation() {
         report.records
     );
 }
+
+#[test]
+fn a_pass_on_a_retry_is_flaky_and_fails_unless_quarantined() {
+    let (mut config, args) = config(&[]);
+    config.attempt = 2;
+    let report = Suite::new("t")
+        .case(Case::no_deploy("passes_on_retry", |_| async { Ok(()) }))
+        .case(
+            Case::no_deploy("quarantined_flake", |_| async { Ok(()) })
+                .quarantine(Quarantine::new("known flake").expires("2999-12-31")),
+        )
+        .run_with(config, &args, |_, _| unreachable!());
+    assert!(report.conclusion.has_failed());
+    assert!(
+        matches!(status_of(&report, "passes_on_retry"), CaseStatus::Failed(m) if m.starts_with("flaky: passed on attempt 2"))
+    );
+    assert!(
+        matches!(status_of(&report, "quarantined_flake"), CaseStatus::QuarantinedFailure(m) if m.starts_with("flaky:"))
+    );
+    let flaky = report
+        .records
+        .iter()
+        .find(|r| r.name == "passes_on_retry")
+        .map(|r| r.properties.clone())
+        .unwrap();
+    assert!(
+        flaky.contains(&("flaky".into(), "true".into())),
+        "{flaky:?}"
+    );
+}
+
+#[test]
+fn a_shard_runs_its_part_of_the_cases_and_the_shards_run_all_of_them_once() {
+    let suite = || {
+        Suite::new("t")
+            .cases((0..12).map(|i| Case::no_deploy(format!("case_{i}"), |_| async { Ok(()) })))
+    };
+    let mut ran = Vec::new();
+    for index in 1..=3 {
+        let (mut config, args) = config(&[]);
+        config.shard = Some(shard::Shard {
+            index,
+            total: 3,
+            plan: None,
+            plan_path: None,
+        });
+        let report = suite().run_with(config, &args, |_, _| unreachable!());
+        assert!(!report.records.is_empty() && report.records.len() < 12);
+        ran.extend(report.records.into_iter().map(|r| r.name));
+    }
+    ran.sort();
+    let mut all: Vec<String> = (0..12).map(|i| format!("case_{i}")).collect();
+    all.sort();
+    assert_eq!(ran, all);
+}
