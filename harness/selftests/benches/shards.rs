@@ -23,13 +23,17 @@ async fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&out);
     println!("filter: {filter}");
     // Built before the clock starts: `list` builds the test binaries.
-    let built = tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&root)
-        .args(["nextest", "list", "--workspace", "--locked", "-E", &filter])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .await?;
-    anyhow::ensure!(built.success(), "cargo nextest list failed: the tests do not build");
+    let built =
+        tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&root)
+            .args(["nextest", "list", "--workspace", "--locked", "-E", &filter])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .await?;
+    anyhow::ensure!(
+        built.success(),
+        "cargo nextest list failed: the tests do not build"
+    );
     let mut single_junit = PathBuf::new();
     for shards in 1..=3usize {
         let started = Instant::now();

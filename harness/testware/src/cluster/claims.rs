@@ -87,14 +87,31 @@ impl ClusterObject {
     }
 
     async fn resource(&self, client: &kube::Client) -> Result<(ApiResource, Scope), kube::Error> {
-        let (group, version) = match self.api_version.rsplit_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", self.api_version.as_str()),
-        };
-        let gvk = GroupVersionKind::gvk(group, version, &self.kind);
-        let (resource, caps) = kube::discovery::pinned_kind(client, &gvk).await?;
-        Ok((resource, caps.scope))
+        resource_of(client, &self.api_version, &self.kind).await
     }
+}
+
+async fn resource_of(
+    client: &kube::Client,
+    api_version: &str,
+    kind: &str,
+) -> Result<(ApiResource, Scope), kube::Error> {
+    let (group, version) = match api_version.rsplit_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    };
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let (resource, caps) = kube::discovery::pinned_kind(client, &gvk).await?;
+    Ok((resource, caps.scope))
+}
+
+/// How the server serves `kind` in `api_version` (namespaced or cluster-wide);
+/// `None` if it does not serve it (or discovery fails).
+pub async fn served_scope(client: &kube::Client, api_version: &str, kind: &str) -> Option<Scope> {
+    resource_of(client, api_version, kind)
+        .await
+        .ok()
+        .map(|(_, scope)| scope)
 }
 
 /// The objects of `manifests` the server serves as cluster-scoped (kinds it does

@@ -53,6 +53,9 @@ pub const ENV_STUCK_SETTLE: &str = "HARNESS_STUCK_SETTLE";
 /// `0` turns off the claims on cluster-scoped objects ([`crate::cluster::claims`]):
 /// cases that install the same one may then run at once, and collide.
 pub const ENV_CLUSTER_CLAIMS: &str = "HARNESS_CLUSTER_CLAIMS";
+/// `0` turns off the translation of API versions the server lacks
+/// (`deployment::translate`): such charts then fail as helm says.
+pub const ENV_TRANSLATE_API_VERSIONS: &str = "HARNESS_TRANSLATE_API_VERSIONS";
 
 /// How long a namespace lives without renewal, unless `HARNESS_NAMESPACE_LEASE` says otherwise.
 pub const DEFAULT_NAMESPACE_LEASE: std::time::Duration = std::time::Duration::from_secs(300);
@@ -161,6 +164,10 @@ pub struct RunConfig {
     /// Whether installs claim the cluster-scoped objects they create
     /// ([`crate::cluster::claims`]); off with `HARNESS_CLUSTER_CLAIMS=0`.
     pub claim_cluster_objects: bool,
+    /// Whether installs translate API versions the server lacks to an older
+    /// version of the same kind with the same fields; off with
+    /// `HARNESS_TRANSLATE_API_VERSIONS=0`.
+    pub translate_api_versions: bool,
     /// The shard of the run's cases this process runs (`HARNESS_SHARD`,
     /// `HARNESS_SHARD_PLAN`; see [`crate::runner::shard`]).
     pub shard: Option<crate::runner::shard::Shard>,
@@ -384,6 +391,8 @@ impl RunConfig {
             under_nextest: env("NEXTEST").is_some(),
             fail_fast,
             claim_cluster_objects: !env(ENV_CLUSTER_CLAIMS)
+                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no")),
+            translate_api_versions: !env(ENV_TRANSLATE_API_VERSIONS)
                 .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no")),
             shard: crate::runner::shard::Shard::from_env(&env).map_err(ConfigError::Shard)?,
             attempt: env("NEXTEST_ATTEMPT")

@@ -60,6 +60,26 @@ pub enum DeployError {
     /// A wait did not end well.
     #[error(transparent)]
     Wait(#[from] WaitError),
+    /// The chart uses API versions the server does not serve, with no older
+    /// version of the same kind that takes the same fields.
+    #[error("install of release {release} cannot work: the server ({server}) does not serve {}, and no older version of the same kind takes the same fields (hint: choose the version from .Capabilities.APIVersions in the chart, or test on a newer Kubernetes)", objects.join(", "))]
+    Unserved {
+        /// The release.
+        release: String,
+        /// The server's version.
+        server: String,
+        /// `Kind/name apiVersion` of each object.
+        objects: Vec<String>,
+    },
+    /// The post-renderer that translates API versions could not be written.
+    #[error("cannot write the API-version post-renderer for release {release}: {source}")]
+    PostRenderer {
+        /// The release.
+        release: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// `explanation` as the tail of a message (nothing when empty).

@@ -7,9 +7,10 @@
 //! a watch sees readiness as it happens. Charts whose post-install/upgrade hooks
 //! expect ready resources get helm's wait. Timeouts come from the case's deadline;
 //! a failure says why by walking the release's workloads down to container states
-//! and events. Before helm runs, the cluster-scoped objects of the chart's render
-//! are claimed cluster-wide ([`crate::cluster::claims`]); the runner deletes them
-//! after the case.
+//! and events. Before helm runs, the chart's render is read ([`prepare`]): its
+//! cluster-scoped objects are claimed cluster-wide ([`crate::cluster::claims`]; the
+//! runner deletes them after the case), and API versions the server lacks are
+//! translated to an older version of the same kind with the same fields.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,6 @@ use kube::api::ListParams;
 
 use crate::charts::helm::Helm;
 use crate::charts::options::Readiness;
-use crate::cluster::claims::{self, Claim};
 use crate::cluster::explain::{explain_workload, selector_string};
 use crate::cluster::holds;
 use crate::cluster::namespace::TestNamespace;
@@ -32,8 +32,10 @@ use crate::manifest::Manifests;
 use crate::runner::Ctx;
 
 mod error;
+mod prepare;
 mod release;
 mod request;
+pub mod translate;
 pub use error::DeployError;
 pub use release::{ReleaseStatus, Revision, TestPod, TestRun};
 use request::Apply;
@@ -173,7 +175,7 @@ impl ChartDeployment {
         request: &Apply,
         chart: PathBuf,
     ) -> Result<(), DeployError> {
-        let claim = self.claim_cluster_objects(request, &chart).await?;
+        let prepared = self.prepare(request, &chart).await?;
         let started = std::time::Instant::now();
         let mut args: Vec<OsString> = vec![
             action.into(),
@@ -181,6 +183,7 @@ impl ChartDeployment {
             chart.clone().into(),
         ];
         args.extend(request.values.args(&chart));
+        args.extend(prepared.helm_args());
         let timeout = self.helm_timeout(request.timeout);
         let readiness = match request.readiness {
             Readiness::Watch if hooks_expect_ready(&chart, action) => Readiness::Helm,
@@ -216,7 +219,7 @@ impl ChartDeployment {
         } else {
             helm.await
         };
-        if let Some(claim) = claim {
+        if let Some(claim) = &prepared.claim {
             claim.label_objects().await;
         }
         let out = out?;
@@ -251,62 +254,6 @@ impl ChartDeployment {
                 })?;
         }
         Ok(())
-    }
-
-    /// Claims the cluster-scoped objects of the chart's render that this case
-    /// does not hold yet ([`crate::cluster::claims`]), waiting while other
-    /// cases hold them; the runner deletes them after the case. A render that
-    /// fails claims nothing (helm's own run then says why).
-    async fn claim_cluster_objects(
-        &self,
-        request: &Apply,
-        chart: &Path,
-    ) -> Result<Option<Arc<Claim>>, DeployError> {
-        if !self.ctx.config.claim_cluster_objects {
-            return Ok(None);
-        }
-        let options = crate::charts::options::RenderOptions::default()
-            .with_values(request.values.clone())
-            .release(self.release.clone())
-            .namespace(self.namespace.clone());
-        let Ok(rendered) = self.helm.template(chart, &options).await else {
-            return Ok(None);
-        };
-        let Ok(manifests) = Manifests::parse(&rendered) else {
-            return Ok(None);
-        };
-        let held: Vec<_> = self
-            .ctx
-            .scope
-            .claims
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .flat_map(|c| c.objects().to_vec())
-            .collect();
-        let wanted: Vec<_> = claims::cluster_scoped(&self.client, &manifests)
-            .await
-            .into_iter()
-            .filter(|o| !held.contains(o))
-            .collect();
-        if wanted.is_empty() {
-            return Ok(None);
-        }
-        let names: Vec<String> = wanted.iter().map(ToString::to_string).collect();
-        tracing::info!(release = %self.release, objects = %names.join(", "), "claiming cluster-scoped objects");
-        let claimant = claims::Claimant::of(&self.ctx.config, &self.ctx.case, &self.namespace);
-        let claim = Arc::new(
-            Claim::acquire(&self.client, claimant, wanted, self.deadline)
-                .await
-                .map_err(DeployError::Cluster)?,
-        );
-        self.ctx
-            .scope
-            .claims
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(claim.clone());
-        Ok(Some(claim))
     }
 
     /// `helm rollback` to `revision` (`None`: the previous one), waiting for the

@@ -156,6 +156,29 @@ deprecations! {
     "flowcontrol.apiserver.k8s.io/v1beta3" PriorityLevelConfiguration: Some(29) => 32, Some("flowcontrol.apiserver.k8s.io/v1");
 }
 
+/// Kinds whose newer API version an older one serves with the same fields
+/// (`kind`, newer, older): what an install may translate for a server that
+/// lacks the newer one (`policy/v1` arrived in 1.21, `autoscaling/v2` and
+/// `batch/v1` CronJob in 1.23 and 1.21). Pairs whose fields differ (Ingress's
+/// `networking.k8s.io/v1` and `v1beta1` name their backends differently) are not here.
+pub const SAME_FIELDS: &[(&str, &str, &str)] = &[
+    ("PodDisruptionBudget", "policy/v1", "policy/v1beta1"),
+    (
+        "HorizontalPodAutoscaler",
+        "autoscaling/v2",
+        "autoscaling/v2beta2",
+    ),
+    ("CronJob", "batch/v1", "batch/v1beta1"),
+];
+
+/// The older API version of `kind` that takes the same fields as `api_version`, if any.
+pub fn older_with_same_fields(api_version: &str, kind: &str) -> Option<&'static str> {
+    SAME_FIELDS
+        .iter()
+        .find(|(k, newer, _)| *k == kind && *newer == api_version)
+        .map(|(_, _, older)| *older)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
