@@ -12,6 +12,7 @@
 //! - [`status`]: what objects' states mean (workload kinds, readiness, rolled out), pure;
 //! - [`explain`]: why a pod, workload or service is not ready, in words;
 //! - [`versions`]: fields that changed shape between Kubernetes API versions, read alike;
+//! - [`nodes`]: the nodes, their groups (by label) and where pods run;
 //! - [`net`]: exec, port-forwards on free local ports, a minimal HTTP request.
 
 pub mod baseline;
@@ -21,6 +22,7 @@ pub mod explain;
 pub mod holds;
 pub mod namespace;
 pub mod net;
+pub mod nodes;
 pub mod status;
 pub mod versions;
 pub mod wait;

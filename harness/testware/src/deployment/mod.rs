@@ -473,6 +473,20 @@ impl ChartDeployment {
         Ok(found)
     }
 
+    /// Where the release's pods run, per node and per node group (nodes grouped
+    /// by `group_label`, e.g. [`crate::cluster::nodes::GROUP_LABEL`]).
+    ///
+    /// # Errors
+    /// As for [`ChartDeployment::pods`], or the nodes cannot be listed.
+    pub async fn placement(
+        &self,
+        group_label: &str,
+    ) -> Result<crate::cluster::nodes::Placement, DeployError> {
+        let pods = self.pods().await?;
+        let nodes = crate::cluster::nodes::nodes(&self.client, group_label).await?;
+        Ok(crate::cluster::nodes::Placement::of(&pods, &nodes))
+    }
+
     /// The names of the release's pods that are Ready, sorted.
     ///
     /// # Errors
