@@ -63,9 +63,23 @@ enum ClusterCommand {
         /// or for kind and k3d the cache).
         #[arg(long, value_name = "FILE")]
         kubeconfig: Option<PathBuf>,
+        /// Nodes (local provider): the first runs the control plane, each other
+        /// is a host of its own in a network namespace.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        nodes: usize,
+        /// A node group (local provider), repeatable: NAME=COUNT, or
+        /// NAME=COUNT:taint to keep pods that do not tolerate it off its nodes.
+        /// Nodes are labelled `testware.io/node-group=NAME`, in the order given.
+        #[arg(long = "node-group", value_name = "NAME=COUNT[:taint]")]
+        node_groups: Vec<local_cluster::shape::GroupArg>,
     },
     /// Stop the cluster and remove everything it made on this machine.
     Down,
+    /// Faults on a node of the local cluster (not the first, which runs the control plane).
+    Node {
+        #[command(subcommand)]
+        action: NodeAction,
+    },
     /// The cluster's components and addons, one line each; fails when one is unhealthy.
     Status,
     /// List what a cluster left on this machine (processes, mounts, links,
@@ -85,6 +99,27 @@ enum ClusterCommand {
     },
 }
 
+/// `testware cluster node …`.
+#[derive(Subcommand)]
+enum NodeAction {
+    /// Stop the node's kubelet, kube-proxy, containerd and every container (a
+    /// reclaimed spot instance).
+    Lose {
+        /// The node.
+        name: String,
+    },
+    /// Take the node's link down; its pods keep running but nothing reaches it.
+    CutOff {
+        /// The node.
+        name: String,
+    },
+    /// Undo every fault on the node: link up, its daemons started and healthy.
+    Restore {
+        /// The node.
+        name: String,
+    },
+}
+
 /// How long a reset may take.
 const RESET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
 
@@ -99,9 +134,12 @@ pub async fn run(args: ClusterArgs, cache: &Path) -> anyhow::Result<()> {
             ClusterCommand::Up {
                 bin_dir,
                 kubeconfig,
+                nodes,
+                node_groups,
             },
             Provider::Local,
         ) => {
+            let shape = local_cluster::shape::Shape::of_groups(nodes, &node_groups)?;
             let started = Instant::now();
             let layout = Layout::from_env();
             let binaries = match bin_dir {
@@ -111,7 +149,7 @@ pub async fn run(args: ClusterArgs, cache: &Path) -> anyhow::Result<()> {
                     Binaries::new(provision::ensure_kubernetes(cache)?)
                 }
             };
-            let cluster = LocalCluster::new(layout, binaries);
+            let cluster = LocalCluster::new(layout, binaries).with_shape(shape);
             cluster.check_prerequisites()?;
             let archives = addon_archives(cache)?;
             let path = kubeconfig.unwrap_or_else(|| default_kubeconfig(&cluster.layout));
@@ -131,6 +169,34 @@ pub async fn run(args: ClusterArgs, cache: &Path) -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
             println!("{}", path.display());
+        }
+        (
+            ClusterCommand::Up {
+                nodes, node_groups, ..
+            },
+            external,
+        ) if nodes != 1 || !node_groups.is_empty() => {
+            bail!("--nodes and --node-group shape the local provider's cluster ({external:?} clusters are shaped by their own configuration)")
+        }
+        (ClusterCommand::Node { action }, Provider::Local) => {
+            let cluster = local();
+            match action {
+                NodeAction::Lose { name } => {
+                    cluster.inject(&name, local_cluster::node::Fault::Lost)?;
+                    eprintln!("node {name} lost: its kubelet, kube-proxy, containerd and containers stopped");
+                }
+                NodeAction::CutOff { name } => {
+                    cluster.inject(&name, local_cluster::node::Fault::CutOff)?;
+                    eprintln!("node {name} cut off: its link is down, its pods keep running");
+                }
+                NodeAction::Restore { name } => {
+                    cluster.restore(&name).await?;
+                    eprintln!("node {name} restored: link up, daemons running");
+                }
+            }
+        }
+        (ClusterCommand::Node { .. }, external) => {
+            bail!("node faults are the local provider's ({external:?} nodes are containers: `docker stop` or `docker network disconnect` one)")
         }
         (ClusterCommand::Up { kubeconfig, .. }, external) => {
             let path = kubeconfig
@@ -331,7 +397,7 @@ async fn local_status() -> anyhow::Result<()> {
     let components = cluster.status().await;
     let running = components.iter().all(|s| s.state.is_ok());
     for s in components {
-        line(s.name, s.state);
+        line(&s.name, s.state);
     }
     if running {
         let client = cluster.admin_client().await?;

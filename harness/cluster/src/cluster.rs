@@ -8,8 +8,10 @@ use anyhow::{bail, Context as _};
 use crate::components::{self, Binaries, Component, Health, ADMIN, IDENTITIES};
 use crate::layout::{self, Layout, NODE_IP, NODE_NAME, SERVICE_IP};
 use crate::network::{self, BeforeUp};
+use crate::node::{self, Fault};
 use crate::pki::Pki;
 use crate::process::{self, Supervisor};
+use crate::shape::{NodeSpec, Shape, GROUP_LABEL};
 
 /// How long one component may take to become healthy.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -20,14 +22,16 @@ pub struct LocalCluster {
     pub layout: Layout,
     /// Its binaries.
     pub bins: Binaries,
+    /// Its nodes: as recorded at `up`, or as [`LocalCluster::with_shape`] asks.
+    pub shape: Shape,
     supervisor: Supervisor,
 }
 
 /// One component's state, for `status`.
 #[derive(Debug)]
 pub struct ComponentStatus {
-    /// Component name.
-    pub name: &'static str,
+    /// Component name (with its node's after the first: `kubelet@testware-2`).
+    pub name: String,
     /// `Ok(detail)` when healthy, `Err(reason)` otherwise.
     pub state: Result<String, String>,
 }
@@ -36,15 +40,23 @@ impl LocalCluster {
     /// The cluster described by `layout`, using `bins`.
     pub fn new(layout: Layout, bins: Binaries) -> Self {
         let supervisor = Supervisor::new(layout.run(), layout.logs());
+        let shape = Shape::load(&layout);
         Self {
             layout,
             bins,
+            shape,
             supervisor,
         }
     }
 
+    /// The same cluster with the nodes of `shape` (what `up` starts).
+    pub fn with_shape(mut self, shape: Shape) -> Self {
+        self.shape = shape;
+        self
+    }
+
     fn components(&self) -> Vec<Component> {
-        components::start_order(&self.layout, &self.bins)
+        components::start_order(&self.layout, &self.bins, &self.shape)
     }
 
     /// Checks that everything `up` needs is installed, naming what is missing.
@@ -138,7 +150,9 @@ impl LocalCluster {
         if fresh {
             // Addons applied before the new node takes pods would wait out the
             // scheduler's back-off after their first refusal.
-            wait_schedulable(&client, Duration::from_secs(60)).await?;
+            for n in &self.shape.nodes {
+                wait_schedulable(&client, &n.name, Duration::from_secs(60)).await?;
+            }
         }
         crate::addons::install(&client, &self.layout)
             .await
@@ -155,8 +169,17 @@ impl LocalCluster {
     /// (then everything started is stopped again and the error carries its log).
     pub async fn up(&self, images: &[PathBuf]) -> anyhow::Result<bool> {
         self.check_prerequisites()?;
+        let recorded = Shape::load(&self.layout);
         let status = self.status().await;
-        if status.iter().all(|s| s.state.is_ok()) {
+        if status.iter().all(|s| s.state.is_ok()) && self.layout.shape().exists() {
+            if recorded != self.shape {
+                bail!(
+                    "the local cluster runs with {} node(s) ({}), not the {} asked for (hint: `testware cluster down` first)",
+                    recorded.nodes.len(),
+                    describe(&recorded),
+                    describe(&self.shape)
+                );
+            }
             return Ok(false);
         }
         if status.iter().any(|s| s.state.is_ok()) || self.layout.root.exists() {
@@ -188,11 +211,25 @@ impl LocalCluster {
     async fn start(&self, images: &[PathBuf]) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.layout.root)?;
         BeforeUp::capture().save(&self.layout.before_up())?;
+        self.shape.save(&self.layout)?;
         let pki = Pki::new(self.layout.pki());
-        pki.generate(NODE_IP, NODE_NAME, SERVICE_IP, &IDENTITIES)?;
-        components::write_configs(&self.layout, &pki)?;
+        let extra: Vec<(String, std::net::IpAddr)> = self
+            .shape
+            .extra()
+            .iter()
+            .map(|n| (n.name.clone(), n.ip()))
+            .collect();
+        pki.generate(NODE_IP, NODE_NAME, SERVICE_IP, &IDENTITIES, &extra)?;
+        components::write_configs(&self.layout, &pki, &self.shape)?;
         std::fs::create_dir_all(self.layout.volumes())?;
         network::set_up()?;
+        if self.shape.is_multi_node() && !node::pod_to_pod_rule_present() {
+            network::run("iptables", &node::pod_to_pod_rule("-I"))?;
+        }
+        for n in self.shape.extra() {
+            node::set_up(&self.layout, &self.shape, n)
+                .with_context(|| format!("setting up the network of node {}", n.name))?;
+        }
         // What waits for nothing but its own start runs at once: etcd and
         // containerd first; then the API server with the kubelet, whose own
         // start (cAdvisor, the runtime: about 6 s) needs no API server until it
@@ -211,30 +248,88 @@ impl LocalCluster {
         let rest = std::mem::take(&mut components);
         self.start_together(storage_and_runtime).await?;
         let layout = self.layout.clone();
-        let images = images.to_vec();
+        let archives = images.to_vec();
         let import = tokio::task::spawn_blocking(move || {
-            images
-                .iter()
-                .try_for_each(|archive| crate::images::import(&layout, archive))
+            archives.iter().try_for_each(|archive| {
+                crate::images::import_at(&layout.containerd_socket(), archive)
+            })
         });
         self.start_together(api_server_and_kubelet).await?;
         import.await.context("importing the addons' images")??;
         self.start_together(rest).await?;
+        for n in self.shape.extra() {
+            self.start_node(n, images).await?;
+        }
         Ok(())
+    }
+
+    /// Starts the daemons of `node` (after the first) that are not running:
+    /// containerd first, then the kubelet and kube-proxy.
+    async fn start_node(&self, n: &NodeSpec, images: &[PathBuf]) -> anyhow::Result<()> {
+        let supervisor = node::supervisor(&self.layout, n);
+        let (runtime, rest): (Vec<_>, Vec<_>) = node::components(&self.layout, &self.bins, n)
+            .into_iter()
+            .filter(|c| supervisor.running(c.daemon.name).is_none())
+            .partition(|c| c.daemon.name == "containerd");
+        self.start_on(&supervisor, &n.name, runtime).await?;
+        let socket = self.layout.node_dir(&n.name).join("run/containerd.sock");
+        for archive in images {
+            crate::images::import_at(&socket, archive)?;
+        }
+        self.start_on(&supervisor, &n.name, rest).await
+    }
+
+    /// Injects `fault` on node `name`.
+    ///
+    /// # Errors
+    /// No such node, it is the control-plane node, or `ip` fails.
+    pub fn inject(&self, name: &str, fault: Fault) -> anyhow::Result<()> {
+        let n = self.shape.node(name)?;
+        node::inject(&self.layout, &self.bins, &self.shape, n, fault)
+    }
+
+    /// Undoes every fault on node `name` (link up, daemons started and healthy).
+    ///
+    /// # Errors
+    /// No such node, or a daemon does not come up.
+    pub async fn restore(&self, name: &str) -> anyhow::Result<()> {
+        let n = self.shape.node(name)?;
+        node::reconnect(&self.shape, n)?;
+        if n.is_first() {
+            return Ok(());
+        }
+        self.start_node(n, &[]).await
     }
 
     /// Starts `components` at once and waits until each is healthy, saying how long each took.
     async fn start_together(&self, components: Vec<Component>) -> anyhow::Result<()> {
+        self.start_on(&self.supervisor, "", components).await
+    }
+
+    /// [`Self::start_together`] with `supervisor`, on node `node` (empty: the first).
+    async fn start_on(
+        &self,
+        supervisor: &Supervisor,
+        node: &str,
+        components: Vec<Component>,
+    ) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut children = Vec::new();
         for component in components {
-            let child = self.supervisor.start(&component.daemon)?;
+            let child = supervisor.start(&component.daemon)?;
             children.push((component, child));
         }
+        let at = if node.is_empty() {
+            String::new()
+        } else {
+            format!("@{node}")
+        };
         futures::future::try_join_all(children.iter_mut().map(|(component, child)| async {
-            self.wait_healthy(component, child).await?;
+            self.wait_healthy(supervisor, component, child)
+                .await
+                .with_context(|| format!("{}{at}", component.daemon.name))?;
             eprintln!(
-                "  {} healthy after {:.1} s",
+                "  {}{at} healthy after {:.1} s",
                 component.daemon.name,
                 started.elapsed().as_secs_f64()
             );
@@ -246,6 +341,7 @@ impl LocalCluster {
 
     async fn wait_healthy(
         &self,
+        supervisor: &Supervisor,
         component: &Component,
         child: &mut std::process::Child,
     ) -> anyhow::Result<()> {
@@ -259,14 +355,14 @@ impl LocalCluster {
             if let Ok(Some(status)) = child.try_wait() {
                 bail!(
                     "{name} exited during start ({status}); last log lines:\n{}",
-                    self.supervisor.log_tail(name, 15)
+                    supervisor.log_tail(name, 15)
                 );
             }
             if Instant::now() > deadline {
                 bail!(
                     "{name} did not become healthy within {START_TIMEOUT:?} ({}); last log lines:\n{}",
                     result.err().map(|e| format!("{e:#}")).unwrap_or_default(),
-                    self.supervisor.log_tail(name, 15)
+                    supervisor.log_tail(name, 15)
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -313,8 +409,7 @@ impl LocalCluster {
                 Ok("/readyz ok".into())
             }
             Health::Alive => Ok("running".into()),
-            Health::Containerd => {
-                let socket = self.layout.containerd_socket();
+            Health::Containerd { socket } => {
                 let out = tokio::process::Command::new("ctr")
                     .args(["--address", &socket.display().to_string(), "version"])
                     .kill_on_drop(true)
@@ -360,13 +455,25 @@ impl LocalCluster {
 
     /// Every component's state, with the reason for anything unhealthy.
     pub async fn status(&self) -> Vec<ComponentStatus> {
+        let mut all: Vec<(Supervisor, String, Component)> = self
+            .components()
+            .into_iter()
+            .map(|c| (self.supervisor.clone(), c.daemon.name.to_owned(), c))
+            .collect();
+        for n in self.shape.extra() {
+            let supervisor = node::supervisor(&self.layout, n);
+            for c in node::components(&self.layout, &self.bins, n) {
+                let name = format!("{}@{}", c.daemon.name, n.name);
+                all.push((supervisor.clone(), name, c));
+            }
+        }
         let mut out = Vec::new();
-        for c in self.components() {
-            let name = c.daemon.name;
-            let state = match self.supervisor.running(name) {
-                None if self.supervisor.log_path(name).exists() => Err(format!(
+        for (supervisor, name, c) in all {
+            let daemon = c.daemon.name;
+            let state = match supervisor.running(daemon) {
+                None if supervisor.log_path(daemon).exists() => Err(format!(
                     "not running; last log lines:\n{}",
-                    indent(&self.supervisor.log_tail(name, 8))
+                    indent(&supervisor.log_tail(daemon, 8))
                 )),
                 None => Err("not running".into()),
                 Some(pid) => match self.check_health(&c.health).await {
@@ -384,6 +491,9 @@ impl LocalCluster {
     /// # Errors
     /// Something could not be removed; the message lists what is left.
     pub fn down(&self) -> anyhow::Result<()> {
+        for n in self.shape.extra() {
+            node::stop(&self.layout, &self.bins, n);
+        }
         let socket = self.layout.containerd_socket().display().to_string();
         for name in ["kube-proxy", "kubelet"] {
             self.supervisor.stop(name, Duration::from_secs(10));
@@ -410,6 +520,21 @@ impl LocalCluster {
 
         let before = BeforeUp::load(&self.layout.before_up()).unwrap_or_default();
         let mut problems = Vec::new();
+        for n in self.shape.extra() {
+            problems.extend(node::tear_down(&self.layout, n));
+        }
+        // Nodes of a shape no record names any more (a state directory removed by hand).
+        for ns in node::node_netns() {
+            if let Err(e) = network::run("ip", &["netns", "delete", &ns]) {
+                problems.push(format!("network namespace {ns}: {e:#}"));
+            }
+        }
+        while node::pod_to_pod_rule_present() {
+            if let Err(e) = network::run("iptables", &node::pod_to_pod_rule("-D")) {
+                problems.push(format!("iptables pod-to-pod rule: {e:#}"));
+                break;
+            }
+        }
         for mount in layout::mounts_under(&self.layout.root) {
             if let Err(e) = nix::mount::umount2(&mount, nix::mount::MntFlags::MNT_DETACH) {
                 problems.push(format!("unmount {}: {e}", mount.display()));
@@ -470,6 +595,19 @@ impl LocalCluster {
                 layout::SERVICE_CIDR
             ));
         }
+        if node::pod_to_pod_rule_present() {
+            left.push("iptables nat rule for pod-to-pod traffic across nodes".to_owned());
+        }
+        left.extend(
+            node::node_netns()
+                .into_iter()
+                .map(|n| format!("network namespace {n} (a node)")),
+        );
+        left.extend(
+            node::node_veths()
+                .into_iter()
+                .map(|n| format!("veth {n} (a node's link)")),
+        );
         let before = BeforeUp::load(&self.layout.before_up()).unwrap_or_default();
         left.extend(
             network::cni_netns()
@@ -514,7 +652,7 @@ impl LocalCluster {
         }
         let pki = Pki::new(self.layout.pki());
         let text = pki.kubeconfig(&ADMIN, &layout::apiserver_url())?;
-        let text = with_image_import(&text, &self.layout.containerd_socket())?;
+        let text = with_image_import(&text, &crate::images::node_sockets(&self.layout))?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         // It holds the admin key: readable by the owner only.
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
@@ -563,17 +701,31 @@ async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
 /// `kubeconfig` with the cluster's image import command as the extension the
 /// testware library reads ([`testware::images::IMPORT_EXTENSION`]): images it
 /// builds on demand go straight into this cluster's containerd.
-fn with_image_import(kubeconfig: &str, containerd_socket: &Path) -> anyhow::Result<String> {
+fn with_image_import(kubeconfig: &str, sockets: &[PathBuf]) -> anyhow::Result<String> {
     let mut config: kube::config::Kubeconfig =
         serde_yaml_ng::from_str(kubeconfig).context("parsing the generated kubeconfig")?;
-    let command = testware::images::ImportExtension {
-        command: ["ctr", "--address"]
+    let command = match sockets {
+        [socket] => ["ctr", "--address"]
             .into_iter()
             .map(str::to_owned)
-            .chain([containerd_socket.display().to_string()])
+            .chain([socket.display().to_string()])
             .chain(["-n", "k8s.io", "images", "import", "--no-unpack=false"].map(str::to_owned))
             .collect(),
+        // Every node's containerd has its own store: the archive goes into each.
+        _ => {
+            let sockets: Vec<String> = sockets.iter().map(|s| s.display().to_string()).collect();
+            vec![
+                "sh".to_owned(),
+                "-c".to_owned(),
+                format!(
+                    "for s in {}; do ctr --address \"$s\" -n k8s.io images import --no-unpack=false \"$0\" || exit 1; done",
+                    sockets.join(" ")
+                ),
+                "{archive}".to_owned(),
+            ]
+        }
     };
+    let command = testware::images::ImportExtension { command };
     for cluster in config
         .clusters
         .iter_mut()
@@ -587,31 +739,50 @@ fn with_image_import(kubeconfig: &str, containerd_socket: &Path) -> anyhow::Resu
     Ok(serde_yaml_ng::to_string(&config)?)
 }
 
-/// Waits until the node is Ready and carries no taint that keeps new pods off it
-/// (the node controller removes `node.kubernetes.io/not-ready` once it sees it Ready).
+/// `3 nodes: testware (system, tainted), testware-2 (processing), …`.
+fn describe(shape: &Shape) -> String {
+    let nodes: Vec<String> = shape
+        .nodes
+        .iter()
+        .map(|n| match (&n.group, n.tainted) {
+            (Some(g), true) => format!("{} ({g}, tainted)", n.name),
+            (Some(g), false) => format!("{} ({g})", n.name),
+            (None, _) => n.name.clone(),
+        })
+        .collect();
+    nodes.join(", ")
+}
+
+/// Waits until node `name` is Ready and carries no taint that keeps new pods
+/// off it (the node controller removes `node.kubernetes.io/not-ready` once it
+/// sees it Ready) but its group's own.
 ///
 /// # Errors
 /// The node is not schedulable within `timeout` (with its conditions and taints).
-async fn wait_schedulable(client: &kube::Client, timeout: Duration) -> anyhow::Result<()> {
+pub async fn wait_schedulable(
+    client: &kube::Client,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
     let takes_pods = |node: Option<&k8s_openapi::api::core::v1::Node>| {
         node.is_some_and(|n| node_schedulable(n).is_ok())
     };
     let watched = tokio::time::timeout(
         timeout,
-        kube::runtime::wait::await_condition(nodes.clone(), NODE_NAME, takes_pods),
+        kube::runtime::wait::await_condition(nodes.clone(), name, takes_pods),
     )
     .await;
     if let Ok(Ok(_)) = watched {
         return Ok(());
     }
-    let why = match nodes.get_opt(NODE_NAME).await {
+    let why = match nodes.get_opt(name).await {
         Ok(Some(node)) => node_schedulable(&node).err().unwrap_or_default(),
         Ok(None) => "not registered".to_owned(),
         Err(e) => format!("cannot be read: {e}"),
     };
     bail!(
-        "node {NODE_NAME} takes no pods after {timeout:?}: {why} (hint: the kubelet's log, `testware cluster status`)"
+        "node {name} takes no pods after {timeout:?}: {why} (hint: the kubelet's log, `testware cluster status`)"
     )
 }
 
@@ -639,6 +810,7 @@ fn node_schedulable(node: &k8s_openapi::api::core::v1::Node) -> Result<(), Strin
         .into_iter()
         .flatten()
         .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+        .filter(|t| t.key != GROUP_LABEL)
         .map(|t| format!("{}:{}", t.key, t.effect))
         .collect();
     if taints.is_empty() {
@@ -655,7 +827,7 @@ mod tests {
     #[test]
     fn kubeconfig_names_the_containerd_import_for_the_library() {
         let text = "apiVersion: v1\nkind: Config\nclusters:\n- name: testware-local\n  cluster:\n    server: https://10.0.0.1:6443\ncontexts:\n- name: testware-local\n  context:\n    cluster: testware-local\n    user: admin\ncurrent-context: testware-local\nusers:\n- name: admin\n  user: {}\n";
-        let with = with_image_import(text, Path::new("/run/c.sock")).unwrap();
+        let with = with_image_import(text, &[PathBuf::from("/run/c.sock")]).unwrap();
         let config: kube::config::Kubeconfig = serde_yaml_ng::from_str(&with).unwrap();
         let cluster = config.clusters[0].cluster.as_ref().unwrap();
         assert_eq!(cluster.server.as_deref(), Some("https://10.0.0.1:6443"));

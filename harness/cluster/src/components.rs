@@ -11,6 +11,7 @@ use crate::layout::{
 };
 use crate::pki::{Identity, Pki};
 use crate::process::Daemon;
+use crate::shape::{NodeSpec, Shape};
 
 /// Client identities, one kubeconfig each.
 pub const ADMIN: Identity = Identity {
@@ -94,7 +95,10 @@ pub enum Health {
     /// The API server's `/readyz`, asked with the admin credentials.
     ApiServer,
     /// containerd answers on its socket (`ctr version`).
-    Containerd,
+    Containerd {
+        /// The socket.
+        socket: PathBuf,
+    },
     /// Only that the process runs (components without a plain-HTTP health port in newer releases).
     Alive,
 }
@@ -184,27 +188,30 @@ pub const EVICTION_FLOOR: &str = "512Mi";
 /// [`EVICTION_FLOOR`].
 pub const MIN_FREE_DISK: u64 = 3 << 30;
 
-/// Writes every configuration file and kubeconfig the components read.
+/// Writes `text` to `path` with `mode`, creating its directory.
+fn write_file(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes every configuration file and kubeconfig the components read, those of
+/// the nodes after the first under their own directories.
 ///
 /// # Errors
 /// A file cannot be written, or the PKI cannot be read.
-pub fn write_configs(layout: &Layout, pki: &Pki) -> anyhow::Result<()> {
-    let write_mode = |rel: &str, text: &str, mode: u32| -> anyhow::Result<()> {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let path = layout.path(rel);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&path)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .with_context(|| format!("writing {}", path.display()))
-    };
+pub fn write_configs(layout: &Layout, pki: &Pki, shape: &Shape) -> anyhow::Result<()> {
+    let write_mode = |rel: &str, text: &str, mode: u32| write_file(&layout.path(rel), text, mode);
     let write = |rel: &str, text: &str| write_mode(rel, text, 0o644);
     // Kubeconfigs embed private keys: readable by root only.
     for id in [ADMIN, CONTROLLER_MANAGER, SCHEDULER, KUBELET, KUBE_PROXY] {
@@ -222,14 +229,52 @@ pub fn write_configs(layout: &Layout, pki: &Pki) -> anyhow::Result<()> {
         )?,
         0o600,
     )?;
-    let root = layout.root.display();
-    let pki_dir = layout.pki();
-    let pki_dir = pki_dir.display();
-
+    let first = shape.first();
+    write("containerd/config.toml", &containerd_config(&layout.root))?;
     write(
-        "containerd/config.toml",
-        &format!(
-            r#"version = 2
+        "cni/net.d/10-testware.conflist",
+        &cni_config(&layout.root, &shape.pod_cidr(first)),
+    )?;
+    write(
+        "kubelet/config.yaml",
+        &kubelet_config(first, &layout.pki(), "kubelet", shape.is_multi_node()),
+    )?;
+    for node in shape.extra() {
+        let dir = layout.node_dir(&node.name);
+        write_file(
+            &dir.join("kubeconfigs/kubelet-client.conf"),
+            &pki.kubeconfig_of(
+                &format!("kubelet-client-{}", node.name),
+                &format!("system:node:{}", node.name),
+                &apiserver_url(),
+            )?,
+            0o600,
+        )?;
+        write_file(
+            &dir.join("containerd/config.toml"),
+            &containerd_config(&dir),
+            0o644,
+        )?;
+        write_file(
+            &dir.join("cni/net.d/10-testware.conflist"),
+            &cni_config(&dir, &shape.pod_cidr(node)),
+            0o644,
+        )?;
+        write_file(
+            &dir.join("kubelet/config.yaml"),
+            &kubelet_config(node, &layout.pki(), &format!("kubelet-{}", node.name), true),
+            0o644,
+        )?;
+    }
+    Ok(())
+}
+
+/// containerd's configuration for a node whose state is under `root`.
+fn containerd_config(root: &Path) -> String {
+    let sock = root.join("run/containerd.sock");
+    let root = root.display();
+    format!(
+        r#"version = 2
 root = "{root}/containerd/root"
 state = "{root}/containerd/state"
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
@@ -272,15 +317,16 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "/usr/lib/cni"
     conf_dir = "{root}/cni/net.d"
 "#,
-            sock = layout.containerd_socket().display(),
-            pause = pause_image(),
-        ),
-    )?;
+        sock = sock.display(),
+        pause = pause_image(),
+    )
+}
 
-    write(
-        "cni/net.d/10-testware.conflist",
-        &format!(
-            r#"{{
+/// The CNI bridge of a node whose state is under `root`, with pod range `subnet`.
+fn cni_config(root: &Path, subnet: &str) -> String {
+    let root = root.display();
+    format!(
+        r#"{{
   "cniVersion": "0.4.0",
   "name": "testware",
   "plugins": [
@@ -293,7 +339,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       "ipam": {{
         "type": "host-local",
         "dataDir": "{root}/cni/networks",
-        "ranges": [[{{"subnet": "{POD_CIDR}"}}]],
+        "ranges": [[{{"subnet": "{subnet}"}}]],
         "routes": [{{"dst": "0.0.0.0/0"}}]
       }}
     }},
@@ -302,18 +348,34 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   ]
 }}
 "#
-        ),
-    )?;
+    )
+}
 
-    write(
-        "kubelet/config.yaml",
-        &format!(
-            r#"apiVersion: kubelet.config.k8s.io/v1beta1
+/// The kubelet's configuration on `node`, serving with the PKI's `<serving>.crt`.
+/// With `short_leases` (several nodes) it renews its lease every 5 s, so a lost
+/// node is noticed within the controller manager's 16 s grace.
+fn kubelet_config(node: &NodeSpec, pki_dir: &Path, serving: &str, short_leases: bool) -> String {
+    let pki_dir = pki_dir.display();
+    let ip = node.ip();
+    // The first node's health port is on loopback; the others' on their own
+    // address, where this machine (not their loopback) can ask it.
+    let healthz = if node.is_first() {
+        "127.0.0.1".to_owned()
+    } else {
+        ip.to_string()
+    };
+    let lease = if short_leases {
+        "nodeLeaseDurationSeconds: 20\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: "{NODE_IP}"
+address: "{ip}"
 port: 10250
 readOnlyPort: 0
-healthzBindAddress: 127.0.0.1
+healthzBindAddress: {healthz}
 healthzPort: 10248
 authentication:
   anonymous: {{enabled: false}}
@@ -321,8 +383,8 @@ authentication:
   x509: {{clientCAFile: "{pki_dir}/ca.crt"}}
 authorization:
   mode: Webhook
-tlsCertFile: "{pki_dir}/kubelet.crt"
-tlsPrivateKeyFile: "{pki_dir}/kubelet.key"
+tlsCertFile: "{pki_dir}/{serving}.crt"
+tlsPrivateKeyFile: "{pki_dir}/{serving}.key"
 # cgroups v1 with a v2 hierarchy mounted too: cgroupfs, no QoS cgroups.
 cgroupDriver: cgroupfs
 cgroupsPerQOS: false
@@ -347,14 +409,12 @@ containerLogMaxSize: 10Mi
 nodeStatusUpdateFrequency: 1s
 nodeStatusReportFrequency: 1m
 rotateCertificates: false
-"#
-        ),
-    )?;
-    Ok(())
+{lease}"#
+    )
 }
 
 /// The components in start order (reverse for stopping).
-pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
+pub fn start_order(layout: &Layout, bins: &Binaries, shape: &Shape) -> Vec<Component> {
     let root = &layout.root;
     let p = |rel: &str| root.join(rel).display().to_string();
     let pki = |name: &str| layout.pki().join(name).display().to_string();
@@ -363,12 +423,13 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
     let loopback = |port: u16| format!("127.0.0.1:{port}");
     // 1.24 removed the insecure ports; 1.27 removed the kubelet's runtime flags.
     let insecure_ports = bins.minor < 24;
-    let legacy_kubelet = bins.minor < 27;
     let insecure = |args: Vec<String>| if insecure_ports { args } else { Vec::new() };
+    let short_eviction = shape.is_multi_node();
 
     let etcd = Component {
         daemon: Daemon {
             name: "etcd",
+            prefix: Vec::new(),
             program: PathBuf::from("/usr/bin/etcd"),
             args: vec![
                 arg("name", NODE_NAME),
@@ -423,6 +484,7 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
     let apiserver = Component {
         daemon: Daemon {
             name: "kube-apiserver",
+            prefix: Vec::new(),
             program: bins.kube("kube-apiserver"),
             args: vec![
                 arg(
@@ -463,6 +525,19 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
             ]
             .into_iter()
             .chain(insecure(vec![arg("insecure-port", "0")]))
+            // Several nodes: pods of a lost node are evicted 10 s after it is
+            // marked NotReady or unreachable (default 300 s).
+            .chain(
+                short_eviction
+                    .then(|| {
+                        [
+                            arg("default-not-ready-toleration-seconds", "10"),
+                            arg("default-unreachable-toleration-seconds", "10"),
+                        ]
+                    })
+                    .into_iter()
+                    .flatten(),
+            )
             .collect(),
         },
         health: Health::ApiServer,
@@ -472,6 +547,7 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
     let controller_manager = Component {
         daemon: Daemon {
             name: "kube-controller-manager",
+            prefix: Vec::new(),
             program: bins.kube("kube-controller-manager"),
             args: vec![
                 arg("kubeconfig", &kubeconfig("controller-manager")),
@@ -503,6 +579,19 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
             .into_iter()
             // The insecure port (10252, on every interface) is off.
             .chain(insecure(vec![arg("port", "0")]))
+            // Several nodes: a node whose lease is not renewed for 16 s (default
+            // 40 s) is marked NotReady; its kubelet renews every 5 s.
+            .chain(
+                short_eviction
+                    .then(|| {
+                        [
+                            arg("node-monitor-period", "2s"),
+                            arg("node-monitor-grace-period", "16s"),
+                        ]
+                    })
+                    .into_iter()
+                    .flatten(),
+            )
             .collect(),
         },
         health: Health::Https {
@@ -517,6 +606,7 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
     let scheduler = Component {
         daemon: Daemon {
             name: "kube-scheduler",
+            prefix: Vec::new(),
             program: bins.kube("kube-scheduler"),
             args: vec![
                 arg("kubeconfig", &kubeconfig("scheduler")),
@@ -544,91 +634,13 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
         ports: vec![(loopback(10259), "kube-scheduler")],
     };
 
-    let containerd = Component {
-        daemon: Daemon {
-            name: "containerd",
-            program: PathBuf::from("/usr/bin/containerd"),
-            args: vec![
-                arg("config", &p("containerd/config.toml")),
-                arg("log-level", "warn"),
-            ],
-        },
-        health: Health::Containerd,
-        ports: vec![],
-    };
-
-    let kubelet = Component {
-        daemon: Daemon {
-            name: "kubelet",
-            program: bins.kube("kubelet"),
-            args: vec![
-                arg("config", &p("kubelet/config.yaml")),
-                arg("kubeconfig", &kubeconfig("kubelet-client")),
-                arg(
-                    "container-runtime-endpoint",
-                    &format!("unix://{}", layout.containerd_socket().display()),
-                ),
-                // kubelet refuses a loopback node IP; the node address lives on lo but is not 127/8.
-                arg("node-ip", &NODE_IP.to_string()),
-                arg("hostname-override", NODE_NAME),
-                arg("root-dir", &p("kubelet/root")),
-                arg("cert-dir", &p("kubelet/pki")),
-                arg("v", "1"),
-            ]
-            .into_iter()
-            .chain(if legacy_kubelet {
-                vec![
-                    arg("container-runtime", "remote"),
-                    arg("pod-infra-container-image", &pause_image()),
-                ]
-            } else {
-                Vec::new()
-            })
-            .collect(),
-        },
-        health: Health::Http {
-            addr: loopback(10248),
-            path: "/healthz",
-            body: "ok",
-        },
-        ports: vec![
-            (loopback(10248), "kubelet healthz"),
-            (format!("{NODE_IP}:10250"), "kubelet"),
-        ],
-    };
-
-    let proxy = Component {
-        daemon: Daemon {
-            name: "kube-proxy",
-            program: bins.kube("kube-proxy"),
-            args: vec![
-                arg("kubeconfig", &kubeconfig("kube-proxy")),
-                arg("proxy-mode", "iptables"),
-                arg("cluster-cidr", POD_CIDR),
-                arg("hostname-override", NODE_NAME),
-                arg("bind-address", &NODE_IP.to_string()),
-                arg("healthz-bind-address", &loopback(10256)),
-                // Loopback only: it serves /metrics and /configz without
-                // credentials, and 1.20 refuses to run without it (an empty address
-                // or --metrics-port=0 fails validation).
-                arg("metrics-bind-address", &loopback(10249)),
-                // 0 = leave conntrack sysctls as they are (they cannot be written here).
-                arg("conntrack-max-per-core", "0"),
-                arg("conntrack-tcp-timeout-established", "0"),
-                arg("conntrack-tcp-timeout-close-wait", "0"),
-                arg("v", "1"),
-            ],
-        },
-        health: Health::Http {
-            addr: loopback(10256),
-            path: "/healthz",
-            body: "{",
-        },
-        ports: vec![
-            (loopback(10256), "kube-proxy healthz"),
-            (loopback(10249), "kube-proxy metrics"),
-        ],
-    };
+    let [containerd, kubelet, proxy] = node_services(
+        bins,
+        shape.first(),
+        &layout.root,
+        &kubeconfig("kube-proxy"),
+        Vec::new(),
+    );
 
     vec![
         etcd,
@@ -643,10 +655,136 @@ pub fn start_order(layout: &Layout, bins: &Binaries) -> Vec<Component> {
 
 /// The names of the components, in start order.
 pub fn names(layout: &Layout, bins: &Binaries) -> Vec<&'static str> {
-    start_order(layout, bins)
+    start_order(layout, bins, &Shape::single())
         .iter()
         .map(|c| c.daemon.name)
         .collect()
+}
+
+/// containerd, the kubelet and kube-proxy of `node`, whose state is under `root`
+/// (the state directory for the first node, its own directory for the others),
+/// each run through `prefix` (into the node's namespaces).
+pub fn node_services(
+    bins: &Binaries,
+    node: &NodeSpec,
+    root: &Path,
+    proxy_kubeconfig: &str,
+    prefix: Vec<String>,
+) -> [Component; 3] {
+    let p = |rel: &str| root.join(rel).display().to_string();
+    let arg = |k: &str, v: &str| format!("--{k}={v}");
+    let loopback = |port: u16| format!("127.0.0.1:{port}");
+    let legacy_kubelet = bins.minor < 27;
+    let ip = node.ip().to_string();
+    // The first node's health ports are on loopback; the others' on their own
+    // address, where this machine (not only their loopback) reaches them.
+    let health_addr = |port: u16| {
+        if node.is_first() {
+            loopback(port)
+        } else {
+            format!("{ip}:{port}")
+        }
+    };
+    let socket = root.join("run/containerd.sock");
+    let containerd = Component {
+        daemon: Daemon {
+            name: "containerd",
+            program: PathBuf::from("/usr/bin/containerd"),
+            prefix: prefix.clone(),
+            args: vec![
+                arg("config", &p("containerd/config.toml")),
+                arg("log-level", "warn"),
+            ],
+        },
+        health: Health::Containerd {
+            socket: socket.clone(),
+        },
+        ports: vec![],
+    };
+
+    let kubelet = Component {
+        daemon: Daemon {
+            name: "kubelet",
+            program: bins.kube("kubelet"),
+            prefix: prefix.clone(),
+            args: vec![
+                arg("config", &p("kubelet/config.yaml")),
+                arg("kubeconfig", &p("kubeconfigs/kubelet-client.conf")),
+                arg(
+                    "container-runtime-endpoint",
+                    &format!("unix://{}", socket.display()),
+                ),
+                // kubelet refuses a loopback node IP; the node address lives on lo but is not 127/8.
+                arg("node-ip", &ip),
+                arg("hostname-override", &node.name),
+                arg("root-dir", &p("kubelet/root")),
+                arg("cert-dir", &p("kubelet/pki")),
+                arg("v", "1"),
+            ]
+            .into_iter()
+            .chain(node.labels().map(|l| arg("node-labels", &l)))
+            .chain(node.taint().map(|t| arg("register-with-taints", &t)))
+            .chain(if legacy_kubelet {
+                vec![
+                    arg("container-runtime", "remote"),
+                    arg("pod-infra-container-image", &pause_image()),
+                ]
+            } else {
+                Vec::new()
+            })
+            .collect(),
+        },
+        health: Health::Http {
+            addr: health_addr(10248),
+            path: "/healthz",
+            body: "ok",
+        },
+        ports: vec![
+            (health_addr(10248), "kubelet healthz"),
+            (format!("{ip}:10250"), "kubelet"),
+        ],
+    };
+
+    let proxy = Component {
+        daemon: Daemon {
+            name: "kube-proxy",
+            program: bins.kube("kube-proxy"),
+            prefix,
+            args: vec![
+                arg("kubeconfig", proxy_kubeconfig),
+                arg("proxy-mode", "iptables"),
+                arg("cluster-cidr", POD_CIDR),
+                arg("hostname-override", &node.name),
+                arg("bind-address", &ip),
+                arg("healthz-bind-address", &health_addr(10256)),
+                // Loopback only: it serves /metrics and /configz without
+                // credentials, and 1.20 refuses to run without it (an empty address
+                // or --metrics-port=0 fails validation).
+                arg("metrics-bind-address", &loopback(10249)),
+                // 0 = leave conntrack sysctls as they are (they cannot be written here).
+                arg("conntrack-max-per-core", "0"),
+                arg("conntrack-tcp-timeout-established", "0"),
+                arg("conntrack-tcp-timeout-close-wait", "0"),
+                arg("v", "1"),
+            ],
+        },
+        health: Health::Http {
+            addr: health_addr(10256),
+            path: "/healthz",
+            body: "{",
+        },
+        ports: if node.is_first() {
+            vec![
+                (loopback(10256), "kube-proxy healthz"),
+                (loopback(10249), "kube-proxy metrics"),
+            ]
+        } else {
+            // In a network namespace made at `up`: nothing else can hold them.
+            Vec::new()
+        },
+    };
+
+    [containerd, kubelet, proxy]
 }
 
 /// `true` if `path` is an executable file.
@@ -672,7 +810,7 @@ mod tests {
                 kube: PathBuf::from("/bin"),
                 minor,
             };
-            start_order(&layout, &bins)
+            start_order(&layout, &bins, &Shape::single())
                 .into_iter()
                 .find(|c| c.daemon.name == name)
                 .map(|c| c.daemon.args)

@@ -366,30 +366,59 @@ fn shared_libraries(binary: &str) -> anyhow::Result<Vec<PathBuf>> {
     Ok(libs)
 }
 
-/// `ctr images` on the local cluster's containerd, in the kubelet's namespace (`k8s.io`).
+/// `ctr images` on the local cluster's (first node's) containerd, in the kubelet's namespace (`k8s.io`).
 fn ctr_images(layout: &Layout) -> Command {
+    ctr_images_at(&layout.containerd_socket())
+}
+
+/// `ctr images` on the containerd at `socket`.
+fn ctr_images_at(socket: &Path) -> Command {
     let mut command = Command::new("ctr");
     command
         .arg("--address")
-        .arg(layout.containerd_socket())
+        .arg(socket)
         .args(["-n", "k8s.io", "images"]);
     command
 }
 
-/// Imports an OCI archive into the local cluster's containerd (namespace `k8s.io`).
+/// The containerd socket of every node of the local cluster, the first first.
+pub fn node_sockets(layout: &Layout) -> Vec<PathBuf> {
+    let shape = crate::shape::Shape::load(layout);
+    std::iter::once(layout.containerd_socket())
+        .chain(
+            shape
+                .extra()
+                .iter()
+                .map(|n| layout.node_dir(&n.name).join("run/containerd.sock")),
+        )
+        .collect()
+}
+
+/// Imports an OCI archive into every node's containerd (namespace `k8s.io`).
 ///
 /// # Errors
 /// `ctr` fails.
 pub fn import(layout: &Layout, archive: &Path) -> anyhow::Result<()> {
-    let out = ctr_images(layout)
+    node_sockets(layout)
+        .iter()
+        .try_for_each(|socket| import_at(socket, archive))
+}
+
+/// Imports an OCI archive into the containerd at `socket` (namespace `k8s.io`).
+///
+/// # Errors
+/// `ctr` fails.
+pub fn import_at(socket: &Path, archive: &Path) -> anyhow::Result<()> {
+    let out = ctr_images_at(socket)
         .args(["import", "--no-unpack=false"])
         .arg(archive)
         .output()
         .context("failed to run ctr")?;
     if !out.status.success() {
         bail!(
-            "importing {} into the local cluster failed: {} (hint: is it up? `testware cluster up`)",
+            "importing {} into the local cluster ({}) failed: {} (hint: is it up? `testware cluster up`)",
             archive.display(),
+            socket.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
@@ -428,16 +457,19 @@ fn remove(layout: &Layout, references: &[String]) -> anyhow::Result<()> {
     if references.is_empty() {
         return Ok(());
     }
-    let out = ctr_images(layout)
-        .args(["rm", "--sync"])
-        .args(references)
-        .output()
-        .context("failed to run ctr")?;
-    if !out.status.success() {
-        bail!(
-            "removing images from the local cluster failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    for socket in node_sockets(layout) {
+        let out = ctr_images_at(&socket)
+            .args(["rm", "--sync"])
+            .args(references)
+            .output()
+            .context("failed to run ctr")?;
+        if !out.status.success() {
+            bail!(
+                "removing images from the local cluster ({}) failed: {}",
+                socket.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
     }
     Ok(())
 }

@@ -74,6 +74,14 @@ impl Layout {
     pub fn volumes(&self) -> PathBuf {
         self.path("volumes")
     }
+    /// The cluster's shape ([`crate::shape::Shape`]), written at `up`.
+    pub fn shape(&self) -> PathBuf {
+        self.path("shape.json")
+    }
+    /// The state of node `name` beyond the first (its containerd, kubelet, configs).
+    pub fn node_dir(&self, name: &str) -> PathBuf {
+        self.path("nodes").join(name)
+    }
     /// Record of what existed before `up` (so `down` removes only what the cluster made).
     pub fn before_up(&self) -> PathBuf {
         self.path("before-up.json")

@@ -14,6 +14,8 @@ pub mod components;
 pub mod images;
 pub mod layout;
 pub mod network;
+pub mod node;
 pub mod pki;
 pub mod process;
 pub mod provision;
+pub mod shape;

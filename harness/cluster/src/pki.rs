@@ -46,7 +46,9 @@ impl Pki {
 
     /// Generates everything: the CA, the API server and kubelet serving
     /// certificates (for `node_ip`, `node_name` and the service IP), the
-    /// service-account keys and the client certificates of `clients`.
+    /// service-account keys and the client certificates of `clients`; for each
+    /// of `extra_nodes` (name, address) a kubelet serving certificate
+    /// `kubelet-<name>` and client certificate `kubelet-client-<name>`.
     ///
     /// # Errors
     /// Key generation or writing a file fails.
@@ -56,6 +58,7 @@ impl Pki {
         node_name: &str,
         service_ip: IpAddr,
         clients: &[Identity],
+        extra_nodes: &[(String, IpAddr)],
     ) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
@@ -155,6 +158,23 @@ impl Pki {
             vec![node_name.into(), node_ip.to_string()],
             vec![ExtendedKeyUsagePurpose::ServerAuth],
         )?;
+        for (name, ip) in extra_nodes {
+            let cn = format!("system:node:{name}");
+            issue(
+                &format!("kubelet-{name}"),
+                &cn,
+                None,
+                vec![name.clone(), ip.to_string()],
+                vec![ExtendedKeyUsagePurpose::ServerAuth],
+            )?;
+            issue(
+                &format!("kubelet-client-{name}"),
+                &cn,
+                Some("system:nodes"),
+                Vec::new(),
+                vec![ExtendedKeyUsagePurpose::ClientAuth],
+            )?;
+        }
         for id in clients {
             issue(
                 id.file,
@@ -176,6 +196,14 @@ impl Pki {
     /// # Errors
     /// A PKI file cannot be read.
     pub fn kubeconfig(&self, id: &Identity, server: &str) -> anyhow::Result<String> {
+        self.kubeconfig_of(id.file, id.cn, server)
+    }
+
+    /// A kubeconfig for the certificate `<file>.crt` of user `user` against `server`.
+    ///
+    /// # Errors
+    /// A PKI file cannot be read.
+    pub fn kubeconfig_of(&self, file: &str, user: &str, server: &str) -> anyhow::Result<String> {
         use std::fmt::Write as _;
         let b64 = |name: &str| -> anyhow::Result<String> {
             let bytes =
@@ -187,9 +215,8 @@ impl Pki {
             text,
             "apiVersion: v1\nkind: Config\nclusters:\n- name: testware-local\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\ncontexts:\n- name: testware-local\n  context:\n    cluster: testware-local\n    user: {user}\ncurrent-context: testware-local\n",
             ca = b64("ca.crt")?,
-            user = id.cn,
-            cert = b64(&format!("{}.crt", id.file))?,
-            key = b64(&format!("{}.key", id.file))?,
+            cert = b64(&format!("{file}.crt"))?,
+            key = b64(&format!("{file}.key"))?,
         );
         Ok(text)
     }
@@ -269,8 +296,10 @@ mod tests {
             "testware",
             "10.96.0.1".parse().unwrap(),
             &[admin],
+            &[("testware-2".to_owned(), "172.31.254.10".parse().unwrap())],
         )
         .unwrap();
+        assert!(dir.join("kubelet-client-testware-2.crt").is_file());
         assert!(pki.exists());
         let config = pki
             .kubeconfig(&admin, "https://172.31.255.254:6443")

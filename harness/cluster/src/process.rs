@@ -22,6 +22,9 @@ pub struct Daemon {
     pub program: PathBuf,
     /// Its arguments.
     pub args: Vec<String>,
+    /// A command that runs it (`nsenter … --` into a node's namespaces), or empty.
+    /// It must exec the program, so the pid stays the daemon's.
+    pub prefix: Vec<String>,
 }
 
 /// Starts, finds and stops daemons; pid files in `run_dir`, logs in `log_dir`.
@@ -60,7 +63,15 @@ impl Supervisor {
             .append(true)
             .open(self.log_path(daemon.name))
             .with_context(|| format!("opening the log of {}", daemon.name))?;
-        let child = Command::new(&daemon.program)
+        let mut command = match daemon.prefix.split_first() {
+            Some((runner, runner_args)) => {
+                let mut c = Command::new(runner);
+                c.args(runner_args).arg(&daemon.program);
+                c
+            }
+            None => Command::new(&daemon.program),
+        };
+        let child = command
             .args(&daemon.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -263,6 +274,7 @@ mod tests {
             name: "sleeper",
             program: PathBuf::from("/bin/sh"),
             args: vec!["-c".into(), "echo started; sleep 300 & wait".into()],
+            prefix: Vec::new(),
         };
         let pid = sup.start(&daemon).unwrap().id();
         assert_eq!(sup.running("sleeper"), Some(pid));
