@@ -35,6 +35,32 @@ tolerations:
 {{- end }}
 {{- end -}}
 
+{{/* nodeSelector and tolerations for the processing node group: ingest.*
+     merged over global.* (ingest's keys win; both lists of tolerations). */}}
+{{- define "embargo.processingScheduling" -}}
+{{- with merge (deepCopy (.Values.ingest.nodeSelector | default dict)) (.Values.global.nodeSelector | default dict) }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with concat (.Values.global.tolerations | default list) (.Values.ingest.tolerations | default list) }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Replicas of a component spread over nodes, at most one apart
+     (`when`: DoNotSchedule, or ScheduleAnyway where a lost node's pods must
+     still find a place). */}}
+{{- define "embargo.spread" -}}
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: {{ .when }}
+    labelSelector:
+      matchLabels:
+        {{- include "embargo.selectorLabels" (dict "ctx" .ctx "component" .component) | nindent 8 }}
+{{- end -}}
+
 {{- define "embargo.image" -}}
 {{- printf "%s:%s" .image.repository (.image.tag | default .ctx.Chart.AppVersion) -}}
 {{- end -}}

@@ -11,28 +11,12 @@ use local_cluster::components::Binaries;
 use local_cluster::layout::Layout;
 use local_cluster::{images, process};
 
-fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(run())
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::usage;
 
-/// CPU ticks (user + system) and resident memory of a process.
-fn usage(pid: u32) -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some((ticks, rss_kb))
+fn main() -> anyhow::Result<()> {
+    common::runtime()?.block_on(run())
 }
 
 async fn run() -> anyhow::Result<()> {

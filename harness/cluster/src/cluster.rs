@@ -257,9 +257,14 @@ impl LocalCluster {
         self.start_together(api_server_and_kubelet).await?;
         import.await.context("importing the addons' images")??;
         self.start_together(rest).await?;
-        for n in self.shape.extra() {
-            self.start_node(n, images).await?;
-        }
+        // The other nodes at once: each is its own containerd, kubelet and kube-proxy.
+        futures::future::try_join_all(
+            self.shape
+                .extra()
+                .iter()
+                .map(|n| self.start_node(n, images)),
+        )
+        .await?;
         Ok(())
     }
 
@@ -591,7 +596,7 @@ impl LocalCluster {
         }
         if network::service_reject_present() {
             left.push(format!(
-                "iptables FORWARD rule rejecting {}",
+                "iptables FORWARD or OUTPUT rule rejecting {}",
                 layout::SERVICE_CIDR
             ));
         }
@@ -652,7 +657,10 @@ impl LocalCluster {
         }
         let pki = Pki::new(self.layout.pki());
         let text = pki.kubeconfig(&ADMIN, &layout::apiserver_url())?;
-        let text = with_image_import(&text, &crate::images::node_sockets(&self.layout))?;
+        let mut text = with_image_import(&text, &crate::images::node_sockets(&self.layout))?;
+        if self.shape.is_multi_node() {
+            text = with_node_control(&text, &self.layout)?;
+        }
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         // It holds the admin key: readable by the owner only.
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
@@ -751,6 +759,39 @@ fn describe(shape: &Shape) -> String {
         })
         .collect();
     nodes.join(", ")
+}
+
+/// `kubeconfig` with the command that loses, cuts off and restores nodes, as
+/// the extension the testware library reads
+/// ([`testware::cluster::faults::NODE_CONTROL_EXTENSION`]): this very
+/// executable's `cluster node`, on this state directory.
+fn with_node_control(kubeconfig: &str, layout: &Layout) -> anyhow::Result<String> {
+    let mut config: kube::config::Kubeconfig =
+        serde_yaml_ng::from_str(kubeconfig).context("parsing the generated kubeconfig")?;
+    let executable = std::env::current_exe().context("finding the testware executable")?;
+    let control = testware::cluster::faults::NodeControl {
+        command: vec![
+            "env".to_owned(),
+            format!("HARNESS_CLUSTER_DIR={}", layout.root.display()),
+            executable.display().to_string(),
+            "cluster".to_owned(),
+            "node".to_owned(),
+        ],
+    };
+    for cluster in config
+        .clusters
+        .iter_mut()
+        .filter_map(|c| c.cluster.as_mut())
+    {
+        cluster
+            .extensions
+            .get_or_insert_with(Vec::new)
+            .push(kube::config::NamedExtension {
+                name: testware::cluster::faults::NODE_CONTROL_EXTENSION.to_owned(),
+                extension: serde_json::to_value(&control)?,
+            });
+    }
+    Ok(serde_yaml_ng::to_string(&config)?)
 }
 
 /// Waits until node `name` is Ready and carries no taint that keeps new pods

@@ -97,8 +97,14 @@ pub fn set_up() -> anyhow::Result<()> {
     // upstream, on a keep-alive connection a client then kept for minutes.
     // Rejected: the connection fails at once and the client retries. (Packets
     // kube-proxy translated carry a pod address by then and are not matched.)
-    if !service_reject_present() {
-        run("iptables", &service_reject_rule("-I"))?;
+    // The same for this machine's own connections (a test's client): what the
+    // nat table did not translate would leave by the default route — seen
+    // answered with HTTP 404 by something upstream while a Service briefly
+    // had no rules at all.
+    for chain in SERVICE_REJECT_CHAINS {
+        if !service_reject_in(chain) {
+            run("iptables", &service_reject_rule(chain, "-I"))?;
+        }
     }
     for (path, value) in SYSCTLS {
         std::fs::write(path, value).with_context(|| {
@@ -108,13 +114,17 @@ pub fn set_up() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The FORWARD rule rejecting pod traffic to the service range that kube-proxy
+/// The chains with a rule rejecting traffic to the service range that
+/// kube-proxy did not translate: pods' (FORWARD) and this machine's (OUTPUT).
+const SERVICE_REJECT_CHAINS: [&str; 2] = ["FORWARD", "OUTPUT"];
+
+/// The rule in `chain` rejecting traffic to the service range that kube-proxy
 /// did not translate, with `action` (`-I`, `-D`, `-C`).
-fn service_reject_rule(action: &str) -> Vec<&str> {
+fn service_reject_rule<'a>(chain: &'a str, action: &'a str) -> Vec<&'a str> {
     vec![
         "-w",
         action,
-        "FORWARD",
+        chain,
         "-d",
         SERVICE_CIDR,
         "-m",
@@ -126,10 +136,16 @@ fn service_reject_rule(action: &str) -> Vec<&str> {
     ]
 }
 
-/// `true` when the cluster's rejecting FORWARD rule for the service range exists.
+/// `true` when a rule of the cluster rejecting untranslated traffic to the service range exists.
 pub fn service_reject_present() -> bool {
+    SERVICE_REJECT_CHAINS
+        .iter()
+        .any(|chain| service_reject_in(chain))
+}
+
+fn service_reject_in(chain: &str) -> bool {
     Command::new("iptables")
-        .args(service_reject_rule("-C"))
+        .args(service_reject_rule(chain, "-C"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
@@ -275,10 +291,12 @@ pub fn tear_down(before: &BeforeUp) -> Vec<String> {
     if let Err(e) = remove_cluster_chains() {
         problems.push(format!("iptables: {e:#}"));
     }
-    while service_reject_present() {
-        if let Err(e) = run("iptables", &service_reject_rule("-D")) {
-            problems.push(format!("iptables FORWARD rule for {SERVICE_CIDR}: {e:#}"));
-            break;
+    for chain in SERVICE_REJECT_CHAINS {
+        while service_reject_in(chain) {
+            if let Err(e) = run("iptables", &service_reject_rule(chain, "-D")) {
+                problems.push(format!("iptables {chain} rule for {SERVICE_CIDR}: {e:#}"));
+                break;
+            }
         }
     }
     if !before.node_ip_present && node_ip_present() {

@@ -18,7 +18,9 @@
 pub mod baseline;
 pub mod claims;
 pub mod client;
+pub mod drain;
 pub mod explain;
+pub mod faults;
 pub mod holds;
 pub mod namespace;
 pub mod net;

@@ -371,13 +371,33 @@ pub fn import_command(
 
 /// The run's kube context name and its cluster's [`IMPORT_EXTENSION`] command.
 fn kube_context(config: &RunConfig) -> Result<(String, Option<Vec<String>>), ImageError> {
+    let (context, extension) = cluster_extension(config, IMPORT_EXTENSION);
+    let command = extension
+        .map(|value| {
+            serde_json::from_value::<ImportExtension>(value)
+                .map(|x| x.command)
+                .map_err(|err| {
+                    ImageError::Kubeconfig(format!(
+                        "extension {IMPORT_EXTENSION} of context {context:?} is not {{command: [..]}}: {err}"
+                    ))
+                })
+        })
+        .transpose()?;
+    Ok((context, command))
+}
+
+/// The run's kube context name and the extension `name` of its cluster in the
+/// kubeconfig, if any (none without a kubeconfig, e.g. in a pod).
+pub(crate) fn cluster_extension(
+    config: &RunConfig,
+    name: &str,
+) -> (String, Option<serde_json::Value>) {
     let kubeconfig = match &config.kubeconfig {
         Some((path, _)) => kube::config::Kubeconfig::read_from(path),
         None => kube::config::Kubeconfig::read(),
     };
-    // In a pod (no kubeconfig) only HARNESS_IMAGE_IMPORT can say how to import.
     let Ok(kubeconfig) = kubeconfig else {
-        return Ok((String::new(), None));
+        return (String::new(), None);
     };
     let context = config
         .kube_context
@@ -396,18 +416,9 @@ fn kube_context(config: &RunConfig) -> Result<(String, Option<Vec<String>>), Ima
         .find(|c| Some(&c.name) == cluster_name.as_ref())
         .and_then(|c| c.cluster.as_ref())
         .and_then(|c| c.extensions.as_ref())
-        .and_then(|extensions| extensions.iter().find(|e| e.name == IMPORT_EXTENSION))
-        .map(|e| {
-            serde_json::from_value::<ImportExtension>(e.extension.clone())
-                .map(|x| x.command)
-                .map_err(|err| {
-                    ImageError::Kubeconfig(format!(
-                        "extension {IMPORT_EXTENSION} of cluster {cluster_name:?} is not {{command: [..]}}: {err}"
-                    ))
-                })
-        })
-        .transpose()?;
-    Ok((context, extension))
+        .and_then(|extensions| extensions.iter().find(|e| e.name == name))
+        .map(|e| e.extension.clone());
+    (context, extension)
 }
 
 /// The content of the [`IMPORT_EXTENSION`] extension.

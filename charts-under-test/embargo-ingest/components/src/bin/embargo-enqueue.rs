@@ -36,6 +36,8 @@ struct App {
     secret: String,
     dataset: regex::Regex,
     counters: Arc<Counters>,
+    /// Turns `true` at SIGTERM when a shutdown delay is set: unready from then on.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// A 4xx answer with its reason, counted and logged.
@@ -153,6 +155,9 @@ async fn wrong_method(
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
+    if *app.stopping.borrow() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    }
     let mut redis = app.redis.clone();
     match redis.ping::<String>().await {
         Ok(_) => (StatusCode::OK, "ok\n"),
@@ -161,7 +166,19 @@ async fn healthz(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
 }
 
 async fn run() -> anyhow::Result<()> {
-    embargo_components::exit_on_sigterm();
+    // With SHUTDOWN_DELAY_SECONDS, SIGTERM first makes the pod unready and keeps
+    // serving that long, so requests routed to it before every node's
+    // kube-proxy has dropped it from the Service are still answered (a drain
+    // without failed requests); without it, SIGTERM exits at once.
+    let delay: u64 = env_or("SHUTDOWN_DELAY_SECONDS", "0".to_owned())?
+        .parse()
+        .context("SHUTDOWN_DELAY_SECONDS is not a number of seconds")?;
+    let stopping = if delay == 0 {
+        embargo_components::exit_on_sigterm();
+        tokio::sync::watch::channel(false).1
+    } else {
+        component_kit::stop_on_sigterm()
+    };
     let listen = env_or("LISTEN", "0.0.0.0:8080".to_owned())?;
     let pattern = env_or("DATASET_REGEXP", "fits$".to_owned())?;
     let app = Arc::new(App {
@@ -170,6 +187,7 @@ async fn run() -> anyhow::Result<()> {
         secret: env("NOTIFICATION_SECRET")?,
         dataset: regex::Regex::new(&pattern)
             .with_context(|| format!("DATASET_REGEXP {pattern:?}"))?,
+        stopping: stopping.clone(),
     });
     let router = Router::new()
         .route("/notify", post(notify).fallback(wrong_method))
@@ -183,7 +201,19 @@ async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {listen}"))?;
     eprintln!("enqueue listening on {listen}");
-    axum::serve(listener, router).await?;
+    let mut stopping = stopping;
+    let shutdown = async move {
+        if stopping.wait_for(|stop| *stop).await.is_ok() {
+            eprintln!("SIGTERM: unready, serving {delay} s more");
+            tokio::time::sleep(std::time::Duration::from_secs(delay)).await;
+            eprintln!("exiting");
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }
 
