@@ -222,6 +222,7 @@ async fn every_pod_runs_on_its_node_group_and_a_wrong_group_is_named(
         2,
         "the two workers on two nodes: {placement}"
     );
+    daemonset_reaches_the_webhook_from_every_node(&ctx, &deployment).await?;
 
     // The workers' group left at the system nodes' (a values mistake): the
     // same check names each worker, its node and its group.
@@ -240,6 +241,78 @@ async fn every_pod_runs_on_its_node_group_and_a_wrong_group_is_named(
         "each named with its node and group: {misplaced:?}"
     );
     println!("wrong placement named: {}", misplaced.join("; "));
+    Ok(())
+}
+
+/// A DaemonSet of toolbox pods (tolerating every taint) runs a pod on every
+/// node, and each reaches the webhook by its Service's name: DNS, Services and
+/// pod-to-pod traffic across nodes.
+async fn daemonset_reaches_the_webhook_from_every_node(
+    ctx: &Ctx,
+    deployment: &ChartDeployment,
+) -> anyhow::Result<()> {
+    let client = ctx.client().await?;
+    let nodes = nodes::nodes(&client, GROUP_LABEL).await?;
+    let mut template = serde_json::to_value(suites::toolbox_pod("everywhere", None)?)?;
+    template["spec"]["tolerations"] = serde_json::json!([{"operator": "Exists"}]);
+    let daemonset: k8s_openapi::api::apps::v1::DaemonSet =
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "everywhere"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "everywhere"}},
+                "template": {"metadata": template["metadata"], "spec": template["spec"]}
+            }
+        }))?;
+    let api = kube::Api::<k8s_openapi::api::apps::v1::DaemonSet>::namespaced(
+        client.clone(),
+        deployment.namespace(),
+    );
+    api.create(&Default::default(), &daemonset).await?;
+    let pods = kube::Api::<Pod>::namespaced(client.clone(), deployment.namespace());
+    let selector = kube::api::ListParams::default().labels("app=everywhere");
+    let placed = wait_until(
+        format!("a ready toolbox pod on each of the {} nodes", nodes.len()),
+        ctx.deadline().cap(Duration::from_secs(90)),
+        || async {
+            let listed = pods.list(&selector).await.map_err(|e| e.to_string())?;
+            let ready: BTreeMap<String, String> = listed
+                .items
+                .iter()
+                .filter(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                })
+                .filter_map(|p| {
+                    Some((
+                        p.spec.as_ref()?.node_name.clone()?,
+                        p.metadata.name.clone()?,
+                    ))
+                })
+                .collect();
+            if ready.len() == nodes.len() {
+                Ok(ready)
+            } else {
+                Err(format!("ready on {:?}", ready.keys().collect::<Vec<_>>()))
+            }
+        },
+    )
+    .await?;
+    let url = format!("http://{RELEASE}-enqueue:8080/livez");
+    for (node, pod) in &placed {
+        let answer = deployment
+            .exec(
+                pod,
+                &["/testware-toolbox", "http-get", "--retry-for", "10", &url],
+            )
+            .await?;
+        check_eq!(
+            answer.trim(),
+            "alive",
+            "GET {url} from {pod} on node {node}"
+        );
+    }
     Ok(())
 }
 

@@ -284,9 +284,18 @@ async fn budgets_of(
         .collect())
 }
 
+/// A field of `budget`'s status as a number (0 when unset). Read through JSON:
+/// k8s-openapi's types for these fields differ between API versions.
+fn status_count(budget: &PodDisruptionBudget, field: &str) -> i64 {
+    serde_json::to_value(&budget.status)
+        .ok()
+        .and_then(|status| status.get(field).and_then(serde_json::Value::as_i64))
+        .unwrap_or(0)
+}
+
 /// Disruptions `budget` allows now.
-fn allowed(budget: &PodDisruptionBudget) -> i32 {
-    budget.status.as_ref().map_or(0, |s| s.disruptions_allowed)
+fn allowed(budget: &PodDisruptionBudget) -> i64 {
+    status_count(budget, "disruptionsAllowed")
 }
 
 /// The budgets holding a pod, with what each allows now.
@@ -295,7 +304,6 @@ fn describe_budgets(budgets: &[PodDisruptionBudget]) -> String {
         .iter()
         .map(|b| {
             let spec = b.spec.clone().unwrap_or_default();
-            let status = b.status.clone().unwrap_or_default();
             let rule = match (spec.min_available, spec.max_unavailable) {
                 (Some(min), _) => format!("minAvailable {}", int_or_string(&min)),
                 (None, Some(max)) => format!("maxUnavailable {}", int_or_string(&max)),
@@ -304,9 +312,9 @@ fn describe_budgets(budgets: &[PodDisruptionBudget]) -> String {
             format!(
                 "PodDisruptionBudget {} ({rule}: {} healthy of {} desired, {} disruption(s) allowed)",
                 b.metadata.name.as_deref().unwrap_or_default(),
-                status.current_healthy,
-                status.desired_healthy,
-                status.disruptions_allowed
+                status_count(b, "currentHealthy"),
+                status_count(b, "desiredHealthy"),
+                allowed(b)
             )
         })
         .collect();
