@@ -12,6 +12,7 @@ pub mod addons;
 pub mod cluster;
 pub mod components;
 pub mod images;
+pub mod kubeconfig;
 pub mod layout;
 pub mod network;
 pub mod node;
