@@ -18,7 +18,7 @@ use testware::namespace::TestNamespace;
 use testware::status::State;
 use testware::wait::{wait_until, watch_until};
 use testware::{cases, check, check_eq, Ctx, Install, Suite, Upgrade, Values};
-use testware_systems::embargo::EmbargoStack;
+use testware_systems::embargo::{image_keys, EmbargoStack};
 use tokio::sync::watch;
 
 /// The release name; the chart's objects are named `embargo-ingest-<component>`.
@@ -65,35 +65,11 @@ async fn install(
     Ok(Arc::new(EmbargoStack::connect(&deployment).await?))
 }
 
-/// `n` distinct keys of this run that the dataset regexp (`fits$`) accepts.
-fn fits_keys(ctx: &Ctx, prefix: &str, n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("raw/{}/{prefix}/AT_O_{i:06}.fits", ctx.config.run_id))
-        .collect()
-}
-
-/// Checks that `keys` were each ingested exactly once (work done once).
-async fn expect_each_once(stack: &EmbargoStack, keys: &BTreeSet<String>) -> anyhow::Result<()> {
-    let ingested = stack.ingested().await?;
-    let unexpected: Vec<&String> = ingested.difference(keys).take(5).collect();
-    check!(
-        unexpected.is_empty(),
-        "keys ingested that were never accepted: {unexpected:?}"
-    );
-    let counts = stack.ingest_counts().await?;
-    let twice: BTreeMap<&String, &u64> = counts.iter().filter(|(_, n)| **n != 1).collect();
-    check!(
-        twice.is_empty(),
-        "keys whose ingest work was done other than once: {twice:?}"
-    );
-    Ok(())
-}
-
 async fn notified_keys_are_ingested_once(ctx: Ctx) -> anyhow::Result<()> {
     let ns = ctx.create_namespace().await?;
     let stack = install(&ctx, &ns, &[]).await?;
     let notifier = stack.notifier();
-    let mut accepted = fits_keys(&ctx, "plain", 40);
+    let mut accepted = image_keys(&ctx.config.run_id, "plain", 40);
     // Keys an object store sends encoded: spaces as `+`, the rest as %XX.
     accepted.extend(
         [
@@ -171,7 +147,7 @@ async fn notified_keys_are_ingested_once(ctx: Ctx) -> anyhow::Result<()> {
         },
     )
     .await?;
-    expect_each_once(&stack, &expected).await?;
+    stack.check_ingested_once(&expected).await?;
 
     let bucket = stack.bucket();
     let day_counts = stack.redis.keys(&format!("COUNT:{bucket}:*")).await?;
@@ -328,7 +304,7 @@ async fn ingest_pod_killed_mid_batch_loses_nothing(ctx: Ctx) -> anyhow::Result<(
         &[("ingest.ingestSeconds", "0.5"), ("ingest.maxIngests", "10")],
     )
     .await?;
-    let keys = fits_keys(&ctx, "kill", 60);
+    let keys = image_keys(&ctx.config.run_id, "kill", 60);
     stack.notifier().deliver_all(&keys, 10, 2, PATIENCE).await?;
     let all: BTreeSet<String> = keys.iter().cloned().collect();
 
@@ -367,7 +343,7 @@ async fn ingest_pod_killed_mid_batch_loses_nothing(ctx: Ctx) -> anyhow::Result<(
         IDLE_MAX.as_secs(),
         bound.as_secs()
     );
-    expect_each_once(&stack, &all).await?;
+    stack.check_ingested_once(&all).await?;
     check!(
         stack.counter("idle", "requeued").await? >= 1,
         "the idle reaper should have requeued the dead worker's keys"
@@ -576,7 +552,7 @@ async fn ingest_scaled_from_one_to_four_during_a_burst_ingests_each_key_once(
 ) -> anyhow::Result<()> {
     let ns = ctx.create_namespace().await?;
     let stack = install(&ctx, &ns, &[("ingest.replicas", "1")]).await?;
-    let keys = fits_keys(&ctx, "burst", 300);
+    let keys = image_keys(&ctx.config.run_id, "burst", 300);
     stack.notifier().deliver_all(&keys, 10, 4, PATIENCE).await?;
     let started = Instant::now();
     ns.scale::<Deployment>(&format!("{RELEASE}-ingest"), 4)
@@ -589,7 +565,7 @@ async fn ingest_scaled_from_one_to_four_during_a_burst_ingests_each_key_once(
         "300 keys ingested {:.1} s after scaling 1 -> 4 workers",
         started.elapsed().as_secs_f64()
     );
-    expect_each_once(&stack, &all).await?;
+    stack.check_ingested_once(&all).await?;
     let mut redis = stack.redis.connection();
     let mut workers = BTreeSet::new();
     for key in &keys {
@@ -655,7 +631,9 @@ async fn upgrade_from_the_committed_chart_keeps_the_password_and_the_ingested_ke
         .run(&ctx, &ns)
         .await?;
     let stack = EmbargoStack::connect(&deployment).await?;
-    let first: BTreeSet<String> = fits_keys(&ctx, "before-upgrade", 20).into_iter().collect();
+    let first: BTreeSet<String> = image_keys(&ctx.config.run_id, "before-upgrade", 20)
+        .into_iter()
+        .collect();
     let keys: Vec<String> = first.iter().cloned().collect();
     stack.notifier().deliver_all(&keys, 5, 4, PATIENCE).await?;
     stack
@@ -685,16 +663,18 @@ async fn upgrade_from_the_committed_chart_keeps_the_password_and_the_ingested_ke
         "the upgrade should have replaced the Redis pod (its memory limit changed)"
     );
     let stack = EmbargoStack::connect(&deployment).await?;
-    expect_each_once(&stack, &first).await?;
+    stack.check_ingested_once(&first).await?;
 
-    let second: BTreeSet<String> = fits_keys(&ctx, "after-upgrade", 20).into_iter().collect();
+    let second: BTreeSet<String> = image_keys(&ctx.config.run_id, "after-upgrade", 20)
+        .into_iter()
+        .collect();
     let keys: Vec<String> = second.iter().cloned().collect();
     stack.notifier().deliver_all(&keys, 5, 4, PATIENCE).await?;
     let all: BTreeSet<String> = first.union(&second).cloned().collect();
     stack
         .wait_for_ingested(&all, ctx.deadline().cap(Duration::from_secs(60)))
         .await?;
-    expect_each_once(&stack, &all).await?;
+    stack.check_ingested_once(&all).await?;
     let workers = stack.metrics("ingest").await?.len();
     check_eq!(workers, 3, "ingest pods answering after the upgrade");
     Ok(())

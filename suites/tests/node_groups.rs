@@ -22,7 +22,7 @@ use testware::cluster::nodes::{self, NodeInfo, GROUP_LABEL};
 use testware::namespace::TestNamespace;
 use testware::wait::wait_until;
 use testware::{cases, check, check_eq, ChartDeployment, Ctx, Suite, Values};
-use testware_systems::embargo::{EmbargoStack, Notifier};
+use testware_systems::embargo::{image_keys, EmbargoStack, Notifier};
 
 /// The release name; pods are named `embargo-ingest-<component>-…`.
 const RELEASE: &str = "embargo-ingest";
@@ -84,25 +84,6 @@ async fn install(
         .with_values(values)
         .run(ctx, ns)
         .await?)
-}
-
-/// `n` distinct keys of this run that the dataset regexp accepts.
-fn fits_keys(ctx: &Ctx, prefix: &str, n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("raw/{}/{prefix}/AT_O_{i:06}.fits", ctx.config.run_id))
-        .collect()
-}
-
-/// Each of `keys` ingested, and exactly once.
-async fn expect_each_once(stack: &EmbargoStack, keys: &BTreeSet<String>) -> anyhow::Result<()> {
-    check_eq!(&stack.ingested().await?, keys, "the keys ingested");
-    let counts = stack.ingest_counts().await?;
-    let twice: BTreeMap<&String, &u64> = counts.iter().filter(|(_, n)| **n != 1).collect();
-    check!(
-        twice.is_empty(),
-        "keys whose ingest work was done other than once: {twice:?}"
-    );
-    Ok(())
 }
 
 /// The node `pod` runs on.
@@ -322,7 +303,7 @@ async fn a_processing_node_lost_mid_work_loses_and_repeats_nothing(ctx: Ctx) -> 
     let ns = ctx.create_namespace().await?;
     let deployment = install(&ctx, &ns, &[("ingest.ingestSeconds", "0.2")]).await?;
     let stack = EmbargoStack::connect(&deployment).await?;
-    let keys = fits_keys(&ctx, "lost", 150);
+    let keys = image_keys(&ctx.config.run_id, "lost", 150);
     let accepted = stack.notifier().deliver_all(&keys, 10, 4, PATIENCE).await?;
     check_eq!(accepted, keys.len() as u64, "keys the webhook accepted");
 
@@ -347,7 +328,7 @@ async fn a_processing_node_lost_mid_work_loses_and_repeats_nothing(ctx: Ctx) -> 
         wait_workers_elsewhere(&ctx, &deployment, 2, &node),
     );
     let (took, noticed, moved) = (took?, noticed?, moved?);
-    expect_each_once(&stack, &expected).await?;
+    stack.check_ingested_once(&expected).await?;
     println!(
         "node {node} lost: all {} keys ingested {:.1} s after, node NotReady after {:.1} s, two workers running off it after {:.1} s",
         expected.len(),
@@ -577,7 +558,7 @@ async fn a_processing_node_cut_off_and_brought_back(ctx: Ctx) -> anyhow::Result<
 
     let fault = control.inject(&node, Fault::CutOff)?;
     let noticed = wait_node_ready(&ctx, &node, false).await?;
-    let keys = fits_keys(&ctx, "cut", 40);
+    let keys = image_keys(&ctx.config.run_id, "cut", 40);
     let accepted = stack.notifier().deliver_all(&keys, 5, 2, PATIENCE).await?;
     check_eq!(
         accepted,

@@ -17,7 +17,7 @@ mod notify;
 mod path;
 mod stack;
 
-pub use notify::{encode_key, Answer, Notification, Notifier, Record};
+pub use notify::{encode_key, image_keys, Answer, Notification, Notifier, Record};
 pub use path::{locate, summarize, EmbargoPath, Location};
 pub use stack::{get_metrics, EmbargoStack, KilledWorker};
 

@@ -7,6 +7,14 @@ use serde_json::{json, Value};
 
 use super::EmbargoError;
 
+/// `n` distinct keys under `raw/{run}/{prefix}/` named as the instrument names
+/// its images, so the webhook's dataset pattern accepts them.
+pub fn image_keys(run: &str, prefix: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("raw/{run}/{prefix}/AT_O_{i:06}.fits"))
+        .collect()
+}
+
 /// Encodes an object key as object stores do in notifications: form encoding
 /// (`+` for space, `%XX` for the rest) with `/` kept.
 pub fn encode_key(key: &str) -> String {

@@ -134,6 +134,29 @@ impl EmbargoPath {
         Ok(counts)
     }
 
+    /// Fails unless every key ingested is one of `keys` and each one's work was
+    /// done exactly once: nothing invented, nothing repeated. (Nothing lost is
+    /// [`wait_for_ingested`](Self::wait_for_ingested)'s part.)
+    ///
+    /// # Errors
+    /// A key ingested but not in `keys` or done other than once (named), or
+    /// Redis fails a read.
+    pub async fn check_ingested_once(&self, keys: &BTreeSet<String>) -> Result<(), EmbargoError> {
+        let ingested = self.ingested().await?;
+        let unexpected: Vec<&String> = ingested.difference(keys).take(5).collect();
+        anyhow::ensure!(
+            unexpected.is_empty(),
+            "keys ingested that were never accepted: {unexpected:?}"
+        );
+        let counts = self.ingest_counts().await?;
+        let repeated: BTreeMap<&String, &u64> = counts.iter().filter(|(_, n)| **n != 1).collect();
+        anyhow::ensure!(
+            repeated.is_empty(),
+            "keys whose ingest work was done other than once: {repeated:?}"
+        );
+        Ok(())
+    }
+
     /// The keys recorded as ingested (`INGESTED:{bucket}`).
     ///
     /// # Errors
