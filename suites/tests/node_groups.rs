@@ -399,7 +399,8 @@ impl Traffic {
 /// Both webhook replicas on one system node (as a scheduler may place them),
 /// Redis on the other; the first node drained while requests go through the
 /// Service. With `budget` false the webhook has neither its
-/// PodDisruptionBudget nor its shutdown delay. Returns (answered, failed, first failures, what the drain did).
+/// PodDisruptionBudget nor its shutdown delay. Returns (answered, failed,
+/// first failures, what the drain did).
 async fn drain_webhook_node(
     ctx: &Ctx,
     budget: bool,
