@@ -21,7 +21,10 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let cache = testware::config::Tools::from_process().cache_dir;
-    let cluster = LocalCluster::new(Layout::from_env(), Binaries::cached(&cache));
+    // The release HARNESS_KUBERNETES names (the default one unless set), built
+    // by `testware cluster up --kubernetes …` before.
+    let release = local_cluster::release::from_env()?;
+    let cluster = LocalCluster::new(Layout::from_env(), Binaries::cached(&cache, release));
     let specs = images::addon_images(std::path::Path::new(env!("CARGO_BIN_EXE_testware")))?;
     let scratch = std::env::temp_dir().join(format!("testware-bench-{}", std::process::id()));
     let archives = images::build(&specs, &cache, &scratch)?;

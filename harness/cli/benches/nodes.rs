@@ -29,12 +29,15 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let cache = testware::config::Tools::from_process().cache_dir;
+    // The release HARNESS_KUBERNETES names (the default one unless set), built
+    // by `testware cluster up --kubernetes …` before.
+    let release = local_cluster::release::from_env()?;
     let specs = images::addon_images(std::path::Path::new(env!("CARGO_BIN_EXE_testware")))?;
     let scratch = std::env::temp_dir().join(format!("testware-bench-{}", std::process::id()));
     let archives = images::build(&specs, &cache, &scratch)?;
     let _ = std::fs::remove_dir_all(&scratch);
     let cluster = |shape: Shape| {
-        LocalCluster::new(Layout::from_env(), Binaries::cached(&cache)).with_shape(shape)
+        LocalCluster::new(Layout::from_env(), Binaries::cached(&cache, release)).with_shape(shape)
     };
     cluster(Shape::single()).down()?;
 

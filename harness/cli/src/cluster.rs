@@ -1,9 +1,9 @@
 //! `testware cluster up|down|status|leftovers|reset`: the embedded cluster (a real
-//! Kubernetes 1.20 from Debian's source, no Docker, no registry), or a kind or
-//! k3d cluster made the same way.
+//! Kubernetes, 1.34 to 1.37, built from the Go module proxy; no Docker, no
+//! registry), or a kind or k3d cluster made the same way.
 //!
 //! `up` on the local provider installs what the cluster runs on (Debian's
-//! packages; Kubernetes built into the cache once, keyed by version), makes the
+//! packages; Kubernetes and etcd built into the cache once, keyed by version), makes the
 //! addons' images from this very executable and starts the cluster with them —
 //! nothing else: a repository's own images are `testware images import`'s.
 
@@ -15,6 +15,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use local_cluster::cluster::LocalCluster;
 use local_cluster::components::Binaries;
 use local_cluster::layout::Layout;
+use local_cluster::release::Kubernetes;
 use local_cluster::{addons, images, provision};
 
 /// Cluster name for kind and k3d.
@@ -55,8 +56,14 @@ pub struct ClusterArgs {
 enum ClusterCommand {
     /// Start the cluster (idempotent) and print its kubeconfig's path.
     Up {
+        /// The Kubernetes release (local provider): a minor such as 1.34 (its
+        /// pinned patch release) or an exact one such as 1.34.2; built from the
+        /// Go module proxy into the cache on first use.
+        #[arg(long, value_name = "VERSION", env = local_cluster::release::ENV_KUBERNETES,
+              default_value_t = local_cluster::release::DEFAULT_KUBERNETES)]
+        kubernetes: Kubernetes,
         /// Official Kubernetes release binaries to run instead of the ones
-        /// built from Debian's source.
+        /// built from the Go module proxy (etcd is still built).
         #[arg(long, value_name = "DIR", env = "HARNESS_KUBE_BIN_DIR")]
         bin_dir: Option<PathBuf>,
         /// Write the kubeconfig here (default: the cluster's state directory,
@@ -132,6 +139,7 @@ pub async fn run(args: ClusterArgs, cache: &Path) -> anyhow::Result<()> {
     match (args.command, provider) {
         (
             ClusterCommand::Up {
+                kubernetes,
                 bin_dir,
                 kubeconfig,
                 nodes,
@@ -142,12 +150,17 @@ pub async fn run(args: ClusterArgs, cache: &Path) -> anyhow::Result<()> {
             let shape = local_cluster::shape::Shape::of_groups(nodes, &node_groups)?;
             let started = Instant::now();
             let layout = Layout::from_env();
+            provision::ensure_packages()?;
             let binaries = match bin_dir {
-                Some(dir) => Binaries::new(dir),
-                None => {
-                    provision::ensure_packages()?;
-                    Binaries::new(provision::ensure_kubernetes(cache)?)
+                Some(dir) => {
+                    let etcd = provision::ensure_release(
+                        cache,
+                        "etcd",
+                        local_cluster::release::ETCD_VERSION,
+                    )?;
+                    Binaries::new(dir, etcd.join("etcd"))
                 }
+                None => provision::ensure_binaries(cache, kubernetes)?,
             };
             let cluster = LocalCluster::new(layout, binaries).with_shape(shape);
             cluster.check_prerequisites()?;
@@ -352,13 +365,12 @@ pub async fn reset(client: &testware::kube::Client, baseline: &Path) -> anyhow::
     Ok(())
 }
 
-/// The running local cluster (binaries as cached: `down`, `status` and
-/// `leftovers` start nothing).
+/// The running local cluster (binaries as recorded at `up`: `down`, `status`
+/// and `leftovers` start nothing).
 fn local() -> LocalCluster {
-    LocalCluster::new(
-        Layout::from_env(),
-        Binaries::cached(&testware::config::Tools::from_process().cache_dir),
-    )
+    let layout = Layout::from_env();
+    let bins = Binaries::of_running(&layout, &testware::config::Tools::from_process().cache_dir);
+    LocalCluster::new(layout, bins)
 }
 
 /// The kubeconfig `up` writes by default: in the state directory, so `down`
@@ -401,6 +413,12 @@ async fn local_status() -> anyhow::Result<()> {
     }
     if running {
         let client = cluster.admin_client().await?;
+        let version = client
+            .apiserver_version()
+            .await
+            .map(|v| format!("server {}", v.git_version))
+            .map_err(|e| format!("reading the server's version: {e}"));
+        line("kubernetes", version);
         for (name, state) in addons::status(&client).await {
             line(name, state);
         }

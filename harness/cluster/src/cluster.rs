@@ -180,6 +180,16 @@ impl LocalCluster {
                     describe(&self.shape)
                 );
             }
+            let running = std::fs::read(self.layout.binaries())
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Binaries>(&bytes).ok());
+            if let Some(running) = running.filter(|r| r.kube != self.bins.kube) {
+                bail!(
+                    "the local cluster runs the Kubernetes binaries in {}, not those asked for in {} (hint: `testware cluster down` first)",
+                    running.kube.display(),
+                    self.bins.kube.display()
+                );
+            }
             return Ok(false);
         }
         if status.iter().any(|s| s.state.is_ok()) || self.layout.root.exists() {
@@ -220,7 +230,8 @@ impl LocalCluster {
             .map(|n| (n.name.clone(), n.ip()))
             .collect();
         pki.generate(NODE_IP, NODE_NAME, SERVICE_IP, &IDENTITIES, &extra)?;
-        components::write_configs(&self.layout, &pki, &self.shape)?;
+        components::write_configs(&self.layout, &pki, &self.shape, &self.bins)?;
+        self.bins.record(&self.layout)?;
         std::fs::create_dir_all(self.layout.volumes())?;
         network::set_up()?;
         if self.shape.is_multi_node() && !node::pod_to_pod_rule_present() {

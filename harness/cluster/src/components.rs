@@ -11,6 +11,7 @@ use crate::layout::{
 };
 use crate::pki::{Identity, Pki};
 use crate::process::Daemon;
+use crate::release::{self, Kubernetes, DEFAULT_KUBERNETES};
 use crate::shape::{NodeSpec, Shape};
 
 /// Client identities, one kubeconfig each.
@@ -115,17 +116,15 @@ pub struct Component {
 }
 
 /// Where the binaries come from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Binaries {
     /// Directory with kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy.
     pub kube: PathBuf,
+    /// The etcd server.
+    pub etcd: PathBuf,
     /// Their minor version (flags differ between releases).
     pub minor: u32,
 }
-
-/// Cache key of the binaries `assets/build-kubernetes.sh` builds: the
-/// Kubernetes version and the reflect2 it is built with (see that script).
-pub const KUBE_BUILD: &str = "v1.20.2+reflect2-1.0.2";
 
 /// The control-plane and node programs the cluster runs from [`Binaries::kube`].
 pub const KUBE_PROGRAMS: [&str; 5] = [
@@ -137,27 +136,55 @@ pub const KUBE_PROGRAMS: [&str; 5] = [
 ];
 
 impl Binaries {
-    /// The binaries `assets/build-kubernetes.sh` caches under `cache` (see
-    /// [`crate::provision::ensure_kubernetes`]).
-    pub fn cached(cache: &std::path::Path) -> Self {
-        Self::new(cache.join("kubernetes").join(KUBE_BUILD).join("bin"))
+    /// The binaries of `release` and of the pinned etcd as
+    /// `assets/build-go-release.sh` caches them under `cache` (see
+    /// [`crate::provision::ensure_release`]).
+    pub fn cached(cache: &Path, release: Kubernetes) -> Self {
+        Self {
+            kube: release.bin_dir(cache),
+            etcd: release::etcd_binary(cache),
+            minor: release.minor,
+        }
     }
 
-    /// Every program of [`KUBE_PROGRAMS`] is there and executable.
+    /// The binaries the running cluster was started with (recorded at `up`),
+    /// else those of the default release in `cache`.
+    pub fn of_running(layout: &Layout, cache: &Path) -> Self {
+        std::fs::read(layout.binaries())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_else(|| Self::cached(cache, DEFAULT_KUBERNETES))
+    }
+
+    /// Records these as the running cluster's binaries (see [`Binaries::of_running`]).
+    ///
+    /// # Errors
+    /// The record cannot be written.
+    pub fn record(&self, layout: &Layout) -> anyhow::Result<()> {
+        write_file(
+            &layout.binaries(),
+            &serde_json::to_string_pretty(self)?,
+            0o644,
+        )
+    }
+
+    /// Every program of [`KUBE_PROGRAMS`] and etcd is there and executable.
     pub fn complete(&self) -> bool {
-        KUBE_PROGRAMS.iter().all(|p| is_executable(&self.kube(p)))
+        KUBE_PROGRAMS.iter().all(|p| is_executable(&self.kube(p))) && is_executable(&self.etcd)
     }
 
-    /// The binaries in `kube`; reads their version from `kube-apiserver --version`
-    /// (1.20 when it cannot be read: the prerequisite check reports missing binaries).
-    pub fn new(kube: PathBuf) -> Self {
+    /// The Kubernetes binaries in `kube` (such as an official release's) with
+    /// `etcd`; reads their version from `kube-apiserver --version` (the default
+    /// release's when it cannot be read: the prerequisite check reports missing
+    /// binaries).
+    pub fn new(kube: PathBuf, etcd: PathBuf) -> Self {
         let minor = std::process::Command::new(kube.join("kube-apiserver"))
             .arg("--version")
             .output()
             .ok()
             .and_then(|o| parse_minor(&String::from_utf8_lossy(&o.stdout)))
-            .unwrap_or(20);
-        Self { kube, minor }
+            .unwrap_or(DEFAULT_KUBERNETES.minor);
+        Self { kube, etcd, minor }
     }
 
     fn kube(&self, name: &str) -> PathBuf {
@@ -165,7 +192,7 @@ impl Binaries {
     }
 }
 
-/// The minor version from `Kubernetes v1.20.2`.
+/// The minor version from `Kubernetes v1.37.2`.
 pub fn parse_minor(text: &str) -> Option<u32> {
     let version = text.split_whitespace().find(|w| w.starts_with("v1."))?;
     version
@@ -210,7 +237,12 @@ fn write_file(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// A file cannot be written, or the PKI cannot be read.
-pub fn write_configs(layout: &Layout, pki: &Pki, shape: &Shape) -> anyhow::Result<()> {
+pub fn write_configs(
+    layout: &Layout,
+    pki: &Pki,
+    shape: &Shape,
+    bins: &Binaries,
+) -> anyhow::Result<()> {
     let write_mode = |rel: &str, text: &str, mode: u32| write_file(&layout.path(rel), text, mode);
     let write = |rel: &str, text: &str| write_mode(rel, text, 0o644);
     // Kubeconfigs embed private keys: readable by root only.
@@ -237,7 +269,13 @@ pub fn write_configs(layout: &Layout, pki: &Pki, shape: &Shape) -> anyhow::Resul
     )?;
     write(
         "kubelet/config.yaml",
-        &kubelet_config(first, &layout.pki(), "kubelet", shape.is_multi_node()),
+        &kubelet_config(
+            first,
+            &layout.pki(),
+            "kubelet",
+            shape.is_multi_node(),
+            bins.minor,
+        ),
     )?;
     for node in shape.extra() {
         let dir = layout.node_dir(&node.name);
@@ -262,7 +300,13 @@ pub fn write_configs(layout: &Layout, pki: &Pki, shape: &Shape) -> anyhow::Resul
         )?;
         write_file(
             &dir.join("kubelet/config.yaml"),
-            &kubelet_config(node, &layout.pki(), &format!("kubelet-{}", node.name), true),
+            &kubelet_config(
+                node,
+                &layout.pki(),
+                &format!("kubelet-{}", node.name),
+                true,
+                bins.minor,
+            ),
             0o644,
         )?;
     }
@@ -351,10 +395,17 @@ fn cni_config(root: &Path, subnet: &str) -> String {
     )
 }
 
-/// The kubelet's configuration on `node`, serving with the PKI's `<serving>.crt`.
+/// The kubelet's configuration on `node`, serving with the PKI's `<serving>.crt`,
+/// for a kubelet of release 1.`minor`.
 /// With `short_leases` (several nodes) it renews its lease every 5 s, so a lost
 /// node is noticed within the controller manager's 16 s grace.
-fn kubelet_config(node: &NodeSpec, pki_dir: &Path, serving: &str, short_leases: bool) -> String {
+fn kubelet_config(
+    node: &NodeSpec,
+    pki_dir: &Path,
+    serving: &str,
+    short_leases: bool,
+    minor: u32,
+) -> String {
     let pki_dir = pki_dir.display();
     let ip = node.ip();
     // The first node's health port is on loopback; the others' on their own
@@ -366,6 +417,13 @@ fn kubelet_config(node: &NodeSpec, pki_dir: &Path, serving: &str, short_leases: 
     };
     let lease = if short_leases {
         "nodeLeaseDurationSeconds: 20\n"
+    } else {
+        ""
+    };
+    // From 1.35 the kubelet refuses cgroup v1 hosts unless told otherwise
+    // (KEP-5573); these machines are cgroup v1 (hybrid). Honoured through 1.37.
+    let cgroup_v1 = if minor >= 35 {
+        "failCgroupV1: false\n"
     } else {
         ""
     };
@@ -409,7 +467,7 @@ containerLogMaxSize: 10Mi
 nodeStatusUpdateFrequency: 1s
 nodeStatusReportFrequency: 1m
 rotateCertificates: false
-{lease}"#
+{lease}{cgroup_v1}"#
     )
 }
 
@@ -430,7 +488,7 @@ pub fn start_order(layout: &Layout, bins: &Binaries, shape: &Shape) -> Vec<Compo
         daemon: Daemon {
             name: "etcd",
             prefix: Vec::new(),
-            program: PathBuf::from("/usr/bin/etcd"),
+            program: bins.etcd.clone(),
             args: vec![
                 arg("name", NODE_NAME),
                 arg("data-dir", &p("etcd")),
@@ -808,6 +866,7 @@ mod tests {
         let args_of = |minor: u32, name: &str| {
             let bins = Binaries {
                 kube: PathBuf::from("/bin"),
+                etcd: PathBuf::from("/bin/etcd"),
                 minor,
             };
             start_order(&layout, &bins, &Shape::single())

@@ -78,6 +78,10 @@ impl Layout {
     pub fn shape(&self) -> PathBuf {
         self.path("shape.json")
     }
+    /// The binaries the cluster runs ([`crate::components::Binaries`]), written at `up`.
+    pub fn binaries(&self) -> PathBuf {
+        self.path("binaries.json")
+    }
     /// The state of node `name` beyond the first (its containerd, kubelet, configs).
     pub fn node_dir(&self, name: &str) -> PathBuf {
         self.path("nodes").join(name)

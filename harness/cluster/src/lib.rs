@@ -19,4 +19,5 @@ pub mod node;
 pub mod pki;
 pub mod process;
 pub mod provision;
+pub mod release;
 pub mod shape;

@@ -1,8 +1,8 @@
 //! What the local cluster needs on the machine before it can start, installed
-//! on first use: Debian's packages for the runtime and the network, and the
-//! Kubernetes binaries built from Debian's source package into the project
-//! cache, keyed by version. Nothing else: the images a repository's charts run
-//! are that repository's to build (`testware images`).
+//! on first use: Debian's packages for the runtime and the network, and
+//! Kubernetes and etcd built from the Go module proxy into the project cache,
+//! keyed by version. Nothing else: the images a repository's charts run are
+//! that repository's to build (`testware images`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
-use crate::components::{Binaries, KUBE_BUILD};
+use crate::components::Binaries;
+use crate::release::{Kubernetes, ETCD_VERSION};
 
-/// Debian packages the cluster runs on (etcd, containerd, runc, CNI plugins,
-/// iptables) and builds with (Go and the reflect2 fix for the Kubernetes build,
-/// podman for the addons' images).
-pub const PACKAGES: [&str; 13] = [
-    "etcd-server",
+/// Debian packages the cluster runs on (containerd, runc, CNI plugins,
+/// iptables) and builds the addons' images with (podman).
+pub const PACKAGES: [&str; 8] = [
     "containerd",
     "runc",
     "containernetworking-plugins",
@@ -24,18 +23,14 @@ pub const PACKAGES: [&str; 13] = [
     "conntrack",
     "iproute2",
     "podman",
-    "golang-go",
-    "rsync",
-    "dpkg-dev",
-    "make",
-    "golang-github-modern-go-reflect2-dev",
+    "ca-certificates",
 ];
 
 /// Services Debian starts on install that the cluster runs instances of its own of.
-const SERVICES_TO_STOP: [&str; 2] = ["containerd", "etcd"];
+const SERVICES_TO_STOP: [&str; 1] = ["containerd"];
 
 /// The build script, shipped inside this package.
-const BUILD_SCRIPT: &str = include_str!("../assets/build-kubernetes.sh");
+pub const BUILD_SCRIPT: &str = include_str!("../assets/build-go-release.sh");
 
 /// Installs the missing [`PACKAGES`] with apt-get (one line says which).
 ///
@@ -96,26 +91,42 @@ fn apt_get(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The directory of the cached Kubernetes binaries under `cache`, built first
-/// when they are missing (about 6 minutes of 2 cores, once per version; a
-/// progress line every minute).
+/// The binaries of Kubernetes `release` and of the pinned etcd under `cache`,
+/// each built first when missing (Kubernetes about 30 minutes of 2 cores, etcd
+/// about 4, once per version; a progress line every minute).
 ///
 /// # Errors
-/// The build fails: the last lines of its log are in the error.
-pub fn ensure_kubernetes(cache: &Path) -> anyhow::Result<PathBuf> {
-    let binaries = Binaries::cached(cache);
-    if binaries.complete() {
-        return Ok(binaries.kube);
+/// A build fails: the last lines of its log are in the error output.
+pub fn ensure_binaries(cache: &Path, release: Kubernetes) -> anyhow::Result<Binaries> {
+    ensure_release(cache, "etcd", ETCD_VERSION)?;
+    ensure_release(cache, "kubernetes", &release.to_string())?;
+    let binaries = Binaries::cached(cache, release);
+    if !binaries.complete() {
+        bail!(
+            "the builds left no complete set of binaries in {} and {}",
+            binaries.kube.display(),
+            binaries.etcd.display()
+        );
     }
-    eprintln!("building Kubernetes {KUBE_BUILD} from Debian's source package into the cache (about 6 min on 2 cores, once)");
-    let script = cache.join("kubernetes").join("build-kubernetes.sh");
-    std::fs::create_dir_all(cache.join("kubernetes"))?;
+    Ok(binaries)
+}
+
+/// The directory of the commands of `project` (`kubernetes`, `etcd`, `helm`)
+/// at `version` in `cache`, built from the Go module proxy first when they are
+/// missing (`assets/build-go-release.sh`; its own lines say what it does).
+///
+/// # Errors
+/// The build fails (its output above says why).
+pub fn ensure_release(cache: &Path, project: &str, version: &str) -> anyhow::Result<PathBuf> {
+    let script = cache.join("scripts").join("build-go-release.sh");
+    std::fs::create_dir_all(cache.join("scripts"))?;
     std::fs::write(&script, BUILD_SCRIPT)
         .with_context(|| format!("writing {}", script.display()))?;
     let mut child = Command::new("bash")
         .arg(&script)
+        .args([project, version])
         .env("HARNESS_CACHE_DIR", cache)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .context("failed to run bash")?;
     let started = Instant::now();
@@ -129,24 +140,18 @@ pub fn ensure_kubernetes(cache: &Path) -> anyhow::Result<PathBuf> {
         if elapsed >= said + Duration::from_secs(60) {
             said = elapsed;
             eprintln!(
-                "  still building Kubernetes: {} min so far",
+                "  still building {project} {version}: {} min so far",
                 elapsed.as_secs() / 60
             );
         }
     };
+    let mut dir = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        use std::io::Read as _;
+        out.read_to_string(&mut dir)?;
+    }
     if !status.success() {
-        bail!("building Kubernetes {KUBE_BUILD} failed ({status}; its output is above)");
+        bail!("building {project} {version} from the Go module proxy failed ({status}; its output is above)");
     }
-    let binaries = Binaries::cached(cache);
-    if !binaries.complete() {
-        bail!(
-            "the Kubernetes build left no complete set of binaries in {}",
-            binaries.kube.display()
-        );
-    }
-    eprintln!(
-        "Kubernetes built in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(binaries.kube)
+    Ok(PathBuf::from(dir.trim()))
 }

@@ -23,8 +23,9 @@ pub const MIN_VERSION: Version = Version {
     minor: 8,
     patch: 0,
 };
-/// The helm version `ci/test` installs into the project cache.
-pub const PINNED_VERSION: &str = "3.10.1";
+/// The helm version `ci/test` and `testware check` build into the project
+/// cache (from the Go module proxy, `helm.sh/helm/v3`).
+pub const PINNED_VERSION: &str = "3.21.4";
 
 /// Default time limit of one helm command.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -187,7 +188,11 @@ impl Helm {
         path: &std::ffi::OsStr,
         cache: &Path,
     ) -> Result<Self, HelmError> {
-        let cached = cache.join("helm").join(PINNED_VERSION).join("helm");
+        let cached = cache
+            .join("helm")
+            .join(format!("v{PINNED_VERSION}"))
+            .join("bin")
+            .join("helm");
         if let Some(value) = &helm_var {
             check_helm_variable(value)?;
         }
