@@ -25,7 +25,14 @@ async fn main() -> anyhow::Result<()> {
         ("noida-db", "ci/offline.yaml"),
         ("osmem-server", "ci/osmem.yaml"),
     ] {
-        let ns = TestNamespace::create(&client, &config, "bench-logging").await?;
+        // The shipper reads the node's log files (hostPath): privileged only.
+        let ns = TestNamespace::create_with(
+            &client,
+            &config,
+            "bench-logging",
+            testware::PodSecurity::Privileged,
+        )
+        .await?;
         let outcome = run(&config, &ns, store, values).await;
         ns.delete(Duration::from_secs(120)).await?;
         outcome?;

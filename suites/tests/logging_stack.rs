@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::DeleteParams;
 use testware::echo::EchoServer;
 use testware::namespace::TestNamespace;
-use testware::{cases, check, check_eq, CaseResult, Ctx, Suite, Values};
+use testware::{cases, check, check_eq, CaseResult, Ctx, PodSecurity, Suite, Values};
 use testware_systems::logs::{LogQuery, LoggingStack};
 
 /// The stores, by name, with the values file that selects each.
@@ -71,6 +71,13 @@ async fn container_of(ns: &TestNamespace, pod: &str) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("pod {pod} has no container"))
 }
 
+/// A namespace for the stack: its shipper reads the node's log files through
+/// hostPath volumes, which only the `privileged` Pod Security level admits (as
+/// a log shipper's namespace is labelled in production).
+async fn stack_namespace(ctx: &Ctx) -> anyhow::Result<std::sync::Arc<TestNamespace>> {
+    ctx.create_namespace_with(PodSecurity::Privileged).await
+}
+
 /// A line no other case prints.
 fn unique_line(ctx: &Ctx, what: &str) -> String {
     format!(
@@ -81,7 +88,7 @@ fn unique_line(ctx: &Ctx, what: &str) -> String {
 }
 
 async fn printed_line_is_found_once_with_its_pod(values: &'static str, ctx: Ctx) -> CaseResult {
-    let ns = ctx.create_namespace().await?;
+    let ns = stack_namespace(&ctx).await?;
     let stack = install(&ctx, &ns, values, &[]).await?;
     let echo = EchoServer::deploy_bundled(&ctx, &ns).await?;
     let container = container_of(&ns, echo.pod()).await?;
@@ -114,7 +121,7 @@ async fn long_line_split_by_the_runtime_comes_back_whole(
     values: &'static str,
     ctx: Ctx,
 ) -> CaseResult {
-    let ns = ctx.create_namespace().await?;
+    let ns = stack_namespace(&ctx).await?;
     let stack = install(&ctx, &ns, values, &[]).await?;
     let echo = EchoServer::deploy_bundled(&ctx, &ns).await?;
     // 150 KiB: the runtime writes it as partial CRI lines of its maximum line
@@ -147,7 +154,7 @@ async fn long_line_split_by_the_runtime_comes_back_whole(
 }
 
 async fn lines_of_pods_in_other_namespaces_never_mix(values: &'static str, ctx: Ctx) -> CaseResult {
-    let ns = ctx.create_namespace().await?;
+    let ns = stack_namespace(&ctx).await?;
     let other = ctx.create_namespace().await?;
     // This case ships the whole node, as production does.
     let stack = install(
@@ -194,7 +201,7 @@ async fn lines_of_pods_in_other_namespaces_never_mix(values: &'static str, ctx: 
 /// it saves its queue and read positions) and replaced: every line is stored,
 /// once.
 async fn shipper_restarted_mid_stream_loses_nothing(values: &'static str, ctx: Ctx) -> CaseResult {
-    let ns = ctx.create_namespace().await?;
+    let ns = stack_namespace(&ctx).await?;
     let stack = Arc::new(install(&ctx, &ns, values, &[]).await?);
     let echo = Arc::new(EchoServer::deploy_bundled(&ctx, &ns).await?);
     let marker = unique_line(&ctx, "stream");
@@ -257,7 +264,7 @@ async fn indices_older_than_the_retention_are_deleted(
     values: &'static str,
     ctx: Ctx,
 ) -> CaseResult {
-    let ns = ctx.create_namespace().await?;
+    let ns = stack_namespace(&ctx).await?;
     let stack = install(
         &ctx,
         &ns,

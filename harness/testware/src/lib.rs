@@ -78,6 +78,7 @@ pub use report::{diagnostics, junit, redact, timeline};
 
 pub use chart::{ChartRenderer, ChartSet, HelmChart, Rendered, ValueSet};
 pub use check::expect_err;
+pub use cluster::pod_security::PodSecurity;
 pub use config::RunConfig;
 pub use deployment::{ChartDeployment, DeployError, Install, Upgrade};
 pub use helm::Helm;

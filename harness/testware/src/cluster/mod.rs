@@ -25,6 +25,7 @@ pub mod holds;
 pub mod namespace;
 pub mod net;
 pub mod nodes;
+pub mod pod_security;
 pub mod status;
 pub mod versions;
 pub mod wait;

@@ -20,6 +20,7 @@ use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::{verbs, ApiResource, Scope};
 
 use crate::cluster::holds::{self, Held};
+use crate::cluster::pod_security::PodSecurity;
 use crate::cluster::wait::WaitError;
 use crate::cluster::{api_error, labels, ClusterError};
 use crate::config::RunConfig;
@@ -100,8 +101,9 @@ impl std::fmt::Debug for TestNamespace {
 }
 
 impl TestNamespace {
-    /// Creates a namespace named by [`RunConfig::namespace_name`] for `case`, and
-    /// waits until pods can be created in it.
+    /// Creates a namespace named by [`RunConfig::namespace_name`] for `case`,
+    /// enforcing the run's Pod Security level, and waits until pods can be
+    /// created in it.
     ///
     /// # Errors
     /// The API server refuses the namespace, or it does not become usable in 30 s.
@@ -110,12 +112,26 @@ impl TestNamespace {
         config: &RunConfig,
         case: &str,
     ) -> Result<Self, ClusterError> {
+        Self::create_with(client, config, case, config.pod_security).await
+    }
+
+    /// [`TestNamespace::create`] enforcing Pod Security level `level`.
+    ///
+    /// # Errors
+    /// As [`TestNamespace::create`].
+    pub async fn create_with(
+        client: &kube::Client,
+        config: &RunConfig,
+        case: &str,
+        level: PodSecurity,
+    ) -> Result<Self, ClusterError> {
         let name = config.namespace_name();
         let mut label_values = vec![
             (labels::MANAGED_BY, labels::MANAGER.to_owned()),
             (labels::RUN_ID, config.run_id.clone()),
             (labels::CASE, label_value(case)),
         ];
+        label_values.extend(level.labels());
         if let Some(job) = &config.ci_job_id {
             label_values.push((labels::JOB_ID, label_value(job)));
         }

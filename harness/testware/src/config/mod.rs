@@ -57,6 +57,10 @@ pub const ENV_CLUSTER_CLAIMS: &str = "HARNESS_CLUSTER_CLAIMS";
 /// (`deployment::translate`): such charts then fail as helm says.
 pub const ENV_TRANSLATE_API_VERSIONS: &str = "HARNESS_TRANSLATE_API_VERSIONS";
 
+/// The Pod Security level the harness's namespaces enforce: `privileged`,
+/// `baseline` (the default) or `restricted` ([`crate::cluster::pod_security`]).
+pub const ENV_POD_SECURITY: &str = "HARNESS_POD_SECURITY";
+
 /// How long a namespace lives without renewal, unless `HARNESS_NAMESPACE_LEASE` says otherwise.
 pub const DEFAULT_NAMESPACE_LEASE: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -168,6 +172,9 @@ pub struct RunConfig {
     /// version of the same kind with the same fields; off with
     /// `HARNESS_TRANSLATE_API_VERSIONS=0`.
     pub translate_api_versions: bool,
+    /// The Pod Security level the run's namespaces enforce unless a case asks
+    /// for another (`HARNESS_POD_SECURITY`, default `baseline`).
+    pub pod_security: crate::cluster::pod_security::PodSecurity,
     /// The shard of the run's cases this process runs (`HARNESS_SHARD`,
     /// `HARNESS_SHARD_PLAN`; see [`crate::runner::shard`]).
     pub shard: Option<crate::runner::shard::Shard>,
@@ -394,6 +401,14 @@ impl RunConfig {
                 .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no")),
             translate_api_versions: !env(ENV_TRANSLATE_API_VERSIONS)
                 .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no")),
+            pod_security: match env(ENV_POD_SECURITY).filter(|v| !v.is_empty()) {
+                Some(level) => level.parse().map_err(|_| ConfigError::BadValue {
+                    option: ENV_POD_SECURITY.into(),
+                    value: level,
+                    expected: "privileged, baseline or restricted",
+                })?,
+                None => Default::default(),
+            },
             shard: crate::runner::shard::Shard::from_env(&env).map_err(ConfigError::Shard)?,
             attempt: env("NEXTEST_ATTEMPT")
                 .and_then(|v| v.parse().ok())

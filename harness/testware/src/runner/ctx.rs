@@ -125,8 +125,23 @@ impl Ctx {
     /// # Errors
     /// No cluster, or the namespace cannot be created.
     pub async fn create_namespace(&self) -> anyhow::Result<Arc<TestNamespace>> {
+        self.create_namespace_with(self.config.pod_security).await
+    }
+
+    /// [`Ctx::create_namespace`] enforcing Pod Security level `level` instead of
+    /// the run's (`HARNESS_POD_SECURITY`): `Privileged` for a chart that needs
+    /// host access (a log shipper reading the node's files), `Restricted` to
+    /// show a chart runs hardened.
+    ///
+    /// # Errors
+    /// As [`Ctx::create_namespace`].
+    pub async fn create_namespace_with(
+        &self,
+        level: crate::cluster::pod_security::PodSecurity,
+    ) -> anyhow::Result<Arc<TestNamespace>> {
         let client = self.client().await?;
-        let ns = Arc::new(TestNamespace::create(&client, &self.config, &self.case).await?);
+        let ns =
+            Arc::new(TestNamespace::create_with(&client, &self.config, &self.case, level).await?);
         self.scope
             .namespaces
             .lock()
