@@ -52,6 +52,7 @@ async fn modern_api_versions_install_on_an_older_server(ctx: Ctx) -> anyhow::Res
         .run(&ctx, &ns)
         .await?;
     let manifest = release.manifest().await?;
+    let server = client.apiserver_version().await?.git_version;
     for (kind, newer, older, name) in [
         (
             "PodDisruptionBudget",
@@ -68,6 +69,7 @@ async fn modern_api_versions_install_on_an_older_server(ctx: Ctx) -> anyhow::Res
         ("CronJob", "batch/v1", "batch/v1beta1", "modern-nightly"),
     ] {
         if serves(&client, newer, kind).await {
+            println!("{kind}: the server ({server}) serves {newer}: installed as written");
             // Nothing to translate: installed as written.
             check!(
                 manifest.contains(&format!("apiVersion: {newer}\nkind: {kind}")),
@@ -75,6 +77,7 @@ async fn modern_api_versions_install_on_an_older_server(ctx: Ctx) -> anyhow::Res
             );
             stored(&client, ns.name(), newer, kind, name).await?;
         } else {
+            println!("{kind}: the server ({server}) lacks {newer}: translated to {older}");
             check!(
                 manifest.contains(&format!("apiVersion: {older}\nkind: {kind}")),
                 "{kind} translated to {older} in the release's manifest:\n{manifest}"
