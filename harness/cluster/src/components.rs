@@ -275,6 +275,7 @@ pub fn write_configs(
             "kubelet",
             shape.is_multi_node(),
             bins.minor,
+            &layout.containerd_socket(),
         ),
     )?;
     for node in shape.extra() {
@@ -306,6 +307,7 @@ pub fn write_configs(
                 &format!("kubelet-{}", node.name),
                 true,
                 bins.minor,
+                &dir.join("run/containerd.sock"),
             ),
             0o644,
         )?;
@@ -396,7 +398,7 @@ fn cni_config(root: &Path, subnet: &str) -> String {
 }
 
 /// The kubelet's configuration on `node`, serving with the PKI's `<serving>.crt`,
-/// for a kubelet of release 1.`minor`.
+/// for a kubelet of release 1.`minor`, talking to the runtime at `socket`.
 /// With `short_leases` (several nodes) it renews its lease every 5 s, so a lost
 /// node is noticed within the controller manager's 16 s grace.
 fn kubelet_config(
@@ -405,6 +407,7 @@ fn kubelet_config(
     serving: &str,
     short_leases: bool,
     minor: u32,
+    socket: &Path,
 ) -> String {
     let pki_dir = pki_dir.display();
     let ip = node.ip();
@@ -426,6 +429,15 @@ fn kubelet_config(
         "failCgroupV1: false\n"
     } else {
         ""
+    };
+    // A flag before 1.27 (deprecated since).
+    let runtime = if minor >= 27 {
+        format!(
+            "containerRuntimeEndpoint: \"unix://{}\"\n",
+            socket.display()
+        )
+    } else {
+        String::new()
     };
     format!(
         r#"apiVersion: kubelet.config.k8s.io/v1beta1
@@ -467,7 +479,7 @@ containerLogMaxSize: 10Mi
 nodeStatusUpdateFrequency: 1s
 nodeStatusReportFrequency: 1m
 rotateCertificates: false
-{lease}{cgroup_v1}"#
+{lease}{cgroup_v1}{runtime}"#
     )
 }
 
@@ -768,10 +780,6 @@ pub fn node_services(
             args: vec![
                 arg("config", &p("kubelet/config.yaml")),
                 arg("kubeconfig", &p("kubeconfigs/kubelet-client.conf")),
-                arg(
-                    "container-runtime-endpoint",
-                    &format!("unix://{}", socket.display()),
-                ),
                 // kubelet refuses a loopback node IP; the node address lives on lo but is not 127/8.
                 arg("node-ip", &ip),
                 arg("hostname-override", &node.name),
@@ -784,6 +792,10 @@ pub fn node_services(
             .chain(node.taint().map(|t| arg("register-with-taints", &t)))
             .chain(if legacy_kubelet {
                 vec![
+                    arg(
+                        "container-runtime-endpoint",
+                        &format!("unix://{}", socket.display()),
+                    ),
                     arg("container-runtime", "remote"),
                     arg("pod-infra-container-image", &pause_image()),
                 ]

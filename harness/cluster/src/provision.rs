@@ -92,8 +92,8 @@ fn apt_get(args: &[&str]) -> anyhow::Result<()> {
 }
 
 /// The binaries of Kubernetes `release` and of the pinned etcd under `cache`,
-/// each built first when missing (Kubernetes about 30 minutes of 2 cores, etcd
-/// about 4, once per version; a progress line every minute).
+/// each built first when missing (Kubernetes about 12 minutes of 2 cores, etcd
+/// about 1, once per version; a progress line every minute).
 ///
 /// # Errors
 /// A build fails: the last lines of its log are in the error output.
