@@ -42,7 +42,7 @@ case "$PROJECT" in
     for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
       ldflags+=" -X $pkg.gitVersion=$VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
     done
-    reports() { "$1/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $VERSION"; }
+    reports() { [ "$("$1/kube-apiserver" --version 2>/dev/null)" = "Kubernetes $VERSION" ]; }
     took="about 12 min on 2 cores"
     ;;
   etcd)
@@ -50,7 +50,8 @@ case "$PROJECT" in
     siblings="$VERSION"
     packages=(.)
     binary_name=etcd
-    reports() { "$1/etcd" --version 2>/dev/null | grep -qx "etcd Version: ${VERSION#v}"; }
+    # (Read whole: grep -q would end the pipe early, and pipefail fail it.)
+    reports() { [[ "$("$1/etcd" --version 2>/dev/null)" == "etcd Version: ${VERSION#v}"$'\n'* ]]; }
     took="about 1 min on 2 cores"
     ;;
   helm)
