@@ -11,7 +11,7 @@
 //!   [--since REF] [--api-versions V] [--include-test-hooks] [--skip-tests] [--debug] [--junit F]`
 //!   renders each chart with each of its value sets (defaults, `ci/*.yaml`,
 //!   `values-*.yaml`; or the `--values` sets, comma-separated files layered) for
-//!   Kubernetes `V` (default 1.33) and runs the policy rules and `helm lint
+//!   Kubernetes `V` (default 1.37) and runs the policy rules and `helm lint
 //!   --strict` (or only the `--rule`s): a report per chart and values set, JUnit
 //!   if asked, exit status 1 when anything failed. Remote dependencies not on
 //!   disk (nor in a `--dependency-dir`) are named once per chart and the rest
@@ -74,7 +74,7 @@ enum Command {
         #[arg(long = "rule", value_name = "RULE", value_parser = policy::Rule::from_id)]
         rules: Vec<policy::Rule>,
         /// Render for this Kubernetes release and check API versions against it
-        /// (e.g. 1.25; default 1.33).
+        /// (e.g. 1.25; default 1.37, the newest the embedded cluster runs).
         #[arg(long, value_name = "VERSION", value_parser = KubeVersion::parse)]
         kube_version: Option<KubeVersion>,
         /// A value key the chart takes a node selector map at (repeatable, for

@@ -74,7 +74,7 @@ fn a_removed_api_version_fails_with_its_replacement_and_the_object_is_still_chec
     let (code, text) = check(&[&repo("fixtures/policy-charts/removed-api")]);
     assert_eq!(code, Some(1), "{text}");
     assert!(
-        text.contains("Deployment/test-web: rule api-version: extensions/v1beta1 Deployment is not served since Kubernetes 1.16 (target 1.33): use apps/v1 [removed-api/templates/deployment.yaml]"),
+        text.contains("Deployment/test-web: rule api-version: extensions/v1beta1 Deployment is not served since Kubernetes 1.16 (target 1.37): use apps/v1 [removed-api/templates/deployment.yaml]"),
         "{text}"
     );
     // Read as apps/v1, the Deployment passes the other rules, and its Service is
@@ -126,7 +126,7 @@ fn unknown_fields_and_wrong_types_are_named_with_their_path() {
     for expected in [
         "LimitRange/test-limits: rule schema: /spec/limits/0/type: 5 is not of type \"string\"",
         "Deployment/test-web: rule schema: /spec/template/spec/containers/0: Additional properties are not allowed ('resourcess' was unexpected); /spec: Additional properties are not allowed ('replica' was unexpected)",
-        "warning: chart schema-errors, values default: Widget/test-widget: rule schema: Kubernetes 1.33 has no schema for example.com/v1 Widget",
+        "warning: chart schema-errors, values default: Widget/test-widget: rule schema: Kubernetes 1.37 has no schema for example.com/v1 Widget",
     ] {
         assert!(text.contains(expected), "{expected}\n in {text}");
     }
@@ -142,7 +142,7 @@ fn unknown_fields_and_wrong_types_are_named_with_their_path() {
         "monitoring.coreos.com/v1",
     ]);
     assert!(
-        text.contains("ServiceMonitor/test-web: rule schema: Kubernetes 1.33 has no schema for monitoring.coreos.com/v1 ServiceMonitor"),
+        text.contains("ServiceMonitor/test-web: rule schema: Kubernetes 1.37 has no schema for monitoring.coreos.com/v1 ServiceMonitor"),
         "{text}"
     );
 }

@@ -134,6 +134,15 @@ mod tests {
     }
 
     #[test]
+    fn checks_target_the_default_release() {
+        // `testware check` renders and checks for the release `up` runs.
+        assert_eq!(
+            testware::manifest::api_versions::KubeVersion::DEFAULT.minor,
+            DEFAULT_KUBERNETES.minor
+        );
+    }
+
+    #[test]
     fn versions_not_offered_or_malformed_are_refused_with_a_hint() {
         let err = "1.20".parse::<Kubernetes>().err().map(|e| e.to_string());
         assert_eq!(

@@ -14,9 +14,9 @@ pub struct KubeVersion {
 }
 
 impl KubeVersion {
-    /// The target when none is given: the release whose API the harness is built
-    /// with (k8s-openapi `v1_33`), a recent one.
-    pub const DEFAULT: KubeVersion = KubeVersion { minor: 33 };
+    /// The target when none is given: the newest release the embedded cluster
+    /// runs (`local_cluster::release::DEFAULT_KUBERNETES`) and the schemas cover.
+    pub const DEFAULT: KubeVersion = KubeVersion { minor: 37 };
 
     /// Parses `1.25`, `v1.25` or `v1.25.3` (what `helm template --kube-version` takes).
     ///

@@ -161,7 +161,7 @@ fn the_good_fixture_passes_every_rule() {
     "bad-api-removed.yaml",
     "Deployment/demo",
     None,
-    "extensions/v1beta1 Deployment is not served since Kubernetes 1.16 (target 1.33): use apps/v1"
+    "extensions/v1beta1 Deployment is not served since Kubernetes 1.16 (target 1.37): use apps/v1"
 )]
 fn each_bad_fixture_is_caught_by_its_rule(
     #[case] rule: Rule,
