@@ -572,7 +572,7 @@ fn a_strict_values_schema_is_checked_without_the_probe_and_says_so() {
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains("0 policy error(s), 2 warning(s)")
-            && text.contains("rule scheduling: rules scheduling and storage-class not applied: the chart's values.schema.json refuses the probe values at global.nodeSelector, global.tolerations and global.storageClass (name the chart's own keys with --node-selector-key, --tolerations-key and --storage-class-key): - (root): Additional property global is not allowed [strict-schema/values.schema.json]"),
+            && text.contains("rule scheduling: rules scheduling and storage-class not applied: the chart's values.schema.json refuses the probe values at global.nodeSelector, global.tolerations and global.storageClass (name the chart's own keys with --node-selector-key, --tolerations-key and --storage-class-key): - at '': additional properties 'global' not allowed [strict-schema/values.schema.json]"),
         "{text}"
     );
     let (code, text) = check(&[&[chart.as_str()], &OWN_KEYS[..]].concat());
@@ -676,7 +676,7 @@ fn values_layer_pipes_read_and_junit_tells_errors_from_failures() {
     assert_eq!(code, Some(1), "{text}");
     assert!(
         text.contains("ERROR policy::strict-schema::/dev/stdin (not checked)")
-            && text.contains("Additional property replicas is not allowed")
+            && text.contains("additional properties 'replicas' not allowed")
             && text.contains("4 checks: 2 passed, 2 failed (1 not checked)"),
         "{text}"
     );

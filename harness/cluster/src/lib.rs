@@ -1,5 +1,5 @@
-//! The local provider: a real single-node Kubernetes from host binaries (etcd,
-//! the Kubernetes components built from Debian's source package, containerd +
+//! The local provider: a real Kubernetes from host binaries (etcd and
+//! the Kubernetes components built from the Go module proxy, containerd +
 //! runc, the CNI bridge), the addons it installs, and the pipeline that builds the images of
 //! the charts under test and loads them into a cluster.
 //!
