@@ -430,6 +430,15 @@ fn kubelet_config(
     } else {
         ""
     };
+    // The 1.34 kubelet resizes pods in place (beta, on by default) through
+    // their pod cgroups, which `cgroupsPerQOS: false` leaves out: it crashed
+    // with a nil pointer in doPodResizeAction at the first pod it judged
+    // resized. GA (and no longer optional) from 1.35, where it does not crash.
+    let resize = if minor < 35 {
+        "featureGates: {InPlacePodVerticalScaling: false}\n"
+    } else {
+        ""
+    };
     // A flag before 1.27 (deprecated since).
     let runtime = if minor >= 27 {
         format!(
@@ -479,7 +488,7 @@ containerLogMaxSize: 10Mi
 nodeStatusUpdateFrequency: 1s
 nodeStatusReportFrequency: 1m
 rotateCertificates: false
-{lease}{cgroup_v1}{runtime}"#
+{lease}{cgroup_v1}{runtime}{resize}"#
     )
 }
 
