@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use local_cluster::binaries::Binaries;
 use local_cluster::cluster::LocalCluster;
-use local_cluster::components::Binaries;
 use local_cluster::layout::Layout;
 use local_cluster::{images, process};
 

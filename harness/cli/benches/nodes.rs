@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
+use local_cluster::binaries::Binaries;
 use local_cluster::cluster::LocalCluster;
-use local_cluster::components::Binaries;
 use local_cluster::images;
 use local_cluster::layout::Layout;
 use local_cluster::node::{self, Fault};

@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand, ValueEnum};
+use local_cluster::binaries::Binaries;
 use local_cluster::cluster::LocalCluster;
-use local_cluster::components::Binaries;
 use local_cluster::layout::Layout;
 use local_cluster::release::Kubernetes;
 use local_cluster::{addons, images, provision};

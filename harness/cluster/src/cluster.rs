@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
-use crate::components::{self, Binaries, Component, Health, ADMIN, IDENTITIES};
+use crate::binaries::Binaries;
+use crate::components::{self, Component, Health, ADMIN, IDENTITIES};
 use crate::layout::{self, Layout, NODE_IP, NODE_NAME, SERVICE_IP};
 use crate::network::{self, BeforeUp};
 use crate::node::{self, Fault};

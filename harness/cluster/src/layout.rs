@@ -78,7 +78,7 @@ impl Layout {
     pub fn shape(&self) -> PathBuf {
         self.path("shape.json")
     }
-    /// The binaries the cluster runs ([`crate::components::Binaries`]), written at `up`.
+    /// The binaries the cluster runs ([`crate::binaries::Binaries`]), written at `up`.
     pub fn binaries(&self) -> PathBuf {
         self.path("binaries.json")
     }

@@ -9,6 +9,7 @@
 //! interface; `ci/cluster` and `ci/images` are this repository's thin wrappers.
 
 pub mod addons;
+pub mod binaries;
 pub mod cluster;
 pub mod components;
 pub mod images;

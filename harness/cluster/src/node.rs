@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::components::{self, Binaries, Component};
+use crate::binaries::Binaries;
+use crate::components::{self, Component};
 use crate::layout::{Layout, POD_CIDR};
 use crate::network::{output, run};
 use crate::process::{self, Supervisor};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
-use crate::components::Binaries;
+use crate::binaries::Binaries;
 use crate::release::{Kubernetes, ETCD_VERSION};
 
 /// Debian packages the cluster runs on (containerd, runc, CNI plugins,
