@@ -1,10 +1,16 @@
 //! Pod Security Admission as production clusters run it: the level the
 //! harness's namespaces enforce (`pod-security.kubernetes.io/enforce`), one
 //! setting per run (`HARNESS_POD_SECURITY`, default `baseline`, as most
-//! managed clusters and Rancher default to), or per namespace request.
+//! managed clusters and Rancher default to), or per namespace request; and
+//! the watch that ends a rollout wait at once when the API server refuses a
+//! workload's pods for a violation.
 
 use std::fmt;
 use std::str::FromStr;
+
+use futures::StreamExt as _;
+
+use crate::cluster::status::WorkloadKind;
 
 /// The label that makes the API server refuse pods that violate a level.
 pub const ENFORCE: &str = "pod-security.kubernetes.io/enforce";
@@ -78,6 +84,51 @@ pub fn refusal(message: &str) -> Option<&str> {
     message
         .contains("violates PodSecurity")
         .then_some(message.trim())
+}
+
+/// Watches the namespace's events until one says that the controller of
+/// workload `kind/name` (for a Deployment, one of its ReplicaSets) could not
+/// create a pod because it violates the namespace's Pod Security level
+/// ([`refusal`]), and returns that message. Such a pod never
+/// exists, so the stuck-pod watch cannot see it; never ends while none is.
+pub async fn first_refused_pod(
+    client: &kube::Client,
+    namespace: &str,
+    kind: WorkloadKind,
+    name: &str,
+) -> String {
+    use k8s_openapi::api::core::v1::Event;
+    use kube::runtime::watcher::{self, Event as Change};
+    use kube::runtime::WatchStreamExt as _;
+    let events: kube::Api<Event> = kube::Api::namespaced(client.clone(), namespace);
+    let replica_sets = format!("{name}-");
+    let from_workload = |e: &Event| {
+        let object = &e.involved_object;
+        let object_name = object.name.as_deref().unwrap_or_default();
+        match (kind, object.kind.as_deref()) {
+            (WorkloadKind::Deployment, Some("ReplicaSet")) => {
+                object_name.starts_with(&replica_sets)
+            }
+            (_, Some(k)) => k == kind.as_str() && object_name == name,
+            _ => false,
+        }
+    };
+    let stream = watcher::watcher(
+        events,
+        watcher::Config::default().fields("reason=FailedCreate"),
+    )
+    .default_backoff();
+    futures::pin_mut!(stream);
+    while let Some(change) = stream.next().await {
+        if let Ok(Change::Apply(e) | Change::InitApply(e)) = change {
+            if from_workload(&e) {
+                if let Some(message) = e.message.as_deref().and_then(refusal) {
+                    return message.to_owned();
+                }
+            }
+        }
+    }
+    std::future::pending().await
 }
 
 #[cfg(test)]

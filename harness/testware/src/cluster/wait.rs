@@ -371,7 +371,7 @@ pub async fn rolled_out_failing_fast(
             let what = format!("{} {name} to roll out", kind.as_str());
             Err(stuck_error(&pods, what, started.elapsed(), pod, found).await)
         }
-        message = first_refused_pod(client, namespace, kind, name) => {
+        message = pod_security::first_refused_pod(client, namespace, kind, name) => {
             Err(WaitError::Failed {
                 what: format!("{} {name} to roll out", kind.as_str()),
                 reason: format!(
@@ -380,51 +380,6 @@ pub async fn rolled_out_failing_fast(
             })
         }
     }
-}
-
-/// Watches the namespace's events until one says that the controller of
-/// workload `kind/name` (for a Deployment, one of its ReplicaSets) could not
-/// create a pod because it violates the namespace's Pod Security level
-/// ([`pod_security::refusal`]), and returns that message. Such a pod never
-/// exists, so the stuck-pod watch cannot see it; never ends while none is.
-pub async fn first_refused_pod(
-    client: &kube::Client,
-    namespace: &str,
-    kind: WorkloadKind,
-    name: &str,
-) -> String {
-    use k8s_openapi::api::core::v1::Event;
-    use kube::runtime::watcher::{self, Event as Change};
-    use kube::runtime::WatchStreamExt as _;
-    let events: kube::Api<Event> = kube::Api::namespaced(client.clone(), namespace);
-    let replica_sets = format!("{name}-");
-    let from_workload = |e: &Event| {
-        let object = &e.involved_object;
-        let object_name = object.name.as_deref().unwrap_or_default();
-        match (kind, object.kind.as_deref()) {
-            (WorkloadKind::Deployment, Some("ReplicaSet")) => {
-                object_name.starts_with(&replica_sets)
-            }
-            (_, Some(k)) => k == kind.as_str() && object_name == name,
-            _ => false,
-        }
-    };
-    let stream = watcher::watcher(
-        events,
-        watcher::Config::default().fields("reason=FailedCreate"),
-    )
-    .default_backoff();
-    futures::pin_mut!(stream);
-    while let Some(change) = stream.next().await {
-        if let Ok(Change::Apply(e) | Change::InitApply(e)) = change {
-            if from_workload(&e) {
-                if let Some(message) = e.message.as_deref().and_then(pod_security::refusal) {
-                    return message.to_owned();
-                }
-            }
-        }
-    }
-    std::future::pending().await
 }
 
 /// [`WaitError::Stuck`] for pod `pod` found stuck in `found` while awaiting
