@@ -43,10 +43,13 @@ impl Binaries {
     /// The binaries the running cluster was started with (recorded at `up`),
     /// else those of the default release in `cache`.
     pub fn of_running(layout: &Layout, cache: &Path) -> Self {
-        std::fs::read(layout.binaries())
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_else(|| Self::cached(cache, DEFAULT_KUBERNETES))
+        Self::recorded(layout).unwrap_or_else(|| Self::cached(cache, DEFAULT_KUBERNETES))
+    }
+
+    /// The binaries recorded at `up` in `layout`, if any (see [`Binaries::record`]).
+    pub fn recorded(layout: &Layout) -> Option<Self> {
+        let bytes = std::fs::read(layout.binaries()).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// Records these as the running cluster's binaries (see [`Binaries::of_running`]).

@@ -181,9 +181,7 @@ impl LocalCluster {
                     describe(&self.shape)
                 );
             }
-            let running = std::fs::read(self.layout.binaries())
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<Binaries>(&bytes).ok());
+            let running = Binaries::recorded(&self.layout);
             if let Some(running) = running.filter(|r| r.kube != self.bins.kube) {
                 bail!(
                     "the local cluster runs the Kubernetes binaries in {}, not those asked for in {} (hint: `testware cluster down` first)",

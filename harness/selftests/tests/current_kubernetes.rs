@@ -92,8 +92,7 @@ async fn a_privileged_pod_is_refused_at_once_in_a_restricted_namespace(
     ctx: Ctx,
 ) -> anyhow::Result<()> {
     let ns = ctx.create_namespace_with(PodSecurity::Restricted).await?;
-    let labels = ns.api::<Pod>().into_client();
-    let namespace = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(labels)
+    let namespace = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(ctx.client().await?)
         .get(ns.name())
         .await?;
     check_eq!(
