@@ -1,17 +1,6 @@
-//! CRI container log files (what the kubelet writes and the log shipper reads):
-//! any text splits into lines that parse or are refused, and joining the
-//! partial lines loses and invents nothing.
+//! The fuzz target of `testware_fuzz::cri_log_lines` (what it checks is there).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use testware_systems::logs::{join_partials, CriLine};
 
-fuzz_target!(|text: &str| {
-    let lines: Vec<CriLine> = text.lines().filter_map(CriLine::parse).collect();
-    let whole = join_partials(&lines);
-    let finals = lines.iter().filter(|l| !l.partial).count();
-    assert_eq!(whole.len(), finals, "one whole line per final part");
-    let joined: usize = whole.iter().map(String::len).sum();
-    let parts: usize = lines.iter().map(|l| l.text.len()).sum();
-    assert!(joined <= parts, "joining invented text");
-});
+fuzz_target!(|data: &[u8]| testware_fuzz::cri_log_lines::check(data));

@@ -1,24 +1,6 @@
-//! Object-store notifications as the embargo webhook receives them: any body
-//! parses or is refused, and an object key survives the store's encoding and
-//! the webhook's decoding unchanged.
+//! The fuzz target of `testware_fuzz::embargo_notifications` (what it checks is there).
 #![no_main]
 
-use embargo_components::{decode_key, Notification};
 use libfuzzer_sys::fuzz_target;
-use testware_systems::embargo::encode_key;
 
-fuzz_target!(|body: &[u8]| {
-    if let Ok(notification) = serde_json::from_slice::<Notification>(body) {
-        for record in &notification.records {
-            let _ = decode_key(&record.s3.object.key);
-        }
-    }
-    if let Ok(key) = std::str::from_utf8(body) {
-        assert_eq!(
-            decode_key(&encode_key(key)),
-            key,
-            "encoded as {:?}",
-            encode_key(key)
-        );
-    }
-});
+fuzz_target!(|data: &[u8]| testware_fuzz::embargo_notifications::check(data));

@@ -1,33 +1,6 @@
-//! Rendered manifests (`helm template` output, `helm get manifest`): any text
-//! parses into typed objects or is refused with an error, and the policy rules
-//! run on whatever parsed.
+//! The fuzz target of `testware_fuzz::manifests` (what it checks is there).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use testware::chart::ChartMeta;
-use testware::manifest::policy::{check_all, Context};
-use testware::Manifests;
 
-fuzz_target!(|text: &str| {
-    let Ok(manifests) = Manifests::parse(text) else {
-        return;
-    };
-    for object in manifests.objects() {
-        let _ = (
-            object.id(),
-            object.labels(),
-            object.pod_template().is_some(),
-        );
-    }
-    let chart: ChartMeta = serde_json::from_value(serde_json::json!({
-        "name": "fuzz", "version": "0.1.0", "appVersion": "1.0"
-    }))
-    .expect("a chart's metadata");
-    let cx = Context {
-        include_test_hooks: true,
-        ..Context::new(&chart, "fuzz")
-    };
-    for violation in check_all(&manifests, &cx) {
-        let _ = format!("{violation:?}");
-    }
-});
+fuzz_target!(|data: &[u8]| testware_fuzz::manifests::check(data));

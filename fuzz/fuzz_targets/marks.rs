@@ -1,22 +1,6 @@
-//! Mark expressions (`--mark`, `HARNESS_MARK`): any text parses or is refused
-//! with an error, and a parsed expression can be evaluated and printed.
+//! The fuzz target of `testware_fuzz::marks` (what it checks is there).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use testware::marks::MarkExpr;
 
-fuzz_target!(|text: &str| {
-    if let Ok(expr) = MarkExpr::parse(text) {
-        let marks = ["chart_deploy", "no_deploy", "quarantine", "slow"];
-        let _ = expr.matches(&marks);
-        let _ = expr.matches::<&str>(&[]);
-        // What it prints must mean the same.
-        let printed = format!("{expr}");
-        let again = MarkExpr::parse(&printed).expect("a printed expression parses");
-        assert_eq!(
-            again.matches(&marks),
-            expr.matches(&marks),
-            "{text:?} printed as {printed:?}"
-        );
-    }
-});
+fuzz_target!(|data: &[u8]| testware_fuzz::marks::check(data));
