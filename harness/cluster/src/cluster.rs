@@ -151,14 +151,24 @@ impl LocalCluster {
         if fresh {
             // Addons applied before the new node takes pods would wait out the
             // scheduler's back-off after their first refusal.
+            let started = Instant::now();
             for n in &self.shape.nodes {
                 wait_schedulable(&client, &n.name, Duration::from_secs(60)).await?;
             }
+            eprintln!(
+                "  node(s) taking pods after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
         }
+        let started = Instant::now();
         crate::addons::install(&client, &self.layout)
             .await
             .context("installing the addons")?;
         crate::addons::wait_serving(&client).await?;
+        eprintln!(
+            "  addons serving after {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         self.export_kubeconfig(kubeconfig)?;
         Ok(fresh)
     }
