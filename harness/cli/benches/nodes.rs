@@ -138,7 +138,7 @@ async fn idle_per_node(c: &LocalCluster) {
 
 /// Two toolbox pods on the nodes after the first, with a budget of minAvailable 1 if `budget`.
 async fn workload(client: &kube::Client, budget: bool) -> anyhow::Result<()> {
-    use kube::api::{Api, DynamicObject, PostParams};
+    use kube::api::{Api, PostParams};
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     if namespaces.get_opt(NS).await?.is_none() {
         namespaces
@@ -176,19 +176,12 @@ async fn workload(client: &kube::Client, budget: bool) -> anyhow::Result<()> {
         .create(&PostParams::default(), &deployment)
         .await?;
     if budget {
-        let resource = kube::discovery::ApiResource {
-            group: "policy".into(),
-            version: "v1beta1".into(),
-            api_version: "policy/v1beta1".into(),
-            kind: "PodDisruptionBudget".into(),
-            plural: "poddisruptionbudgets".into(),
-        };
-        let pdb: DynamicObject = serde_json::from_value(serde_json::json!({
-            "apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget",
-            "metadata": {"name": "bench"},
-            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "bench"}}}
-        }))?;
-        Api::<DynamicObject>::namespaced_with(client.clone(), NS, &resource)
+        let pdb: k8s_openapi::api::policy::v1::PodDisruptionBudget =
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "bench"},
+                "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "bench"}}}
+            }))?;
+        Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::namespaced(client.clone(), NS)
             .create(&PostParams::default(), &pdb)
             .await?;
     }
