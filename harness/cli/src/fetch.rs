@@ -18,8 +18,18 @@ const INSTALL_SCHEMAS: &str = include_str!("../assets/install-schemas.sh");
 /// # Errors
 /// The fetch fails (its own message says why, with a hint).
 pub fn ensure_helm(tools: &Tools) -> anyhow::Result<()> {
-    let on_path = std::env::split_paths(&tools.path).any(|d| d.join("helm").is_file());
-    if tools.helm.is_some() || on_path {
+    if tools.helm.is_some() {
+        return Ok(());
+    }
+    // A chosen version is the cache's build of it, whatever is on PATH.
+    let wanted = match &tools.helm_version {
+        Some(choice) => testware::charts::helm::pinned(Some(choice))?,
+        None if std::env::split_paths(&tools.path).any(|d| d.join("helm").is_file()) => {
+            return Ok(())
+        }
+        None => testware::charts::helm::pinned(None)?,
+    };
+    if testware::charts::helm::cached_helm(&tools.cache_dir, wanted).is_file() {
         return Ok(());
     }
     // The install script builds helm with the build script the cluster uses.
@@ -63,4 +73,20 @@ fn run_script(name: &str, text: &str, cache: &Path) -> anyhow::Result<()> {
         bail!("{name} failed ({status}; its message is above)");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use testware::charts::helm::{PINNED_V4, PINNED_VERSION};
+
+    /// The script builds what the library looks for (`helm::pinned`).
+    #[test]
+    fn the_install_script_pins_the_librarys_versions() {
+        for line in [
+            format!("3) HELM_VERSION=v{PINNED_VERSION} ;;"),
+            format!("4) HELM_VERSION=v{PINNED_V4} ;;"),
+        ] {
+            assert!(super::INSTALL_HELM.contains(&line), "{line}");
+        }
+    }
 }

@@ -490,8 +490,14 @@ spec:
     )
     .unwrap();
     let archives = work.join("archives");
-    let helm = std::env::var("HELM").unwrap_or_else(|_| "helm".into());
-    let packaged = Command::new(helm)
+    // The helm the harness would run (HELM, PATH, or the cache's chosen one).
+    let helm = tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(testware::Helm::locate(
+            &testware::config::Tools::from_process(),
+        ))
+        .expect("helm, as the other checks need");
+    let packaged = Command::new(helm.path())
         .args(["package", "--destination"])
         .arg(&archives)
         .arg(&source)

@@ -73,14 +73,9 @@ async fn volumes_of(client: &kube::Client, run_id: &str) -> anyhow::Result<Vec<S
 async fn releases_of(run_id: &str) -> anyhow::Result<Vec<String>> {
     let helm = testware::Helm::locate(&testware::config::Tools::from_process()).await?;
     let prefix = format!("test-{run_id}-");
-    let namespaces = helm
-        .run(
-            ["list", "--all-namespaces", "--all", "-o", "json"]
-                .map(Into::into)
-                .to_vec(),
-            Duration::from_secs(30),
-        )
-        .await?;
+    let mut list = helm.list_every_state();
+    list.extend(["--all-namespaces", "-o", "json"].map(Into::into));
+    let namespaces = helm.run(list, Duration::from_secs(30)).await?;
     let parsed: Vec<serde_json::Value> = serde_json::from_str(&namespaces)?;
     Ok(parsed
         .iter()

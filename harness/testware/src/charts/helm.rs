@@ -26,6 +26,29 @@ pub const MIN_VERSION: Version = Version {
 /// The helm version `ci/test` and `testware check` build into the project
 /// cache (from the Go module proxy, `helm.sh/helm/v3`).
 pub const PINNED_VERSION: &str = "3.21.4";
+/// The helm 4 version they build instead with `HARNESS_HELM_VERSION=4`
+/// (`helm.sh/helm/v4`).
+pub const PINNED_V4: &str = "4.3.2";
+
+/// The version of the cache's helm that `HARNESS_HELM_VERSION` chooses: unset
+/// or `3` [`PINNED_VERSION`], `4` [`PINNED_V4`], else the exact version it
+/// names (`4.3.1`, `v3.21.3`). `harness/cli/assets/install-helm.sh` reads the
+/// variable the same way.
+///
+/// # Errors
+/// The value is none of those.
+pub fn pinned(choice: Option<&str>) -> Result<Version, HelmError> {
+    let text = match choice.map(str::trim) {
+        None | Some("" | "3") => PINNED_VERSION,
+        Some("4") => PINNED_V4,
+        Some(exact) => exact,
+    };
+    Version::parse(text)
+        .filter(|v| v.major >= 3)
+        .ok_or_else(|| HelmError::BadChoice {
+            value: text.to_owned(),
+        })
+}
 
 /// Default time limit of one helm command.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -94,6 +117,20 @@ pub enum HelmError {
         path: PathBuf,
         /// What it printed.
         output: String,
+    },
+    /// The helm `HARNESS_HELM_VERSION` chooses is not in the cache.
+    #[error("HARNESS_HELM_VERSION chose helm {version}, which is not built at {} (hint: `testware check` builds it on first use; in the testware repository `HARNESS_HELM_VERSION=… ci/install-helm`; or set HELM to a helm binary)", path.display())]
+    ChosenNotBuilt {
+        /// The version chosen.
+        version: Version,
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// `HARNESS_HELM_VERSION` names no helm version.
+    #[error("HARNESS_HELM_VERSION={value:?} is not a helm version (hint: 3, 4 or an exact version such as {PINNED_V4})")]
+    BadChoice {
+        /// What the variable holds.
+        value: String,
     },
     /// The binary is older than [`MIN_VERSION`].
     #[error("{} is helm {found}, but {MIN_VERSION} or newer is needed (hint: set HELM to a newer helm or put one first on PATH)", path.display())]
@@ -168,18 +205,43 @@ fn template_args(chart: &Path, options: &RenderOptions) -> Vec<OsString> {
     args
 }
 
+/// Where the install script puts helm `version` in the project cache.
+pub fn cached_helm(cache: &Path, version: Version) -> PathBuf {
+    cache
+        .join("helm")
+        .join(format!("v{version}"))
+        .join("bin")
+        .join("helm")
+}
+
 impl Helm {
     /// Finds helm where `tools` say: `$HELM`, else `helm` on `PATH`, else the
-    /// project's install location (`<cache>/helm/<version>/helm`); checks its version.
+    /// project's install location (`<cache>/helm/v<version>/bin/helm`); checks
+    /// its version. With `HARNESS_HELM_VERSION` set, the cache's build of that
+    /// version comes before `PATH`: a run asked for helm 4 gets helm 4.
     ///
     /// # Errors
-    /// [`HelmError::NotFound`], or any error of [`Helm::at`].
+    /// [`HelmError::NotFound`], [`HelmError::BadChoice`], or any error of [`Helm::at`].
     pub async fn locate(tools: &Tools) -> Result<Self, HelmError> {
-        Self::locate_in(tools.helm.clone(), &tools.path, &tools.cache_dir).await
+        match &tools.helm_version {
+            Some(choice) if tools.helm.is_none() => {
+                let version = pinned(Some(choice))?;
+                let cached = cached_helm(&tools.cache_dir, version);
+                if !cached.is_file() {
+                    return Err(HelmError::ChosenNotBuilt {
+                        version,
+                        path: cached,
+                    });
+                }
+                Self::at(cached).await
+            }
+            _ => Self::locate_in(tools.helm.clone(), &tools.path, &tools.cache_dir).await,
+        }
     }
 
-    /// [`Helm::locate`] with the places to look given explicitly: `helm_var`
-    /// (the value of `$HELM`), the `PATH` list and the cache directory.
+    /// [`Helm::locate`] without a version chosen, the places to look given
+    /// explicitly: `helm_var` (the value of `$HELM`), the `PATH` list and the
+    /// cache directory.
     ///
     /// # Errors
     /// See [`Helm::locate`].
@@ -188,11 +250,7 @@ impl Helm {
         path: &std::ffi::OsStr,
         cache: &Path,
     ) -> Result<Self, HelmError> {
-        let cached = cache
-            .join("helm")
-            .join(format!("v{PINNED_VERSION}"))
-            .join("bin")
-            .join("helm");
+        let cached = cached_helm(cache, pinned(None)?);
         if let Some(value) = &helm_var {
             check_helm_variable(value)?;
         }
@@ -256,6 +314,16 @@ impl Helm {
         self.version
     }
 
+    /// `helm list` of releases in every state: helm 3 lists only deployed and
+    /// failed ones unless told `--all`, a flag helm 4 (which lists all) refuses.
+    pub fn list_every_state(&self) -> Vec<OsString> {
+        if self.version.major >= 4 {
+            vec!["list".into()]
+        } else {
+            vec!["list".into(), "--all".into()]
+        }
+    }
+
     /// How many helm processes this adapter has started (the version check included).
     pub fn processes_started(&self) -> u64 {
         self.started.load(Ordering::Relaxed)
@@ -314,10 +382,24 @@ impl Helm {
     /// # Cancel safety
     /// Dropping the future kills the process.
     pub async fn run(&self, args: Vec<OsString>, timeout: Duration) -> Result<String, HelmError> {
+        self.run_with_env(args, Vec::new(), timeout).await
+    }
+
+    /// [`Helm::run`] with `env` added to helm's environment.
+    ///
+    /// # Errors
+    /// As for [`Helm::run`].
+    pub async fn run_with_env(
+        &self,
+        args: Vec<OsString>,
+        env: Vec<(OsString, OsString)>,
+        timeout: Duration,
+    ) -> Result<String, HelmError> {
         let command_line = display_command(&self.path, &args);
         let mut command = Command::new(&self.path);
         command
             .args(&args)
+            .envs(env)
             .kill_on_drop(true)
             .stdin(std::process::Stdio::null());
         self.started.fetch_add(1, Ordering::Relaxed);
@@ -484,6 +566,39 @@ mod tests {
     fn versions_parse(#[case] text: &str, #[case] expected: Option<(u32, u32, u32)>) {
         let parsed = Version::parse(text).map(|v| (v.major, v.minor, v.patch));
         assert_eq!(parsed, expected);
+    }
+
+    #[rstest]
+    #[case(None, Some(PINNED_VERSION))]
+    #[case(Some("3"), Some(PINNED_VERSION))]
+    #[case(Some("4"), Some(PINNED_V4))]
+    #[case(Some("v4.3.1"), Some("4.3.1"))]
+    #[case(Some("3.21.3"), Some("3.21.3"))]
+    #[case(Some("2.17.0"), None)]
+    #[case(Some("latest"), None)]
+    fn a_helm_version_is_chosen(#[case] choice: Option<&str>, #[case] expected: Option<&str>) {
+        let chosen = pinned(choice).map(|v| v.to_string());
+        match expected {
+            Some(version) => assert_eq!(chosen.unwrap(), version),
+            None => assert!(
+                matches!(chosen, Err(HelmError::BadChoice { .. })),
+                "{chosen:?}"
+            ),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chosen_helm_not_built_is_named_with_a_hint() {
+        let cache = std::env::temp_dir().join(format!("helm-choice-{}", std::process::id()));
+        let tools = Tools {
+            helm: None,
+            helm_version: Some("4".into()),
+            cache_dir: cache.clone(),
+            ..Tools::from_env(|_| None)
+        };
+        let err = Helm::locate(&tools).await.unwrap_err().to_string();
+        assert!(err.contains(&format!("chose helm {PINNED_V4}")), "{err}");
+        assert!(err.contains("ci/install-helm"), "{err}");
     }
 
     #[test]

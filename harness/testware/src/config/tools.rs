@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 /// The helm binary to use.
 pub const ENV_HELM: &str = "HELM";
+/// Which helm the cache's build is when `HELM` is unset: `3` (the default),
+/// `4`, or an exact version (`4.3.2`); see [`crate::charts::helm::pinned`].
+pub const ENV_HELM_VERSION: &str = "HARNESS_HELM_VERSION";
 /// The project's cache for pinned downloads and builds.
 pub const ENV_CACHE_DIR: &str = "HARNESS_CACHE_DIR";
 /// Where the Kubernetes JSON schemas are (overrides the cache's copy).
@@ -29,6 +32,9 @@ pub const ENV_DOCKER_HOST: &str = "DOCKER_HOST";
 pub struct Tools {
     /// `HELM`: this helm binary, else `helm` on [`Tools::path`], else the cache's.
     pub helm: Option<PathBuf>,
+    /// `HARNESS_HELM_VERSION`: the cache's helm of this line or version, which
+    /// then also wins over a helm on `PATH`.
+    pub helm_version: Option<String>,
     /// `PATH`: where helm and container CLIs are looked for.
     pub path: OsString,
     /// `HARNESS_CACHE_DIR`, else `$XDG_CACHE_HOME/testware`, else `~/.cache/testware`.
@@ -61,6 +67,7 @@ impl Tools {
         });
         Self {
             helm: get(ENV_HELM).map(PathBuf::from),
+            helm_version: get(ENV_HELM_VERSION),
             path: get("PATH").map(OsString::from).unwrap_or_default(),
             cache_dir,
             schema_dir: get(ENV_SCHEMA_DIR).map(PathBuf::from),

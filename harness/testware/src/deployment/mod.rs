@@ -183,7 +183,8 @@ impl ChartDeployment {
             chart.clone().into(),
         ];
         args.extend(request.values.args(&chart));
-        args.extend(prepared.helm_args());
+        let major = self.helm.version().major;
+        args.extend(prepared.helm_args(major));
         let timeout = self.helm_timeout(request.timeout);
         let readiness = match request.readiness {
             Readiness::Watch if hooks_expect_ready(&chart, action) => Readiness::Helm,
@@ -196,7 +197,7 @@ impl ChartDeployment {
             Readiness::Applied => {}
         }
         let policy = request.fail_fast.unwrap_or(self.fail_fast);
-        let helm = self.run_explained(action, args, timeout);
+        let helm = self.run_explained_with(action, args, prepared.helm_env(major), timeout);
         // helm's own wait cannot be told to stop early: an install's helm is
         // stopped at a stuck pod of the release (the release is left
         // pending-install, in a namespace that goes). An upgrade's is not: a
@@ -734,9 +735,24 @@ impl ChartDeployment {
         args: Vec<OsString>,
         timeout: Duration,
     ) -> Result<String, DeployError> {
+        self.run_explained_with(action, args, Vec::new(), timeout)
+            .await
+    }
+
+    /// [`Self::run_explained`] with `env` added to helm's environment.
+    async fn run_explained_with(
+        &self,
+        action: &'static str,
+        args: Vec<OsString>,
+        env: Vec<(OsString, OsString)>,
+        timeout: Duration,
+    ) -> Result<String, DeployError> {
         let args = self.scoped(args, timeout);
         // helm gets a few seconds beyond its own timeout to report it.
-        match self.helm.run(args, timeout + Duration::from_secs(15)).await {
+        let helm = self
+            .helm
+            .run_with_env(args, env, timeout + Duration::from_secs(15));
+        match helm.await {
             Ok(out) => Ok(out),
             Err(helm) => Err(DeployError::Helm {
                 action,

@@ -25,11 +25,19 @@ pub(super) struct Prepared {
 }
 
 impl Prepared {
-    /// Arguments helm needs for it (the post-renderer).
-    pub(super) fn helm_args(&self) -> Vec<OsString> {
+    /// Arguments helm `major` needs for it (the post-renderer).
+    pub(super) fn helm_args(&self, major: u32) -> Vec<OsString> {
         self.post_renderer
             .as_ref()
-            .map(PostRenderer::helm_args)
+            .map(|r| r.helm_args(major))
+            .unwrap_or_default()
+    }
+
+    /// The environment helm `major` needs for it.
+    pub(super) fn helm_env(&self, major: u32) -> Vec<(OsString, OsString)> {
+        self.post_renderer
+            .as_ref()
+            .map(|r| r.helm_env(major))
             .unwrap_or_default()
     }
 }

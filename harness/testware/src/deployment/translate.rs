@@ -125,45 +125,86 @@ END {{ flush() }}
     )
 }
 
-/// The post-renderer of one helm run: the awk program in a file of its own,
-/// removed when dropped.
+/// The name of the helm 4 plugin that runs the program.
+const PLUGIN: &str = "testware-api-versions";
+
+/// The plugin: awk, given the program by `--post-renderer-args`.
+const PLUGIN_YAML: &str = "apiVersion: v1
+type: postrenderer/v1
+name: testware-api-versions
+version: 0.1.0
+runtime: subprocess
+runtimeConfig:
+  platformCommand:
+    - command: awk
+";
+
+/// The post-renderer of one helm run, in a directory of its own removed when
+/// dropped: the awk program, and for helm 4 (whose `--post-renderer` names a
+/// `postrenderer/v1` plugin, where helm 3's names a program) the plugin that
+/// runs awk on it.
 #[derive(Debug)]
 pub struct PostRenderer {
-    program: PathBuf,
+    dir: PathBuf,
 }
 
 impl PostRenderer {
-    /// Writes the program for `translations`.
+    /// Writes the program for `translations`, and the plugin.
     ///
     /// # Errors
-    /// The temporary file cannot be written.
+    /// The temporary files cannot be written.
     pub fn write(translations: &[Translation]) -> std::io::Result<Self> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let program = std::env::temp_dir().join(format!(
-            "testware-post-render-{}-{}.awk",
+        let dir = std::env::temp_dir().join(format!(
+            "testware-post-render-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::write(&program, awk_program(translations))?;
-        Ok(Self { program })
+        // Dropped (and so removed) on any error below.
+        let renderer = Self { dir };
+        let plugin = renderer.plugins().join(PLUGIN);
+        std::fs::create_dir_all(&plugin)?;
+        std::fs::write(plugin.join("plugin.yaml"), PLUGIN_YAML)?;
+        std::fs::write(renderer.program(), awk_program(translations))?;
+        Ok(renderer)
     }
 
-    /// helm's arguments that run it.
-    pub fn helm_args(&self) -> Vec<OsString> {
+    fn program(&self) -> PathBuf {
+        self.dir.join("translate.awk")
+    }
+
+    fn plugins(&self) -> PathBuf {
+        self.dir.join("plugins")
+    }
+
+    /// helm's arguments that run it, for helm `major`.
+    pub fn helm_args(&self, major: u32) -> Vec<OsString> {
+        let renderer = if major >= 4 { PLUGIN } else { "awk" };
         vec![
             "--post-renderer".into(),
-            "awk".into(),
+            renderer.into(),
             "--post-renderer-args".into(),
             "-f".into(),
             "--post-renderer-args".into(),
-            self.program.clone().into(),
+            self.program().into(),
         ]
+    }
+
+    /// The environment helm `major` needs for them: helm 4 looks for the plugin
+    /// in `HELM_PLUGINS` (the run that translates sees no other plugin; it
+    /// installs a chart directory, which needs none).
+    pub fn helm_env(&self, major: u32) -> Vec<(OsString, OsString)> {
+        if major >= 4 {
+            vec![("HELM_PLUGINS".into(), self.plugins().into())]
+        } else {
+            Vec::new()
+        }
     }
 }
 
 impl Drop for PostRenderer {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.program);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -238,7 +279,7 @@ spec:
         let manifests = Manifests::parse(RENDER).unwrap();
         let renderer = PostRenderer::write(&plan(&manifests, served_by_1_20).unwrap()).unwrap();
         let mut awk = std::process::Command::new("awk")
-            .args(["-f".as_ref(), renderer.program.as_os_str()])
+            .args(["-f".as_ref(), renderer.program().as_os_str()])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -257,8 +298,45 @@ spec:
                 "apiVersion: autoscaling/v2beta2\n",
             );
         assert_eq!(out, expected);
-        let program = renderer.program.clone();
+        let dir = renderer.dir.clone();
         drop(renderer);
-        assert!(!program.exists());
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn helm_4_runs_the_program_through_its_plugin() {
+        let renderer = PostRenderer::write(&[]).unwrap();
+        let args = |major| -> Vec<String> {
+            renderer
+                .helm_args(major)
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let program = renderer.program().display().to_string();
+        assert_eq!(
+            args(3),
+            [
+                "--post-renderer",
+                "awk",
+                "--post-renderer-args",
+                "-f",
+                "--post-renderer-args",
+                &program
+            ]
+        );
+        assert_eq!(args(4)[1], PLUGIN);
+        assert_eq!(args(4)[2..], args(3)[2..]);
+        assert!(renderer.helm_env(3).is_empty());
+        let env = renderer.helm_env(4);
+        assert_eq!(env.len(), 1);
+        assert_eq!(env[0].0, "HELM_PLUGINS");
+        let manifest = std::path::Path::new(&env[0].1)
+            .join(PLUGIN)
+            .join("plugin.yaml");
+        let plugin: serde_json::Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+        assert_eq!(plugin["name"], PLUGIN);
+        assert_eq!(plugin["type"], "postrenderer/v1");
     }
 }

@@ -199,15 +199,17 @@ async fn read_releases(
     kube_context: Option<&str>,
     redactor: &mut Redactor,
 ) -> Result<Vec<ReleaseFiles>, String> {
-    let query = |args: &[&str]| {
-        let mut argv: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+    let query_argv = |mut argv: Vec<std::ffi::OsString>| {
         argv.extend(["--namespace".into(), namespace.into()]);
         if let Some(context) = kube_context {
             argv.extend(["--kube-context".into(), context.into()]);
         }
         helm.run(argv, HELM_QUERY)
     };
-    let names = match query(&["list", "--all", "--short"]).await {
+    let query = |args: &[&str]| query_argv(args.iter().map(Into::into).collect());
+    let mut list = helm.list_every_state();
+    list.push("--short".into());
+    let names = match query_argv(list).await {
         Ok(out) => out.lines().map(str::to_owned).collect::<Vec<_>>(),
         Err(e) => return Err(format!("  (helm list failed: {e})\n")),
     };
