@@ -283,19 +283,26 @@ async fn without_claims_two_installs_of_one_cluster_role_collide(ctx: Ctx) -> an
             )
         })
         .collect();
-    let failed = outputs.iter().filter(|o| !o.status.success()).count();
-    check_eq!(
-        failed,
-        1,
-        "exactly one of two unclaimed installs fails:\n{}",
+    // One fails, or both: when each install created one of the two objects
+    // (the ClusterRole, the ClusterRoleBinding) before the other did, each
+    // collides on the other's (seen on 1.36, once).
+    let failures: Vec<&String> = outputs
+        .iter()
+        .zip(&texts)
+        .filter(|(o, _)| !o.status.success())
+        .map(|(_, t)| t)
+        .collect();
+    check!(
+        !failures.is_empty(),
+        "an unclaimed install fails:\n{}",
         texts.join("\n----\n")
     );
-    let collision = texts.iter().any(|t| {
+    let collision = failures.iter().all(|t| {
         t.contains("cannot be imported into the current release") || t.contains("already exists")
     });
     check!(
         collision,
-        "the failure is helm's collision on ClusterRole/{reader}:\n{}",
+        "each failure is helm's collision on ClusterRole/{reader} or its binding:\n{}",
         texts.join("\n----\n")
     );
     // Unclaimed, the winner's cluster-scoped objects outlive its namespace.
