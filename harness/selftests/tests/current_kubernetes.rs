@@ -205,26 +205,21 @@ async fn an_admission_policy_refuses_a_deployment_without_a_team(ctx: Ctx) -> an
     let deployments = ns.api::<Deployment>();
     // The API server takes up a new policy within a second or two: until the
     // refusal comes, an unlabelled Deployment may still pass (and is removed).
-    let deadline = tokio::time::Instant::now() + ctx.deadline().cap(Duration::from_secs(30));
-    let text = loop {
-        match deployments
-            .create(
-                &PostParams::default(),
-                &deployment("anonymous", serde_json::json!({}))?,
-            )
-            .await
-        {
-            Err(error) => break refusal(&error),
-            Ok(_) => {
-                deployments.delete("anonymous", &Default::default()).await?;
-                anyhow::ensure!(
-                    tokio::time::Instant::now() < deadline,
-                    "the policy never refused a Deployment without a team label"
-                );
-                tokio::time::sleep(Duration::from_millis(500)).await;
+    let anonymous = deployment("anonymous", serde_json::json!({}))?;
+    let text = testware::wait::wait_until(
+        "the policy to refuse a Deployment without a team label",
+        Duration::from_secs(30),
+        || async {
+            match deployments.create(&PostParams::default(), &anonymous).await {
+                Err(error) => Ok(refusal(&error)),
+                Ok(_) => {
+                    let _ = deployments.delete("anonymous", &Default::default()).await;
+                    Err("admitted (and deleted again)")
+                }
             }
-        }
-    };
+        },
+    )
+    .await?;
     check!(
         text.contains("every Deployment names its team")
             && text.contains("ValidatingAdmissionPolicy"),
@@ -283,22 +278,22 @@ async fn a_budget_that_always_allows_lets_an_unready_pod_be_evicted(
     let running =
         |pod: &Pod| pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
     // The budget counts the pod (its status observed) and the pod runs, unready.
-    let deadline = tokio::time::Instant::now() + ctx.deadline().cap(Duration::from_secs(60));
-    let pod = loop {
-        let budget = budgets.get("web").await?;
-        let observed = budget.status.as_ref().is_some_and(|s| {
-            s.expected_pods == 1 && s.observed_generation == budget.metadata.generation
-        });
-        let pod = pod_of(&pods, "web").await.ok();
-        if let Some(pod) = pod.filter(|p| observed && running(p)) {
-            break pod;
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "the pod never ran under an observed budget"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let pod = testware::wait::wait_until(
+        "the pod to run under an observed budget",
+        Duration::from_secs(60),
+        || async {
+            let budget = budgets.get("web").await.map_err(|e| e.to_string())?;
+            let observed = budget.status.as_ref().is_some_and(|s| {
+                s.expected_pods == 1 && s.observed_generation == budget.metadata.generation
+            });
+            match pod_of(&pods, "web").await {
+                Ok(pod) if observed && running(&pod) => Ok(pod),
+                Ok(_) => Err(format!("budget observed: {observed}; pod not running yet")),
+                Err(e) => Err(format!("budget observed: {observed}; {e:#}")),
+            }
+        },
+    )
+    .await?;
     let name = pod.metadata.name.clone().unwrap_or_default();
     println!("pod {name} runs, unready, under an observed budget");
     check!(!testware::status::is_ready(&pod), "the pod is not ready");
