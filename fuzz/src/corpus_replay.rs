@@ -3,12 +3,16 @@
 //! the fix in every `cargo test`, without libFuzzer or the nightly toolchain.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::TARGETS;
 
-fn fuzz_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// `fuzz/` of the checkout under test: cargo's `CARGO_MANIFEST_DIR` at run
+/// time, as the other tests here find their files (the compiled-in path may
+/// be another clone's: CI's target directory is shared by every checkout).
+fn fuzz_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 fn inputs(target: &str) -> Vec<PathBuf> {
