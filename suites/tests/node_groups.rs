@@ -5,10 +5,12 @@
 //! a system node drained with and without the webhook's PodDisruptionBudget,
 //! and a processing node cut off and brought back.
 //!
-//! The cases change nodes (cordon, drain, lose, cut off), so they run one at a
-//! time on a cluster of their own: `testware cluster up --node-group system=2
-//! --node-group processing=2:taint` (ci/test's node-group stage), whose
-//! kubeconfig names the command that loses and cuts off nodes.
+//! The cases that change nodes (cordon, drain, lose, cut off) are marked
+//! `exclusive`: each holds the cluster alone while it runs, whatever else shares
+//! the cluster (other threads, processes, CI jobs), and the placement case runs
+//! beside the others. They need a cluster shaped so: `testware cluster up
+//! --node-group system=2 --node-group processing=2:taint` (ci/test's node-group
+//! stage), whose kubeconfig names the command that loses and cuts off nodes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use testware::cluster::drain;
-use testware::cluster::faults::{self, Fault};
+use testware::cluster::faults::{self, Fault, NodeFaults};
 use testware::cluster::nodes::{self, NodeInfo, GROUP_LABEL};
 use testware::namespace::TestNamespace;
 use testware::wait::wait_until;
@@ -36,6 +38,8 @@ fn main() -> std::process::ExitCode {
         .charts(suites::charts_dir())
         .cases(cases![chart_deploy(node_groups):
             every_pod_runs_on_its_node_group_and_a_wrong_group_is_named,
+        ])
+        .cases(cases![chart_deploy(node_groups, exclusive):
             a_processing_node_lost_mid_work_loses_and_repeats_nothing,
             a_system_node_drained_with_the_budget_fails_no_request,
             the_same_drain_without_the_budget_or_the_delay_fails_requests,
@@ -299,7 +303,9 @@ async fn daemonset_reaches_the_webhook_from_every_node(
 
 async fn a_processing_node_lost_mid_work_loses_and_repeats_nothing(ctx: Ctx) -> anyhow::Result<()> {
     let (_, processing) = groups(&ctx).await?;
-    let control = faults::node_control(&ctx.config)?;
+    let node_faults = ctx.node_faults().await?;
+    // Before the install: this cluster can lose nodes.
+    faults::node_control(&ctx.config)?;
     let ns = ctx.create_namespace().await?;
     let deployment = install(&ctx, &ns, &[("ingest.ingestSeconds", "0.2")]).await?;
     let stack = EmbargoStack::connect(&deployment).await?;
@@ -317,7 +323,7 @@ async fn a_processing_node_lost_mid_work_loses_and_repeats_nothing(ctx: Ctx) -> 
         processing.contains(&node),
         "worker {pod} runs on {node}, a processing node ({processing:?})"
     );
-    let fault = control.inject(&node, Fault::Lost)?;
+    let fault = node_faults.inject(&node, Fault::Lost)?;
     println!("lost node {node} while {pod} held {} keys", held.len());
 
     // The work, the node controller and the scheduler, each timed from the loss.
@@ -406,6 +412,7 @@ async fn drain_webhook_node(
     budget: bool,
 ) -> anyhow::Result<(u64, u64, Vec<String>, drain::Drained)> {
     let (system, _) = groups(ctx).await?;
+    let node_faults: NodeFaults = ctx.node_faults().await?;
     let client = ctx.client().await?;
     let ns = ctx.create_namespace().await?;
     let mut sets = vec![("enqueue.spread", "false")];
@@ -426,7 +433,7 @@ async fn drain_webhook_node(
     // while they are replaced.
     let others: Vec<&String> = system.iter().filter(|n| **n != target).collect();
     for n in &others {
-        drain::cordon(&client, n).await?;
+        node_faults.cordon(n).await?;
     }
     let pods = kube::Api::<Pod>::namespaced(client.clone(), ns.name());
     let webhook = format!("{RELEASE}-enqueue-");
@@ -468,7 +475,7 @@ async fn drain_webhook_node(
     )
     .await;
     for n in &others {
-        drain::uncordon(&client, n).await?;
+        node_faults.uncordon(n).await?;
     }
     moved?;
 
@@ -484,17 +491,14 @@ async fn drain_webhook_node(
     let traffic = Traffic::new();
     let sender = traffic.spawn(notifier, format!("raw/{}/drain", ctx.config.run_id));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let drained = drain::drain(
-        &client,
-        &target,
-        ctx.deadline().cap(Duration::from_secs(120)),
-    )
-    .await;
+    let drained = node_faults
+        .drain(&target, ctx.deadline().cap(Duration::from_secs(120)))
+        .await;
     // Requests go on until the replacements serve.
     tokio::time::sleep(Duration::from_secs(3)).await;
     traffic.stop.store(true, Ordering::SeqCst);
     sender.await?;
-    drain::uncordon(&client, &target).await?;
+    node_faults.uncordon(&target).await?;
     let drained = drained?;
     let failures = traffic.failures.lock().expect("not poisoned").clone();
     Ok((
@@ -544,7 +548,9 @@ async fn the_same_drain_without_the_budget_or_the_delay_fails_requests(
 
 async fn a_processing_node_cut_off_and_brought_back(ctx: Ctx) -> anyhow::Result<()> {
     let (_, processing) = groups(&ctx).await?;
-    let control = faults::node_control(&ctx.config)?;
+    let node_faults = ctx.node_faults().await?;
+    // Before the install: this cluster can cut nodes off.
+    faults::node_control(&ctx.config)?;
     let ns = ctx.create_namespace().await?;
     let deployment = install(&ctx, &ns, &[]).await?;
     let stack = EmbargoStack::connect(&deployment).await?;
@@ -557,7 +563,7 @@ async fn a_processing_node_cut_off_and_brought_back(ctx: Ctx) -> anyhow::Result<
         .ok_or_else(|| anyhow::anyhow!("no ingest worker placed: {placement}"))?;
     check!(processing.contains(&node), "{node} is a processing node");
 
-    let fault = control.inject(&node, Fault::CutOff)?;
+    let fault = node_faults.inject(&node, Fault::CutOff)?;
     let noticed = wait_node_ready(&ctx, &node, false).await?;
     let keys = image_keys(&ctx.config.run_id, "cut", 40);
     let accepted = stack.notifier().deliver_all(&keys, 5, 2, PATIENCE).await?;

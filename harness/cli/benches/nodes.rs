@@ -13,7 +13,9 @@ use local_cluster::images;
 use local_cluster::layout::Layout;
 use local_cluster::node::{self, Fault};
 use local_cluster::shape::Shape;
-use testware::cluster::drain;
+use testware::cluster::faults::NodeFaults;
+use testware::cluster::sharing::{ClusterHold, Holder};
+use testware::cluster::wait::Deadline;
 use testware::kube;
 
 /// The workload's namespace.
@@ -88,8 +90,22 @@ async fn run() -> anyhow::Result<()> {
 
     workload(&client, true).await?;
     let target = node_of_a_pod(&client).await?;
-    let drained = drain::drain(&client, &target, Duration::from_secs(180)).await?;
-    drain::uncordon(&client, &target).await?;
+    // The bench's own cluster, held alone as a case that drains would hold it.
+    let hold = std::sync::Arc::new(
+        ClusterHold::exclusive(
+            &client,
+            &Holder::named("bench-nodes", None, "drain"),
+            Deadline::after(Duration::from_secs(60)),
+        )
+        .await?,
+    );
+    let config = std::sync::Arc::new(testware::RunConfig::from_args(Default::default(), |key| {
+        std::env::var(key).ok()
+    })?);
+    let faults = NodeFaults::under(hold.clone(), client.clone(), config)?;
+    let drained = faults.drain(&target, Duration::from_secs(180)).await?;
+    faults.uncordon(&target).await?;
+    hold.release().await?;
     println!(
         "drain of {target} (PodDisruptionBudget minAvailable 1 over 2 replicas): {:.1} s, {} pod(s) evicted, {} eviction(s) held by the budget first",
         drained.took.as_secs_f64(),

@@ -37,8 +37,9 @@ use crate::manifest::Manifests;
 /// The namespace of the claims' Leases, beside the control plane's own.
 pub const CLAIMS_NAMESPACE: &str = "kube-system";
 
-/// Label on claim Leases (value [`labels::MANAGER`]'s "claim").
-const CLAIM_LABEL: &str = "testware.io/claim";
+/// Label on claim Leases, and on the cluster's holds ([`crate::cluster::sharing`]),
+/// so the janitor and a signal handler reap both alike.
+pub(crate) const CLAIM_LABEL: &str = "testware.io/claim";
 /// Annotation: the claimed object, as JSON ([`ClusterObject`]).
 const OBJECT_ANNOTATION: &str = "testware.io/object";
 /// Annotation: the namespace of the release that creates the object.
@@ -47,9 +48,9 @@ const NAMESPACE_ANNOTATION: &str = "testware.io/release-namespace";
 const HELM_RELEASE_NAMESPACE: &str = "meta.helm.sh/release-namespace";
 
 /// How long a claim outlives its last renewal; a live claim renews every third of it.
-const CLAIM_LEASE: Duration = Duration::from_secs(30);
+pub(crate) const CLAIM_LEASE: Duration = Duration::from_secs(30);
 /// How often a waiting claimant looks again.
-const POLL: Duration = Duration::from_secs(1);
+pub(crate) const POLL: Duration = Duration::from_secs(1);
 /// How long the deletion of a claimed object is awaited.
 const OBJECT_DELETE: Duration = Duration::from_secs(60);
 
@@ -172,26 +173,15 @@ impl Claimant {
     }
 
     fn lease(&self, name: &str, object: &ClusterObject) -> Lease {
-        let mut label_values = BTreeMap::from([
-            (labels::MANAGED_BY.to_owned(), labels::MANAGER.to_owned()),
-            (CLAIM_LABEL.to_owned(), "true".to_owned()),
-            (labels::RUN_ID.to_owned(), self.run_id.clone()),
-            (
-                labels::CASE.to_owned(),
-                crate::cluster::namespace::label_value(&self.case),
-            ),
-        ]);
-        if let Some(job) = &self.job_id {
-            label_values.insert(
-                labels::JOB_ID.to_owned(),
-                crate::cluster::namespace::label_value(job),
-            );
-        }
         Lease {
             metadata: kube::api::ObjectMeta {
                 name: Some(name.to_owned()),
                 namespace: Some(CLAIMS_NAMESPACE.to_owned()),
-                labels: Some(label_values),
+                labels: Some(lease_labels(
+                    &self.run_id,
+                    self.job_id.as_deref(),
+                    &self.case,
+                )),
                 annotations: Some(BTreeMap::from([
                     (
                         OBJECT_ANNOTATION.to_owned(),
@@ -209,6 +199,31 @@ impl Claimant {
             }),
         }
     }
+}
+
+/// The labels of a claim's (or a hold's) Lease: the harness's, the run's, the
+/// CI job's and the case's, so it is listed, reaped and explained alike.
+pub(crate) fn lease_labels(
+    run_id: &str,
+    job_id: Option<&str>,
+    case: &str,
+) -> BTreeMap<String, String> {
+    let mut values = BTreeMap::from([
+        (labels::MANAGED_BY.to_owned(), labels::MANAGER.to_owned()),
+        (CLAIM_LABEL.to_owned(), "true".to_owned()),
+        (labels::RUN_ID.to_owned(), run_id.to_owned()),
+        (
+            labels::CASE.to_owned(),
+            crate::cluster::namespace::label_value(case),
+        ),
+    ]);
+    if let Some(job) = job_id {
+        values.insert(
+            labels::JOB_ID.to_owned(),
+            crate::cluster::namespace::label_value(job),
+        );
+    }
+    values
 }
 
 /// The claims of one release: its cluster-scoped objects, held until
@@ -235,11 +250,11 @@ impl std::fmt::Debug for Claim {
     }
 }
 
-fn leases(client: &kube::Client) -> kube::Api<Lease> {
+pub(crate) fn leases(client: &kube::Client) -> kube::Api<Lease> {
     kube::Api::namespaced(client.clone(), CLAIMS_NAMESPACE)
 }
 
-fn annotation<'a>(lease: &'a Lease, key: &str) -> Option<&'a str> {
+pub(crate) fn annotation<'a>(lease: &'a Lease, key: &str) -> Option<&'a str> {
     lease
         .metadata
         .annotations
@@ -249,12 +264,12 @@ fn annotation<'a>(lease: &'a Lease, key: &str) -> Option<&'a str> {
 }
 
 /// Whether a claim's Lease has passed its expiry at `now` (no expiry: passed).
-fn expired(lease: &Lease, now: time::OffsetDateTime) -> bool {
+pub(crate) fn expired(lease: &Lease, now: time::OffsetDateTime) -> bool {
     expiry_of(&lease.metadata).is_none_or(|at| at <= now)
 }
 
-/// Who holds a claim, in words.
-fn holder(lease: &Lease) -> String {
+/// Who holds a claim (or a hold), in words.
+pub(crate) fn holder(lease: &Lease) -> String {
     let label = |key: &str| {
         lease
             .metadata
@@ -264,13 +279,17 @@ fn holder(lease: &Lease) -> String {
             .cloned()
             .unwrap_or_else(|| "-".into())
     };
-    format!(
-        "case {} of run {} (CI job {}, namespace {})",
+    let mut text = format!(
+        "case {} of run {} (CI job {}",
         label(labels::CASE),
         label(labels::RUN_ID),
         label(labels::JOB_ID),
-        annotation(lease, NAMESPACE_ANNOTATION).unwrap_or("-"),
-    )
+    );
+    if let Some(namespace) = annotation(lease, NAMESPACE_ANNOTATION) {
+        text.push_str(&format!(", namespace {namespace}"));
+    }
+    text.push(')');
+    text
 }
 
 impl Claim {
@@ -443,7 +462,7 @@ async fn acquire_one(
     }
 }
 
-fn lease_holder(lease: &Lease) -> Option<String> {
+pub(crate) fn lease_holder(lease: &Lease) -> Option<String> {
     lease.spec.as_ref()?.holder_identity.clone()
 }
 
@@ -453,16 +472,24 @@ async fn renew(
     object: &ClusterObject,
     from_now: Duration,
 ) -> Result<(), kube::Error> {
+    renew_lease(client, &object.lease_name(), &claimant.identity(), from_now).await
+}
+
+/// Moves Lease `name`'s expiry to `from_now`, while `identity` still holds it.
+pub(crate) async fn renew_lease(
+    client: &kube::Client,
+    name: &str,
+    identity: &str,
+    from_now: Duration,
+) -> Result<(), kube::Error> {
     let patch = serde_json::json!({
         "metadata": {"annotations": {labels::EXPIRES_AT: expiry_from_now(from_now)}},
         "spec": {"leaseDurationSeconds": from_now.as_secs()},
     });
-    let name = object.lease_name();
-    // Only while it is still this claimant's.
     let api = leases(client);
-    if let Some(lease) = api.get_opt(&name).await? {
-        if lease_holder(&lease) == Some(claimant.identity()) {
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+    if let Some(lease) = api.get_opt(name).await? {
+        if lease_holder(&lease).as_deref() == Some(identity) {
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;
         }
     }
@@ -491,7 +518,10 @@ async fn release_lease(
 
 /// Deletes `lease` unless it changed since it was read (taken over meanwhile);
 /// `true` if this call deleted it.
-async fn delete_lease(api: &kube::Api<Lease>, lease: &Lease) -> Result<bool, ClusterError> {
+pub(crate) async fn delete_lease(
+    api: &kube::Api<Lease>,
+    lease: &Lease,
+) -> Result<bool, ClusterError> {
     let name = lease.metadata.name.clone().unwrap_or_default();
     let params = DeleteParams {
         preconditions: Some(Preconditions {
@@ -638,14 +668,7 @@ async fn reap_where(
         if !delete_lease(&api, lease).await? {
             continue;
         }
-        reaped.push(
-            annotation(lease, OBJECT_ANNOTATION)
-                .and_then(|t| serde_json::from_str::<ClusterObject>(t).ok())
-                .map_or_else(
-                    || lease.metadata.name.clone().unwrap_or_default(),
-                    |o| o.to_string(),
-                ),
-        );
+        reaped.push(claimed(lease));
     }
     Ok(reaped)
 }
@@ -669,13 +692,22 @@ pub async fn live(client: &kube::Client) -> Result<Vec<(String, String)>, Cluste
         .items
         .iter()
         .filter(|l| !expired(l, now))
-        .map(|l| {
-            let object = annotation(l, OBJECT_ANNOTATION)
-                .and_then(|t| serde_json::from_str::<ClusterObject>(t).ok())
-                .map_or_else(|| "?".into(), |o| o.to_string());
-            (object, holder(l))
-        })
+        .map(|l| (claimed(l), holder(l)))
         .collect())
+}
+
+/// What a Lease claims, in words: its object (`Kind/name`), or the cluster for
+/// a hold ([`crate::cluster::sharing`]).
+fn claimed(lease: &Lease) -> String {
+    if let Some(object) = annotation(lease, OBJECT_ANNOTATION)
+        .and_then(|t| serde_json::from_str::<ClusterObject>(t).ok())
+    {
+        return object.to_string();
+    }
+    match annotation(lease, crate::cluster::sharing::HOLD_ANNOTATION) {
+        Some(kind) => format!("the cluster ({kind} hold)"),
+        None => lease.metadata.name.clone().unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]

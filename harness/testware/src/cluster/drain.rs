@@ -4,7 +4,9 @@
 //! refuses is retried until the budget allows it or the drain's time is up, and
 //! then the drain fails naming each pod still there and the budget that holds it.
 //! DaemonSet pods and static (mirror) pods stay, as with `kubectl drain
-//! --ignore-daemonsets`.
+//! --ignore-daemonsets`. Cases reach these through
+//! [`crate::cluster::faults::NodeFaults`], given only to a case that holds the
+//! cluster alone.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -19,7 +21,7 @@ use crate::cluster::{api_error, ClusterError};
 ///
 /// # Errors
 /// The node cannot be patched (missing, or no RBAC).
-pub async fn cordon(client: &kube::Client, name: &str) -> Result<(), ClusterError> {
+pub(crate) async fn cordon(client: &kube::Client, name: &str) -> Result<(), ClusterError> {
     set_unschedulable(client, name, true).await
 }
 
@@ -27,7 +29,7 @@ pub async fn cordon(client: &kube::Client, name: &str) -> Result<(), ClusterErro
 ///
 /// # Errors
 /// The node cannot be patched (missing, or no RBAC).
-pub async fn uncordon(client: &kube::Client, name: &str) -> Result<(), ClusterError> {
+pub(crate) async fn uncordon(client: &kube::Client, name: &str) -> Result<(), ClusterError> {
     set_unschedulable(client, name, false).await
 }
 
@@ -129,7 +131,7 @@ pub fn to_evict(pods: &[Pod]) -> Vec<&Pod> {
 ///
 /// # Errors
 /// A request fails, or pods remain after `timeout` ([`DrainError::Blocked`]).
-pub async fn drain(
+pub(crate) async fn drain(
     client: &kube::Client,
     name: &str,
     timeout: Duration,

@@ -5,10 +5,105 @@
 //! command that takes `lose NODE`, `cut-off NODE` and `restore NODE` — the
 //! embedded cluster's is `testware cluster node`. A fault is undone when its
 //! [`NodeFault`] is restored or dropped, so a failing case leaves no node down.
+//!
+//! Cases change nodes through [`NodeFaults`] — lose, cut off, cordon, drain —
+//! which only a case holding the cluster exclusively gets
+//! ([`crate::cluster::sharing`]): a node changed under other cases evicts or
+//! loses their pods, and their budgets refuse its drain.
 
 use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
 
+use crate::cluster::drain::{self, DrainError, Drained};
+use crate::cluster::sharing::{ClusterHold, HoldKind};
+use crate::cluster::ClusterError;
 use crate::config::RunConfig;
+
+/// The mark of a case that changes nodes: the runner holds the cluster
+/// exclusively for it ([`crate::cluster::sharing`]).
+pub const EXCLUSIVE_MARK: &str = "exclusive";
+
+/// The ways to change nodes — lose, cut off, cordon, drain — for as long as
+/// the cluster is held exclusively: a case marked [`EXCLUSIVE_MARK`] gets them
+/// from `Ctx::node_faults`, a tool from [`NodeFaults::under`].
+#[derive(Clone)]
+pub struct NodeFaults {
+    client: kube::Client,
+    config: Arc<RunConfig>,
+    _hold: Option<Arc<ClusterHold>>,
+}
+
+impl std::fmt::Debug for NodeFaults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeFaults").finish_non_exhaustive()
+    }
+}
+
+impl NodeFaults {
+    /// The node faults of `hold`'s holder.
+    ///
+    /// # Errors
+    /// The hold is shared ([`FaultError::NotExclusive`]).
+    pub fn under(
+        hold: Arc<ClusterHold>,
+        client: kube::Client,
+        config: Arc<RunConfig>,
+    ) -> Result<Self, FaultError> {
+        match hold.kind() {
+            HoldKind::Exclusive => Ok(Self::new(Some(hold), client, config)),
+            HoldKind::Shared => Err(FaultError::NotExclusive {
+                case: "this holder".into(),
+            }),
+        }
+    }
+
+    /// For a case marked exclusive: its hold (none with holds off).
+    pub(crate) fn new(
+        hold: Option<Arc<ClusterHold>>,
+        client: kube::Client,
+        config: Arc<RunConfig>,
+    ) -> Self {
+        Self {
+            client,
+            config,
+            _hold: hold,
+        }
+    }
+
+    /// Injects `fault` on `node` through the cluster's node-control command
+    /// (see [`NodeControl::inject`]).
+    ///
+    /// # Errors
+    /// The cluster cannot lose or cut off nodes, or the command fails.
+    pub fn inject(&self, node: &str, fault: Fault) -> Result<NodeFault, FaultError> {
+        node_control(&self.config)?.inject(node, fault)
+    }
+
+    /// Marks `node` unschedulable (`kubectl cordon`).
+    ///
+    /// # Errors
+    /// The node cannot be patched.
+    pub async fn cordon(&self, node: &str) -> Result<(), ClusterError> {
+        drain::cordon(&self.client, node).await
+    }
+
+    /// Makes `node` schedulable again (`kubectl uncordon`).
+    ///
+    /// # Errors
+    /// The node cannot be patched.
+    pub async fn uncordon(&self, node: &str) -> Result<(), ClusterError> {
+        drain::uncordon(&self.client, node).await
+    }
+
+    /// Cordons `node` and evicts its pods as `kubectl drain` does ([`drain`]).
+    ///
+    /// # Errors
+    /// A request fails, or pods remain after `timeout`.
+    pub async fn drain(&self, node: &str, timeout: Duration) -> Result<Drained, DrainError> {
+        drain::drain(&self.client, node, timeout).await
+    }
+}
 
 /// The kubeconfig cluster extension naming the node-control command.
 pub const NODE_CONTROL_EXTENSION: &str = "testware.dev/node-control";
@@ -54,6 +149,12 @@ pub enum FaultError {
         context: String,
         /// The parse error.
         detail: String,
+    },
+    /// A case that does not hold the cluster exclusively asked to change nodes.
+    #[error("{case} changes nodes but does not hold the cluster alone: its drains, lost and cut-off nodes would evict other cases' pods, and their budgets refuse its evictions (hint: mark the case `{EXCLUSIVE_MARK}` — `cases![chart_deploy({EXCLUSIVE_MARK}): ...]` or `Case::mark(\"{EXCLUSIVE_MARK}\")` — and the runner holds the cluster for it alone, the other cases waiting)")]
+    NotExclusive {
+        /// The case.
+        case: String,
     },
     /// The command failed.
     #[error("`{command}` failed: {detail}")]
@@ -119,7 +220,7 @@ impl NodeControl {
     ///
     /// # Errors
     /// The command fails (e.g. the node is the control plane's, or unknown).
-    pub fn inject(&self, node: &str, fault: Fault) -> Result<NodeFault, FaultError> {
+    pub(crate) fn inject(&self, node: &str, fault: Fault) -> Result<NodeFault, FaultError> {
         tracing::info!(node, fault = fault.verb(), "node fault");
         let guard = NodeFault {
             control: self.clone(),

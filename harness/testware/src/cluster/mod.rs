@@ -7,6 +7,8 @@
 //!   chart_deploy tier (its items are re-exported here);
 //! - [`namespace`]: ephemeral test namespaces, their fast awaited deletion, the janitor;
 //! - [`claims`]: cluster-scoped objects of releases, claimed cluster-wide one case at a time;
+//! - [`sharing`]: the cluster shared by cases, held alone by a case that changes nodes;
+//! - [`faults`], [`drain`]: the ways such a case changes nodes ([`faults::NodeFaults`]);
 //! - [`holds`]: what holds a deletion up (objects left, their finalizers and owners);
 //! - [`wait`]: `wait_until`, watch-based conditions, the case `Deadline`;
 //! - [`status`]: what objects' states mean (workload kinds, readiness, rolled out), pure;
@@ -26,6 +28,7 @@ pub mod namespace;
 pub mod net;
 pub mod nodes;
 pub mod pod_security;
+pub mod sharing;
 pub mod status;
 pub mod versions;
 pub mod wait;

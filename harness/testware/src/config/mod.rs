@@ -53,6 +53,14 @@ pub const ENV_STUCK_SETTLE: &str = "HARNESS_STUCK_SETTLE";
 /// `0` turns off the claims on cluster-scoped objects ([`crate::cluster::claims`]):
 /// cases that install the same one may then run at once, and collide.
 pub const ENV_CLUSTER_CLAIMS: &str = "HARNESS_CLUSTER_CLAIMS";
+/// `0` turns off the holds on the cluster ([`crate::cluster::sharing`]): cases
+/// that change nodes then run beside the others, and disturb them.
+pub const ENV_CLUSTER_HOLDS: &str = "HARNESS_CLUSTER_HOLDS";
+/// Environment variable: seconds a case waits for its turn on the cluster
+/// while a case that changes nodes holds it ([`crate::cluster::sharing`]).
+pub const ENV_CLUSTER_WAIT: &str = "HARNESS_CLUSTER_WAIT";
+/// How long a case waits for its turn on the cluster unless `HARNESS_CLUSTER_WAIT` says otherwise.
+pub const DEFAULT_CLUSTER_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 /// `0` turns off the translation of API versions the server lacks
 /// (`deployment::translate`): such charts then fail as helm says.
 pub const ENV_TRANSLATE_API_VERSIONS: &str = "HARNESS_TRANSLATE_API_VERSIONS";
@@ -168,6 +176,13 @@ pub struct RunConfig {
     /// Whether installs claim the cluster-scoped objects they create
     /// ([`crate::cluster::claims`]); off with `HARNESS_CLUSTER_CLAIMS=0`.
     pub claim_cluster_objects: bool,
+    /// How long a case waits for its turn on the cluster: behind a case that
+    /// changes nodes, or (such a case) behind the running ones
+    /// ([`crate::cluster::sharing`]; `HARNESS_CLUSTER_WAIT`, seconds).
+    pub cluster_wait: std::time::Duration,
+    /// Whether cases hold the cluster, shared or (a case that changes nodes)
+    /// alone ([`crate::cluster::sharing`]); off with `HARNESS_CLUSTER_HOLDS=0`.
+    pub hold_cluster: bool,
     /// Whether installs translate API versions the server lacks to an older
     /// version of the same kind with the same fields; off with
     /// `HARNESS_TRANSLATE_API_VERSIONS=0`.
@@ -374,6 +389,10 @@ impl RunConfig {
             }),
             ..defaults
         };
+        let cluster_wait = whole(ENV_CLUSTER_WAIT, "whole seconds")?
+            .map_or(DEFAULT_CLUSTER_WAIT, |s| {
+                std::time::Duration::from_secs(s.into())
+            });
         no_redact |= env(ENV_REDACT)
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no"));
         if no_redact && env("CI").is_some_and(|v| !v.is_empty()) {
@@ -398,6 +417,9 @@ impl RunConfig {
             under_nextest: env("NEXTEST").is_some(),
             fail_fast,
             claim_cluster_objects: !env(ENV_CLUSTER_CLAIMS)
+                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no")),
+            cluster_wait,
+            hold_cluster: !env(ENV_CLUSTER_HOLDS)
                 .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no")),
             translate_api_versions: !env(ENV_TRANSLATE_API_VERSIONS)
                 .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no")),

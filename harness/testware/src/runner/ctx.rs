@@ -37,6 +37,11 @@ pub(crate) struct CaseScope {
     pub(crate) namespaces: Mutex<Vec<Arc<TestNamespace>>>,
     /// Cluster-scoped objects the case's releases claimed ([`crate::cluster::claims`]).
     pub(crate) claims: Mutex<Vec<Arc<crate::cluster::claims::Claim>>>,
+    /// The case's hold on the cluster ([`crate::cluster::sharing`]), taken by
+    /// the runner before the body and given up after the cleanup.
+    pub(crate) hold: Mutex<Option<Arc<crate::cluster::sharing::ClusterHold>>>,
+    /// Whether the case is marked to hold the cluster alone (it may change nodes).
+    pub(crate) exclusive: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {
@@ -115,6 +120,38 @@ impl Ctx {
             })
             .await
             .cloned()
+    }
+
+    /// The ways to change nodes (lose, cut off, cordon, drain), for a case that
+    /// holds the cluster alone: one marked
+    /// [`EXCLUSIVE_MARK`](crate::cluster::faults::EXCLUSIVE_MARK).
+    ///
+    /// # Errors
+    /// The case is not marked so (the message says how), or no cluster.
+    pub async fn node_faults(&self) -> anyhow::Result<crate::cluster::faults::NodeFaults> {
+        if !self
+            .scope
+            .exclusive
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(crate::cluster::faults::FaultError::NotExclusive {
+                case: format!("case {}", self.case),
+            }
+            .into());
+        }
+        // None only when holds are off (`HARNESS_CLUSTER_HOLDS=0`).
+        let hold = self
+            .scope
+            .hold
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let client = self.client().await?;
+        Ok(crate::cluster::faults::NodeFaults::new(
+            hold,
+            client,
+            self.config.clone(),
+        ))
     }
 
     /// A fresh [`TestNamespace`] for this case. The runner deletes it (and awaits

@@ -11,6 +11,8 @@ use libtest_mimic::{Completion, Failed};
 use super::body::BoxedBody;
 use super::requirements::Requirements;
 use super::{Case, Ctx, Quarantine, Tier};
+use crate::cluster::faults::EXCLUSIVE_MARK;
+use crate::cluster::sharing::{self, ClusterHold, HoldKind, Holder};
 use crate::cluster::wait::Deadline;
 use crate::config::KeepNamespace;
 use crate::report::junit::{CaseRecord, CaseStatus};
@@ -76,6 +78,8 @@ struct Cleanup {
 struct Outcome {
     body: BodyEnd,
     cleanup: Cleanup,
+    /// How it held the cluster, and how long it waited for that.
+    hold: Option<(HoldKind, Duration)>,
 }
 
 impl Outcome {
@@ -129,9 +133,10 @@ impl CaseRun {
             }
             all.join(",")
         };
-        let (status, bundles) = decide(
+        let exclusive = marks.iter().any(|m| m == EXCLUSIVE_MARK);
+        let (status, bundles, hold) = decide(
             &ctx,
-            tier,
+            (tier, exclusive),
             quarantine.as_ref(),
             timeout,
             body,
@@ -144,6 +149,13 @@ impl CaseRun {
             properties.push(("attempt".to_owned(), ctx.config.attempt.to_string()));
             let flaky = matches!(&status, CaseStatus::Failed(m) | CaseStatus::QuarantinedFailure(m) if m.starts_with(FLAKY));
             properties.push(("flaky".to_owned(), flaky.to_string()));
+        }
+        if let Some((kind, waited)) = hold {
+            properties.push(("cluster_hold".to_owned(), kind.as_str().to_owned()));
+            properties.push((
+                "cluster_wait_seconds".to_owned(),
+                format!("{:.1}", waited.as_secs_f64()),
+            ));
         }
         properties.extend(
             bundles
@@ -206,16 +218,17 @@ fn flaky_unless_first_attempt(status: CaseStatus, attempt: u32, quarantined: boo
     }
 }
 
-/// The case's status and the failure bundles written for it.
+/// The case's status, the failure bundles written for it, and how it held the
+/// cluster. `(tier, exclusive)`: whether it holds the cluster alone.
 fn decide(
     ctx: &Ctx,
-    tier: Tier,
+    (tier, exclusive): (Tier, bool),
     quarantine: Option<&Quarantine>,
     timeout: Duration,
     body: BoxedBody,
     unmet: Option<&str>,
     today: time::Date,
-) -> (CaseStatus, Vec<PathBuf>) {
+) -> (CaseStatus, Vec<PathBuf>, Option<(HoldKind, Duration)>) {
     if let Some(reason) = unmet {
         let what = tier.requirement().unwrap_or("requirement");
         let status = if ctx.config.require_cluster {
@@ -225,20 +238,20 @@ fn decide(
         } else {
             CaseStatus::Ignored(format!("needs a {what}: {reason}"))
         };
-        return (status, Vec::new());
+        return (status, Vec::new(), None);
     }
     if let Some(q) = quarantine {
         if let Err(expired) = q.check_expiry(today) {
-            return (CaseStatus::Failed(expired), Vec::new());
+            return (CaseStatus::Failed(expired), Vec::new(), None);
         }
     }
-    let outcome = run_body(tier, timeout, body, ctx.clone());
+    let outcome = run_body((tier, exclusive), timeout, body, ctx.clone());
     let status = match outcome.failure() {
         None => CaseStatus::Passed,
         Some(message) if quarantine.is_some() => CaseStatus::QuarantinedFailure(message),
         Some(message) => CaseStatus::Failed(message),
     };
-    (status, outcome.cleanup.bundles)
+    (status, outcome.cleanup.bundles, outcome.hold)
 }
 
 /// How long before the body's deadline its waits end: enough to return their
@@ -253,8 +266,15 @@ fn cleanup_reserve(timeout: Duration) -> Duration {
 }
 
 /// Runs a case body on its own runtime — errors, panics and timeouts all end it
-/// — then cleans up what the case created.
-fn run_body(tier: Tier, timeout: Duration, body: BoxedBody, ctx: Ctx) -> Outcome {
+/// — then cleans up what the case created. A chart_deploy case holds the
+/// cluster from before its body (whose time starts after any wait for the
+/// hold) to after its cleanup: alone if `exclusive`, else beside others.
+fn run_body(
+    (tier, exclusive): (Tier, bool),
+    timeout: Duration,
+    body: BoxedBody,
+    ctx: Ctx,
+) -> Outcome {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -264,6 +284,7 @@ fn run_body(tier: Tier, timeout: Duration, body: BoxedBody, ctx: Ctx) -> Outcome
             return Outcome {
                 body: BodyEnd::NotRun(format!("failed to start the case's tokio runtime: {e}")),
                 cleanup: Cleanup::default(),
+                hold: None,
             }
         }
     };
@@ -273,16 +294,34 @@ fn run_body(tier: Tier, timeout: Duration, body: BoxedBody, ctx: Ctx) -> Outcome
         Duration::ZERO
     };
     let body_limit = timeout - reserve;
-    let body_ctx = Ctx {
-        deadline: Deadline::after(body_limit),
-        ..ctx
-    };
-    // Every event of the case, body and cleanup, joins its timeline.
-    let case = body_ctx.case.clone();
+    // Every event of the case, its wait for the cluster, body and cleanup, joins its timeline.
+    let case = ctx.case.clone();
     let span = crate::report::timeline::case_span(&case);
     let _entered = span.enter();
     tracing::debug!(?tier, ?timeout, "case started");
     let outcome = runtime.block_on(async move {
+        ctx.scope
+            .exclusive
+            .store(exclusive, std::sync::atomic::Ordering::SeqCst);
+        let hold = match tier {
+            Tier::ChartDeploy if ctx.config.hold_cluster => match take_hold(&ctx, exclusive).await {
+                Ok(hold) => hold,
+                Err(message) => {
+                    return Outcome {
+                        body: BodyEnd::NotRun(message),
+                        cleanup: Cleanup::default(),
+                        hold: None,
+                    }
+                }
+            },
+            _ => None,
+        };
+        let held = hold.as_ref().map(|h| (h.kind(), h.waited()));
+        *ctx.scope.hold.lock().unwrap_or_else(|p| p.into_inner()) = hold.clone();
+        let body_ctx = Ctx {
+            deadline: Deadline::after(body_limit),
+            ..ctx
+        };
         // The body runs as its own task, so a panic or a timeout ends the task but
         // not this function, which still cleans up on the same runtime.
         // Every wait of the body ends a little before the body's deadline
@@ -326,10 +365,69 @@ fn run_body(tier: Tier, timeout: Duration, body: BoxedBody, ctx: Ctx) -> Outcome
                 "cleanup did not finish within {reserve:?}; the janitor of a later run deletes what is left"
             ));
         }
-        Outcome { body: end, cleanup }
+        // The body's task is over (a node fault it injected undone as it ended),
+        // and so is the cleanup: the next case may have the cluster.
+        body_ctx.scope.hold.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(hold) = hold {
+            if let Err(e) = hold.release().await {
+                cleanup.problems.push(crate::error_chain(&e));
+            }
+        }
+        Outcome {
+            body: end,
+            cleanup,
+            hold: held,
+        }
     });
     crate::report::timeline::forget(&case);
     outcome
+}
+
+/// The case's hold on the cluster: exclusive for a case that changes nodes,
+/// shared for the others — waiting at most `HARNESS_CLUSTER_WAIT`. A cluster
+/// that refuses the harness Leases gets no shared holds (said once), and its
+/// exclusive cases do not run.
+async fn take_hold(ctx: &Ctx, exclusive: bool) -> Result<Option<Arc<ClusterHold>>, String> {
+    let client = ctx.client().await.map_err(|e| crate::error_chain(&e))?;
+    let holder = Holder::of(&ctx.config, &ctx.case);
+    let deadline = Deadline::after(ctx.config.cluster_wait);
+    let taken = match exclusive {
+        true => ClusterHold::exclusive(&client, &holder, deadline).await,
+        false => ClusterHold::shared(&client, &holder, deadline).await,
+    };
+    match taken {
+        Ok(hold) => {
+            let kind = hold.kind().as_str();
+            match hold.waited_for() {
+                Some(whom) => {
+                    tracing::info!(waited = ?hold.waited(), whom, "holding the cluster ({kind})");
+                    if exclusive {
+                        eprintln!(
+                            "{}: holds the cluster alone after waiting {:.1} s (last for {whom})",
+                            ctx.case,
+                            hold.waited().as_secs_f64()
+                        );
+                    }
+                }
+                None => tracing::debug!(waited = ?hold.waited(), "holding the cluster ({kind})"),
+            }
+            Ok(Some(Arc::new(hold)))
+        }
+        Err(e) if !exclusive && sharing::is_forbidden(&e) => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                eprintln!(
+                    "warning: the cluster refuses the harness's Leases ({}); cases run without holds, so a case that changes nodes cannot run alone",
+                    crate::error_chain(&e)
+                )
+            });
+            Ok(None)
+        }
+        Err(e) => Err(format!(
+            "the case did not get its turn on the cluster: {}",
+            crate::error_chain(&e)
+        )),
+    }
 }
 
 /// After a case: for each namespace it created, write a failure bundle if it
