@@ -387,7 +387,7 @@ fn explained_timeouts() -> Vec<Case> {
         (
             "timeout_explains_an_unschedulable_pod",
             serde_json::json!({"nodeSelector": {"testware.io/no-such-node": "x"}}),
-            &["Unschedulable", "0/1 nodes are available"],
+            &["Unschedulable", "nodes are available", "didn't match"],
         ),
     ];
     cases

@@ -124,7 +124,7 @@ fn stuck_installs() -> Vec<Case> {
             policy: quick,
             state: "Unschedulable",
             // 1.20 says "node affinity" for a node selector too.
-            mentions: &["0/1 nodes are available", "didn't match"],
+            mentions: &["nodes are available", "didn't match"],
             readiness: Readiness::Watch,
         },
         StuckInstall {

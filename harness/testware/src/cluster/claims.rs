@@ -472,12 +472,18 @@ async fn renew(
     object: &ClusterObject,
     from_now: Duration,
 ) -> Result<(), kube::Error> {
-    renew_lease(client, &object.lease_name(), &claimant.identity(), from_now).await
+    renew_lease(
+        &leases(client),
+        &object.lease_name(),
+        &claimant.identity(),
+        from_now,
+    )
+    .await
 }
 
 /// Moves Lease `name`'s expiry to `from_now`, while `identity` still holds it.
 pub(crate) async fn renew_lease(
-    client: &kube::Client,
+    api: &kube::Api<Lease>,
     name: &str,
     identity: &str,
     from_now: Duration,
@@ -486,7 +492,6 @@ pub(crate) async fn renew_lease(
         "metadata": {"annotations": {labels::EXPIRES_AT: expiry_from_now(from_now)}},
         "spec": {"leaseDurationSeconds": from_now.as_secs()},
     });
-    let api = leases(client);
     if let Some(lease) = api.get_opt(name).await? {
         if lease_holder(&lease).as_deref() == Some(identity) {
             api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))

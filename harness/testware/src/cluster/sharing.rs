@@ -26,7 +26,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use kube::api::{ListParams, PostParams};
 
 use crate::cluster::claims::{
-    annotation, delete_lease, expired, holder, lease_holder, lease_labels, leases, renew_lease,
+    annotation, delete_lease, expired, holder, lease_holder, lease_labels, renew_lease,
     CLAIMS_NAMESPACE, CLAIM_LEASE, POLL,
 };
 use crate::cluster::namespace::expiry_from_now;
@@ -94,7 +94,6 @@ impl Holder {
         Lease {
             metadata: kube::api::ObjectMeta {
                 name: Some(name.to_owned()),
-                namespace: Some(CLAIMS_NAMESPACE.to_owned()),
                 labels: Some(label_values),
                 annotations: Some(
                     [
@@ -125,7 +124,7 @@ impl Holder {
 /// A hold on the cluster, renewed until [`ClusterHold::release`] (or, if its
 /// process dies, until it expires).
 pub struct ClusterHold {
-    client: kube::Client,
+    api: kube::Api<Lease>,
     kind: HoldKind,
     name: String,
     identity: String,
@@ -162,7 +161,22 @@ impl ClusterHold {
         holder: &Holder,
         deadline: Deadline,
     ) -> Result<Self, ClusterError> {
-        let api = leases(client);
+        Self::shared_in(client, CLAIMS_NAMESPACE, holder, deadline).await
+    }
+
+    /// [`ClusterHold::shared`] with the Leases in `namespace` instead of
+    /// [`CLAIMS_NAMESPACE`]: a lock of its own, beside the cluster's (for tests
+    /// of the lock itself).
+    ///
+    /// # Errors
+    /// As [`ClusterHold::shared`].
+    pub async fn shared_in(
+        client: &kube::Client,
+        namespace: &str,
+        holder: &Holder,
+        deadline: Deadline,
+    ) -> Result<Self, ClusterError> {
+        let api = kube::Api::<Lease>::namespaced(client.clone(), namespace);
         let started = Instant::now();
         let identity = holder.identity();
         let name = holder.shared_lease_name();
@@ -177,16 +191,15 @@ impl ClusterHold {
             };
             // An exclusive claimant came in between: it goes first.
             tracing::debug!(holder = %holder_of(&exclusive), "withdrawing a shared hold");
-            if let Some(own) = api
-                .get_opt(&name)
-                .await
-                .map_err(api_error(format!("read Lease {CLAIMS_NAMESPACE}/{name}")))?
-            {
+            if let Some(own) = api.get_opt(&name).await.map_err(api_error(format!(
+                "read Lease {}/{name}",
+                api.namespace().unwrap_or_default()
+            )))? {
                 delete_lease(&api, &own).await?;
             }
         }
         Ok(Self::holding(
-            client,
+            api,
             HoldKind::Shared,
             name,
             identity,
@@ -206,7 +219,21 @@ impl ClusterHold {
         holder: &Holder,
         deadline: Deadline,
     ) -> Result<Self, ClusterError> {
-        let api = leases(client);
+        Self::exclusive_in(client, CLAIMS_NAMESPACE, holder, deadline).await
+    }
+
+    /// [`ClusterHold::exclusive`] with the Leases in `namespace` (see
+    /// [`ClusterHold::shared_in`]).
+    ///
+    /// # Errors
+    /// As [`ClusterHold::exclusive`].
+    pub async fn exclusive_in(
+        client: &kube::Client,
+        namespace: &str,
+        holder: &Holder,
+        deadline: Deadline,
+    ) -> Result<Self, ClusterError> {
+        let api = kube::Api::<Lease>::namespaced(client.clone(), namespace);
         let started = Instant::now();
         let identity = holder.identity();
         let mut waited_for = None;
@@ -226,14 +253,14 @@ impl ClusterHold {
                 Err(kube::Error::Api(e)) if e.code == 409 => continue,
                 Err(e) => {
                     return Err(api_error(format!(
-                        "create Lease {CLAIMS_NAMESPACE}/{EXCLUSIVE_LEASE}"
+                        "create Lease {namespace}/{EXCLUSIVE_LEASE}"
                     ))(e))
                 }
             }
         }
         // Renewed from now on: the running cases may take a while.
         let mut hold = Self::holding(
-            client,
+            api.clone(),
             HoldKind::Exclusive,
             EXCLUSIVE_LEASE.to_owned(),
             identity,
@@ -272,23 +299,22 @@ impl ClusterHold {
     }
 
     fn holding(
-        client: &kube::Client,
+        api: kube::Api<Lease>,
         kind: HoldKind,
         name: String,
         identity: String,
         started: Instant,
         waited_for: Option<String>,
     ) -> Self {
-        let (renew_client, renew_name, renew_identity) =
-            (client.clone(), name.clone(), identity.clone());
+        let (renew_api, renew_name, renew_identity) = (api.clone(), name.clone(), identity.clone());
         let renewal = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(CLAIM_LEASE / 3).await;
-                let _ = renew_lease(&renew_client, &renew_name, &renew_identity, CLAIM_LEASE).await;
+                let _ = renew_lease(&renew_api, &renew_name, &renew_identity, CLAIM_LEASE).await;
             }
         });
         Self {
-            client: client.clone(),
+            api,
             kind,
             name,
             identity,
@@ -319,14 +345,15 @@ impl ClusterHold {
     /// The Lease cannot be read or deleted.
     pub async fn release(&self) -> Result<(), ClusterError> {
         self.renewal.abort();
-        let api = leases(&self.client);
+        let api = &self.api;
         let current = api.get_opt(&self.name).await.map_err(api_error(format!(
-            "read Lease {CLAIMS_NAMESPACE}/{}",
+            "read Lease {}/{}",
+            api.namespace().unwrap_or_default(),
             self.name
         )))?;
         if let Some(lease) = current.filter(|l| lease_holder(l).as_deref() == Some(&self.identity))
         {
-            delete_lease(&api, &lease).await?;
+            delete_lease(api, &lease).await?;
         }
         Ok(())
     }
@@ -345,7 +372,10 @@ async fn create_lease(api: &kube::Api<Lease>, lease: &Lease) -> Result<(), Clust
     match api.create(&PostParams::default(), lease).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(api_error(format!("create Lease {CLAIMS_NAMESPACE}/{name}"))(e)),
+        Err(e) => Err(api_error(format!(
+            "create Lease {}/{name}",
+            api.namespace().unwrap_or_default()
+        ))(e)),
     }
 }
 
@@ -358,7 +388,8 @@ async fn exclusive_of_another(
         .get_opt(EXCLUSIVE_LEASE)
         .await
         .map_err(api_error(format!(
-            "read Lease {CLAIMS_NAMESPACE}/{EXCLUSIVE_LEASE}"
+            "read Lease {}/{EXCLUSIVE_LEASE}",
+            api.namespace().unwrap_or_default()
         )))?
     else {
         return Ok(None);
@@ -390,7 +421,8 @@ async fn wait_while_exclusive(
                 what: "the cluster, held by a case that changes nodes".into(),
                 waited: started.elapsed(),
                 last: format!(
-                    "held exclusively by {who} (Lease {CLAIMS_NAMESPACE}/{EXCLUSIVE_LEASE}); hint: cases that drain, lose or cut off nodes run alone, so give the others time (HARNESS_CLUSTER_WAIT, seconds), or run them in a stage of their own"
+                    "held exclusively by {who} (Lease {}/{EXCLUSIVE_LEASE}); hint: cases that drain, lose or cut off nodes run alone, so give the others time (HARNESS_CLUSTER_WAIT, seconds), or run them in a stage of their own",
+                    api.namespace().unwrap_or_default()
                 ),
                 cause: None,
             }));
@@ -415,7 +447,10 @@ async fn shared_holds(api: &kube::Api<Lease>) -> Result<Vec<Lease>, ClusterError
     let list = api
         .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(api_error(format!("list Leases in {CLAIMS_NAMESPACE}")))?;
+        .map_err(api_error(format!(
+            "list Leases in {}",
+            api.namespace().unwrap_or_default()
+        )))?;
     let now = time::OffsetDateTime::now_utc();
     let mut live = Vec::new();
     for lease in list.items {
