@@ -184,6 +184,13 @@ pub(crate) async fn drain(
                 Err(kube::Error::Api(status)) if status.code == 404 => {
                     pending.remove(&(ns, pod));
                 }
+                // Its namespace is being deleted, and the pod with it: as
+                // `kubectl drain`, no eviction; the wait below sees it go.
+                Err(kube::Error::Api(status))
+                    if status.code == 403 && status.message.contains("being terminated") =>
+                {
+                    pending.remove(&(ns, pod));
+                }
                 Err(kube::Error::Api(status)) if status.code == 429 => {
                     refusals += 1;
                     pending.insert((ns, pod), status.message.clone());
