@@ -20,6 +20,7 @@
 //! # tag = "1.2.3"                 # default: the package's version
 //! # host-files = ["/usr/bin/redis-server"]  # this machine's files, with their libraries
 //! # cached-files = [{ from = "tansu/0.6.0/bin/tansu", to = "/usr/bin/tansu" }]  # under the cache
+//! #   (a directory is copied whole: its files, links and each program's libraries)
 //! # debian-package = "redis-server"        # its version must start with the tag
 //! # entrypoint = "/embargo-enqueue"        # default: the first bin
 //! ```
@@ -141,7 +142,8 @@ pub struct ImageDeclaration {
     pub entrypoint: Option<String>,
 }
 
-/// A file under the project cache and where it goes in the image.
+/// A file (or a directory, copied whole) under the project cache and where it
+/// goes in the image.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CachedFile {
@@ -242,6 +244,10 @@ pub fn declared_images(workspace: &Path, cache: &Path) -> anyhow::Result<Vec<Ima
         }
         for cached in &image.cached_files {
             let path = cache.join(&cached.from);
+            if path.is_dir() {
+                files.extend(tree(&cached.to, &path)?);
+                continue;
+            }
             if !path.is_file() {
                 bail!(
                     "{} is missing for image {} (hint: install what puts it there first, e.g. ci/install-tansu)",
@@ -280,6 +286,62 @@ fn with_libraries(path: &str, source: &Path) -> anyhow::Result<Vec<ImageFile>> {
             bytes: read(&lib)?,
             executable: true,
         });
+    }
+    Ok(files)
+}
+
+/// The directory `source` copied to `path` in the image: its files (mode kept:
+/// executable or not), its symbolic links as links, and the shared libraries
+/// of each program or library in it that lie outside it (those inside come
+/// with the tree, found through their `$ORIGIN` paths).
+fn tree(path: &str, source: &Path) -> anyhow::Result<Vec<ImageFile>> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut files = Vec::new();
+    let mut pending = vec![source.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries =
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+            let from = entry.path();
+            let relative = from.strip_prefix(source).unwrap_or(&from);
+            let to = format!("{}/{}", path.trim_end_matches('/'), relative.display());
+            let kind = entry
+                .file_type()
+                .with_context(|| format!("reading {}", from.display()))?;
+            if kind.is_dir() {
+                pending.push(from);
+            } else if kind.is_symlink() {
+                let target = std::fs::read_link(&from)
+                    .with_context(|| format!("reading {}", from.display()))?;
+                files.push(ImageFile::Link {
+                    path: to,
+                    target: target.display().to_string(),
+                });
+            } else {
+                let bytes = read(&from)?;
+                let mode = entry
+                    .metadata()
+                    .map(|m| m.permissions().mode())
+                    .unwrap_or(0);
+                if bytes.starts_with(b"\x7fELF") {
+                    for lib in shared_libraries(&from.display().to_string())? {
+                        if !lib.starts_with(source) {
+                            files.push(ImageFile::Bytes {
+                                path: lib.display().to_string(),
+                                bytes: read(&lib)?,
+                                executable: true,
+                            });
+                        }
+                    }
+                }
+                files.push(ImageFile::Bytes {
+                    path: to,
+                    bytes,
+                    executable: mode & 0o111 != 0,
+                });
+            }
+        }
     }
     Ok(files)
 }
@@ -576,6 +638,41 @@ pub fn load_into(provider: &str, cluster: &str, archives: &[PathBuf]) -> anyhow:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_directory_is_copied_whole_with_modes_and_links() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("testware-tree-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::create_dir_all(dir.join("legal/a")).unwrap();
+        std::fs::write(dir.join("bin/run"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(dir.join("bin/run"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        std::fs::write(dir.join("legal/LICENSE"), "text").unwrap();
+        std::os::unix::fs::symlink("../LICENSE", dir.join("legal/a/LICENSE")).unwrap();
+        let files = sorted(tree("/opt/x/", &dir).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            files,
+            vec![
+                ImageFile::Bytes {
+                    path: "/opt/x/bin/run".into(),
+                    bytes: b"#!/bin/sh\n".to_vec(),
+                    executable: true
+                },
+                ImageFile::Bytes {
+                    path: "/opt/x/legal/LICENSE".into(),
+                    bytes: b"text".to_vec(),
+                    executable: false
+                },
+                ImageFile::Link {
+                    path: "/opt/x/legal/a/LICENSE".into(),
+                    target: "../LICENSE".into()
+                },
+            ]
+        );
+    }
 
     #[test]
     fn declarations_read_kebab_case_and_refuse_unknown_keys() {
