@@ -18,7 +18,7 @@ fn main() -> std::process::ExitCode {
         .charts(suites::charts_dir())
         .cases(cases![no_deploy:
             connector_points_at_the_broker_and_database_the_chart_creates,
-            tansu_is_the_default_engine_and_advertises_its_pod_name,
+            tansu_engine_advertises_its_pod_name,
             kafka_engine_runs_kraft_mode,
             chronograf_is_optional,
             topic_job_creates_the_configured_topics,
@@ -101,11 +101,14 @@ async fn connector_points_at_the_broker_and_database_the_chart_creates(
     Ok(())
 }
 
-async fn tansu_is_the_default_engine_and_advertises_its_pod_name(
-    charts: Arc<ChartSet>,
-) -> anyhow::Result<()> {
+async fn tansu_engine_advertises_its_pod_name(charts: Arc<ChartSet>) -> anyhow::Result<()> {
     let r = charts
-        .render(CHART, RenderOptions::default().namespace("obs"))
+        .render(
+            CHART,
+            RenderOptions::default()
+                .namespace("obs")
+                .set("kafka.engine", "tansu"),
+        )
         .await?;
     let kafka = container(&r, "StatefulSet", KAFKA, "kafka")?;
     check!(
@@ -147,6 +150,14 @@ async fn tansu_is_the_default_engine_and_advertises_its_pod_name(
 }
 
 async fn kafka_engine_runs_kraft_mode(charts: Arc<ChartSet>) -> anyhow::Result<()> {
+    let default = charts.render(CHART, RenderOptions::default()).await?;
+    check!(
+        container(&default, "StatefulSet", KAFKA, "kafka")?
+            .image
+            .as_deref()
+            .is_some_and(|i| i.starts_with("localhost/kafka:")),
+        "Apache Kafka is the default engine"
+    );
     let r = charts
         .render(
             CHART,
@@ -158,23 +169,45 @@ async fn kafka_engine_runs_kraft_mode(charts: Arc<ChartSet>) -> anyhow::Result<(
         kafka
             .image
             .as_deref()
-            .is_some_and(|i| i.starts_with("docker.io/apache/kafka:")),
+            .is_some_and(|i| i.starts_with("localhost/kafka:4.")),
         "image {:?}",
         kafka.image
     );
-    check_eq!(
-        literal(&r, kafka, "KAFKA_PROCESS_ROLES")?,
-        "broker,controller"
+    let args = kafka.args.clone().unwrap_or_default();
+    check!(
+        args.iter().any(|a| a == "kafka.Kafka")
+            && args.iter().any(|a| a == "/etc/kafka/server.properties"),
+        "the broker runs from its properties: {args:?}"
     );
     check!(
-        literal(&r, kafka, "KAFKA_ADVERTISED_LISTENERS")?
-            .contains(&format!("$(POD_NAME).{KAFKA}.default.svc")),
-        "advertised listener"
+        args.iter().any(|a| a
+            == &format!(
+            "advertised.listeners=PLAINTEXT://$(POD_NAME).{KAFKA}.default.svc.cluster.local:9092"
+        )),
+        "each pod advertises its own DNS name: {args:?}"
     );
+    let properties = r
+        .get::<k8s_openapi::api::core::v1::ConfigMap>(KAFKA)?
+        .data
+        .as_ref()
+        .and_then(|d| d.get("server.properties").cloned())
+        .unwrap_or_default();
+    for line in [
+        "process.roles=broker,controller",
+        "controller.listener.names=CONTROLLER",
+        "log.dirs=/var/lib/kafka/data",
+    ] {
+        check!(
+            properties.lines().any(|l| l == line),
+            "{line} in server.properties:\n{properties}"
+        );
+    }
+    let format = container(&r, "StatefulSet", KAFKA, "format-storage")?;
+    let format_args = format.args.clone().unwrap_or_default();
     check!(
-        kafka.args.is_none(),
-        "the Apache image is configured by env only, has args {:?}",
-        kafka.args
+        format_args.iter().any(|a| a == "kafka.tools.StorageTool")
+            && format_args.iter().any(|a| a == "--ignore-formatted"),
+        "storage formatted once, a formatted volume left alone: {format_args:?}"
     );
     Ok(())
 }

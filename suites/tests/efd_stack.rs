@@ -229,6 +229,30 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let stream = Stream::start(stack, &ctx.config.run_id, SCALARS);
+    // The fault hits a flowing path: records written to InfluxDB already (a
+    // JVM broker and a new consumer group take a while after the install).
+    let flowing = Instant::now();
+    wait_until(
+        "the connector writing the stream to InfluxDB",
+        ctx.deadline().cap(Duration::from_secs(60)),
+        || async {
+            let metrics = stack.connector_metrics().await.map_err(|e| e.to_string())?;
+            let written: u64 = metrics
+                .iter()
+                .filter_map(|(_, m)| m["written"].as_u64())
+                .sum();
+            if written > 0 {
+                Ok(())
+            } else {
+                Err("nothing written yet".to_owned())
+            }
+        },
+    )
+    .await?;
+    println!(
+        "stream flowing {:.1} s after it started",
+        flowing.elapsed().as_secs_f64()
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     fault().await?;
     tokio::time::sleep(Duration::from_secs(5)).await;

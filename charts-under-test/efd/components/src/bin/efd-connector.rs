@@ -10,8 +10,8 @@
 //! write (at-least-once; a re-delivered point overwrites itself). A failed write is
 //! retried with backoff, never dropped. Malformed records are logged and skipped.
 //!
-//! HTTP on `HEALTH_LISTEN`: `GET /healthz` answers 200 while the last write (or
-//! the first ping) succeeded — the readiness probe; `GET /livez` answers 200 while
+//! HTTP on `HEALTH_LISTEN`: `GET /healthz` answers 200 while the last write (or,
+//! at the start, InfluxDB's ping and the broker's metadata) succeeded — the readiness probe; `GET /livez` answers 200 while
 //! the process serves; `GET /metrics` gives the counters as JSON, with
 //! `latency_ms`: from each record's Kafka timestamp (set by its producer) to
 //! InfluxDB's acknowledgement of its point, over the latest 10,000 points.
@@ -343,6 +343,10 @@ impl Settings {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", self.fetch_wait_ms.to_string())
+            // A broker restarting in the cluster is back within seconds; the
+            // default backoff (up to 10 s after repeated failures, e.g. while
+            // a JVM broker starts) would leave the connector idle that long.
+            .set("reconnect.backoff.max.ms", "1000")
             .create()
             .context("creating the Kafka consumer")
     }
@@ -499,6 +503,22 @@ async fn run(mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     );
     while let Err(e) = settings.influx.ping().await {
         eprintln!("waiting for InfluxDB: {e:#}");
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+    // Ready once both ends answer: the broker too, which may start slower.
+    loop {
+        let c = consumer.clone();
+        let metadata =
+            tokio::task::spawn_blocking(move || c.fetch_metadata(None, Duration::from_secs(5)))
+                .await;
+        match metadata {
+            Ok(Ok(_)) => break,
+            Ok(Err(e)) => eprintln!("waiting for Kafka: {e}"),
+            Err(e) => eprintln!("waiting for Kafka: {e}"),
+        }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stop.changed() => return Ok(()),
