@@ -13,7 +13,10 @@
 //! Run with `cargo bench -p suites --bench efd` (`EFD_BENCH_BURST=N` to change
 //! the burst, default 200000; `EFD_BENCH_PARTITIONS=P` and
 //! `EFD_BENCH_CONNECTORS=C` for the topics' partitions and the connector
-//! replicas, default 1 and 1). Figures are printed, never asserted.
+//! replicas, default 1 and 1; `EFD_BENCH_ENGINE=kafka|tansu` for the broker,
+//! default the chart's). Figures are printed, never asserted; the broker's
+//! start and its resident memory (its process on this machine, for the
+//! embedded cluster) are among them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,13 +70,15 @@ fn env_or(name: &str, default: usize) -> usize {
 async fn run(config: &Arc<RunConfig>, ns: &TestNamespace, shape: &Shape) -> anyhow::Result<()> {
     let ctx = Ctx::detached(config.clone(), "bench-efd", Duration::from_secs(1800));
     let started = Instant::now();
-    let deployment = testware::ChartSet::new(suites::charts_dir())
+    let mut install = testware::ChartSet::new(suites::charts_dir())
         .install("efd")
         .values("ci/offline.yaml")
         .set("topics.partitions", shape.partitions.to_string())
-        .set("connector.replicas", shape.connectors.to_string())
-        .run(&ctx, ns)
-        .await?;
+        .set("connector.replicas", shape.connectors.to_string());
+    if let Ok(engine) = std::env::var("EFD_BENCH_ENGINE") {
+        install = install.set("kafka.engine", engine);
+    }
+    let deployment = install.run(&ctx, ns).await?;
     println!(
         "efd install -> ready: {:.1} s ({} partition(s) per topic, {} connector replica(s))",
         started.elapsed().as_secs_f64(),
@@ -81,11 +86,46 @@ async fn run(config: &Arc<RunConfig>, ns: &TestNamespace, shape: &Shape) -> anyh
         shape.connectors
     );
     let stack = EfdStack::connect(&deployment, "efd").await?;
+    broker_memory("after the install");
 
     latency(&stack, &config.run_id).await?;
     sustained(&stack, &config.run_id).await?;
     burst_drain(&stack, ns, &config.run_id, shape).await?;
+    broker_memory("after the burst");
     Ok(())
+}
+
+/// Prints the broker process's resident and peak memory, found among this
+/// machine's processes (the embedded cluster runs pods as host processes).
+fn broker_memory(when: &str) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let broker = if cmdline.contains("kafka.Kafka ") {
+            "Apache Kafka"
+        } else if cmdline.contains("tansu broker") {
+            "tansu"
+        } else {
+            continue;
+        };
+        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .map_or(0, |kb| kb / 1024)
+        };
+        println!(
+            "broker ({broker}) memory {when}: {} MiB resident, {} MiB peak",
+            field("VmRSS:"),
+            field("VmHWM:")
+        );
+    }
 }
 
 /// Records produced one by one at a steady rate; a poller notes when each
