@@ -234,7 +234,7 @@ where
     let flowing = Instant::now();
     wait_until(
         "the connector writing the stream to InfluxDB",
-        ctx.deadline().cap(Duration::from_secs(60)),
+        ctx.deadline().cap(Duration::from_secs(120)),
         || async {
             let metrics = stack.connector_metrics().await.map_err(|e| e.to_string())?;
             let written: u64 = metrics

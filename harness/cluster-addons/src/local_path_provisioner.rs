@@ -147,11 +147,7 @@ impl Provisioner {
                     self.base.display()
                 );
             }
-            match std::fs::remove_dir_all(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("removing {}", dir.display())),
-            }
+            remove_tree(&dir).await?;
         }
         let name = volume.name_any();
         match Api::<PersistentVolume>::all(self.client.clone())
@@ -163,6 +159,26 @@ impl Provisioner {
             Err(e) => return Err(e).context(format!("deleting {name}")),
         }
         Ok(())
+    }
+}
+
+/// Removes `dir` and its content. A container killed a moment ago may still
+/// be writing into it (removal then fails "directory not empty"): retried for
+/// up to 15 s, as no later event brings a released volume back.
+async fn remove_tree(dir: &Path) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::DirectoryNotEmpty
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("removing {}", dir.display())),
+        }
     }
 }
 
