@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use testware::namespace::TestNamespace;
 use testware::status::WorkloadKind;
-use testware::wait::rolled_out;
+use testware::wait::{rolled_out, wait_until};
 use testware::{Ctx, RunConfig};
 use testware_systems::efd::{EfdRecord, EfdStack, RecordGenerator};
 
@@ -106,23 +106,19 @@ async fn warm_up(stack: &EfdStack, run: &str) -> anyhow::Result<()> {
     // just the one start-up point beside the 1,000 measured.
     let records = vec![generator.event(LATENCY_TOPIC)];
     stack.produce(&records).await?;
-    loop {
-        let written: u64 = stack
-            .connector_metrics()
-            .await?
-            .iter()
-            .filter_map(|(_, m)| m["written"].as_u64())
-            .sum();
-        if written >= records.len() as u64 {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(180),
-            "the connector wrote {written} of {} warm-up records in 180 s",
-            records.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until(
+        "the connector writing the warm-up record",
+        Duration::from_secs(180),
+        || async {
+            let written = stack.connector_written().await.map_err(|e| e.to_string())?;
+            if written >= records.len() as u64 {
+                Ok(())
+            } else {
+                Err(format!("{written} of {} written", records.len()))
+            }
+        },
+    )
+    .await?;
     println!(
         "first records written {:.1} s after the install was ready",
         started.elapsed().as_secs_f64()
@@ -399,13 +395,7 @@ async fn burst_drain(
             max: Duration::from_millis(500),
         },
         || async {
-            let written: u64 = stack
-                .connector_metrics()
-                .await
-                .map_err(|e| e.to_string())?
-                .iter()
-                .filter_map(|(_, m)| m["written"].as_u64())
-                .sum();
+            let written = stack.connector_written().await.map_err(|e| e.to_string())?;
             if written >= burst as u64 {
                 Ok(())
             } else {

@@ -236,11 +236,7 @@ where
         "the connector writing the stream to InfluxDB",
         ctx.deadline().cap(Duration::from_secs(120)),
         || async {
-            let metrics = stack.connector_metrics().await.map_err(|e| e.to_string())?;
-            let written: u64 = metrics
-                .iter()
-                .filter_map(|(_, m)| m["written"].as_u64())
-                .sum();
+            let written = stack.connector_written().await.map_err(|e| e.to_string())?;
             if written > 0 {
                 Ok(())
             } else {

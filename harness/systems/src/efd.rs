@@ -340,6 +340,20 @@ impl EfdStack {
         connector_metrics(&self.deployment).await
     }
 
+    /// Points the connector replicas have written to InfluxDB so far, together
+    /// (their `written` counters): more than zero once the data path flows.
+    ///
+    /// # Errors
+    /// A replica's metrics cannot be read.
+    pub async fn connector_written(&self) -> Result<u64, EfdError> {
+        Ok(self
+            .connector_metrics()
+            .await?
+            .iter()
+            .filter_map(|(_, m)| m["written"].as_u64())
+            .sum())
+    }
+
     /// The release this stack belongs to.
     pub fn deployment(&self) -> &ChartDeployment {
         &self.deployment
