@@ -13,15 +13,14 @@
 //! Run with `cargo bench -p suites --bench efd` (`EFD_BENCH_BURST=N` to change
 //! the burst, default 200000; `EFD_BENCH_PARTITIONS=P` and
 //! `EFD_BENCH_CONNECTORS=C` for the topics' partitions and the connector
-//! replicas, default 1 and 1; `EFD_BENCH_ENGINE=kafka|tansu` for the broker,
-//! default the chart's). Figures are printed, never asserted; the broker's
+//! replicas, default 1 and 1). Figures are printed, never asserted; the broker's
 //! start and its resident memory (its process on this machine, for the
 //! embedded cluster) are among them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::Deployment;
 use testware::namespace::TestNamespace;
 use testware::status::WorkloadKind;
 use testware::wait::{rolled_out, wait_until};
@@ -70,15 +69,13 @@ fn env_or(name: &str, default: usize) -> usize {
 async fn run(config: &Arc<RunConfig>, ns: &TestNamespace, shape: &Shape) -> anyhow::Result<()> {
     let ctx = Ctx::detached(config.clone(), "bench-efd", Duration::from_secs(1800));
     let started = Instant::now();
-    let mut install = testware::ChartSet::new(suites::charts_dir())
+    let deployment = testware::ChartSet::new(suites::charts_dir())
         .install("efd")
         .values("ci/offline.yaml")
         .set("topics.partitions", shape.partitions.to_string())
-        .set("connector.replicas", shape.connectors.to_string());
-    if let Ok(engine) = std::env::var("EFD_BENCH_ENGINE") {
-        install = install.set("kafka.engine", engine);
-    }
-    let deployment = install.run(&ctx, ns).await?;
+        .set("connector.replicas", shape.connectors.to_string())
+        .run(&ctx, ns)
+        .await?;
     println!(
         "efd install -> ready: {:.1} s ({} partition(s) per topic, {} connector replica(s))",
         started.elapsed().as_secs_f64(),
@@ -135,13 +132,9 @@ fn broker_memory(when: &str) {
     for entry in entries.flatten() {
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let broker = if cmdline.contains("kafka.Kafka ") {
-            "Apache Kafka"
-        } else if cmdline.contains("tansu broker") {
-            "tansu"
-        } else {
+        if !cmdline.contains("kafka.Kafka ") {
             continue;
-        };
+        }
         let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
         let field = |name: &str| {
             status
@@ -152,7 +145,7 @@ fn broker_memory(when: &str) {
                 .map_or(0, |kb| kb / 1024)
         };
         println!(
-            "broker ({broker}) memory {when}: {} MiB resident, {} MiB peak",
+            "broker memory {when}: {} MiB resident, {} MiB peak",
             field("VmRSS:"),
             field("VmHWM:")
         );
@@ -356,7 +349,7 @@ async fn burst_drain(
     let direct: serde_json::Value = serde_json::from_str(answer.trim())?;
     let direct_rate = direct["rate"].as_f64().unwrap_or(0.0);
 
-    ns.scale::<StatefulSet>("efd-connector", 0).await?;
+    ns.scale::<Deployment>("efd-connector", 0).await?;
     testware::wait::wait_until("connector pods gone", Duration::from_secs(60), || async {
         let pods = stack.connector_metrics().await.map_err(|e| e.to_string())?;
         if pods.is_empty() {
@@ -371,12 +364,12 @@ async fn burst_drain(
     let produced = produce_started.elapsed();
 
     let resumed = Instant::now();
-    ns.scale::<StatefulSet>("efd-connector", shape.connectors as i32)
+    ns.scale::<Deployment>("efd-connector", shape.connectors as i32)
         .await?;
     rolled_out(
         ns.client(),
         ns.name(),
-        WorkloadKind::StatefulSet,
+        WorkloadKind::Deployment,
         "efd-connector",
         Duration::from_secs(120),
     )

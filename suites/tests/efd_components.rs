@@ -61,20 +61,26 @@ impl ChartImages {
         Ok(Self {
             broker: chart_image(&rendered, "StatefulSet", BROKER, "kafka")?,
             influxdb: chart_image(&rendered, "StatefulSet", "test-efd-influxdb", "influxdb")?,
-            connector: chart_image(&rendered, "StatefulSet", "test-efd-connector", "connector")?,
+            connector: chart_image(&rendered, "Deployment", "test-efd-connector", "connector")?,
             rendered,
         })
     }
 
-    /// The args of the broker pod's container `name` in the render.
+    /// The args of the first broker pod's container `name` in the render, as
+    /// Kubernetes expands them (`$(POD_INDEX)`: the pod's ordinal).
     fn broker_args(&self, name: &str) -> anyhow::Result<Vec<String>> {
-        self.rendered
+        let args = self
+            .rendered
             .pod_template("StatefulSet", BROKER)?
             .container(name)
             .and_then(|c| c.args.clone())
             .ok_or_else(|| {
                 anyhow::anyhow!("StatefulSet/{BROKER} has no container {name} with args")
-            })
+            })?;
+        Ok(args
+            .into_iter()
+            .map(|a| a.replace("$(POD_INDEX)", "0"))
+            .collect())
     }
 }
 
@@ -163,9 +169,9 @@ async fn start_kafka(
     let mut args = images.broker_args("kafka")?;
     let end = args
         .iter()
-        .position(|a| a == "/etc/kafka/server.properties")
+        .position(|a| a == "/etc/kafka/server-0.properties")
         .ok_or_else(|| {
-            anyhow::anyhow!("the broker's args name no /etc/kafka/server.properties: {args:?}")
+            anyhow::anyhow!("the broker's args name no /etc/kafka/server-0.properties: {args:?}")
         })?;
     args.truncate(end + 1);
     for setting in [
@@ -212,8 +218,6 @@ async fn start_path(ctx: &Ctx, charts: &ChartSet) -> anyhow::Result<Containers> 
                 .with_env_var("INFLUXDB_URL", format!("http://127.0.0.1:{http}"))
                 .with_env_var("INFLUXDB_DATABASE", DATABASE)
                 .with_env_var("HEALTH_LISTEN", format!("127.0.0.1:{health}"))
-                .with_env_var("REPLICA_ORDINAL", "0")
-                .with_env_var("CONNECTOR_REPLICAS", "1")
         })
         .await?,
     );

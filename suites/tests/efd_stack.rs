@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::DeleteParams;
 use testware::namespace::TestNamespace;
@@ -23,6 +23,9 @@ const EVENTS: &str = "lsst.sal.Test.logevent_heartbeat";
 const GROUP: &str = "efd-connector";
 /// Records per second of the background stream in the fault cases.
 const RATE: u32 = 200;
+/// Records per 50 ms batch of the broker-loss case (2,000 a second): enough in
+/// flight when the leader dies for an unsafe producer to lose or double some.
+const FAST_BATCH: usize = 100;
 /// How long the stream may take to catch up after a fault: the consumer
 /// group's session timeout (10 s) plus a pod restart, with room for a loaded machine.
 const CATCH_UP: Duration = Duration::from_secs(90);
@@ -39,6 +42,7 @@ fn main() -> std::process::ExitCode {
             broker_pod_deleted_loses_nothing,
             influxdb_unreachable_writes_retried_offsets_held,
             two_connectors_share_partitions_exactly_once,
+            partition_leader_killed_every_record_once,
         ])
         .run()
 }
@@ -49,7 +53,17 @@ async fn install(
     ns: &TestNamespace,
     sets: &[(&str, &str)],
 ) -> anyhow::Result<Arc<EfdStack>> {
-    let mut values = Values::default().file("ci/offline.yaml");
+    install_from(ctx, ns, "ci/offline.yaml", sets).await
+}
+
+/// Installs the efd chart with the chart's value file `file` plus `sets`.
+async fn install_from(
+    ctx: &Ctx,
+    ns: &TestNamespace,
+    file: &str,
+    sets: &[(&str, &str)],
+) -> anyhow::Result<Arc<EfdStack>> {
+    let mut values = Values::default().file(file);
     for (key, value) in sets {
         values = values.set(*key, *value);
     }
@@ -308,8 +322,8 @@ async fn connector_scaled_to_zero_and_back_loses_nothing(ctx: Ctx) -> anyhow::Re
     let ns = ctx.create_namespace().await?;
     let stack = install(&ctx, &ns, &[]).await?;
     stream_through(&ctx, &stack, || async {
-        ns.scale::<StatefulSet>("efd-connector", 0).await?;
-        Ok(ns.scale::<StatefulSet>("efd-connector", 1).await?)
+        ns.scale::<Deployment>("efd-connector", 0).await?;
+        Ok(ns.scale::<Deployment>("efd-connector", 1).await?)
     })
     .await?;
     Ok(())
@@ -436,6 +450,133 @@ async fn two_connectors_share_partitions_exactly_once(ctx: Ctx) -> anyhow::Resul
             .iter()
             .all(|(_, m)| m["written"].as_u64().unwrap_or(0) > 0),
         "both replicas should have written a share: {metrics:?}"
+    );
+    Ok(())
+}
+
+/// Three brokers, every partition on all three: the broker leading the
+/// stream's partition is killed (grace period 0) mid-stream. Every record the
+/// producer had acknowledged is in the log once and in InfluxDB once; the
+/// producer's longest wait and the catch-up are printed.
+///
+/// Counter-proof: `EFD_FAULT_PRODUCER=unsafe` runs the same case with a
+/// producer without those guarantees (`acks=1`, no idempotence) — records
+/// acknowledged by the dying leader alone are lost, and retried requests whose
+/// answer was lost are written twice, and the case fails naming them.
+async fn partition_leader_killed_every_record_once(ctx: Ctx) -> anyhow::Result<()> {
+    let ns = ctx.create_namespace().await?;
+    let stack = install_from(&ctx, &ns, "ci/three-brokers.yaml", &[]).await?;
+    let producer = match std::env::var("EFD_FAULT_PRODUCER").as_deref() {
+        Ok("unsafe") => stack
+            .kafka
+            .producer_with(&[("acks", "1"), ("enable.idempotence", "false")])?,
+        Ok(other) => anyhow::bail!("EFD_FAULT_PRODUCER={other}: only `unsafe` is known"),
+        Err(_) => stack.kafka.producer_with(&[])?,
+    };
+    let before = stack.kafka.describe_topic(SCALARS).await?;
+    let leader = before
+        .partitions
+        .first()
+        .map(|p| p.leader)
+        .ok_or_else(|| anyhow::anyhow!("{SCALARS} has no partition: {before:?}"))?;
+    let mut generator = RecordGenerator::new(&ctx.config.run_id);
+    let mut records: Vec<EfdRecord> = Vec::new();
+    let send = |batch: &[EfdRecord]| {
+        let owned: Vec<_> = batch
+            .iter()
+            .map(|r| (r.topic.clone(), None, r.payload()))
+            .collect();
+        producer.produce_all(owned, 1000)
+    };
+    // A flowing path first (three JVMs and a new consumer group take a while).
+    let first: Vec<EfdRecord> = (0..FAST_BATCH)
+        .map(|_| generator.scalars(SCALARS))
+        .collect();
+    send(&first).await?;
+    records.extend(first);
+    wait_until(
+        "the connector writing the first records",
+        ctx.deadline().cap(Duration::from_secs(120)),
+        || async {
+            match stack.connector_written().await.map_err(|e| e.to_string())? {
+                0 => Err("nothing written yet".to_owned()),
+                _ => Ok(()),
+            }
+        },
+    )
+    .await?;
+
+    let started = Instant::now();
+    let mut killed = None;
+    let mut longest_wait = Duration::ZERO;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    while started.elapsed() < Duration::from_secs(12) {
+        tick.tick().await;
+        if killed.is_none() && started.elapsed() >= Duration::from_secs(4) {
+            kill(&ns, &format!("efd-kafka-{leader}")).await?;
+            killed = Some(Instant::now());
+        }
+        let batch: Vec<EfdRecord> = (0..FAST_BATCH)
+            .map(|_| generator.scalars(SCALARS))
+            .collect();
+        let sent = Instant::now();
+        send(&batch).await.map_err(|e| {
+            anyhow::anyhow!(
+                "records not acknowledged after broker {leader} (the partition's leader) was killed: {e:#}"
+            )
+        })?;
+        longest_wait = longest_wait.max(sent.elapsed());
+        records.extend(batch);
+    }
+    let ended = Instant::now();
+    let after = stack.kafka.describe_topic(SCALARS).await?;
+    let n = records.len();
+
+    // The log: each record once.
+    let log = stack
+        .kafka
+        .read_log(SCALARS, ctx.deadline().cap(Duration::from_secs(60)))
+        .await?;
+    let mut copies: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
+    for record in &log {
+        let value: serde_json::Value =
+            serde_json::from_slice(record.payload.as_deref().unwrap_or_default())
+                .unwrap_or_default();
+        if value["private_identity"].as_str() == Some(generator.identity()) {
+            if let Some(seq) = value["private_seqNum"].as_i64() {
+                *copies.entry(seq).or_default() += 1;
+            }
+        }
+    }
+    let lost: Vec<i64> = records
+        .iter()
+        .map(|r| r.seq)
+        .filter(|seq| !copies.contains_key(seq))
+        .collect();
+    let doubled: Vec<i64> = copies
+        .iter()
+        .filter(|(_, c)| **c > 1)
+        .map(|(seq, _)| *seq)
+        .collect();
+    check!(
+        lost.is_empty() && doubled.is_empty(),
+        "the log of {SCALARS} after broker {leader} was killed: {} of {n} acknowledged records lost (first {:?}), {} written more than once (first {:?})",
+        lost.len(),
+        &lost[..lost.len().min(5)],
+        doubled.len(),
+        &doubled[..doubled.len().min(5)]
+    );
+    // InfluxDB: each record once.
+    stack
+        .expect_exactly_once(&generator, &records, ctx.deadline().cap(CATCH_UP))
+        .await?;
+    println!(
+        "{n} records through broker {leader}'s loss (leader now {:?}): longest producer wait {:.2} s, \
+         killed {:.1} s before the stream ended, InfluxDB caught up {:.2} s after it ended",
+        after.partitions.first().map(|p| p.leader),
+        longest_wait.as_secs_f64(),
+        killed.map_or(0.0, |k| (ended - k).as_secs_f64()),
+        ended.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -55,6 +55,14 @@ securityContext:
 {{- end -}}
 
 {{- define "efd.kafka.name" -}}{{ include "efd.fullname" . }}-kafka{{- end -}}
+{{/* A broker pod's ordinal (its node.id) and name, for its command line
+  (`$(POD_INDEX)`: the StatefulSet's pod-index label, Kubernetes >= 1.28). */}}
+{{- define "efd.kafka.podIndex" -}}
+- name: POD_INDEX
+  valueFrom: {fieldRef: {fieldPath: "metadata.labels['apps.kubernetes.io/pod-index']"}}
+- name: POD_NAME
+  valueFrom: {fieldRef: {fieldPath: metadata.name}}
+{{- end -}}
 {{- define "efd.influxdb.name" -}}{{ include "efd.fullname" . }}-influxdb{{- end -}}
 {{/* Bootstrap address of the broker, as seen from inside the namespace. */}}
 {{- define "efd.kafka.bootstrap" -}}{{ include "efd.kafka.name" . }}:{{ .Values.kafka.port }}{{- end -}}

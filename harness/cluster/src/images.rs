@@ -19,7 +19,7 @@
 //! bins = ["embargo-enqueue"]      # this package's binaries, built static, copied to /<bin>
 //! # tag = "1.2.3"                 # default: the package's version
 //! # host-files = ["/usr/bin/redis-server"]  # this machine's files, with their libraries
-//! # cached-files = [{ from = "tansu/0.6.0/bin/tansu", to = "/usr/bin/tansu" }]  # under the cache
+//! # cached-files = [{ from = "kafka/4.4.0/libs", to = "/opt/kafka/libs" }]  # under the cache
 //! #   (a directory is copied whole: its files, links and each program's libraries)
 //! # debian-package = "redis-server"        # its version must start with the tag
 //! # entrypoint = "/embargo-enqueue"        # default: the first bin
@@ -250,7 +250,7 @@ pub fn declared_images(workspace: &Path, cache: &Path) -> anyhow::Result<Vec<Ima
             }
             if !path.is_file() {
                 bail!(
-                    "{} is missing for image {} (hint: install what puts it there first, e.g. ci/install-tansu)",
+                    "{} is missing for image {} (hint: install what puts it there first, e.g. ci/install-kafka)",
                     path.display(),
                     image.name
                 );

@@ -554,20 +554,43 @@ impl Kafka {
         Self::over(KafkaAccess::to_service(client, namespace, service, port).await?)
     }
 
-    /// A client over an existing [`KafkaAccess`].
+    /// A client over an existing [`KafkaAccess`]. Its producer is idempotent
+    /// with `acks=all`: a record the broker acknowledged is on every in-sync
+    /// replica, and a retry after a lost answer (a leader that died) writes
+    /// no second copy.
     ///
     /// # Errors
     /// The producer cannot be created.
     pub fn over(access: KafkaAccess) -> Result<Self, KafkaError> {
+        Self::with_producer(access, &[])
+    }
+
+    /// A second client over the same forwards whose producer has `settings`
+    /// (librdkafka properties) on top of this one's, e.g. `acks=1` and
+    /// `enable.idempotence=false` to show what a fault does to a producer
+    /// without those guarantees.
+    ///
+    /// # Errors
+    /// librdkafka refuses the settings.
+    pub fn producer_with(&self, settings: &[(&str, &str)]) -> Result<Self, KafkaError> {
+        Self::with_producer(self.access.clone(), settings)
+    }
+
+    fn with_producer(access: KafkaAccess, settings: &[(&str, &str)]) -> Result<Self, KafkaError> {
         let delivery_timeout = Duration::from_secs(30);
-        let producer = access
-            .client_config()
+        let mut config = access.client_config();
+        config
             .set(
                 "message.timeout.ms",
                 delivery_timeout.as_millis().to_string(),
             )
             .set("linger.ms", "1")
             .set("acks", "all")
+            .set("enable.idempotence", "true");
+        for (key, value) in settings {
+            config.set(*key, *value);
+        }
+        let producer = config
             .create_with_context(access.context())
             .map_err(|source| KafkaError::Client {
                 what: "creating a producer".into(),
@@ -694,7 +717,8 @@ impl Kafka {
         }
     }
 
-    /// Creates `topic` with `partitions` partitions (an existing topic is fine).
+    /// Creates `topic` with `partitions` partitions, replicated as the broker's
+    /// `default.replication.factor` says (an existing topic is fine).
     ///
     /// # Errors
     /// The broker refused.
@@ -712,7 +736,11 @@ impl Kafka {
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = admin
             .create_topics(
-                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+                &[NewTopic::new(
+                    topic,
+                    partitions,
+                    TopicReplication::Fixed(-1),
+                )],
                 &options,
             )
             .await
@@ -786,6 +814,23 @@ impl Kafka {
 }
 
 impl Kafka {
+    /// Every record in `topic`'s log now (from each partition's low to its
+    /// high watermark), waiting at most `timeout`: what a fault left there,
+    /// duplicates included.
+    ///
+    /// # Errors
+    /// The topic is unknown, or fewer records could be read in time.
+    pub async fn read_log(
+        &self,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<Vec<Record>, KafkaError> {
+        let described = self.describe_topic(topic).await?;
+        let total: i64 = described.partitions.iter().map(|p| p.high - p.low).sum();
+        let total = usize::try_from(total).unwrap_or(0);
+        self.consume(topic, None, total, timeout).await
+    }
+
     /// The offsets group `group` has committed for each partition of `topic`
     /// (`None` for a partition without a commit): what a consumer group has
     /// acknowledged, read with OffsetFetch without joining the group.

@@ -16,17 +16,18 @@
 //! `latency_ms`: from each record's Kafka timestamp (set by its producer) to
 //! InfluxDB's acknowledgement of its point, over the latest 10,000 points.
 //!
-//! Partitions are assigned statically, not by the broker's group rebalancing:
-//! replica `i` of `CONNECTOR_REPLICAS` (its StatefulSet ordinal, from `POD_NAME`)
-//! consumes partition `p` of every matching topic when `p % replicas == i`, and
-//! starts from the offsets committed under group `KAFKA_GROUP_ID`. A restarted
-//! or rescheduled replica resumes at once; nothing waits for a session timeout or
-//! a rebalance, which tansu 0.6's group coordinator can leave stalled for minutes.
-//! New topics and partitions are picked up every `METADATA_REFRESH_MS`.
+//! Replicas share the matching topics' partitions as members of consumer group
+//! `KAFKA_GROUP_ID` (the broker's group coordinator, cooperative-sticky
+//! assignment): a replica that leaves (SIGTERM) hands its partitions over at
+//! once, one that is killed after `SESSION_TIMEOUT_MS` without a heartbeat, and
+//! a newcomer takes a share without stopping the others. Each partition resumes
+//! from the group's committed offset. New topics and partitions are picked up
+//! every `METADATA_REFRESH_MS`.
 //!
 //! SIGTERM: the batch in flight is finished and committed, then the process ends.
 //!
-//! `efd-connector create-topics --brokers B [--partitions N] TOPIC...` creates
+//! `efd-connector create-topics --brokers B [--partitions N] [--replication-factor R]
+//! TOPIC...` creates
 //! topics (existing ones are fine), retrying until the broker answers.
 //! `efd-connector write-points …` measures InfluxDB's own write rate (benchmarks).
 
@@ -67,6 +68,10 @@ struct Metrics {
     /// acknowledged a write (Unix ms, 0 before): a burst's drain window, on one clock.
     first_consumed_ms: AtomicI64,
     last_written_ms: AtomicI64,
+    /// The partitions this replica holds (`topic/partition`), and how many
+    /// assignments and revocations the group has made it go through.
+    partitions: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    rebalances: AtomicU64,
     /// Record timestamp -> InfluxDB acknowledged, in ms, for the latest records.
     latencies_ms: std::sync::Mutex<std::collections::VecDeque<i64>>,
 }
@@ -140,6 +145,8 @@ impl Metrics {
             "first_consumed_ms": self.first_consumed_ms.load(Ordering::Relaxed),
             "last_written_ms": self.last_written_ms.load(Ordering::Relaxed),
             "peak_rss_kib": peak_rss_kib(),
+            "partitions": *self.partitions.lock().unwrap_or_else(|p| p.into_inner()),
+            "rebalances": get(&self.rebalances),
             "latency_ms": self.latency_summary(),
         })
     }
@@ -296,8 +303,7 @@ struct Settings {
     linger: Duration,
     fetch_wait_ms: u32,
     metadata_refresh: Duration,
-    /// (this replica's ordinal, number of replicas).
-    replica: (i32, i32),
+    session_timeout: Duration,
     health_listen: String,
 }
 
@@ -319,19 +325,20 @@ impl Settings {
             )?,
             batch_size: env_or("BATCH_SIZE", 500usize)?.max(1),
             linger: Duration::from_millis(env_or("LINGER_MS", 0u64)?),
-            // librdkafka's default (500 ms) is how long a fetch waits for data; a
-            // broker that does not answer a waiting fetch early when data arrives
-            // (tansu) adds that much latency to every record.
-            fetch_wait_ms: env_or("FETCH_WAIT_MAX_MS", 5u32)?,
+            // How long the broker may hold a fetch while no data is there; it
+            // answers at once when data arrives, so this costs no latency.
+            fetch_wait_ms: env_or("FETCH_WAIT_MAX_MS", 500u32)?,
             metadata_refresh: Duration::from_millis(
                 env_or("METADATA_REFRESH_MS", 5000u64)?.max(100),
             ),
-            replica: replica()?,
+            // The broker's smallest (group.min.session.timeout.ms): a killed
+            // replica's partitions move to the others after 6 s, not 45.
+            session_timeout: Duration::from_millis(env_or("SESSION_TIMEOUT_MS", 6000u64)?),
             health_listen: env_or("HEALTH_LISTEN", "0.0.0.0:8080".to_owned())?,
         })
     }
 
-    fn consumer(&self) -> anyhow::Result<StreamConsumer> {
+    fn consumer(&self, metrics: Arc<Metrics>) -> anyhow::Result<GroupConsumer> {
         let mut config = ClientConfig::new();
         // librdkafka's own debug contexts (e.g. `cgrp` for group membership).
         if let Ok(debug) = std::env::var("KAFKA_DEBUG") {
@@ -347,103 +354,75 @@ impl Settings {
             // default backoff (up to 10 s after repeated failures, e.g. while
             // a JVM broker starts) would leave the connector idle that long.
             .set("reconnect.backoff.max.ms", "1000")
-            .create()
+            // Subscribed by pattern: new matching topics join at the next refresh.
+            .set(
+                "topic.metadata.refresh.interval.ms",
+                self.metadata_refresh.as_millis().to_string(),
+            )
+            // A rebalance moves only the partitions that change hands; the
+            // others keep flowing.
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set(
+                "session.timeout.ms",
+                self.session_timeout.as_millis().to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                (self.session_timeout.as_millis() / 3).max(100).to_string(),
+            )
+            .create_with_context(GroupContext { metrics })
             .context("creating the Kafka consumer")
     }
 }
 
-/// This replica's ordinal and the number of replicas: `REPLICA_ORDINAL` or the
-/// number ending `POD_NAME` (a StatefulSet pod), and `CONNECTOR_REPLICAS`.
-fn replica() -> anyhow::Result<(i32, i32)> {
-    let replicas: i32 = env_or("CONNECTOR_REPLICAS", 1i32)?;
-    anyhow::ensure!(replicas >= 1, "CONNECTOR_REPLICAS must be at least 1");
-    let ordinal = match std::env::var("REPLICA_ORDINAL")
-        .ok()
-        .filter(|v| !v.is_empty())
-    {
-        Some(_) => env_or("REPLICA_ORDINAL", 0i32)?,
-        None => match std::env::var("POD_NAME") {
-            Ok(pod) => pod
-                .rsplit_once('-')
-                .and_then(|(_, n)| n.parse().ok())
-                .with_context(|| {
-                    format!("POD_NAME {pod:?} does not end in a StatefulSet ordinal")
-                })?,
-            Err(_) => 0,
-        },
-    };
-    anyhow::ensure!(
-        (0..replicas).contains(&ordinal),
-        "replica ordinal {ordinal} is not below CONNECTOR_REPLICAS={replicas} (hint: scale with helm, which sets both)"
-    );
-    Ok((ordinal, replicas))
+/// The consumer's context: notes each rebalance's outcome in the log and in
+/// `/metrics` (which partitions this replica holds), so a case sees the
+/// group share its partitions out.
+struct GroupContext {
+    metrics: Arc<Metrics>,
 }
 
-/// The partitions of matching topics that belong to replica `ordinal` of `replicas`.
-fn my_partitions(
-    metadata: &rdkafka::metadata::Metadata,
-    topics: &regex::Regex,
-    (ordinal, replicas): (i32, i32),
-) -> std::collections::BTreeSet<(String, i32)> {
-    metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none() && topics.is_match(t.name()))
-        .flat_map(|t| {
-            t.partitions()
+impl rdkafka::ClientContext for GroupContext {}
+
+impl rdkafka::consumer::ConsumerContext for GroupContext {
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        use rdkafka::consumer::Rebalance;
+        let names = |list: &TopicPartitionList| -> Vec<String> {
+            list.elements()
                 .iter()
-                .filter(|p| p.id() % replicas == ordinal)
-                .map(|p| (t.name().to_owned(), p.id()))
-        })
-        .collect()
-}
-
-/// Adds newly seen partitions of matching topics to the consumer's assignment
-/// (from their committed offsets), every `refresh`.
-async fn assign_partitions(
-    consumer: Arc<StreamConsumer>,
-    topics: regex::Regex,
-    replica: (i32, i32),
-    refresh: Duration,
-) {
-    let mut assigned = std::collections::BTreeSet::new();
-    loop {
-        let c = consumer.clone();
-        let metadata =
-            tokio::task::spawn_blocking(move || c.fetch_metadata(None, Duration::from_secs(5)))
-                .await;
-        match metadata {
-            Ok(Ok(metadata)) => {
-                let mine = my_partitions(&metadata, &topics, replica);
-                let new: Vec<&(String, i32)> = mine.difference(&assigned).collect();
-                if !new.is_empty() {
-                    let mut list = TopicPartitionList::new();
-                    for (topic, partition) in &new {
-                        let _ = list.add_partition_offset(topic, *partition, Offset::Stored);
-                    }
-                    match consumer.incremental_assign(&list) {
-                        Ok(()) => {
-                            eprintln!(
-                                "replica {}/{}: consuming {}",
-                                replica.0,
-                                replica.1,
-                                new.iter()
-                                    .map(|(t, p)| format!("{t}/{p}"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            );
-                            assigned = mine;
-                        }
-                        Err(e) => eprintln!("kafka: assigning partitions failed: {e}"),
-                    }
+                .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                .collect()
+        };
+        let mut held = self
+            .metrics
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let new = names(list);
+                self.metrics.rebalances.fetch_add(1, Ordering::Relaxed);
+                eprintln!("group: assigned {}", new.join(", "));
+                held.extend(new);
+            }
+            Rebalance::Revoke(list) => {
+                let gone = names(list);
+                self.metrics.rebalances.fetch_add(1, Ordering::Relaxed);
+                eprintln!("group: revoked {}", gone.join(", "));
+                for p in &gone {
+                    held.remove(p);
                 }
             }
-            Ok(Err(e)) => eprintln!("kafka: reading topic metadata failed: {e}"),
-            Err(e) => eprintln!("kafka: metadata task failed: {e}"),
+            Rebalance::Error(e) => eprintln!("group: rebalance failed: {e}"),
         }
-        tokio::time::sleep(refresh).await;
     }
 }
+
+type GroupConsumer = StreamConsumer<GroupContext>;
 
 /// Writes batches in order, retrying each until InfluxDB acknowledges it, then
 /// commits its offsets (asynchronously). Ends when the channel closes, returning
@@ -451,7 +430,7 @@ async fn assign_partitions(
 async fn write_batches(
     mut batches: mpsc::Receiver<Batch>,
     influx: Arc<Influx>,
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<GroupConsumer>,
     metrics: Arc<Metrics>,
 ) -> Batch {
     let mut written = Batch::default();
@@ -488,11 +467,9 @@ async fn run(mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let metrics = Arc::new(Metrics::default());
     serve_http(settings.health_listen.clone(), metrics.clone());
-    let consumer = Arc::new(settings.consumer()?);
+    let consumer = Arc::new(settings.consumer(metrics.clone())?);
     eprintln!(
-        "efd-connector: replica {}/{}: {} group {} topics {} -> {} (batch {}, linger {:?}, fetch wait {} ms)",
-        settings.replica.0,
-        settings.replica.1,
+        "efd-connector: {} group {} topics {} -> {} (batch {}, linger {:?}, fetch wait {} ms)",
         settings.brokers,
         settings.group,
         settings.topics,
@@ -525,12 +502,9 @@ async fn run(mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
         }
     }
     metrics.healthy.store(true, Ordering::Relaxed);
-    let assigner = tokio::spawn(assign_partitions(
-        consumer.clone(),
-        regex::Regex::new(&settings.topics)?,
-        settings.replica,
-        settings.metadata_refresh,
-    ));
+    consumer
+        .subscribe(&[&settings.topics])
+        .with_context(|| format!("subscribing to {}", settings.topics))?;
 
     let influx = Arc::new(settings.influx);
     // One batch written while the next is gathered.
@@ -573,7 +547,6 @@ async fn run(mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
         }
     }
     // Finish (write and commit) what was consumed.
-    assigner.abort();
     drop(batches);
     if let Ok(written) = writer.await {
         let list = written.commit_list();
@@ -615,6 +588,9 @@ enum Command {
         /// Partitions of each new topic.
         #[arg(long, default_value_t = 1)]
         partitions: i32,
+        /// Replicas of each partition (at most the number of brokers).
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i32,
         /// The topics.
         #[arg(required = true)]
         topics: Vec<String>,
@@ -649,14 +625,18 @@ struct WritePoints {
     sample: String,
 }
 
-async fn create_topics(brokers: &str, partitions: i32, topics: &[String]) -> anyhow::Result<()> {
+async fn create_topics(
+    brokers: &str,
+    (partitions, replication): (i32, i32),
+    topics: &[String],
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
         .context("creating the Kafka admin client")?;
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -739,9 +719,10 @@ async fn main() -> std::process::ExitCode {
         Some(Command::CreateTopics {
             brokers,
             partitions,
+            replication_factor,
             topics,
         }) => tokio::select! {
-            done = create_topics(&brokers, partitions, &topics) => done,
+            done = create_topics(&brokers, (partitions, replication_factor), &topics) => done,
             _ = stop.changed() => Ok(()),
         },
         Some(Command::WritePoints(args)) => write_points(args).await,
