@@ -7,6 +7,7 @@
 #                                            -scheduler, kubelet, kube-proxy
 #   build-go-release.sh etcd v3.6.16         etcd
 #   build-go-release.sh helm v3.21.4         helm
+#   build-go-release.sh influxdb v1.13.2     influxd
 #
 # Such a project's root go.mod replaces the modules it publishes from the same
 # tree with local paths (Kubernetes: k8s.io/api, client-go, kubelet, ... =>
@@ -20,7 +21,7 @@
 # HARNESS_CACHE_DIR set.
 set -euo pipefail
 CACHE_DIR="${HARNESS_CACHE_DIR:?HARNESS_CACHE_DIR names the project cache}"
-usage="usage: build-go-release.sh kubernetes|etcd|helm vX.Y.Z"
+usage="usage: build-go-release.sh kubernetes|etcd|helm|influxdb vX.Y.Z"
 PROJECT="${1:?$usage}"
 VERSION="${2:?$usage}"
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -30,7 +31,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 major="${BASH_REMATCH[1]}" minor="${BASH_REMATCH[2]}" patch="${BASH_REMATCH[3]}"
 # Per project: the module, the version its sibling modules are published at,
 # the commands, build tags, what `--version` says, and how long a cold build takes.
-tags="" ldflags="-s -w" cgo=0
+tags="" ldflags="-s -w" cgo=0 build_tools=()
 case "$PROJECT" in
   kubernetes)
     [ "$major" = 1 ] || die "Kubernetes releases are v1.x.y, not $VERSION"
@@ -62,6 +63,21 @@ case "$PROJECT" in
     reports() { [ "$("$1/helm" version --template '{{.Version}}' 2>/dev/null)" = "$VERSION" ]; }
     took="about 3 min on 2 cores"
     ;;
+  influxdb)
+    [ "$major" = 1 ] || die "InfluxDB OSS releases built here are v1.x.y, not $VERSION"
+    module=github.com/influxdata/influxdb
+    siblings="$VERSION"
+    packages=(cmd/influxd)
+    # Flux's engine (libflux) is Rust, linked through cgo: InfluxData's
+    # pkg-config wrapper answers `pkg-config flux` by building it with cargo
+    # (from crates.io) into GOCACHE. Flux pins an older Rust in its
+    # rust-toolchain.toml; the machine's stable one builds it.
+    cgo=1
+    build_tools=(github.com/influxdata/pkg-config)
+    ldflags+=" -X main.version=$VERSION -X main.branch=$major.$minor"
+    reports() { [[ "$("$1/influxd" version 2>/dev/null)" == "InfluxDB $VERSION "* ]]; }
+    took="about 5 min on 2 cores"
+    ;;
   *) die "unknown project '$PROJECT' ($usage)" ;;
 esac
 root="$CACHE_DIR/$PROJECT/$VERSION"
@@ -88,6 +104,7 @@ case "$PROJECT" in
       [ -n "$commit" ] && ldflags+=" -X $pkg.gitCommit=$commit"; done ;;
   etcd) [ -n "$commit" ] && ldflags+=" -X go.etcd.io/etcd/api/v3/version.GitSHA=${commit:0:7}" ;;
   helm) [ -n "$commit" ] && ldflags+=" -X $module/internal/version.gitCommit=$commit" ;;
+  influxdb) [ -n "$commit" ] && ldflags+=" -X main.commit=${commit:0:10}" ;;
 esac
 go_line="$(awk '$1 == "go" { print $2; exit }' "$upstream_mod")"
 # Every replace of upstream into its own tree (`=> ./x` or `=> ../x`), single
@@ -105,12 +122,22 @@ local_replaced="$(sed 's/^replace //' "$upstream_mod" \
   for p in "${packages[@]}"; do
     [ "$p" = . ] && printf '\t%s\n' "$module" || printf '\t%s/%s\n' "$module" "$p"
   done
+  for t in "${build_tools[@]}"; do printf '\t%s\n' "$t"; done
   printf ')\n'
 } >"$work/go.mod"
 log "$PROJECT $VERSION: resolving its modules from the Go module proxy"
 (cd "$work" && go mod tidy >"$work/tidy.log" 2>&1) \
   || { tail -n 20 "$work/tidy.log" >&2; die "resolving the modules of $PROJECT $VERSION failed (log above)"; }
 
+# Tools the build itself runs, at the versions upstream's go.mod pins.
+for t in "${build_tools[@]}"; do
+  (cd "$work" && go build -o "$work/${t##*/}" "$t" >>"$work/build.log" 2>&1) \
+    || { tail -n 30 "$work/build.log" >&2; die "building $t for $PROJECT $VERSION failed (log above)"; }
+done
+if [ "$PROJECT" = influxdb ]; then
+  export PKG_CONFIG="$work/pkg-config" RUSTUP_TOOLCHAIN=stable
+  command -v cargo >/dev/null || die "cargo is needed to build Flux's library for influxd (hint: install Rust)"
+fi
 log "$PROJECT $VERSION: building ${packages[*]} ($took cold, once)"
 started=$(date +%s)
 rm -rf "$target.tmp" && mkdir -p "$target.tmp"
