@@ -27,7 +27,7 @@ const RATE: u32 = 200;
 /// flight when the leader dies for an unsafe producer to lose or double some.
 const FAST_BATCH: usize = 100;
 /// How long the stream may take to catch up after a fault: the consumer
-/// group's session timeout (10 s) plus a pod restart, with room for a loaded machine.
+/// group's session timeout (6 s) plus a pod restart, with room for a loaded machine.
 const CATCH_UP: Duration = Duration::from_secs(90);
 
 fn main() -> std::process::ExitCode {
@@ -406,8 +406,10 @@ async fn committed(stack: &EfdStack) -> anyhow::Result<Option<i64>> {
     Ok(offsets.first().and_then(|(_, o)| *o))
 }
 
-/// Four partitions, two connector replicas: each replica consumes a share, and
-/// every keyed record arrives once.
+/// Four partitions, two connector replicas in one consumer group: each
+/// consumes a share, and every keyed record arrives once. Then one replica is
+/// killed: the group moves its share to the other (after the session timeout)
+/// and to the Deployment's replacement, and again every record arrives once.
 async fn two_connectors_share_partitions_exactly_once(ctx: Ctx) -> anyhow::Result<()> {
     let ns = ctx.create_namespace().await?;
     let stack = install(
@@ -419,18 +421,8 @@ async fn two_connectors_share_partitions_exactly_once(ctx: Ctx) -> anyhow::Resul
     let topic = stack.kafka.describe_topic(SCALARS).await?;
     check_eq!(topic.partitions.len(), 4, "partitions of {SCALARS}");
     let mut generator = RecordGenerator::new(&ctx.config.run_id);
-    let records: Vec<EfdRecord> = (0..2000).map(|_| generator.scalars(SCALARS)).collect();
-    let keyed: Vec<(String, Option<Vec<u8>>, Vec<u8>)> = records
-        .iter()
-        .map(|r| {
-            (
-                r.topic.clone(),
-                Some(r.seq.to_string().into_bytes()),
-                r.payload(),
-            )
-        })
-        .collect();
-    stack.kafka.produce_all(keyed, 1000).await?;
+    let mut records: Vec<EfdRecord> = (0..2000).map(|_| generator.scalars(SCALARS)).collect();
+    produce_keyed(&stack, &records).await?;
     let spread = stack.kafka.describe_topic(SCALARS).await?;
     check!(
         spread.partitions.iter().all(|p| p.high > 0),
@@ -451,6 +443,43 @@ async fn two_connectors_share_partitions_exactly_once(ctx: Ctx) -> anyhow::Resul
             .all(|(_, m)| m["written"].as_u64().unwrap_or(0) > 0),
         "both replicas should have written a share: {metrics:?}"
     );
+
+    let (victim, survivor) = (&metrics[0].0, &metrics[1].0);
+    let rebalances = |metrics: &[(String, serde_json::Value)]| {
+        metrics
+            .iter()
+            .find(|(pod, _)| pod == survivor)
+            .map_or(0, |(_, m)| m["rebalances"].as_u64().unwrap_or(0))
+    };
+    let before = rebalances(&metrics);
+    kill(&ns, victim).await?;
+    let more: Vec<EfdRecord> = (0..2000).map(|_| generator.scalars(SCALARS)).collect();
+    produce_keyed(&stack, &more).await?;
+    records.extend(more);
+    stack
+        .expect_exactly_once(&generator, &records, ctx.deadline().cap(CATCH_UP))
+        .await?;
+    let after = stack.connector_metrics().await?;
+    check!(
+        rebalances(&after) > before,
+        "the group should have rebalanced {survivor}'s partitions after {victim} was killed: {after:?}"
+    );
+    Ok(())
+}
+
+/// Produces `records` keyed by their sequence number (spread over the partitions).
+async fn produce_keyed(stack: &EfdStack, records: &[EfdRecord]) -> anyhow::Result<()> {
+    let keyed: Vec<(String, Option<Vec<u8>>, Vec<u8>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.topic.clone(),
+                Some(r.seq.to_string().into_bytes()),
+                r.payload(),
+            )
+        })
+        .collect();
+    stack.kafka.produce_all(keyed, 1000).await?;
     Ok(())
 }
 

@@ -22,7 +22,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use k8s_openapi::api::core::v1::{Endpoints, Pod};
-use kafka_protocol::messages::{ApiKey, FindCoordinatorResponse, MetadataResponse, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, FetchResponse, FindCoordinatorResponse, MetadataResponse, ProduceResponse,
+    ResponseHeader,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::RDKafkaLogLevel;
@@ -326,6 +329,8 @@ async fn relay_connection(
     let (mut client_rx, mut client_tx) = connection.into_split();
     let (mut broker_rx, mut broker_tx) = tokio::io::split(upstream);
     // Requests whose answers carry broker addresses: correlation id -> (api key, version).
+    // (An acks=0 Produce gets no answer and would stay here; the harness's
+    // producers wait for acknowledgements.)
     let pending: Mutex<BTreeMap<i32, (ApiKey, i16)>> = Mutex::default();
     let requests = async {
         while let Some(frame) = read_frame(&mut client_rx).await? {
@@ -333,8 +338,9 @@ async fn relay_connection(
                 let key = i16::from_be_bytes([frame[0], frame[1]]);
                 let version = i16::from_be_bytes([frame[2], frame[3]]);
                 let correlation = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-                if let Ok(key @ (ApiKey::Metadata | ApiKey::FindCoordinator)) =
-                    ApiKey::try_from(key)
+                if let Some(key) = ApiKey::try_from(key)
+                    .ok()
+                    .filter(|key| carries_addresses(*key, version))
                 {
                     pending
                         .lock()
@@ -398,8 +404,20 @@ async fn write_frame<W: AsyncWriteExt + Unpin>(writer: &mut W, frame: &[u8]) -> 
         .map_err(|e| format!("write: {e}"))
 }
 
-/// Replaces the broker addresses in a Metadata or FindCoordinator answer by the
-/// local ports of their forwards.
+/// Whether answers to `key` at `version` can name brokers: Metadata and
+/// FindCoordinator, and Produce (v10+) and Fetch (v16+), whose answers name a
+/// partition's new leader when it moved (KIP-951) — as when a broker dies.
+fn carries_addresses(key: ApiKey, version: i16) -> bool {
+    match key {
+        ApiKey::Metadata | ApiKey::FindCoordinator => true,
+        ApiKey::Produce => version >= 10,
+        ApiKey::Fetch => version >= 16,
+        _ => false,
+    }
+}
+
+/// Replaces the broker addresses in an answer (see [`carries_addresses`]) by
+/// the local ports of their forwards.
 fn rewrite(relay: &Arc<Relay>, key: ApiKey, version: i16, frame: Bytes) -> Result<Bytes, String> {
     let header_version = key.response_header_version(version);
     let mut body = frame.clone();
@@ -439,6 +457,35 @@ fn rewrite(relay: &Arc<Relay>, key: ApiKey, version: i16, frame: Bytes) -> Resul
             answer
                 .encode(&mut out, version)
                 .map_err(|e| format!("encoding a FindCoordinator answer: {e}"))?;
+        }
+        // Most of these name no broker: passed on as they came.
+        ApiKey::Produce => {
+            let mut answer = ProduceResponse::decode(&mut body, version)
+                .map_err(|e| format!("decoding a Produce v{version} answer: {e}"))?;
+            if answer.node_endpoints.is_empty() {
+                return Ok(frame);
+            }
+            for node in &mut answer.node_endpoints {
+                (node.host, node.port) = local_address(relay, &node.host, node.port)?;
+                addresses += 1;
+            }
+            answer
+                .encode(&mut out, version)
+                .map_err(|e| format!("encoding a Produce answer: {e}"))?;
+        }
+        ApiKey::Fetch => {
+            let mut answer = FetchResponse::decode(&mut body, version)
+                .map_err(|e| format!("decoding a Fetch v{version} answer: {e}"))?;
+            if answer.node_endpoints.is_empty() {
+                return Ok(frame);
+            }
+            for node in &mut answer.node_endpoints {
+                (node.host, node.port) = local_address(relay, &node.host, node.port)?;
+                addresses += 1;
+            }
+            answer
+                .encode(&mut out, version)
+                .map_err(|e| format!("encoding a Fetch answer: {e}"))?;
         }
         _ => return Ok(frame),
     }
@@ -694,7 +741,21 @@ impl Kafka {
         let mut records = Vec::with_capacity(count);
         let read = async {
             while records.len() < count {
-                let message = consumer.recv().await.map_err(client_error)?;
+                // librdkafka recovers from connection and leader errors by
+                // itself (a broker restarting); they are in the view, and a
+                // read that does not recover ends in the timeout naming them.
+                let message = match consumer.recv().await {
+                    Ok(message) => message,
+                    Err(e) => {
+                        self.access
+                            .relay
+                            .state
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .note(format!("consumer: {e}"));
+                        continue;
+                    }
+                };
                 records.push(Record {
                     topic: message.topic().to_owned(),
                     partition: message.partition(),

@@ -424,6 +424,36 @@ impl rdkafka::consumer::ConsumerContext for GroupContext {
 
 type GroupConsumer = StreamConsumer<GroupContext>;
 
+/// Logs the consumer's errors, a repeat of the last one at most every 10 s
+/// with how many were not printed: while a broker restarts librdkafka reports
+/// every failed reconnect.
+#[derive(Default)]
+struct ErrorLog {
+    last: String,
+    printed: Option<Instant>,
+    repeats: u64,
+}
+
+impl ErrorLog {
+    fn note(&mut self, error: &rdkafka::error::KafkaError) {
+        let text = error.to_string();
+        let recent = self
+            .printed
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(10));
+        if text == self.last && recent {
+            self.repeats += 1;
+            return;
+        }
+        if self.repeats > 0 {
+            eprintln!("kafka: {} (repeated {} times)", self.last, self.repeats);
+        }
+        eprintln!("kafka: {text}");
+        self.last = text;
+        self.printed = Some(Instant::now());
+        self.repeats = 0;
+    }
+}
+
 /// Writes batches in order, retrying each until InfluxDB acknowledges it, then
 /// commits its offsets (asynchronously). Ends when the channel closes, returning
 /// every offset it committed, for a last synchronous commit.
@@ -515,15 +545,18 @@ async fn run(mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
         consumer.clone(),
         metrics.clone(),
     ));
+    let mut errors = ErrorLog::default();
     'consume: loop {
         let mut batch = Batch::default();
         // The first record of a batch: wait as long as it takes.
         tokio::select! {
             received = consumer.recv() => match received {
                 Ok(message) => batch.add(&message, &metrics),
+                // Reported, not waited on: librdkafka recovers by itself, and
+                // the group's rebalance events queue behind these (a pause per
+                // error held a new member's assignment back ~20 s).
                 Err(e) => {
-                    eprintln!("kafka: {e}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    errors.note(&e);
                     continue;
                 }
             },
@@ -535,7 +568,7 @@ async fn run(mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
             match tokio::time::timeout_at(linger_until, consumer.recv()).await {
                 Ok(Ok(message)) => batch.add(&message, &metrics),
                 Ok(Err(e)) => {
-                    eprintln!("kafka: {e}");
+                    errors.note(&e);
                     break;
                 }
                 Err(_) => break,
