@@ -15,6 +15,10 @@
 //! topic and the harness's view of the forwards (which pods, which local ports,
 //! how many connections, the last relay and client errors).
 
+/// The rdkafka this module is built on, for clients the harness does not wrap
+/// (made with [`KafkaAccess::client_config`] and [`KafkaAccess::context`]).
+pub use rdkafka;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -923,9 +927,27 @@ impl Kafka {
             for p in &partitions {
                 wanted.add_partition(&topic, p.id);
             }
-            let committed = consumer
-                .committed_offsets(wanted, Duration::from_secs(10))
-                .map_err(client_error)?;
+            // A group coordinator that is still loading or moving (a broker
+            // just started or restarted) answers so for a few seconds.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let committed = loop {
+                match consumer.committed_offsets(wanted.clone(), Duration::from_secs(10)) {
+                    Err(e)
+                        if std::time::Instant::now() < deadline
+                            && matches!(
+                                e.rdkafka_error_code(),
+                                Some(
+                                    rdkafka::types::RDKafkaErrorCode::NotCoordinator
+                                        | rdkafka::types::RDKafkaErrorCode::CoordinatorLoadInProgress
+                                        | rdkafka::types::RDKafkaErrorCode::CoordinatorNotAvailable
+                                )
+                            ) =>
+                    {
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                    outcome => break outcome.map_err(client_error)?,
+                }
+            };
             Ok(committed
                 .elements()
                 .iter()
