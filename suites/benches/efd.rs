@@ -15,12 +15,13 @@
 //! `EFD_BENCH_CONNECTORS=C` for the topics' partitions and the connector
 //! replicas, default 1 and 1). Figures are printed, never asserted; the broker's
 //! start and its resident memory (its process on this machine, for the
-//! embedded cluster) are among them.
+//! embedded cluster) are among them, and InfluxDB's.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use testware::namespace::TestNamespace;
 use testware::status::WorkloadKind;
 use testware::wait::{rolled_out, wait_until};
@@ -83,13 +84,14 @@ async fn run(config: &Arc<RunConfig>, ns: &TestNamespace, shape: &Shape) -> anyh
         shape.connectors
     );
     let stack = EfdStack::connect(&deployment, "efd").await?;
-    broker_memory("after the install");
+    start_times(ns, &["efd-kafka-0", "efd-influxdb-0"]).await?;
+    server_memory("after the install");
     warm_up(&stack, &config.run_id).await?;
 
     latency(&stack, &config.run_id).await?;
     sustained(&stack, &config.run_id).await?;
     burst_drain(&stack, ns, &config.run_id, shape).await?;
-    broker_memory("after the burst");
+    server_memory("after the burst");
     Ok(())
 }
 
@@ -123,18 +125,23 @@ async fn warm_up(stack: &EfdStack, run: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints the broker process's resident and peak memory, found among this
-/// machine's processes (the embedded cluster runs pods as host processes).
-fn broker_memory(when: &str) {
+/// Prints the resident and peak memory of the broker (`kafka.Kafka`) and
+/// InfluxDB (`influxd`) processes, found among this machine's processes (the
+/// embedded cluster runs pods as host processes).
+fn server_memory(when: &str) {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return;
     };
     for entry in entries.flatten() {
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if !cmdline.contains("kafka.Kafka ") {
+        let server = if cmdline.contains("kafka.Kafka ") {
+            "Apache Kafka"
+        } else if cmdline.starts_with("/usr/bin/influxd") {
+            "InfluxDB"
+        } else {
             continue;
-        }
+        };
         let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
         let field = |name: &str| {
             status
@@ -145,11 +152,31 @@ fn broker_memory(when: &str) {
                 .map_or(0, |kb| kb / 1024)
         };
         println!(
-            "broker memory {when}: {} MiB resident, {} MiB peak",
+            "{server} memory {when}: {} MiB resident, {} MiB peak",
             field("VmRSS:"),
             field("VmHWM:")
         );
     }
+}
+
+/// Prints how long each pod of `pods` took from its start to Ready (the
+/// broker's includes formatting its storage in the init container).
+async fn start_times(ns: &TestNamespace, pods: &[&str]) -> anyhow::Result<()> {
+    for name in pods {
+        let pod = ns.api::<Pod>().get(name).await?;
+        let status = pod.status.unwrap_or_default();
+        let ready = status
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "Ready" && c.status == "True")
+            .and_then(|c| c.last_transition_time);
+        if let (Some(started), Some(ready)) = (status.start_time, ready) {
+            let seconds = ready.0.duration_since(started.0).as_secs_f64();
+            println!("pod {name}: Ready {seconds:.1} s after it started");
+        }
+    }
+    Ok(())
 }
 
 /// Records produced one by one at a steady rate; a poller notes when each

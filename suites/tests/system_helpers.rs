@@ -55,6 +55,19 @@ async fn broker(ctx: &Ctx, charts: &ChartSet) -> anyhow::Result<(Kafka, impl Dro
     Ok((client, Running(Some(container), Some(dir))))
 }
 
+/// InfluxDB of the chart's image with database `helpers`, and a client of it.
+async fn influxdb(
+    ctx: &Ctx,
+    charts: &ChartSet,
+) -> anyhow::Result<(
+    testcontainers::ContainerAsync<testcontainers::GenericImage>,
+    Influx,
+)> {
+    let images = ChartImages::of(charts).await?;
+    let [http, rpc] = free_ports::<2>()?;
+    start_influxdb(ctx, &images, (http, rpc), "helpers").await
+}
+
 /// Keyed records through `produce_all`, `describe_topic` and `read_log`: every
 /// record comes back once with its key, a key always lands on one partition,
 /// and the watermarks count what was written. Creating the topic twice is fine.
@@ -182,9 +195,7 @@ async fn influx_helper_writes_queries_and_counts(
     ctx: Ctx,
     charts: Arc<ChartSet>,
 ) -> anyhow::Result<()> {
-    let images = ChartImages::of(&charts).await?;
-    let [http, rpc] = free_ports::<2>()?;
-    let (_container, influx) = start_influxdb(&ctx, &images, (http, rpc), "helpers").await?;
+    let (_container, influx) = influxdb(&ctx, &charts).await?;
     let lines: String = (0..20)
         .map(|i| {
             format!(
@@ -259,9 +270,7 @@ async fn influx_helper_errors_carry_influxdbs_message(
     ctx: Ctx,
     charts: Arc<ChartSet>,
 ) -> anyhow::Result<()> {
-    let images = ChartImages::of(&charts).await?;
-    let [http, rpc] = free_ports::<2>()?;
-    let (_container, influx) = start_influxdb(&ctx, &images, (http, rpc), "helpers").await?;
+    let (_container, influx) = influxdb(&ctx, &charts).await?;
 
     let parse = influx
         .query("SELEC nothing")

@@ -706,10 +706,10 @@ mod tests {
 
     #[test]
     fn podman_loads_name_what_they_loaded() {
-        let out = "Getting image source signatures\nLoaded image: localhost/tansu:0.6.0\nLoaded image(s): localhost/a:1, localhost/b:2\n";
+        let out = "Getting image source signatures\nLoaded image: localhost/kafka:4.4.0\nLoaded image(s): localhost/a:1, localhost/b:2\n";
         assert_eq!(
             loaded_references(out),
-            vec!["localhost/tansu:0.6.0", "localhost/a:1", "localhost/b:2"]
+            vec!["localhost/kafka:4.4.0", "localhost/a:1", "localhost/b:2"]
         );
     }
 }

@@ -464,32 +464,26 @@ fn rewrite(relay: &Arc<Relay>, key: ApiKey, version: i16, frame: Bytes) -> Resul
         }
         // Most of these name no broker: passed on as they came.
         ApiKey::Produce => {
-            let mut answer = ProduceResponse::decode(&mut body, version)
-                .map_err(|e| format!("decoding a Produce v{version} answer: {e}"))?;
-            if answer.node_endpoints.is_empty() {
-                return Ok(frame);
+            match relocate_leaders::<ProduceResponse>(relay, &mut body, version, &mut out, |a| {
+                a.node_endpoints
+                    .iter_mut()
+                    .map(|n| (&mut n.host, &mut n.port))
+                    .collect()
+            })? {
+                Some(n) => addresses += n as u64,
+                None => return Ok(frame),
             }
-            for node in &mut answer.node_endpoints {
-                (node.host, node.port) = local_address(relay, &node.host, node.port)?;
-                addresses += 1;
-            }
-            answer
-                .encode(&mut out, version)
-                .map_err(|e| format!("encoding a Produce answer: {e}"))?;
         }
         ApiKey::Fetch => {
-            let mut answer = FetchResponse::decode(&mut body, version)
-                .map_err(|e| format!("decoding a Fetch v{version} answer: {e}"))?;
-            if answer.node_endpoints.is_empty() {
-                return Ok(frame);
+            match relocate_leaders::<FetchResponse>(relay, &mut body, version, &mut out, |a| {
+                a.node_endpoints
+                    .iter_mut()
+                    .map(|n| (&mut n.host, &mut n.port))
+                    .collect()
+            })? {
+                Some(n) => addresses += n as u64,
+                None => return Ok(frame),
             }
-            for node in &mut answer.node_endpoints {
-                (node.host, node.port) = local_address(relay, &node.host, node.port)?;
-                addresses += 1;
-            }
-            answer
-                .encode(&mut out, version)
-                .map_err(|e| format!("encoding a Fetch answer: {e}"))?;
         }
         _ => return Ok(frame),
     }
@@ -499,6 +493,36 @@ fn rewrite(relay: &Arc<Relay>, key: ApiKey, version: i16, frame: Bytes) -> Resul
         .unwrap_or_else(|p| p.into_inner())
         .rewritten += addresses;
     Ok(out.freeze())
+}
+
+/// Decodes an answer of type `T` from `body`, points the broker addresses
+/// `nodes` picks out of it at their forwards and encodes it into `out`;
+/// returns how many it rewrote, or `None` (nothing encoded) when it names none.
+fn relocate_leaders<T: Decodable + Encodable>(
+    relay: &Arc<Relay>,
+    body: &mut Bytes,
+    version: i16,
+    out: &mut BytesMut,
+    nodes: impl FnOnce(&mut T) -> Vec<(&mut StrBytes, &mut i32)>,
+) -> Result<Option<usize>, String> {
+    let name = std::any::type_name::<T>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("answer");
+    let mut answer =
+        T::decode(body, version).map_err(|e| format!("decoding a {name} v{version}: {e}"))?;
+    let addresses = nodes(&mut answer);
+    if addresses.is_empty() {
+        return Ok(None);
+    }
+    let count = addresses.len();
+    for (host, port) in addresses {
+        (*host, *port) = local_address(relay, host, *port)?;
+    }
+    answer
+        .encode(out, version)
+        .map_err(|e| format!("encoding a {name}: {e}"))?;
+    Ok(Some(count))
 }
 
 /// The local (host, port) for an advertised broker address. The pod is the first
