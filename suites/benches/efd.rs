@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
+use suites::processes::{efd_server, memory_of};
 use testware::namespace::TestNamespace;
 use testware::status::WorkloadKind;
 use testware::wait::{rolled_out, wait_until};
@@ -129,32 +130,10 @@ async fn warm_up(stack: &EfdStack, run: &str) -> anyhow::Result<()> {
 /// InfluxDB (`influxd`) processes, found among this machine's processes (the
 /// embedded cluster runs pods as host processes).
 fn server_memory(when: &str) {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let server = if cmdline.contains("kafka.Kafka ") {
-            "Apache Kafka"
-        } else if cmdline.starts_with("/usr/bin/influxd") {
-            "InfluxDB"
-        } else {
-            continue;
-        };
-        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-                .map_or(0, |kb| kb / 1024)
-        };
+    for server in memory_of(efd_server) {
         println!(
-            "{server} memory {when}: {} MiB resident, {} MiB peak",
-            field("VmRSS:"),
-            field("VmHWM:")
+            "{} memory {when}: {} MiB resident, {} MiB peak",
+            server.name, server.resident_mib, server.peak_mib
         );
     }
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 pub mod containers;
 pub mod efd_containers;
+pub mod processes;
 
 /// The repository root: of the checkout the suite runs in, as cargo tells the
 /// running test or bench (`CARGO_MANIFEST_DIR`), not the one its binary was

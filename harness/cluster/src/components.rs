@@ -384,7 +384,10 @@ failSwapOn: false
 clusterDNS: ["{DNS_IP}"]
 clusterDomain: cluster.local
 serializeImagePulls: false
-imageGCHighThresholdPercent: 99
+# No image garbage collection (100 turns it off): without a registry an image
+# removed cannot be pulled back, and a disk passing 99% (a build beside the
+# cluster) once took the pause image and every pod with it.
+imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 95
 # Absolute floors, not shares: 1% of a large shared disk is gigabytes that builds
 # beside the cluster may well use (kind sets these to 0% for the same reason).
