@@ -420,6 +420,28 @@ async fn two_connectors_share_partitions_exactly_once(ctx: Ctx) -> anyhow::Resul
     .await?;
     let topic = stack.kafka.describe_topic(SCALARS).await?;
     check_eq!(topic.partitions.len(), 4, "partitions of {SCALARS}");
+    // Ready replicas join the group in their own time (the first may take
+    // every partition before the second is in): records go once both hold some.
+    wait_until(
+        "both connector replicas holding partitions",
+        ctx.deadline().cap(Duration::from_secs(60)),
+        || async {
+            let metrics = stack.connector_metrics().await.map_err(|e| e.to_string())?;
+            let holding = metrics
+                .iter()
+                .filter(|(_, m)| m["partitions"].as_array().is_some_and(|p| !p.is_empty()))
+                .count();
+            if metrics.len() == 2 && holding == 2 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{holding} of {} replicas hold partitions",
+                    metrics.len()
+                ))
+            }
+        },
+    )
+    .await?;
     let mut generator = RecordGenerator::new(&ctx.config.run_id);
     let mut records: Vec<EfdRecord> = (0..2000).map(|_| generator.scalars(SCALARS)).collect();
     produce_keyed(&stack, &records).await?;
@@ -488,18 +510,25 @@ async fn produce_keyed(stack: &EfdStack, records: &[EfdRecord]) -> anyhow::Resul
 /// producer had acknowledged is in the log once and in InfluxDB once; the
 /// producer's longest wait and the catch-up are printed.
 ///
-/// Counter-proof: `EFD_FAULT_PRODUCER=unsafe` runs the same case with a
-/// producer without those guarantees (`acks=1`, no idempotence) — records
-/// acknowledged by the dying leader alone are lost, and retried requests whose
-/// answer was lost are written twice, and the case fails naming them.
+/// Counter-proofs, the same case with a producer without one guarantee:
+/// `EFD_FAULT_PRODUCER=acks1` (`acks=1`, which rules idempotence out too):
+/// records acknowledged by the dying leader alone are lost;
+/// `EFD_FAULT_PRODUCER=not-idempotent` (`acks=all`): a retried request whose
+/// answer died with the leader can be written twice. The case fails naming
+/// the records.
 async fn partition_leader_killed_every_record_once(ctx: Ctx) -> anyhow::Result<()> {
     let ns = ctx.create_namespace().await?;
     let stack = install_from(&ctx, &ns, "ci/three-brokers.yaml", &[]).await?;
     let producer = match std::env::var("EFD_FAULT_PRODUCER").as_deref() {
-        Ok("unsafe") => stack
+        Ok("acks1") => stack
             .kafka
             .producer_with(&[("acks", "1"), ("enable.idempotence", "false")])?,
-        Ok(other) => anyhow::bail!("EFD_FAULT_PRODUCER={other}: only `unsafe` is known"),
+        Ok("not-idempotent") => stack
+            .kafka
+            .producer_with(&[("enable.idempotence", "false")])?,
+        Ok(other) => {
+            anyhow::bail!("EFD_FAULT_PRODUCER={other}: `acks1` and `not-idempotent` are known")
+        }
         Err(_) => stack.kafka.producer_with(&[])?,
     };
     let before = stack.kafka.describe_topic(SCALARS).await?;
