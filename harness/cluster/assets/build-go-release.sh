@@ -71,7 +71,7 @@ case "$PROJECT" in
     # Flux's engine (libflux) is Rust, linked through cgo: InfluxData's
     # pkg-config wrapper answers `pkg-config flux` by building it with cargo
     # (from crates.io) into GOCACHE. Flux pins an older Rust in its
-    # rust-toolchain.toml; the machine's stable one builds it.
+    # rust-toolchain.toml; the machine's default one builds it.
     cgo=1
     build_tools=(github.com/influxdata/pkg-config)
     ldflags+=" -X main.version=$VERSION -X main.branch=$major.$minor"
@@ -135,8 +135,15 @@ for t in "${build_tools[@]}"; do
     || { tail -n 30 "$work/build.log" >&2; die "building $t for $PROJECT $VERSION failed (log above)"; }
 done
 if [ "$PROJECT" = influxdb ]; then
-  export PKG_CONFIG="$work/pkg-config" RUSTUP_TOOLCHAIN=stable
   command -v cargo >/dev/null || die "cargo is needed to build Flux's library for influxd (hint: install Rust)"
+  export PKG_CONFIG="$work/pkg-config"
+  # Flux's rust-toolchain.toml names 1.83, which rustup would fetch: the
+  # machine's default toolchain builds it instead (without rustup there is
+  # nothing to override).
+  if command -v rustup >/dev/null; then
+    RUSTUP_TOOLCHAIN="$(rustup default 2>/dev/null | cut -d' ' -f1)"
+    export RUSTUP_TOOLCHAIN="${RUSTUP_TOOLCHAIN:-stable}"
+  fi
 fi
 log "$PROJECT $VERSION: building ${packages[*]} ($took cold, once)"
 started=$(date +%s)

@@ -26,9 +26,9 @@
 //!
 //! SIGTERM: the batch in flight is finished and committed, then the process ends.
 //!
-//! `efd-connector create-topics --brokers B [--partitions N] [--replication-factor R]
-//! TOPIC...` creates
-//! topics (existing ones are fine), retrying until the broker answers.
+//! `efd-connector create-topics --brokers B [--partitions N]
+//! [--replication-factor R] TOPIC...` creates topics (existing ones are fine),
+//! retrying until the broker answers.
 //! `efd-connector write-points …` measures InfluxDB's own write rate (benchmarks).
 
 use std::collections::BTreeMap;
